@@ -1,0 +1,23 @@
+# The two everyday commands: `make demo` starts a complete system, `make test` runs the tests.
+PORT ?= 8765
+HOME_DIR ?= $(HOME)/.arctern
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint bootstrap
+
+bootstrap:
+	@scripts/bootstrap
+
+demo: bootstrap
+	.venv/bin/arctern serve --demo --home $(HOME_DIR) --port $(PORT)
+
+test: bootstrap
+	@scripts/system-deps
+	.venv/bin/ruff check src tests
+	.venv/bin/mypy
+	.venv/bin/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+lint: bootstrap
+	.venv/bin/ruff check src tests
+	.venv/bin/ruff format --check src tests
+	.venv/bin/mypy

@@ -1,0 +1,63 @@
+"""Composition root: settings → database → services → one ASGI application.
+
+Auth is mounted under ``/auth``, Transfer under ``/transfer`` (each with its own error format),
+the browser UI under ``/``. ``arctern serve`` also runs the embedded worker pool here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.middleware.sessions import SessionMiddleware
+
+from arctern.auth.app import create_auth_app
+from arctern.auth.verifier import TokenVerifier
+from arctern.config import Settings
+from arctern.context import AppContext
+from arctern.transfer.app import create_transfer_app
+from arctern.web.routes import create_web_router
+from arctern.worker.pool import WorkerPool
+
+
+def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI:
+    ctx = AppContext.from_settings(settings)
+    verifier = TokenVerifier(ctx)
+    embedded = settings.embedded_worker if run_worker is None else run_worker
+    pool = WorkerPool(ctx) if embedded else None
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if pool is not None:
+            await pool.start()
+        try:
+            yield
+        finally:
+            if pool is not None:
+                await pool.stop()
+            await ctx.db.dispose()
+
+    app = FastAPI(title="Arctern", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key or "",
+        session_cookie="arctern_session",
+        same_site="lax",
+        https_only=settings.base_url.startswith("https://"),
+    )
+    app.mount("/auth", create_auth_app(ctx))
+    app.mount("/transfer", create_transfer_app(ctx, verifier))
+    app.include_router(create_web_router(ctx, verifier))
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

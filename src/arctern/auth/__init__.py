@@ -1,0 +1,1 @@
+"""Globus Auth-compatible OAuth2/OIDC authorization service and the developer console API."""

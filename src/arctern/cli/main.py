@@ -1,0 +1,96 @@
+"""Wires the command groups together; each command is a thin call into a service."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from arctern.cli import collections, identity
+from arctern.config import Settings, ensure_home, load_settings
+from arctern.db.migrate import upgrade
+
+app = typer.Typer(
+    help="Arctern: a self-hosted research data transfer service that speaks the Globus APIs.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+app.add_typer(identity.user_app, name="user")
+app.add_typer(identity.idp_app, name="idp")
+app.add_typer(collections.app, name="collection")
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", envvar="ARCTERN_HOME", help="State directory (default ~/.arctern)."),
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database",
+        envvar="ARCTERN_DATABASE_URL",
+        help="SQLAlchemy URL, e.g. postgresql+asyncpg://user:pw@host/db (default: SQLite in home).",
+    ),
+]
+
+
+def prepare(home: Path | None, database: str | None, **overrides: object) -> Settings:
+    """Settings for a command: the home exists, the schema is current."""
+    settings = ensure_home(load_settings(home=home, database_url=database, **overrides))
+    upgrade(settings.resolved_database_url)
+    return settings
+
+
+@app.command()
+def serve(
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
+    public_url: Annotated[
+        str | None, typer.Option(help="URL clients use, when behind a reverse proxy.")
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Create a demo user and demo collections.")
+    ] = False,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Run the embedded transfer workers.")
+    ] = True,
+) -> None:
+    """Start the server: Auth, Transfer, the web UI and (by default) transfer workers."""
+    from arctern.app import create_app
+    from arctern.demo import seed_demo
+
+    settings = prepare(
+        home, database, host=host, port=port, public_url=public_url, embedded_worker=worker
+    )
+    if demo:
+        lines = asyncio.run(seed_demo(settings))
+        for line in lines:
+            typer.echo(line)
+    typer.echo(f"Arctern is serving on {settings.base_url}")
+    typer.echo("Point globus-sdk and globus-cli at it with:")
+    typer.echo("  export GLOBUS_SDK_ENVIRONMENT=arctern")
+    typer.echo(f"  export GLOBUS_SDK_SERVICE_URL_AUTH={settings.auth_url}")
+    typer.echo(f"  export GLOBUS_SDK_SERVICE_URL_TRANSFER={settings.transfer_url}")
+    typer.echo(f"Developer console: {settings.base_url}/developers")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def migrate(home: HomeOption = None, database: DatabaseOption = None) -> None:
+    """Apply database migrations (done automatically by serve and worker too)."""
+    settings = prepare(home, database)
+    typer.echo(f"Database is up to date: {settings.resolved_database_url}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,135 @@
+"""Settings, read once: environment (ARCTERN_*) > config file (arctern.toml in the home) > defaults.
+
+This is the only module that reads ``os.environ``; everything else receives a ``Settings``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path.home() / ".arctern"
+
+
+class Settings(BaseSettings):
+    """Everything configurable about one Arctern process."""
+
+    model_config = SettingsConfigDict(env_prefix="ARCTERN_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home, description="State directory")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite in the home"
+    )
+    host: str = "127.0.0.1"
+    port: int = 8765
+    public_url: str | None = Field(
+        default=None, description="URL clients use to reach this server (default http://HOST:PORT)"
+    )
+
+    # Embedded worker pool inside `arctern serve`.
+    embedded_worker: bool = True
+    worker_concurrency: int = 4
+    worker_name: str | None = None
+    lease_seconds: float = 30.0
+    progress_flush_seconds: float = 1.0
+
+    # Auth.
+    secret_key: str | None = Field(default=None, description="Signs sessions; kept in the home")
+    access_token_lifetime: int = 48 * 3600
+    refresh_token_lifetime: int = 180 * 24 * 3600
+    authorization_code_lifetime: int = 600
+    argon2_time_cost: int = 3
+    argon2_memory_cost: int = 65536
+    login_attempts_per_minute: int = 10
+    clock_offset_file: Path | None = Field(
+        default=None, description="Test-only: a file holding seconds added to the clock"
+    )
+
+    # Demo data for the tutorial.
+    demo: bool = False
+    demo_password: str | None = None
+
+    # Test-only fault injection (never enable in production).
+    fault_injection: str | None = None
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.home / 'arctern.db'}"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def auth_url(self) -> str:
+        return f"{self.base_url}/auth/"
+
+    @property
+    def transfer_url(self) -> str:
+        return f"{self.base_url}/transfer/"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlFileSource(settings_cls))
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """Reads ``$ARCTERN_CONFIG`` or ``<home>/arctern.toml`` when present."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        import os
+
+        path_text = os.environ.get("ARCTERN_CONFIG")
+        if path_text:
+            path = Path(path_text)
+        else:
+            home = os.environ.get("ARCTERN_HOME")
+            path = (Path(home) if home else _default_home()) / "arctern.toml"
+        if not path.is_file():
+            return {}
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+        return dict(data.get("arctern", data))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from env + file, with explicit overrides (e.g. CLI flags) winning."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)
+
+
+def ensure_home(settings: Settings) -> Settings:
+    """Create the home directory and a persistent secret key; return settings with the key set."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    if settings.secret_key:
+        return settings
+    key_file = settings.home / "secret.key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(48))
+        key_file.chmod(0o600)
+    return settings.model_copy(update={"secret_key": key_file.read_text().strip()})

@@ -1,0 +1,89 @@
+"""The connector protocol every storage backend implements, and the types it speaks.
+
+Paths given to a connector are collection paths: absolute, ``/``-separated, relative to the
+collection root (``/`` is the root). A connector must never touch anything outside its root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+FileType = Literal["file", "dir", "link"]
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    name: str
+    path: str
+    type: FileType
+    size: int
+    mtime: float  # seconds since the epoch, UTC
+    permissions: int = 0o644
+    user: str = ""
+    group: str = ""
+    link_target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend can do; the engine falls back where it cannot."""
+
+    write_at_offset: bool = True  # random-access writes (POSIX); else multipart parts (S3)
+    rename: bool = True  # atomic rename; S3 emulates with copy + delete
+    native_checksums: tuple[str, ...] = ()  # algorithms the store computes itself
+    set_mtime: bool = True
+    local_path: bool = False  # exposes real filesystem paths (copy_file_range fast path)
+    min_part_size: int = 0
+    max_parts: int = 0
+
+
+@dataclass(slots=True)
+class WriteState:
+    """Resumable state of an open write, persisted by the worker between chunks."""
+
+    temp_path: str
+    upload_id: str | None = None
+    parts: dict[int, str] = field(default_factory=dict)  # part number -> etag
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """One collection's storage. Errors raised are from ``arctern.connectors.errors``."""
+
+    capabilities: Capabilities
+
+    async def stat(self, path: str) -> FileInfo: ...
+
+    def list(self, path: str) -> AsyncIterator[FileInfo]: ...
+
+    async def mkdir(self, path: str, *, parents: bool = False, exist_ok: bool = False) -> None: ...
+
+    async def rename(self, old: str, new: str) -> None: ...
+
+    async def delete(self, path: str, *, recursive: bool = False) -> None: ...
+
+    async def read(self, path: str, offset: int, length: int) -> bytes: ...
+
+    async def begin_write(
+        self, path: str, size: int, *, resume: WriteState | None = None
+    ) -> WriteState:
+        """Prepare a hidden temporary object for ``path``; resume a previous one if given."""
+        ...
+
+    async def write(self, state: WriteState, offset: int, data: bytes | memoryview) -> None: ...
+
+    async def commit_write(
+        self, state: WriteState, path: str, *, mtime: float | None = None
+    ) -> None:
+        """Make the temporary object visible under ``path`` atomically (rename into place)."""
+        ...
+
+    async def abort_write(self, state: WriteState) -> None: ...
+
+    async def checksum(self, path: str, algorithm: str) -> str | None:
+        """The store's own checksum when it has one for ``algorithm``; else None."""
+        ...
+
+    async def close(self) -> None: ...

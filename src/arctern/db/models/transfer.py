@@ -1,0 +1,163 @@
+"""Collections, access rules, bookmarks and tasks (the transfer service owns these tables).
+
+The worker updates a task's counters and status; the transfer API renders them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from arctern.db.base import Base, BigIntPK, UTCDateTime, new_uuid
+
+
+class Collection(Base):
+    """A storage root exposed as a Globus collection (endpoint)."""
+
+    __tablename__ = "collections"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    display_name: Mapped[str] = mapped_column(String(300), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("identities.id"))
+    # "posix", "s3", "memory"; ``root`` is a directory for posix, bucket[/prefix] for s3.
+    connector: Mapped[str] = mapped_column(String(20), default="posix")
+    root: Mapped[str] = mapped_column(Text)
+    # Connector options; secrets inside are encrypted and never rendered by any API.
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    default_directory: Mapped[str] = mapped_column(String(1000), default="/~/")
+    organization: Mapped[str] = mapped_column(String(300), default="")
+    department: Mapped[str] = mapped_column(String(300), default="")
+    keywords: Mapped[str] = mapped_column(String(1000), default="")
+    contact_email: Mapped[str] = mapped_column(String(300), default="")
+    info_link: Mapped[str] = mapped_column(String(1000), default="")
+    public: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AclRule(Base):
+    """Grants ``r`` or ``rw`` on a path (and beneath it) to an identity or to everyone."""
+
+    __tablename__ = "acl_rules"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    collection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    # "identity", "all_authenticated_users" or "anonymous".
+    principal_type: Mapped[str] = mapped_column(String(40))
+    principal: Mapped[str] = mapped_column(String(100), default="")
+    path: Mapped[str] = mapped_column(String(4000))  # absolute, ends with "/"
+    permissions: Mapped[str] = mapped_column(String(2))  # "r" or "rw"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Bookmark(Base):
+    __tablename__ = "bookmarks"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("identities.id"), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    collection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE")
+    )
+    path: Mapped[str] = mapped_column(String(4000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Task(Base):
+    """A transfer or delete task; its counters are the truth the task document shows."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index("ix_tasks_owner_request_time", "owner_id", "request_time"),
+        Index("ix_tasks_status", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    submission_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("identities.id"))
+    type: Mapped[str] = mapped_column(String(10))  # "TRANSFER" | "DELETE"
+    # ACTIVE | INACTIVE | SUCCEEDED | FAILED, exactly as Globus reports them.
+    status: Mapped[str] = mapped_column(String(10), default="ACTIVE")
+    nice_status: Mapped[str | None] = mapped_column(String(60), nullable=True, default="Queued")
+    label: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    source_endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("collections.id"))
+    destination_endpoint_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("collections.id"), nullable=True
+    )
+    # Submission options (sync_level, verify_checksum, preserve_timestamp, filter_rules, …).
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    request_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    completion_time: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    deadline: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # {"code": "CANCELED" | "EXPIRED" | …, "description": "…"} once the task failed.
+    fatal_error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # True once the source tree is fully walked into work records.
+    planned: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    files: Mapped[int] = mapped_column(BigInteger, default=0)
+    directories: Mapped[int] = mapped_column(BigInteger, default=0)
+    symlinks: Mapped[int] = mapped_column(BigInteger, default=0)
+    files_skipped: Mapped[int] = mapped_column(BigInteger, default=0)
+    files_transferred: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_transferred: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_checksummed: Mapped[int] = mapped_column(BigInteger, default=0)
+    subtasks_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    subtasks_pending: Mapped[int] = mapped_column(BigInteger, default=0)
+    subtasks_retrying: Mapped[int] = mapped_column(BigInteger, default=0)
+    subtasks_succeeded: Mapped[int] = mapped_column(BigInteger, default=0)
+    subtasks_failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    subtasks_canceled: Mapped[int] = mapped_column(BigInteger, default=0)
+    subtasks_expired: Mapped[int] = mapped_column(BigInteger, default=0)
+    subtasks_skipped_errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    faults: Mapped[int] = mapped_column(Integer, default=0)
+    # Seconds the task spent actually moving data, for effective_bytes_per_second.
+    active_seconds: Mapped[float] = mapped_column(default=0.0)
+
+
+class TaskItem(Base):
+    """One submitted DATA item, in submission order."""
+
+    __tablename__ = "task_items"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    source_path: Mapped[str] = mapped_column(Text)  # delete tasks: the path to delete
+    destination_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    recursive: Mapped[bool] = mapped_column(Boolean, default=False)
+    external_checksum: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    checksum_algorithm: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+class TaskEvent(Base):
+    """An entry of the task's event list (progress, faults, errors)."""
+
+    __tablename__ = "task_events"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), index=True
+    )
+    time: Mapped[datetime] = mapped_column(UTCDateTime())
+    code: Mapped[str] = mapped_column(String(60))
+    description: Mapped[str] = mapped_column(String(300))
+    details: Mapped[str] = mapped_column(Text, default="")
+    is_error: Mapped[bool] = mapped_column(Boolean, default=False)

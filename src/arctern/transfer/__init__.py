@@ -1,0 +1,1 @@
+"""Globus Transfer v0.10-compatible API: collections, file operations, tasks, ACLs, bookmarks."""

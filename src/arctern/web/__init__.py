@@ -1,0 +1,1 @@
+"""Browser UI: developer console, file manager, activity."""

@@ -1,0 +1,1 @@
+"""Claims leased work from the database, runs the engine, persists progress, honours cancel."""

@@ -1,0 +1,1 @@
+"""Notebook helpers for Arctern (and Globus) on top of globus-sdk."""

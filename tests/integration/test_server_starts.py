@@ -1,0 +1,17 @@
+"""The server starts on an empty home and answers its health and metrics endpoints."""
+
+import httpx
+
+from tests.support.server import LiveServer
+
+
+def test_health_and_metrics(server: LiveServer) -> None:
+    assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}
+    metrics = httpx.get(f"{server.url}/metrics")
+    assert metrics.status_code == 200
+    assert "python_info" in metrics.text
+
+
+def test_home_is_initialised(server: LiveServer) -> None:
+    assert (server.home / "arctern.db").exists()
+    assert (server.home / "secret.key").stat().st_mode & 0o077 == 0

@@ -1,0 +1,130 @@
+"""Runs a real ``arctern serve`` process on a free loopback port for integration tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+DEMO_PASSWORD = "demo-password-for-tests"
+DEMO_USERNAME = "researcher@example.edu"
+DEMO_IDP = "Example University"
+ARCTERN = str(Path(sys.executable).with_name("arctern"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    """A started server; ``env`` is what its processes and admin commands run with."""
+
+    home: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            ARCTERN_HOME=str(self.home),
+            ARCTERN_DEMO_PASSWORD=DEMO_PASSWORD,
+            # Cheap password hashing: tests log in many times on two cores.
+            ARCTERN_ARGON2_TIME_COST="1",
+            ARCTERN_ARGON2_MEMORY_COST="8192",
+            ARCTERN_CLOCK_OFFSET_FILE=str(self.home / "clock-offset"),
+            ARCTERN_LOGIN_ATTEMPTS_PER_MINUTE="1000",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def client_env(self, user_home: Path) -> dict[str, str]:
+        """Environment for globus-sdk / globus-cli processes talking to this server."""
+        env = dict(os.environ)
+        env.update(
+            HOME=str(user_home),
+            GLOBUS_SDK_ENVIRONMENT="arctern",
+            GLOBUS_SDK_SERVICE_URL_AUTH=f"{self.url}/auth/",
+            GLOBUS_SDK_SERVICE_URL_TRANSFER=f"{self.url}/transfer/",
+        )
+        return env
+
+    def start(self, *, demo: bool = True, timeout: float = 60.0) -> LiveServer:
+        args = [ARCTERN, "serve", "--home", str(self.home), "--port", str(self.port)]
+        if demo:
+            args.append("--demo")
+        args += self.extra_args
+        log = (self.home / "server.log").open("ab")
+        self.process = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not start:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+
+    def log(self) -> str:
+        path = self.home / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def admin(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run an ``arctern`` admin command against this server's home."""
+        return subprocess.run(
+            [ARCTERN, *args],
+            env=self.env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def set_clock_offset(self, seconds: float) -> None:
+        (self.home / "clock-offset").write_text(str(seconds))
+
+
+def start_server(
+    home: Path,
+    *,
+    demo: bool = True,
+    extra_env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
+) -> LiveServer:
+    home.mkdir(parents=True, exist_ok=True)
+    server = LiveServer(
+        home=home, port=free_port(), extra_env=extra_env or {}, extra_args=extra_args or []
+    )
+    return server.start(demo=demo)
