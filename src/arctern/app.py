@@ -19,7 +19,7 @@ from arctern.auth.verifier import TokenVerifier
 from arctern.config import Settings
 from arctern.context import AppContext
 from arctern.transfer.app import create_transfer_app
-from arctern.web.routes import create_web_router
+from arctern.web.routes import create_web_router, static_files
 from arctern.worker.pool import WorkerPool
 
 
@@ -50,6 +50,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
     )
     app.mount("/auth", create_auth_app(ctx))
     app.mount("/transfer", create_transfer_app(ctx, verifier))
+    app.mount("/static", static_files(), name="static")
     app.include_router(create_web_router(ctx, verifier))
 
     @app.get("/health", include_in_schema=False)
