@@ -13,5 +13,6 @@ def test_health_and_metrics(server: LiveServer) -> None:
 
 
 def test_home_is_initialised(server: LiveServer) -> None:
-    assert (server.home / "arctern.db").exists()
+    on_sqlite = "--database" not in server.extra_args
+    assert (server.home / "arctern.db").exists() == on_sqlite
     assert (server.home / "secret.key").stat().st_mode & 0o077 == 0
