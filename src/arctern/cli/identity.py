@@ -2,7 +2,145 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
 import typer
+
+from arctern.context import AppContext
+from arctern.errors import ArcternError
 
 user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 idp_app = typer.Typer(help="Manage identity providers (institutions).", no_args_is_help=True)
+
+T = TypeVar("T")
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", envvar="ARCTERN_HOME", help="State directory (default ~/.arctern)."),
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option("--database", envvar="ARCTERN_DATABASE_URL", help="SQLAlchemy database URL."),
+]
+
+
+def run_admin(
+    home: Path | None, database: str | None, action: Callable[[AppContext], Awaitable[T]]
+) -> T:
+    """Run one async admin action against the home's database; errors exit 1 with a message."""
+    from arctern.cli.main import prepare
+
+    settings = prepare(home, database)
+
+    async def go() -> T:
+        ctx = AppContext.from_settings(settings)
+        try:
+            return await action(ctx)
+        finally:
+            await ctx.db.dispose()
+
+    try:
+        return asyncio.run(go())
+    except ArcternError as exc:
+        typer.echo(f"Error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+def read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        typer.echo("Error: the password must not be empty", err=True)
+        raise typer.Exit(1)
+    return password
+
+
+@idp_app.command("create")
+def idp_create(
+    name: Annotated[str, typer.Argument(help="Display name, e.g. 'Example University'.")],
+    domain: Annotated[str, typer.Option("--domain", help="Username domain, e.g. example.edu.")],
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Create an identity provider (shown in the login page's Institution list)."""
+    from arctern.auth.admin import create_identity_provider
+
+    provider = run_admin(home, database, lambda ctx: create_identity_provider(ctx, name, domain))
+    typer.echo(str(provider.id))
+
+
+@idp_app.command("list")
+def idp_list(home: HomeOption = None, database: DatabaseOption = None) -> None:
+    """List identity providers."""
+    from sqlalchemy import select
+
+    from arctern.db.models.auth import IdentityProvider
+
+    async def action(ctx: AppContext) -> list[IdentityProvider]:
+        async with ctx.db.session() as session:
+            return list(await session.scalars(select(IdentityProvider).order_by("name")))
+
+    for provider in run_admin(home, database, action):
+        typer.echo(f"{provider.id}  {provider.domain:<24} {provider.name}")
+
+
+@user_app.command("create")
+def user_create(
+    username: Annotated[str, typer.Argument(help="name@domain, or a bare name with --idp.")],
+    idp: Annotated[str | None, typer.Option("--idp", help="Identity provider name.")] = None,
+    name: Annotated[str, typer.Option("--name", help="Full name.")] = "",
+    email: Annotated[str | None, typer.Option("--email", help="Email address.")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Create a local user account; prints the identity id."""
+    from arctern.auth.admin import create_user
+
+    password = read_password(password_stdin)
+    identity = run_admin(
+        home,
+        database,
+        lambda ctx: create_user(ctx, username, password, idp_name=idp, name=name, email=email),
+    )
+    typer.echo(str(identity.id))
+
+
+@user_app.command("set-password")
+def user_set_password(
+    username: Annotated[str, typer.Argument(help="name@domain")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Change a user's password."""
+    from arctern.auth.admin import set_password
+
+    password = read_password(password_stdin)
+    run_admin(home, database, lambda ctx: set_password(ctx, username, password))
+    typer.echo(f"Password changed for {username}")
+
+
+@user_app.command("list")
+def user_list(home: HomeOption = None, database: DatabaseOption = None) -> None:
+    """List user accounts."""
+    from sqlalchemy import select
+
+    from arctern.db.models.auth import Identity
+
+    async def action(ctx: AppContext) -> list[Identity]:
+        async with ctx.db.session() as session:
+            return list(await session.scalars(select(Identity).order_by(Identity.username)))
+
+    for identity in run_admin(home, database, action):
+        typer.echo(f"{identity.id}  {identity.username}")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from arctern.cli import collections, identity
+from arctern.cli import clients, collections, identity
 from arctern.config import Settings, ensure_home, load_settings
 from arctern.db.migrate import upgrade
 
@@ -21,6 +21,7 @@ app = typer.Typer(
 app.add_typer(identity.user_app, name="user")
 app.add_typer(identity.idp_app, name="idp")
 app.add_typer(collections.app, name="collection")
+app.add_typer(clients.app, name="client")
 
 HomeOption = Annotated[
     Path | None,

@@ -1,6 +1,16 @@
 """All ORM models; importing this module registers every table on ``Base.metadata``."""
 
-from arctern.db.models.auth import Identity, IdentityProvider
+from arctern.db.models.auth import (
+    AuthorizationCode,
+    ClientCredential,
+    Consent,
+    Identity,
+    IdentityProvider,
+    LoginFailure,
+    OAuthClient,
+    OAuthToken,
+    Project,
+)
 from arctern.db.models.transfer import (
     AclRule,
     Bookmark,
@@ -12,10 +22,17 @@ from arctern.db.models.transfer import (
 
 __all__ = [
     "AclRule",
+    "AuthorizationCode",
     "Bookmark",
+    "ClientCredential",
     "Collection",
+    "Consent",
     "Identity",
     "IdentityProvider",
+    "LoginFailure",
+    "OAuthClient",
+    "OAuthToken",
+    "Project",
     "Task",
     "TaskEvent",
     "TaskItem",

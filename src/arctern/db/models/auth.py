@@ -1,14 +1,19 @@
-"""Identities and identity providers (the auth service owns these tables)."""
+"""Identities, providers, OAuth clients, projects, codes, tokens and consents (auth owns these).
+
+Secrets (client secrets, authorization codes, access and refresh tokens) are stored only as
+SHA-256 hashes of high-entropy random strings; passwords as argon2 hashes.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from arctern.db.base import Base, UTCDateTime, new_uuid
+from arctern.db.base import Base, BigIntPK, UTCDateTime, new_uuid
 
 
 class IdentityProvider(Base):
@@ -39,3 +44,145 @@ class Identity(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     provider: Mapped[IdentityProvider] = relationship(lazy="joined")
+
+
+class Project(Base):
+    """A developer project grouping OAuth clients; administered by ``admin_ids``."""
+
+    __tablename__ = "auth_projects"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    display_name: Mapped[str] = mapped_column(String(300))
+    contact_email: Mapped[str] = mapped_column(String(300))
+    # Identity ids (strings) allowed to manage the project and its clients.
+    admin_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    admin_group_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OAuthClient(Base):
+    """A registered application: public (native, PKCE) or confidential (has credentials)."""
+
+    __tablename__ = "oauth_clients"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    name: Mapped[str] = mapped_column(String(300))
+    project_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("auth_projects.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("identities.id"), nullable=True, index=True
+    )
+    # Globus client types: "public_installed_client" or "confidential_client".
+    client_type: Mapped[str] = mapped_column(String(40))
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    visibility: Mapped[str] = mapped_column(String(20), default="private")
+    # The template this client was instantiated from (the globus-cli's native template).
+    parent_client: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    required_idp: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    preselect_idp: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    links: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    @property
+    def is_public(self) -> bool:
+        return self.client_type == "public_installed_client"
+
+
+class ClientCredential(Base):
+    """One secret of a confidential client (a client may hold several, like Globus)."""
+
+    __tablename__ = "oauth_client_credentials"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(300), default="")
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuthorizationCode(Base):
+    """A single-use code bound to client, redirect URI, PKCE challenge and scope."""
+
+    __tablename__ = "oauth_authorization_codes"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
+    )
+    identity_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("identities.id"))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)  # root scope strings, space separated
+    code_challenge: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    code_challenge_method: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    nonce: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    access_type: Mapped[str] = mapped_column(String(10), default="online")
+    auth_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class OAuthToken(Base):
+    """One access token (and maybe refresh token) for one resource server."""
+
+    __tablename__ = "oauth_tokens"
+    __table_args__ = (Index("ix_oauth_tokens_identity_client", "identity_id", "client_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    access_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
+    )
+    identity_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("identities.id"), nullable=True
+    )
+    resource_server: Mapped[str] = mapped_column(String(200))
+    scope: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    refresh_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    access_revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    refresh_revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the user last authenticated (carried across refreshes for session_info).
+    auth_time: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The authorization code this token family came from; reused codes revoke the family.
+    code_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+
+
+class Consent(Base):
+    """A scope an identity granted to a client; dependent scopes point at their parent."""
+
+    __tablename__ = "oauth_consents"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    identity_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("identities.id", ondelete="CASCADE"), index=True
+    )
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
+    )
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("oauth_consents.id", ondelete="CASCADE"), nullable=True
+    )
+    scope_name: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="approved")
+    created: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LoginFailure(Base):
+    """A failed password login, counted per username and address to throttle guessing."""
+
+    __tablename__ = "auth_login_failures"
+    __table_args__ = (Index("ix_auth_login_failures_key_time", "username", "address", "time"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(300))
+    address: Mapped[str] = mapped_column(String(100))
+    time: Mapped[datetime] = mapped_column(UTCDateTime())

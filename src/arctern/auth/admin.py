@@ -1,0 +1,135 @@
+"""Administrative operations on providers, users and clients (CLI, demo seeding, tests)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from arctern.auth import registry
+from arctern.auth.hashing import hash_password
+from arctern.context import AppContext
+from arctern.db.models.auth import Identity, IdentityProvider, OAuthClient
+from arctern.errors import Conflict, InvalidRequest, NotFound
+
+
+async def create_identity_provider(ctx: AppContext, name: str, domain: str) -> IdentityProvider:
+    """Register an institution with local accounts; Conflict if the name or domain exists."""
+    name, domain = name.strip(), domain.strip().lower()
+    if not name or not domain or "@" in domain:
+        raise InvalidRequest("An identity provider needs a name and a domain like example.edu")
+    async with ctx.db.session() as session:
+        clash = await session.scalar(
+            select(IdentityProvider).where(
+                (IdentityProvider.name == name) | (IdentityProvider.domain == domain)
+            )
+        )
+        if clash is not None:
+            raise Conflict(f"Identity provider {clash.name} ({clash.domain}) already exists")
+        provider = IdentityProvider(name=name, domain=domain, created_at=ctx.clock.now())
+        session.add(provider)
+    return provider
+
+
+async def _provider_for(
+    session: AsyncSession, username: str, idp_name: str | None
+) -> IdentityProvider:
+    if idp_name is not None:
+        provider = await session.scalar(
+            select(IdentityProvider).where(IdentityProvider.name == idp_name)
+        )
+        if provider is None:
+            raise NotFound(f"No identity provider named {idp_name!r}")
+        return provider
+    if "@" in username:
+        domain = username.rsplit("@", 1)[1].lower()
+        provider = await session.scalar(
+            select(IdentityProvider).where(IdentityProvider.domain == domain)
+        )
+        if provider is None:
+            raise NotFound(f"No identity provider for the domain {domain!r}")
+        return provider
+    providers = list(await session.scalars(select(IdentityProvider)))
+    if len(providers) != 1:
+        raise InvalidRequest("Say which identity provider the user belongs to (--idp)")
+    return providers[0]
+
+
+async def create_user(
+    ctx: AppContext,
+    username: str,
+    password: str,
+    *,
+    idp_name: str | None = None,
+    name: str = "",
+    email: str | None = None,
+) -> Identity:
+    """Create a local account; a bare username gets the provider's domain appended."""
+    username = username.strip()
+    if not username or not password:
+        raise InvalidRequest("A user needs a username and a non-empty password")
+    password_hash = hash_password(ctx.settings, password)
+    async with ctx.db.session() as session:
+        provider = await _provider_for(session, username, idp_name)
+        if "@" not in username:
+            username = f"{username}@{provider.domain}"
+        elif username.rsplit("@", 1)[1].lower() != provider.domain:
+            raise InvalidRequest(f"{username} is not in the domain {provider.domain}")
+        existing = await session.scalar(select(Identity).where(Identity.username == username))
+        if existing is not None:
+            raise Conflict(f"User {username} already exists")
+        identity = Identity(
+            provider_id=provider.id,
+            username=username,
+            name=name or username.split("@", 1)[0],
+            email=email if email is not None else username,
+            password_hash=password_hash,
+            status="used",
+            created_at=ctx.clock.now(),
+        )
+        session.add(identity)
+        await session.flush()
+        identity.provider = provider
+    return identity
+
+
+async def set_password(ctx: AppContext, username: str, password: str) -> None:
+    if not password:
+        raise InvalidRequest("The password must not be empty")
+    password_hash = hash_password(ctx.settings, password)
+    async with ctx.db.session() as session:
+        identity = await session.scalar(select(Identity).where(Identity.username == username))
+        if identity is None:
+            raise NotFound(f"No user {username}")
+        identity.password_hash = password_hash
+
+
+async def get_identity_by_username(ctx: AppContext, username: str) -> Identity | None:
+    async with ctx.db.session() as session:
+        return await session.scalar(select(Identity).where(Identity.username == username))
+
+
+async def create_client(
+    ctx: AppContext,
+    *,
+    name: str,
+    owner_username: str,
+    native: bool,
+    redirect_uris: list[str],
+    project_id: uuid.UUID | None = None,
+) -> tuple[OAuthClient, str | None]:
+    """Register an app owned by a user; returns the client and its secret (confidential only)."""
+    async with ctx.db.session() as session:
+        owner = await session.scalar(select(Identity).where(Identity.username == owner_username))
+        if owner is None:
+            raise NotFound(f"No user {owner_username}")
+        return await registry.create_client(
+            session,
+            ctx.clock.now(),
+            name=name,
+            owner_id=owner.id,
+            public_client=native,
+            redirect_uris=redirect_uris,
+            project_id=project_id,
+        )
