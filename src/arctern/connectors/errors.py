@@ -44,3 +44,13 @@ class TransientError(ConnectorError):
 
     retryable = True
     code = "TRANSIENT"
+
+
+class InvalidPath(PathOutsideRoot):
+    """The path is malformed (NUL byte, over-long name, relative) and is refused outright."""
+
+    code = "INVALID_PATH_NAME"
+
+
+class DirectoryNotEmpty(ConnectorError):
+    code = "DIRECTORY_NOT_EMPTY"

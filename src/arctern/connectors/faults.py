@@ -1,0 +1,114 @@
+"""Test-only wrapper that makes a connector misbehave: transient errors and corrupted writes.
+
+Enabled only through ``settings.fault_injection`` (e.g.
+``"read_error=0.05,write_error=0.05,flip=0.01,seed=1"``); never in production.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from arctern.connectors.base import Capabilities, Connector, FileInfo, WriteState
+from arctern.connectors.errors import TransientError
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    read_error: float = 0.0  # probability that a read raises TransientError
+    write_error: float = 0.0  # probability that a write raises TransientError
+    flip: float = 0.0  # probability that a written chunk has one byte flipped
+    seed: int | None = None
+
+
+def parse_fault_spec(text: str) -> FaultSpec:
+    """Parse ``key=value,…``; unknown keys are an error so typos do not silently disable."""
+    values: dict[str, float] = {}
+    seed: int | None = None
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, _, raw = item.partition("=")
+        key = key.strip()
+        if key == "seed":
+            seed = int(raw)
+        elif key in ("read_error", "write_error", "flip"):
+            values[key] = float(raw)
+        else:
+            raise ValueError(f"unknown fault injection key {key!r}")
+    return FaultSpec(seed=seed, **values)
+
+
+class FaultInjectingConnector:
+    """Delegates to ``inner``, injecting faults at the configured rates."""
+
+    def __init__(self, inner: Connector, spec: FaultSpec) -> None:
+        self.inner = inner
+        self.spec = spec
+        self.capabilities: Capabilities = inner.capabilities
+        self._random = random.Random(spec.seed)
+        self.injected_read_errors = 0
+        self.injected_write_errors = 0
+        self.flipped_writes = 0
+
+    def _roll(self, probability: float) -> bool:
+        return probability > 0 and self._random.random() < probability
+
+    async def stat(self, path: str) -> FileInfo:
+        return await self.inner.stat(path)
+
+    def list(self, path: str) -> AsyncIterator[FileInfo]:
+        return self.inner.list(path)
+
+    async def mkdir(self, path: str, *, parents: bool = False, exist_ok: bool = False) -> None:
+        await self.inner.mkdir(path, parents=parents, exist_ok=exist_ok)
+
+    async def rename(self, old: str, new: str) -> None:
+        await self.inner.rename(old, new)
+
+    async def delete(self, path: str, *, recursive: bool = False) -> None:
+        await self.inner.delete(path, recursive=recursive)
+
+    async def read(self, path: str, offset: int, length: int) -> bytes:
+        if self._roll(self.spec.read_error):
+            self.injected_read_errors += 1
+            raise TransientError(f"injected read error: {path}")
+        return await self.inner.read(path, offset, length)
+
+    async def begin_write(
+        self, path: str, size: int, *, resume: WriteState | None = None
+    ) -> WriteState:
+        return await self.inner.begin_write(path, size, resume=resume)
+
+    async def write(self, state: WriteState, offset: int, data: bytes | memoryview) -> None:
+        if self._roll(self.spec.write_error):
+            self.injected_write_errors += 1
+            raise TransientError(f"injected write error: {state.temp_path}")
+        if len(data) and self._roll(self.spec.flip):
+            self.flipped_writes += 1
+            corrupted = bytearray(data)
+            index = self._random.randrange(len(corrupted))
+            corrupted[index] ^= 0xFF
+            data = bytes(corrupted)
+        await self.inner.write(state, offset, data)
+
+    async def commit_write(
+        self, state: WriteState, path: str, *, mtime: float | None = None
+    ) -> None:
+        await self.inner.commit_write(state, path, mtime=mtime)
+
+    async def abort_write(self, state: WriteState) -> None:
+        await self.inner.abort_write(state)
+
+    async def set_mtime(self, path: str, mtime: float) -> None:
+        setter = getattr(self.inner, "set_mtime", None)
+        if setter is not None:
+            await setter(path, mtime)
+
+    async def checksum(self, path: str, algorithm: str) -> str | None:
+        return await self.inner.checksum(path, algorithm)
+
+    async def close(self) -> None:
+        await self.inner.close()

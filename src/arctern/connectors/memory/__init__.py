@@ -1,0 +1,1 @@
+"""An in-memory connector for tests and demos."""

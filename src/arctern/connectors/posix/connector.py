@@ -1,0 +1,496 @@
+"""A collection on the local filesystem, confined beneath its root directory.
+
+Confinement does not rely on string checks alone: every path is walked from the root one
+component at a time with ``openat``-style calls (``dir_fd`` + ``O_NOFOLLOW``), so a symlink
+or a concurrent rename can never lead an operation outside the root. Symlinks whose target
+stays inside the root are followed by re-walking the resolved path from the root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import grp
+import os
+import pwd
+import shutil
+import stat as stat_mod
+import uuid
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import TypeVar
+
+from arctern.connectors.base import Capabilities, FileInfo, FileType, WriteState
+from arctern.connectors.errors import (
+    AlreadyExists,
+    ConnectorError,
+    DirectoryNotEmpty,
+    InvalidPath,
+    IsADirectory,
+    NotADirectory,
+    ObjectNotFound,
+    PathOutsideRoot,
+    PermissionDenied,
+    QuotaExceeded,
+    TransientError,
+)
+from arctern.connectors.paths import join_path, split_path
+
+T = TypeVar("T")
+
+TEMP_PREFIX = ".arctern-"
+TEMP_SUFFIX = ".part"
+_MAX_SYMLINKS = 40
+_LIST_BATCH = 256
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def map_os_error(exc: OSError, path: str) -> ConnectorError:
+    """Translate an OSError into the connector error the engine understands."""
+    code = exc.errno
+    text = f"{os.strerror(code) if code else exc}: {path}"
+    if code == errno.ENOENT:
+        return ObjectNotFound(text)
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return PermissionDenied(text)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return QuotaExceeded(text)
+    if code == errno.ENOTDIR:
+        return NotADirectory(text)
+    if code == errno.EISDIR:
+        return IsADirectory(text)
+    if code == errno.EEXIST:
+        return AlreadyExists(text)
+    if code == errno.ENOTEMPTY:
+        return DirectoryNotEmpty(text)
+    if code in (errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ):
+        return InvalidPath(text)
+    if code == errno.ELOOP:
+        return PathOutsideRoot(f"symbolic link refused: {path}")
+    return TransientError(text)
+
+
+@lru_cache(maxsize=256)
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+@lru_cache(maxsize=256)
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def _info(name: str, path: str, st: os.stat_result, link_target: str | None = None) -> FileInfo:
+    mode = st.st_mode
+    kind: FileType
+    if stat_mod.S_ISLNK(mode):
+        kind = "link"
+    elif stat_mod.S_ISDIR(mode):
+        kind = "dir"
+    else:
+        kind = "file"
+    return FileInfo(
+        name=name,
+        path=path,
+        type=kind,
+        size=st.st_size,
+        mtime=st.st_mtime,
+        permissions=stat_mod.S_IMODE(mode),
+        user=_user_name(st.st_uid),
+        group=_group_name(st.st_gid),
+        link_target=link_target,
+    )
+
+
+class PosixConnector:
+    """Implements ``arctern.connectors.base.Connector`` for a local directory."""
+
+    capabilities = Capabilities(
+        write_at_offset=True,
+        rename=True,
+        native_checksums=(),
+        set_mtime=True,
+        local_path=True,
+    )
+
+    def __init__(self, root: str, *, create_root: bool = False) -> None:
+        if "\x00" in root or not os.path.isabs(root):
+            raise InvalidPath(f"collection root must be an absolute path: {root!r}")
+        if create_root:
+            os.makedirs(root, exist_ok=True)
+        self.root = os.path.realpath(root)
+
+    # -- confinement ---------------------------------------------------------------------
+
+    def _open_root(self) -> int:
+        try:
+            return os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise map_os_error(exc, "/") from exc
+
+    def _link_components(self, stack: list[str], target: str, shown: str) -> list[str]:
+        """Components (from the root) that a symlink in directory ``stack`` points at."""
+        if target.startswith("/"):
+            real = os.path.normpath(target)
+            if real == self.root:
+                base: list[str] = []
+                rest = ""
+            elif real.startswith(self.root.rstrip("/") + "/"):
+                base = []
+                rest = real[len(self.root.rstrip("/")) + 1 :]
+            else:
+                raise PathOutsideRoot(f"symbolic link points outside the collection: {shown}")
+        else:
+            base = list(stack)
+            rest = target
+        for part in rest.split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not base:
+                    raise PathOutsideRoot(f"symbolic link points outside the collection: {shown}")
+                base.pop()
+            else:
+                base.append(part)
+        return base
+
+    @contextmanager
+    def _resolve(self, path: str, *, follow_last: bool) -> Iterator[tuple[int, str, list[str]]]:
+        """Yield ``(parent_fd, name, components)`` for ``path``; the fd is closed afterwards.
+
+        ``name`` is "." with ``parent_fd`` the root itself when ``path`` is the root.
+        Intermediate directories are opened with ``O_NOFOLLOW``; symlinks met on the way (and
+        the last component when ``follow_last``) are resolved and re-walked from the root.
+        """
+        todo = split_path(path)
+        fd = self._open_root()
+        stack: list[str] = []
+        links = 0
+        try:
+            while todo:
+                name = todo[0]
+                last = len(todo) == 1
+                if last and not follow_last:
+                    break
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    if last:
+                        break
+                    raise ObjectNotFound(f"No such file or directory: {path}") from None
+                if stat_mod.S_ISLNK(st.st_mode):
+                    links += 1
+                    if links > _MAX_SYMLINKS:
+                        raise PathOutsideRoot(f"too many levels of symbolic links: {path}")
+                    target = os.readlink(name, dir_fd=fd)
+                    todo = self._link_components(stack, target, path) + todo[1:]
+                    os.close(fd)
+                    fd = -1
+                    fd = self._open_root()
+                    stack = []
+                    continue
+                if last:
+                    break
+                if not stat_mod.S_ISDIR(st.st_mode):
+                    raise NotADirectory(f"Not a directory: {join_path([*stack, name])}")
+                # O_NOFOLLOW: if the entry was swapped for a symlink since the stat, fail.
+                new_fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = new_fd
+                stack.append(name)
+                todo = todo[1:]
+            if not todo:
+                yield fd, ".", stack
+            else:
+                yield fd, todo[0], [*stack, todo[0]]
+        except ConnectorError:
+            raise
+        except OSError as exc:
+            raise map_os_error(exc, path) from exc
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    async def _run(self, func: Callable[[], T], path: str) -> T:
+        try:
+            return await asyncio.to_thread(func)
+        except ConnectorError:
+            raise
+        except OSError as exc:
+            raise map_os_error(exc, path) from exc
+
+    # -- metadata ------------------------------------------------------------------------
+
+    async def stat(self, path: str) -> FileInfo:
+        def run() -> FileInfo:
+            with self._resolve(path, follow_last=True) as (fd, name, comps):
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                return _info(comps[-1] if comps else "", join_path(comps), st)
+
+        return await self._run(run, path)
+
+    async def lstat(self, path: str) -> FileInfo:
+        """Like ``stat`` but reports a symlink itself (type "link") instead of its target."""
+
+        def run() -> FileInfo:
+            with self._resolve(path, follow_last=False) as (fd, name, comps):
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                target = os.readlink(name, dir_fd=fd) if stat_mod.S_ISLNK(st.st_mode) else None
+                return _info(comps[-1] if comps else "", join_path(comps), st, target)
+
+        return await self._run(run, path)
+
+    def _scan(self, path: str) -> Generator[list[FileInfo], None, None]:
+        with self._resolve(path, follow_last=True) as (pfd, name, comps):
+            dfd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+            base = join_path(comps)
+            try:
+                batch: list[FileInfo] = []
+                with os.scandir(dfd) as it:
+                    for entry in it:
+                        if entry.name.startswith(TEMP_PREFIX) and entry.name.endswith(TEMP_SUFFIX):
+                            continue  # in-flight writes are invisible
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                            target = (
+                                os.readlink(entry.name, dir_fd=dfd) if entry.is_symlink() else None
+                            )
+                        except FileNotFoundError:
+                            continue
+                        child = base.rstrip("/") + "/" + entry.name
+                        batch.append(_info(entry.name, child, st, target))
+                        if len(batch) >= _LIST_BATCH:
+                            yield batch
+                            batch = []
+                if batch:
+                    yield batch
+            finally:
+                os.close(dfd)
+
+    async def list(self, path: str) -> AsyncIterator[FileInfo]:
+        info = await self.stat(path)
+        if info.type != "dir":
+            raise NotADirectory(f"Not a directory: {path}")
+        gen = self._scan(path)
+        sentinel: list[FileInfo] = []
+
+        def step() -> list[FileInfo]:
+            return next(gen, sentinel)
+
+        try:
+            while True:
+                batch = await self._run(step, path)
+                if batch is sentinel:
+                    return
+                for item in batch:
+                    yield item
+        finally:
+            gen.close()
+
+    # -- namespace changes ---------------------------------------------------------------
+
+    async def mkdir(self, path: str, *, parents: bool = False, exist_ok: bool = False) -> None:
+        def make(p: str, parents: bool, exist_ok: bool) -> None:
+            try:
+                with self._resolve(p, follow_last=False) as (fd, name, _comps):
+                    if name == ".":
+                        if exist_ok:
+                            return
+                        raise AlreadyExists("the collection root already exists")
+                    try:
+                        os.mkdir(name, 0o755, dir_fd=fd)
+                    except FileExistsError:
+                        if not exist_ok:
+                            raise AlreadyExists(f"File exists: {p}") from None
+                        # re-resolve so an existing symlink is only followed inside the root
+                        with self._resolve(p, follow_last=True) as (fd2, name2, _c):
+                            st = os.stat(name2, dir_fd=fd2, follow_symlinks=False)
+                        if not stat_mod.S_ISDIR(st.st_mode):
+                            raise AlreadyExists(f"File exists: {p}") from None
+            except ObjectNotFound:
+                comps = split_path(p)
+                if not parents or len(comps) <= 1:
+                    raise
+                make(join_path(comps[:-1]), True, True)
+                make(p, False, exist_ok)
+
+        await self._run(lambda: make(path, parents, exist_ok), path)
+
+    async def rename(self, old: str, new: str) -> None:
+        def run() -> None:
+            with (
+                self._resolve(old, follow_last=False) as (ofd, oname, ocomps),
+                self._resolve(new, follow_last=False) as (nfd, nname, ncomps),
+            ):
+                if oname == "." or nname == ".":
+                    raise PermissionDenied("the collection root cannot be renamed")
+                if ncomps[: len(ocomps)] == ocomps:
+                    raise InvalidPath("cannot move a directory into itself")
+                os.stat(oname, dir_fd=ofd, follow_symlinks=False)
+                try:
+                    os.stat(nname, dir_fd=nfd, follow_symlinks=False)
+                except FileNotFoundError:
+                    pass
+                else:
+                    raise AlreadyExists(f"File exists: {new}")
+                os.rename(oname, nname, src_dir_fd=ofd, dst_dir_fd=nfd)
+
+        await self._run(run, old)
+
+    async def delete(self, path: str, *, recursive: bool = False) -> None:
+        def run() -> None:
+            with self._resolve(path, follow_last=False) as (fd, name, _comps):
+                if name == ".":
+                    raise PermissionDenied("the collection root cannot be deleted")
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if stat_mod.S_ISDIR(st.st_mode):
+                    if recursive:
+                        # fd-based rmtree never follows symlinks (3.11+: dir_fd supported)
+                        shutil.rmtree(name, dir_fd=fd)
+                    else:
+                        os.rmdir(name, dir_fd=fd)
+                else:
+                    os.unlink(name, dir_fd=fd)
+
+        await self._run(run, path)
+
+    # -- data ----------------------------------------------------------------------------
+
+    def open_read_fd(self, path: str) -> int:
+        """A read-only fd for a regular file (blocking; callers run it in a thread)."""
+        try:
+            with self._resolve(path, follow_last=True) as (pfd, name, _comps):
+                if name == ".":
+                    raise IsADirectory(f"Is a directory: {path}")
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+                if stat_mod.S_ISDIR(os.fstat(fd).st_mode):
+                    os.close(fd)
+                    raise IsADirectory(f"Is a directory: {path}")
+                return fd
+        except OSError as exc:
+            raise map_os_error(exc, path) from exc
+
+    def open_write_fd(self, state: WriteState) -> int:
+        """A writable fd on the temporary file of ``state`` (blocking)."""
+        try:
+            with self._resolve(state.temp_path, follow_last=False) as (pfd, name, _comps):
+                return os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        except OSError as exc:
+            raise map_os_error(exc, state.temp_path) from exc
+
+    async def read(self, path: str, offset: int, length: int) -> bytes:
+        def run() -> bytes:
+            fd = self.open_read_fd(path)
+            try:
+                chunks: list[bytes] = []
+                remaining = length
+                pos = offset
+                while remaining > 0:
+                    data = os.pread(fd, remaining, pos)
+                    if not data:
+                        break
+                    chunks.append(data)
+                    pos += len(data)
+                    remaining -= len(data)
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            finally:
+                os.close(fd)
+
+        return await self._run(run, path)
+
+    async def begin_write(
+        self, path: str, size: int, *, resume: WriteState | None = None
+    ) -> WriteState:
+        def run() -> WriteState:
+            with self._resolve(path, follow_last=False) as (pfd, name, comps):
+                if name == ".":
+                    raise IsADirectory("cannot write over the collection root")
+                with contextlib.suppress(FileNotFoundError):
+                    if stat_mod.S_ISDIR(os.stat(name, dir_fd=pfd, follow_symlinks=False).st_mode):
+                        raise IsADirectory(f"Is a directory: {path}")
+                parent = join_path(comps[:-1])
+                if resume is not None and resume.temp_path:
+                    rparts = split_path(resume.temp_path)
+                    if rparts[:-1] == comps[:-1]:
+                        try:
+                            st = os.stat(rparts[-1], dir_fd=pfd, follow_symlinks=False)
+                            if stat_mod.S_ISREG(st.st_mode):
+                                return resume
+                        except FileNotFoundError:
+                            pass
+                temp = f"{TEMP_PREFIX}{uuid.uuid4().hex}{TEMP_SUFFIX}"
+                fd = os.open(
+                    temp,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    0o644,
+                    dir_fd=pfd,
+                )
+                os.close(fd)
+                return WriteState(temp_path=parent.rstrip("/") + "/" + temp)
+
+        return await self._run(run, path)
+
+    async def write(self, state: WriteState, offset: int, data: bytes | memoryview) -> None:
+        def run() -> None:
+            fd = self.open_write_fd(state)
+            try:
+                view = memoryview(data)
+                pos = offset
+                while view:
+                    n = os.pwrite(fd, view, pos)
+                    view = view[n:]
+                    pos += n
+            finally:
+                os.close(fd)
+
+        await self._run(run, state.temp_path)
+
+    async def commit_write(
+        self, state: WriteState, path: str, *, mtime: float | None = None
+    ) -> None:
+        def run() -> None:
+            with (
+                self._resolve(state.temp_path, follow_last=False) as (tfd, tname, _t),
+                self._resolve(path, follow_last=False) as (dfd, dname, _d),
+            ):
+                if dname == ".":
+                    raise IsADirectory("cannot write over the collection root")
+                with contextlib.suppress(FileNotFoundError):
+                    if stat_mod.S_ISDIR(os.stat(dname, dir_fd=dfd, follow_symlinks=False).st_mode):
+                        raise IsADirectory(f"Is a directory: {path}")
+                if mtime is not None:
+                    os.utime(tname, (mtime, mtime), dir_fd=tfd, follow_symlinks=False)
+                os.replace(tname, dname, src_dir_fd=tfd, dst_dir_fd=dfd)
+
+        await self._run(run, path)
+
+    async def abort_write(self, state: WriteState) -> None:
+        def run() -> None:
+            with (
+                contextlib.suppress(ObjectNotFound, FileNotFoundError),
+                self._resolve(state.temp_path, follow_last=False) as (fd, name, _c),
+            ):
+                os.unlink(name, dir_fd=fd)
+
+        await self._run(run, state.temp_path)
+
+    async def set_mtime(self, path: str, mtime: float) -> None:
+        def run() -> None:
+            with self._resolve(path, follow_last=True) as (fd, name, _c):
+                os.utime(name, (mtime, mtime), dir_fd=fd, follow_symlinks=False)
+
+        await self._run(run, path)
+
+    async def checksum(self, path: str, algorithm: str) -> str | None:
+        return None
+
+    async def close(self) -> None:
+        return None

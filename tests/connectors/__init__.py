@@ -1,0 +1,1 @@
+"""Connector conformance suite: the same behaviour from every storage backend."""
