@@ -1,17 +1,38 @@
-"""Routes of the browser UI."""
+"""Routes of the browser UI: landing page, logout, and the console / file manager routers."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from arctern.auth import sessions
 from arctern.auth.verifier import TokenVerifier
 from arctern.context import AppContext
+from arctern.web.console import create_console_router
+from arctern.web.pages import Pages
 from arctern.web.templating import STATIC_DIR
 
 
 def create_web_router(ctx: AppContext, verifier: TokenVerifier) -> APIRouter:
+    # The browser UI authenticates with the login session, not bearer tokens; ``verifier``
+    # stays in the signature because the composition root hands every front end the same parts.
+    del verifier
+    pages = Pages(ctx)
     router = APIRouter()
+
+    @router.get("/", response_class=HTMLResponse)
+    async def landing(request: Request) -> Response:
+        user = await pages.user(request)
+        return pages.render(request, "index.html", user=user)
+
+    @router.get("/logout")
+    async def logout(request: Request) -> Response:
+        sessions.log_out(request)
+        pages.flash(request, "You are logged out.")
+        return pages.redirect("/")
+
+    router.include_router(create_console_router(ctx, pages))
     return router
 
 
