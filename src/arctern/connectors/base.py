@@ -46,6 +46,12 @@ class WriteState:
     temp_path: str
     upload_id: str | None = None
     parts: dict[int, str] = field(default_factory=dict)  # part number -> etag
+    # Multipart stores (write_at_offset False): part n = offset // part_size + 1, so the
+    # engine should write whole parts (pieces of a part are assembled in memory and lost on
+    # a crash); after begin_write(resume=...) only parts missing from ``parts`` need sending.
+    # 0 when the connector writes at arbitrary offsets or buffers the whole (small) file.
+    part_size: int = 0
+    size: int = -1  # the size declared to begin_write (-1 when unknown)
 
 
 @runtime_checkable
