@@ -6,8 +6,11 @@ To add a backend: write a fixture yielding a fresh, empty connector and append i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +18,7 @@ from arctern.connectors.base import Connector
 from arctern.connectors.memory.connector import MemoryConnector
 from arctern.connectors.posix.connector import PosixConnector
 
-CONNECTOR_FIXTURES = ["posix_connector", "memory_connector"]
+CONNECTOR_FIXTURES = ["posix_connector", "memory_connector", "s3_connector"]
 
 
 @pytest.fixture
@@ -35,6 +38,59 @@ async def posix_connector(posix_root: Path) -> AsyncIterator[Connector]:
 @pytest.fixture
 async def memory_connector() -> AsyncIterator[Connector]:
     connector = MemoryConnector()
+    yield connector
+    await connector.close()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """An S3-compatible server (moto) on a free loopback port, shared by the session."""
+    from moto.server import ThreadedMotoServer
+
+    # One INFO line per request would drown the output of a failing test.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def s3_options(endpoint: str, **extra: Any) -> dict[str, Any]:
+    """Connector options for the moto server (it accepts any key pair)."""
+    return {
+        "endpoint_url": endpoint,
+        "region": "us-east-1",
+        "access_key_id": "arctern-test",
+        "secret_access_key": "arctern-test-secret",
+        **extra,
+    }
+
+
+async def make_bucket(endpoint: str, name: str | None = None) -> str:
+    """Create a uniquely named bucket (unique names keep tests independent without resets)."""
+    from aiobotocore.session import get_session
+
+    bucket = name or f"arctern-{uuid.uuid4().hex[:16]}"
+    opts = s3_options(endpoint)
+    async with get_session().create_client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=opts["region"],
+        aws_access_key_id=opts["access_key_id"],
+        aws_secret_access_key=opts["secret_access_key"],
+    ) as client:
+        await client.create_bucket(Bucket=bucket)
+    return bucket
+
+
+@pytest.fixture
+async def s3_connector(moto_endpoint: str) -> AsyncIterator[Connector]:
+    """An S3 collection rooted below a prefix of a fresh bucket."""
+    from arctern.connectors.s3.connector import S3Connector
+
+    bucket = await make_bucket(moto_endpoint)
+    connector = S3Connector(f"{bucket}/collection/root", s3_options(moto_endpoint))
     yield connector
     await connector.close()
 

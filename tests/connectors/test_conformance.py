@@ -27,7 +27,8 @@ async def test_write_commit_then_read_and_stat(connector: Connector) -> None:
     await put(connector, "/a.txt", b"hello world", mtime=1_600_000_000.0)
     info = await connector.stat("/a.txt")
     assert (info.name, info.path, info.type, info.size) == ("a.txt", "/a.txt", "file", 11)
-    assert info.mtime == pytest.approx(1_600_000_000.0, abs=1)
+    if connector.capabilities.set_mtime:  # object stores keep their own upload time
+        assert info.mtime == pytest.approx(1_600_000_000.0, abs=1)
     assert await connector.read("/a.txt", 0, 100) == b"hello world"
     assert await connector.read("/a.txt", 6, 3) == b"wor"
     assert await connector.read("/a.txt", 11, 5) == b""

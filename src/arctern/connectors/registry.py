@@ -12,7 +12,7 @@ class UnknownConnector(ConnectorError):
     code = "ENDPOINT_ERROR"
 
 
-KINDS = ("posix", "memory")
+KINDS = ("posix", "memory", "s3")
 
 
 def open_connector(

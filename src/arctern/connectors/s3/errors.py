@@ -10,12 +10,14 @@ import aiohttp
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionError as BotoConnectionError,
     CredentialRetrievalError,
     HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
     ResponseStreamingError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
 )
 
 from arctern.connectors.errors import (
@@ -111,11 +113,5 @@ def mapped(what: str) -> Iterator[None]:
         yield
     except ConnectorError:
         raise
-    except (
-        ClientError,
-        BotoCoreError,
-        aiohttp.ClientError,
-        asyncio.TimeoutError,
-        ConnectionError,
-    ) as exc:
+    except (TimeoutError, ClientError, BotoCoreError, aiohttp.ClientError, ConnectionError) as exc:
         raise translate(exc, what) from exc
