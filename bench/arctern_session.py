@@ -1,0 +1,179 @@
+"""A running ``arctern serve`` driven as a user drives it: real login, real globus-sdk calls."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.support.server import DEMO_USERNAME, LiveServer, start_server
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+TERMINAL = {"SUCCEEDED", "FAILED"}
+
+
+class ArcternUnavailable(RuntimeError):
+    """A piece the benchmark needs (login helper, collection CLI, worker) is not there yet."""
+
+
+def _login_tokens(server: LiveServer) -> dict[str, Any]:
+    """Transfer token through the real browser-less login flow of the test support code."""
+    try:
+        from tests.support import auth_flow  # type: ignore[attr-defined]
+    except ImportError as exc:  # The auth helper lands it; until then Arctern is skipped.
+        raise ArcternUnavailable(f"tests/support/auth_flow.py is missing ({exc})") from exc
+    return auth_flow.bench_login(server)  # type: ignore[no-any-return,attr-defined]
+
+
+@dataclass
+class ArcternSession:
+    """One server with a source and a destination POSIX collection over the benchmark dirs."""
+
+    home: Path
+    src_root: Path
+    dst_root: Path
+    poll_interval: float = 0.02
+    server: LiveServer | None = None
+    src_id: str = ""
+    dst_id: str = ""
+    token: str = ""
+    _client: Any = None
+    notes: list[str] = field(default_factory=list)
+
+    def start(self, extra_env: dict[str, str] | None = None) -> ArcternSession:
+        self.src_root.mkdir(parents=True, exist_ok=True)
+        self.dst_root.mkdir(parents=True, exist_ok=True)
+        self.server = start_server(self.home, extra_env=extra_env)
+        try:
+            self.src_id = self._create_collection("bench source", self.src_root)
+            self.dst_id = self._create_collection("bench destination", self.dst_root)
+            self.token = _login_tokens(self.server)["transfer.api.globus.org"]["access_token"]
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _create_collection(self, name: str, root: Path) -> str:
+        assert self.server is not None
+        done = self.server.admin(
+            "collection", "create", "--name", name, "--posix", str(root), "--owner", DEMO_USERNAME
+        )
+        found = _UUID.search(done.stdout)
+        if done.returncode != 0 or not found:
+            raise ArcternUnavailable(
+                f"`arctern collection create` failed ({done.returncode}): "
+                f"{(done.stdout + done.stderr)[-800:]}"
+            )
+        return found.group(0)
+
+    @property
+    def pid(self) -> int:
+        assert self.server is not None and self.server.process is not None
+        return self.server.process.pid
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return self.server.url
+
+    @property
+    def database_path(self) -> Path:
+        return self.home / "arctern.db"
+
+    def client(self) -> Any:
+        """A globus_sdk.TransferClient pointed at this server (one per session)."""
+        if self._client is None:
+            import globus_sdk
+
+            # The SDK reads these when a client is constructed.
+            os.environ["GLOBUS_SDK_ENVIRONMENT"] = "arctern"
+            os.environ["GLOBUS_SDK_SERVICE_URL_AUTH"] = f"{self.url}/auth/"
+            os.environ["GLOBUS_SDK_SERVICE_URL_TRANSFER"] = f"{self.url}/transfer/"
+            self._client = globus_sdk.TransferClient(
+                authorizer=globus_sdk.AccessTokenAuthorizer(self.token)
+            )
+        return self._client
+
+    def submit(self, items: list[tuple[str, str, bool]], *, verify: bool, label: str) -> str:
+        import globus_sdk
+
+        data = globus_sdk.TransferData(
+            source_endpoint=self.src_id,
+            destination_endpoint=self.dst_id,
+            label=label,
+            verify_checksum=verify,
+        )
+        for source, destination, recursive in items:
+            data.add_item(source, destination, recursive=recursive)
+        return str(self.client().submit_transfer(data)["task_id"])
+
+    def wait(
+        self, task_id: str, *, timeout: float, interval: float | None = None
+    ) -> dict[str, Any]:
+        """Poll ``get_task`` until the task is finished; raises unless it SUCCEEDED."""
+        interval = self.poll_interval if interval is None else interval
+        deadline = time.monotonic() + timeout
+        client = self.client()
+        while True:
+            task = client.get_task(task_id)
+            if task["status"] in TERMINAL:
+                if task["status"] != "SUCCEEDED":
+                    raise RuntimeError(f"task {task_id} {task['status']}: {task.data}")
+                return dict(task.data)
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"task {task_id} still {task['status']} ({task.get('nice_status')}) after "
+                    f"{timeout:.0f} s: {task.get('files_transferred')} files transferred"
+                )
+            time.sleep(interval)
+
+    def relative(self, path: Path, root: Path) -> str:
+        return "/" + path.relative_to(root).as_posix()
+
+    def copy_tree(self, src: Path, dst: Path, *, verify: bool, timeout: float) -> dict[str, Any]:
+        task_id = self.submit(
+            [
+                (
+                    self.relative(src, self.src_root) + "/",
+                    self.relative(dst, self.dst_root) + "/",
+                    True,
+                )
+            ],
+            verify=verify,
+            label=f"bench {src.name}",
+        )
+        return self.wait(task_id, timeout=timeout)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+@dataclass
+class ArcternContender:
+    """Arctern as a contender: submit through globus-sdk, poll until SUCCEEDED."""
+
+    session: ArcternSession
+    verify: bool
+    timeout: float = 3600.0
+    last_task: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"Arctern verify {'on' if self.verify else 'off'}"
+
+    @property
+    def verifies(self) -> bool:
+        return self.verify
+
+    @property
+    def note(self) -> str:
+        if self.verify:
+            return "checksum while reading the source, destination read back and compared"
+        return "no integrity check"
+
+    def copy(self, src: Path, dst: Path) -> None:
+        self.last_task = self.session.copy_tree(src, dst, verify=self.verify, timeout=self.timeout)

@@ -1,0 +1,361 @@
+"""Turns raw runs into medians, ratios and target checks, written as Markdown, JSON and a PNG."""
+
+# Typographic signs are meant (this is the report's text); table rows read best unwrapped.
+# ruff: noqa: RUF001, E501
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from bench.datasets import MiB, format_size
+
+ARCTERN_ON = "Arctern verify on"
+ARCTERN_OFF = "Arctern verify off"
+
+
+def summarize(results: dict[str, Any]) -> dict[str, Any]:
+    """Per dataset and contender: median seconds over successful runs and ratios to Arctern."""
+    summary: dict[str, Any] = {}
+    for key, dataset in results["datasets"].items():
+        rows: dict[str, Any] = {}
+        for name, meta in results["contenders"].items():
+            runs = [r for r in results["runs"] if r["dataset"] == key and r["contender"] == name]
+            if not runs:
+                continue
+            good = [r["seconds"] for r in runs if r["ok"]]
+            row: dict[str, Any] = {
+                "verifies": meta["verifies"],
+                "runs": len(runs),
+                "ok_runs": len(good),
+                "errors": sorted({r["error"] for r in runs if not r["ok"] and r.get("error")}),
+            }
+            if good:
+                median = statistics.median(good)
+                row.update(
+                    median_s=median,
+                    min_s=min(good),
+                    max_s=max(good),
+                    mib_s=dataset["bytes"] / MiB / median if median > 0 else None,
+                    files_s=dataset["files"] / median if median > 0 else None,
+                )
+            rows[name] = row
+        arctern = rows.get(ARCTERN_ON, {}).get("median_s")
+        for row in rows.values():
+            # How many times this contender's time Arctern (verify on) needed: < 1 is faster.
+            if arctern and row.get("median_s"):
+                row["arctern_ratio"] = arctern / row["median_s"]
+        summary[key] = rows
+    return summary
+
+
+def _best(rows: dict[str, Any], *, verifying_only: bool = False) -> tuple[str, float] | None:
+    candidates = [
+        (name, row["median_s"])
+        for name, row in rows.items()
+        if not name.startswith("Arctern")
+        and row.get("median_s")
+        and (row["verifies"] or not verifying_only)
+    ]
+    return min(candidates, key=lambda c: c[1]) if candidates else None
+
+
+def _target(
+    ident: str,
+    description: str,
+    target: str,
+    measured: float | None,
+    limit: float,
+    unit: str,
+    *,
+    higher_is_better: bool = False,
+    detail: str = "",
+) -> dict[str, Any]:
+    if measured is None:
+        return {
+            "id": ident,
+            "description": description,
+            "target": target,
+            "measured": None,
+            "met": None,
+            "gap": "not measured",
+            "detail": detail,
+        }
+    met = measured >= limit if higher_is_better else measured <= limit
+    if met:
+        gap = "met"
+    elif higher_is_better:
+        gap = f"{limit / measured:.2f}× short" if measured else "nothing measured"
+    else:
+        gap = f"{measured / limit:.2f}× over"
+    return {
+        "id": ident,
+        "description": description,
+        "target": target,
+        "measured": f"{measured:.3g}{unit}",
+        "value": measured,
+        "met": met,
+        "gap": gap,
+        "detail": detail,
+    }
+
+
+def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, computed from ratios within this run (reported, never asserted)."""
+    summary = results["summary"]
+    service = results.get("service", {})
+    targets: list[dict[str, Any]] = []
+
+    def median(key: str, name: str) -> float | None:
+        value = summary.get(key, {}).get(name, {}).get("median_s")
+        return float(value) if value else None
+
+    a_on = median("A", ARCTERN_ON)
+    for other, limit in (("rsync -a", 1.0), ("rclone copy", 0.5)):
+        base = median("A", other)
+        ratio = a_on / base if a_on and base else None
+        targets.append(
+            _target(
+                f"A-{other.split()[0]}",
+                f"A: Arctern (verify on) ÷ {other}",
+                f"≤ {limit}×",
+                ratio,
+                limit,
+                "×",
+            )
+        )
+    fastest = _best(summary.get("B", {}))
+    disk = results.get("disk_limit_mib_s")
+    b_bytes = results["datasets"].get("B", {}).get("bytes")
+    for name in (ARCTERN_OFF, ARCTERN_ON):
+        mine = median("B", name)
+        ratio = mine / fastest[1] if mine and fastest else None
+        targets.append(
+            _target(
+                f"B-fastest-{name[-3:].strip()}",
+                f"B: {name} ÷ fastest ({fastest[0] if fastest else '-'})",
+                "≤ 1.1×",
+                ratio,
+                1.1,
+                "×",
+            )
+        )
+        if disk and b_bytes:
+            floor = b_bytes / MiB / disk
+            targets.append(
+                _target(
+                    f"B-disk-{name[-3:].strip()}",
+                    f"B: {name} ÷ disk-write time ({floor:.1f} s)",
+                    "≤ 1.2×",
+                    mine / floor if mine else None,
+                    1.2,
+                    "×",
+                )
+            )
+    best_verify = _best(summary.get("C", {}), verifying_only=True)
+    c_on = median("C", ARCTERN_ON)
+    targets.append(
+        _target(
+            "C-verifying",
+            f"C: Arctern (verify on) ÷ fastest verifying ({best_verify[0] if best_verify else '-'})",
+            "≤ 1.0×",
+            c_on / best_verify[1] if c_on and best_verify else None,
+            1.0,
+            "×",
+        )
+    )
+    latency = service.get("latency", {}).get("median_ms")
+    targets.append(
+        _target(
+            "latency", "One-file task, submit → SUCCEEDED, median", "≤ 150 ms", latency, 150, " ms"
+        )
+    )
+    rps = service.get("get_task", {}).get("requests_per_second")
+    targets.append(
+        _target(
+            "get_task",
+            "get_task with 32 concurrent clients",
+            "≥ 1,500 req/s",
+            rps,
+            1500,
+            " req/s",
+            higher_is_better=True,
+        )
+    )
+    tl = service.get("task_list", {})
+    targets.append(
+        _target(
+            "task_list",
+            f"task_list first page, p95, {tl.get('tasks_inserted', 0):,} tasks",
+            "≤ 50 ms",
+            tl.get("p95_ms"),
+            50,
+            " ms",
+        )
+    )
+    tree = service.get("tree", {})
+    peak = tree.get("peak_rss_mib")
+    detail = "" if tree.get("completed") else f"did not complete: {tree.get('error', 'not run')}"
+    row = _target(
+        "tree-rss",
+        f"{tree.get('files', 0):,}-file tree: completes, server peak RSS",
+        "completes, ≤ 400 MiB",
+        peak,
+        400,
+        " MiB",
+        detail=detail,
+    )
+    if peak is not None and not tree.get("completed"):
+        row["met"], row["gap"] = False, "did not complete"
+    targets.append(row)
+    return targets
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def markdown(results: dict[str, Any], plot_name: str) -> str:
+    meta = results["meta"]
+    lines = [
+        "# Arctern benchmark results",
+        "",
+        f"Generated by `{meta['command']}` on {meta['started']} (UTC), {meta['elapsed_s']:.0f} s in all"
+        f"{' — **quick mode** (tiny sizes, harness smoke test)' if meta['quick'] else ''}.",
+        "",
+        f"Machine: {meta['cpus']} CPUs, {meta['memory_gib']:.1f} GiB RAM, {meta['kernel']}, "
+        f"work dir on {meta['filesystem']}. Commit `{meta['commit']}`. "
+        f"{meta['reps']} repetitions per contender and dataset, order alternated between repetitions; "
+        f"every timed copy ends with `sync -f` on the destination file system (time to durable data).",
+        "",
+        "Tools: " + "; ".join(f"{k}: {v}" for k, v in meta["tools"].items()) + ".",
+        "",
+        "## Disk limit (same run)",
+        "",
+        "| Method | When | Write MiB/s | Read MiB/s |",
+        "|---|---|---:|---:|",
+    ]
+    for d in results["disk"]:
+        lines.append(
+            f"| {d['method']} | {d['when']} | {d['write_mib_s']:.0f} | {_fmt(d['read_mib_s'], '.0f')} |"
+        )
+    lines += [
+        "",
+        f"Disk-write limit used below: **{_fmt(results.get('disk_limit_mib_s'), '.0f')} MiB/s** "
+        "(best write bandwidth measured in this run).",
+        "",
+    ]
+    lines += ["## Copies", "", f"![median copy times]({plot_name})", ""]
+    for key, rows in results["summary"].items():
+        ds = results["datasets"][key]
+        lines += [
+            f"### {key}: {ds['description']} ({format_size(ds['bytes'])}, {ds['files']:,} files)",
+            "",
+            "| Contender | Verifies | Median s | Min–max s | MiB/s | Files/s | Arctern (verify on) ÷ this | OK runs |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for name, row in rows.items():
+            spread = f"{row['min_s']:.2f}–{row['max_s']:.2f}" if row.get("median_s") else "–"
+            lines.append(
+                f"| {name} | {'yes' if row['verifies'] else 'no'} | {_fmt(row.get('median_s'), '.2f')} | "
+                f"{spread} | {_fmt(row.get('mib_s'), '.0f')} | {_fmt(row.get('files_s'), ',.0f')} | "
+                f"{_fmt(row.get('arctern_ratio'), '.2f')} | {row['ok_runs']}/{row['runs']} |"
+            )
+        errors = [f"{n}: {e}" for n, r in rows.items() for e in r["errors"]]
+        lines += [""] + [f"- error: {e[:300]}" for e in errors] + ([""] if errors else [])
+    service = results.get("service", {})
+    if service:
+        lines += ["## Service", "", "| Measurement | Result |", "|---|---|"]
+        if lat := service.get("latency"):
+            lines.append(
+                f"| One-file task submit → SUCCEEDED ({lat['runs']} runs, {lat['poll_interval_ms']} ms poll) | "
+                f"median {lat['median_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms, min {lat['min_ms']:.0f} ms |"
+            )
+        if gt := service.get("get_task"):
+            lines.append(
+                f"| get_task, {gt['clients']} concurrent keep-alive clients, {gt['seconds']:.0f} s | "
+                f"{gt['requests_per_second']:,.0f} req/s ({gt['errors']} errors) |"
+            )
+        if tl := service.get("task_list"):
+            lines.append(
+                f"| task_list first page ({tl['page_size']} tasks) with {tl['tasks_inserted']:,} tasks "
+                f"inserted (total reported {tl['total_reported']}) | p50 {tl['p50_ms']:.1f} ms, "
+                f"p95 {tl['p95_ms']:.1f} ms |"
+            )
+        if tree := service.get("tree"):
+            lines.append(
+                f"| {tree['files']:,} empty files, fresh server | "
+                f"{'completed' if tree.get('completed') else 'NOT completed'} in "
+                f"{_fmt(tree.get('seconds'), '.0f')} s, peak RSS {_fmt(tree.get('peak_rss_mib'), '.0f')} MiB "
+                f"(before: {_fmt(tree.get('rss_before_mib'), '.0f')} MiB) |"
+            )
+        for name, error in service.get("errors", {}).items():
+            lines.append(f"| {name} | failed: {error[:200]} |")
+        lines.append("")
+    lines += [
+        "## Targets (ratios within this run; reported, not asserted)",
+        "",
+        "| Target | Wanted | Measured | Verdict |",
+        "|---|---|---:|---|",
+    ]
+    for t in results["targets"]:
+        verdict = {True: "met", False: f"**missed** ({t['gap']})", None: "not measured"}[t["met"]]
+        detail = f" — {t['detail']}" if t.get("detail") else ""
+        lines.append(
+            f"| {t['description']} | {t['target']} | {t['measured'] or '–'} | {verdict}{detail} |"
+        )
+    if results.get("skipped"):
+        lines += ["", "Skipped: " + "; ".join(results["skipped"])]
+    lines += ["", "Analysis of missed targets and profiles: see `bench/README.md`.", ""]
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(results["summary"])
+    fig, axes = plt.subplots(
+        1, max(1, len(keys)), figsize=(5.2 * max(1, len(keys)), 4.2), squeeze=False
+    )
+    for ax, key in zip(axes[0], keys, strict=False):
+        rows = results["summary"][key]
+        names = [n for n, r in rows.items() if r.get("median_s")]
+        medians = [rows[n]["median_s"] for n in names]
+        low = [rows[n]["median_s"] - rows[n]["min_s"] for n in names]
+        high = [rows[n]["max_s"] - rows[n]["median_s"] for n in names]
+        colors = ["#1f6fb2" if n.startswith("Arctern") else "#9aa5b1" for n in names]
+        ax.barh(names, medians, xerr=[low, high], color=colors, capsize=3)
+        ax.invert_yaxis()
+        ds = results["datasets"][key]
+        ax.set_title(f"{key}: {ds['description']}", fontsize=9)
+        ax.set_xlabel("median wall time, s (bars: min–max)")
+        disk = results.get("disk_limit_mib_s")
+        if disk and key == "B":
+            floor = ds["bytes"] / MiB / disk
+            ax.axvline(floor, color="#c0392b", linestyle="--", linewidth=1)
+            ax.text(floor, -0.6, " disk write limit", color="#c0392b", fontsize=8, va="bottom")
+        ax.tick_params(axis="y", labelsize=8)
+    fig.suptitle("Median copy time per contender (same run, same data)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_outputs(
+    results: dict[str, Any], out: Path, *, markdown_name: str = "RESULTS.md"
+) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": out / "results.json",
+        "png": out / "results.png",
+        "markdown": out / markdown_name,
+    }
+    paths["json"].write_text(json.dumps(results, indent=2, default=str) + "\n")
+    plot(results, paths["png"])
+    paths["markdown"].write_text(markdown(results, paths["png"].name))
+    return paths
