@@ -63,6 +63,8 @@ class AclRule(Base):
     path: Mapped[str] = mapped_column(String(4000))  # absolute, ends with "/"
     permissions: Mapped[str] = mapped_column(String(2))  # "r" or "rw"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The rule stops applying after this instant (None: never expires).
+    expiration_date: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Bookmark(Base):
@@ -75,6 +77,7 @@ class Bookmark(Base):
         ForeignKey("collections.id", ondelete="CASCADE")
     )
     path: Mapped[str] = mapped_column(String(4000))
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -99,7 +102,12 @@ class Task(Base):
     destination_endpoint_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("collections.id"), nullable=True
     )
-    # Submission options (sync_level, verify_checksum, preserve_timestamp, filter_rules, …).
+    # Submission options, validated by the API. TRANSFER: sync_level (int 0-3 or None),
+    # verify_checksum, preserve_timestamp, encrypt_data, delete_destination_extra,
+    # skip_source_errors, fail_on_quota_errors (bools), filter_rules (list of
+    # {"method": "include"|"exclude", "name": glob, "type": "file"|"dir"|None}),
+    # recursive_symlinks ("ignore"|"keep"|"copy"). DELETE: recursive, ignore_missing,
+    # interpret_globs (bools). Both: notify_on_succeeded/failed/inactive.
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     request_time: Mapped[datetime] = mapped_column(UTCDateTime())
     completion_time: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

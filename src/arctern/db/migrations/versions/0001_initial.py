@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises:
-Create Date: 2026-11-26 00:09:58.971783
+Create Date: 2026-11-26 00:14:38.470720
 """
 
 from collections.abc import Sequence
