@@ -1,0 +1,250 @@
+"""Wire documents of the Transfer API (``DATA_TYPE`` dicts) built from records.
+
+Field names and shapes follow what globus-sdk and globus-cli read; fields that have no
+meaning here are present with ``null``/``false`` because clients index them directly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from arctern.connectors.base import FileInfo
+from arctern.db.models.transfer import AclRule, Bookmark, Collection, Task, TaskEvent
+from arctern.transfer.services.collections import ENTITY_TYPE
+
+
+def iso(value: datetime | None) -> str | None:
+    """Task times: ``2021-09-02T18:04:47+00:00``."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def file_time(epoch: float) -> str:
+    """File times: ``2023-12-18 16:52:50+00:00`` (space separator, as Globus sends)."""
+    return datetime.fromtimestamp(int(epoch), UTC).isoformat(sep=" ")
+
+
+def endpoint_document(collection: Collection, owner_username: str) -> dict[str, Any]:
+    return {
+        "DATA_TYPE": "endpoint",
+        "id": str(collection.id),
+        "display_name": collection.display_name,
+        "canonical_name": None,
+        "name": None,
+        "owner_id": str(collection.owner_id),
+        "owner_string": owner_username,
+        "username": owner_username,
+        "entity_type": ENTITY_TYPE,
+        "description": collection.description or None,
+        "organization": collection.organization or None,
+        "department": collection.department or None,
+        "keywords": collection.keywords or None,
+        "contact_email": collection.contact_email or None,
+        "contact_info": None,
+        "info_link": collection.info_link or None,
+        "user_message": None,
+        "user_message_link": None,
+        "public": collection.public,
+        "force_encryption": False,
+        "disable_verify": False,
+        "force_verify": False,
+        "mfa_required": False,
+        "high_assurance": False,
+        "non_functional": False,
+        "non_functional_endpoint_display_name": None,
+        "non_functional_endpoint_id": None,
+        "subscription_id": None,
+        "default_directory": collection.default_directory or "/~/",
+        "is_globus_connect": False,
+        "gcp_connected": None,
+        "gcp_paused": None,
+        "host_endpoint": None,
+        "host_endpoint_id": None,
+        "host_endpoint_display_name": None,
+        "host_path": None,
+        "mapped_collection_id": None,
+        "mapped_collection_display_name": None,
+        "gcs_manager_url": None,
+        "gcs_version": None,
+        "tlsftp_server": None,
+        "https_server": None,
+        "local_user_info_available": False,
+        "acl_available": True,
+        "acl_editable": True,
+        "in_use": False,
+        "shareable": False,
+        "activated": True,
+        "expires_in": -1,
+        "expire_time": None,
+        "myproxy_server": None,
+        "myproxy_dn": None,
+        "oauth_server": None,
+        "s3_url": None,
+        "s3_owner_activated": False,
+        "my_effective_roles": [],
+        "last_accessed_time": None,
+        "location": None,
+        "network_use": None,
+        "max_concurrency": None,
+        "preferred_concurrency": None,
+        "max_parallelism": None,
+        "preferred_parallelism": None,
+        "authentication_assurance_timeout": None,
+        "authentication_timeout_mins": None,
+        "DATA": [],
+    }
+
+
+def file_document(info: FileInfo) -> dict[str, Any]:
+    kind = {"file": "file", "dir": "dir"}.get(info.type, "invalid_symlink")
+    return {
+        "DATA_TYPE": "file",
+        "name": info.name,
+        "type": kind,
+        "link_target": info.link_target,
+        "permissions": f"{info.permissions & 0o7777:04o}",
+        "size": info.size,
+        "user": info.user or None,
+        "group": info.group or None,
+        "last_modified": file_time(info.mtime),
+        "link_group": None,
+        "link_last_modified": None,
+        "link_size": None,
+        "link_user": None,
+    }
+
+
+def result_document(
+    data_type: str, code: str, message: str, resource: str, request_id: str, **extra: Any
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "DATA_TYPE": data_type,
+        "code": code,
+        "message": message,
+        "request_id": request_id,
+        "resource": resource,
+    }
+    doc.update(extra)
+    return doc
+
+
+def effective_rate(task: Task, now: datetime) -> int:
+    """Bytes per second over the task's life so far (or until it completed)."""
+    end = task.completion_time or now
+    elapsed = (end - task.request_time).total_seconds()
+    if task.bytes_transferred <= 0 or elapsed <= 0:
+        return 0
+    return int(task.bytes_transferred / elapsed)
+
+
+def task_document(
+    task: Task,
+    *,
+    owner_username: str,
+    names: dict[uuid.UUID, str],
+    now: datetime,
+) -> dict[str, Any]:
+    opts = task.options or {}
+    is_transfer = task.type == "TRANSFER"
+    finished = task.status in ("SUCCEEDED", "FAILED")
+    src = task.source_endpoint_id
+    dst = task.destination_endpoint_id
+    return {
+        "DATA_TYPE": "task",
+        "task_id": str(task.id),
+        "type": task.type,
+        "status": task.status,
+        "label": task.label,
+        "owner_id": str(task.owner_id),
+        "username": owner_username,
+        "request_time": iso(task.request_time),
+        "completion_time": iso(task.completion_time),
+        "deadline": iso(task.deadline),
+        "fatal_error": task.fatal_error,
+        "source_endpoint": str(src),
+        "source_endpoint_id": str(src),
+        "source_endpoint_display_name": names.get(src),
+        "destination_endpoint": str(dst) if dst else None,
+        "destination_endpoint_id": str(dst) if dst else None,
+        "destination_endpoint_display_name": names.get(dst) if dst else None,
+        "sync_level": opts.get("sync_level") if is_transfer else None,
+        "verify_checksum": bool(opts.get("verify_checksum", False)),
+        "encrypt_data": bool(opts.get("encrypt_data", False)),
+        "preserve_timestamp": bool(opts.get("preserve_timestamp", False)),
+        "delete_destination_extra": bool(opts.get("delete_destination_extra", False)),
+        "skip_source_errors": bool(opts.get("skip_source_errors", False)),
+        "fail_on_quota_errors": bool(opts.get("fail_on_quota_errors", False)),
+        "recursive_symlinks": opts.get("recursive_symlinks") if is_transfer else None,
+        "filter_rules": opts.get("filter_rules") or None,
+        "command": "API 0.10",
+        "history_deleted": False,
+        "faults": task.faults,
+        "files": task.files,
+        "directories": task.directories,
+        "symlinks": task.symlinks,
+        "files_skipped": task.files_skipped,
+        "files_transferred": task.files_transferred,
+        "subtasks_total": task.subtasks_total,
+        "subtasks_pending": task.subtasks_pending,
+        "subtasks_retrying": task.subtasks_retrying,
+        "subtasks_succeeded": task.subtasks_succeeded,
+        "subtasks_failed": task.subtasks_failed,
+        "subtasks_canceled": task.subtasks_canceled,
+        "subtasks_expired": task.subtasks_expired,
+        "subtasks_skipped_errors": task.subtasks_skipped_errors,
+        "bytes_transferred": task.bytes_transferred,
+        "bytes_checksummed": task.bytes_checksummed,
+        "effective_bytes_per_second": effective_rate(task, now),
+        "nice_status": None if finished else task.nice_status,
+        "nice_status_short_description": None if finished else task.nice_status,
+        "nice_status_details": None,
+        "nice_status_expires_in": None if finished else -1,
+        "is_ok": None if finished else task.status == "ACTIVE",
+        "is_paused": False,
+        "canceled_by_admin": None,
+        "canceled_by_admin_message": None,
+        "source_local_user": None,
+        "destination_local_user": None,
+        "source_base_path": None,
+        "destination_base_path": None,
+    }
+
+
+def event_document(event: TaskEvent) -> dict[str, Any]:
+    return {
+        "DATA_TYPE": "event",
+        "code": event.code,
+        "description": event.description,
+        "details": event.details,
+        "is_error": event.is_error,
+        "time": iso(event.time),
+    }
+
+
+def access_document(rule: AclRule) -> dict[str, Any]:
+    return {
+        "DATA_TYPE": "access",
+        "id": str(rule.id),
+        "principal_type": rule.principal_type,
+        "principal": rule.principal,
+        "path": rule.path,
+        "permissions": rule.permissions,
+        "role_id": None,
+        "role_type": None,
+        "create_time": iso(rule.created_at),
+        "expiration_date": iso(rule.expiration_date),
+    }
+
+
+def bookmark_document(bookmark: Bookmark) -> dict[str, Any]:
+    return {
+        "DATA_TYPE": "bookmark",
+        "id": str(bookmark.id),
+        "name": bookmark.name,
+        "endpoint_id": str(bookmark.collection_id),
+        "path": bookmark.path,
+        "pinned": bookmark.pinned,
+    }

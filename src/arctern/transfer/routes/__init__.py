@@ -1,0 +1,1 @@
+"""Transfer API routes, one module per URL family."""

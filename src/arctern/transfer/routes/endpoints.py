@@ -1,0 +1,100 @@
+"""Endpoint (collection) search and documents, and their access rules."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from arctern.context import AppContext
+from arctern.transfer.documents import access_document, endpoint_document
+from arctern.transfer.http import json_body, query_bool, query_int, result
+from arctern.transfer.services import acl, collections
+from arctern.transfer.services.common import Caller
+
+SEARCH_MAX_LIMIT = 100
+SEARCH_MAX_RESULTS = 1000
+
+
+def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]]) -> APIRouter:
+    router = APIRouter()
+    Auth = Depends(authenticate)
+
+    @router.get("/endpoint_search")
+    async def endpoint_search(request: Request, caller: Caller = Auth) -> dict[str, Any]:
+        q = request.query_params
+        limit = query_int(request, "limit", default=25, minimum=1, maximum=SEARCH_MAX_LIMIT)
+        offset = query_int(request, "offset", default=0, minimum=0, maximum=SEARCH_MAX_RESULTS - 1)
+        limit = min(limit, SEARCH_MAX_RESULTS - offset)
+        non_functional = (
+            query_bool(request, "filter_non_functional", default=False)
+            if "filter_non_functional" in q
+            else None
+        )
+        views, has_next = await collections.search_collections(
+            ctx,
+            caller,
+            fulltext=q.get("filter_fulltext"),
+            scope=q.get("filter_scope") or "all",
+            owner_id=q.get("filter_owner_id"),
+            entity_type=q.get("filter_entity_type"),
+            non_functional=non_functional,
+            limit=limit,
+            offset=offset,
+        )
+        return {
+            "DATA_TYPE": "endpoint_list",
+            "DATA": [endpoint_document(v.collection, v.owner_username) for v in views],
+            "offset": offset,
+            "limit": limit,
+            "has_next_page": has_next and offset + limit < SEARCH_MAX_RESULTS,
+        }
+
+    @router.get("/endpoint/{endpoint_id}")
+    async def get_endpoint(endpoint_id: str, caller: Caller = Auth) -> dict[str, Any]:
+        view = await collections.get_collection(ctx, caller, endpoint_id)
+        return endpoint_document(view.collection, view.owner_username)
+
+    @router.get("/endpoint/{endpoint_id}/access_list")
+    async def access_list(endpoint_id: str, caller: Caller = Auth) -> dict[str, Any]:
+        rules = await acl.list_rules(ctx, caller, endpoint_id)
+        return {
+            "DATA_TYPE": "access_list",
+            "endpoint": endpoint_id,
+            "length": len(rules),
+            "DATA": [access_document(r) for r in rules],
+        }
+
+    @router.post("/endpoint/{endpoint_id}/access")
+    async def add_access(endpoint_id: str, request: Request, caller: Caller = Auth) -> JSONResponse:
+        rule = await acl.create_rule(ctx, caller, endpoint_id, await json_body(request))
+        return result(
+            request,
+            "Created",
+            "Access rule created successfully.",
+            data_type="access_create_result",
+            status=201,
+            access_id=str(rule.id),
+        )
+
+    @router.get("/endpoint/{endpoint_id}/access/{rule_id}")
+    async def get_access(endpoint_id: str, rule_id: str, caller: Caller = Auth) -> dict[str, Any]:
+        return access_document(await acl.get_rule(ctx, caller, endpoint_id, rule_id))
+
+    @router.put("/endpoint/{endpoint_id}/access/{rule_id}")
+    async def update_access(
+        endpoint_id: str, rule_id: str, request: Request, caller: Caller = Auth
+    ) -> JSONResponse:
+        await acl.update_rule(ctx, caller, endpoint_id, rule_id, await json_body(request))
+        return result(request, "Updated", "Access rule updated successfully.")
+
+    @router.delete("/endpoint/{endpoint_id}/access/{rule_id}")
+    async def delete_access(
+        endpoint_id: str, rule_id: str, request: Request, caller: Caller = Auth
+    ) -> JSONResponse:
+        await acl.delete_rule(ctx, caller, endpoint_id, rule_id)
+        return result(request, "Deleted", "Access rule deleted successfully.")
+
+    return router

@@ -1,0 +1,282 @@
+"""Access rules on collections: who may read or write which path, and their management.
+
+The owner of a collection has full access. Anyone else needs a rule granting ``r`` or ``rw``
+on the path or one of its ancestors, to them or to all authenticated users. Only the owner
+manages rules.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from arctern.context import AppContext
+from arctern.db.models.auth import Identity
+from arctern.db.models.transfer import AclRule, Collection
+from arctern.errors import ArcternError, NotFound, PermissionDenied
+from arctern.transfer.filters import bad_request, parse_datetime
+from arctern.transfer.paths import dir_prefix, is_within, normalize_path
+from arctern.transfer.services.common import Caller, load_collection
+
+Access = Literal["", "r", "rw"]
+PRINCIPAL_TYPES = ("identity", "all_authenticated_users", "anonymous")
+
+
+def _rule_applies(rule: AclRule, caller: Caller, now: datetime) -> bool:
+    if rule.expiration_date is not None and rule.expiration_date <= now:
+        return False
+    if rule.principal_type in ("all_authenticated_users", "anonymous"):
+        return True
+    return rule.principal_type == "identity" and rule.principal == str(caller.identity_id)
+
+
+async def caller_rules(
+    session: AsyncSession, caller: Caller, collection_id: uuid.UUID, now: datetime
+) -> list[AclRule]:
+    """The unexpired rules on the collection that apply to the caller."""
+    rows = await session.scalars(
+        select(AclRule).where(
+            AclRule.collection_id == collection_id,
+            or_(
+                AclRule.principal_type.in_(("all_authenticated_users", "anonymous")),
+                (AclRule.principal_type == "identity")
+                & (AclRule.principal == str(caller.identity_id)),
+            ),
+        )
+    )
+    return [rule for rule in rows if _rule_applies(rule, caller, now)]
+
+
+async def effective_access(
+    session: AsyncSession, caller: Caller, collection: Collection, path: str, now: datetime
+) -> Access:
+    """What the caller may do at ``path`` (canonical) and beneath it."""
+    if collection.owner_id == caller.identity_id:
+        return "rw"
+    best: Access = ""
+    for rule in await caller_rules(session, caller, collection.id, now):
+        if is_within(path, rule.path):
+            if rule.permissions == "rw":
+                return "rw"
+            best = "r"
+    return best
+
+
+async def require_access(
+    session: AsyncSession,
+    caller: Caller,
+    collection: Collection,
+    path: str,
+    need: Literal["r", "rw"],
+    now: datetime,
+) -> None:
+    have = await effective_access(session, caller, collection, path, now)
+    if have == "rw" or (need == "r" and have == "r"):
+        return
+    verb = "read" if need == "r" else "write"
+    raise PermissionDenied(
+        f"You do not have permission to {verb} '{path}' on '{collection.display_name}'",
+        code="PermissionDenied",
+    )
+
+
+async def can_see(
+    session: AsyncSession, caller: Caller, collection: Collection, now: datetime
+) -> bool:
+    """Whether the collection shows up for the caller (public, owned, or shared with them)."""
+    if collection.public or collection.owner_id == caller.identity_id:
+        return True
+    return bool(await caller_rules(session, caller, collection.id, now))
+
+
+async def visible_collection(
+    session: AsyncSession, caller: Caller, endpoint_id: object, now: datetime
+) -> Collection:
+    collection = await load_collection(session, endpoint_id)
+    if not await can_see(session, caller, collection, now):
+        from arctern.transfer.services.common import endpoint_not_found
+
+        raise endpoint_not_found(endpoint_id)
+    return collection
+
+
+# -- rule management ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInput:
+    principal_type: str
+    principal: str
+    path: str
+    permissions: str
+    expiration_date: datetime | None
+
+
+def _owned(collection: Collection, caller: Caller) -> None:
+    if collection.owner_id != caller.identity_id:
+        raise PermissionDenied(
+            f"You are not allowed to manage access rules on '{collection.display_name}'",
+            code="PermissionDenied",
+        )
+
+
+async def _parse_rule(
+    session: AsyncSession, body: dict[str, Any], *, partial: RuleInput | None = None
+) -> RuleInput:
+    data_type = body.get("DATA_TYPE", "access")
+    if data_type != "access":
+        raise bad_request(f"Invalid DATA_TYPE '{data_type}', expected 'access'")
+    principal_type = body.get("principal_type", partial.principal_type if partial else None)
+    if principal_type == "group":
+        raise bad_request("Group principals are not supported on this server")
+    if principal_type not in PRINCIPAL_TYPES:
+        raise bad_request(f"principal_type must be one of {', '.join(PRINCIPAL_TYPES)}")
+    principal = body.get("principal", partial.principal if partial else "")
+    if principal is None:
+        principal = ""
+    if not isinstance(principal, str):
+        raise bad_request("principal must be a string")
+    if principal_type == "identity":
+        try:
+            identity_id = uuid.UUID(principal)
+        except ValueError:
+            raise bad_request(f"Invalid identity principal '{principal}'") from None
+        if await session.get(Identity, identity_id) is None:
+            raise bad_request(f"No such identity '{principal}'")
+        principal = str(identity_id)
+    else:
+        principal = ""
+    raw_path = body.get("path", partial.path if partial else None)
+    if not isinstance(raw_path, str) or not raw_path:
+        raise bad_request("An access rule needs a 'path'")
+    path = dir_prefix(normalize_path(raw_path))
+    permissions = body.get("permissions", partial.permissions if partial else None)
+    if permissions not in ("r", "rw"):
+        raise bad_request("permissions must be 'r' or 'rw'")
+    expiration: datetime | None = partial.expiration_date if partial else None
+    if "expiration_date" in body:
+        raw_exp = body["expiration_date"]
+        if raw_exp is None or raw_exp == "":
+            expiration = None
+        elif isinstance(raw_exp, str):
+            expiration = parse_datetime(raw_exp)
+        else:
+            raise bad_request("expiration_date must be a date string")
+    return RuleInput(principal_type, principal, path, permissions, expiration)
+
+
+async def list_rules(ctx: AppContext, caller: Caller, endpoint_id: object) -> list[AclRule]:
+    async with ctx.db.session() as session:
+        collection = await visible_collection(session, caller, endpoint_id, ctx.clock.now())
+        _owned(collection, caller)
+        rows = await session.scalars(
+            select(AclRule)
+            .where(AclRule.collection_id == collection.id)
+            .order_by(AclRule.created_at, AclRule.path)
+        )
+        return list(rows)
+
+
+async def create_rule(
+    ctx: AppContext, caller: Caller, endpoint_id: object, body: dict[str, Any]
+) -> AclRule:
+    async with ctx.db.session() as session:
+        collection = await visible_collection(session, caller, endpoint_id, ctx.clock.now())
+        _owned(collection, caller)
+        spec = await _parse_rule(session, body)
+        existing = await session.scalar(
+            select(AclRule).where(
+                AclRule.collection_id == collection.id,
+                AclRule.principal_type == spec.principal_type,
+                AclRule.principal == spec.principal,
+                AclRule.path == spec.path,
+            )
+        )
+        if existing is not None:
+            raise ArcternError(
+                f"An access rule for this principal on '{spec.path}' already exists",
+                code="Exists",
+                status=409,
+            )
+        rule = AclRule(
+            collection_id=collection.id,
+            principal_type=spec.principal_type,
+            principal=spec.principal,
+            path=spec.path,
+            permissions=spec.permissions,
+            expiration_date=spec.expiration_date,
+            created_at=ctx.clock.now(),
+        )
+        session.add(rule)
+        await session.flush()
+        return rule
+
+
+async def _load_rule(session: AsyncSession, collection: Collection, rule_id: str) -> AclRule:
+    try:
+        key = uuid.UUID(rule_id)
+    except ValueError:
+        raise NotFound(f"No access rule '{rule_id}'", code="AccessRuleNotFound") from None
+    rule = await session.get(AclRule, key)
+    if rule is None or rule.collection_id != collection.id:
+        raise NotFound(f"No access rule '{rule_id}'", code="AccessRuleNotFound")
+    return rule
+
+
+async def get_rule(ctx: AppContext, caller: Caller, endpoint_id: object, rule_id: str) -> AclRule:
+    async with ctx.db.session() as session:
+        collection = await visible_collection(session, caller, endpoint_id, ctx.clock.now())
+        _owned(collection, caller)
+        return await _load_rule(session, collection, rule_id)
+
+
+async def update_rule(
+    ctx: AppContext, caller: Caller, endpoint_id: object, rule_id: str, body: dict[str, Any]
+) -> AclRule:
+    """Only ``permissions`` and ``expiration_date`` change, as in Globus."""
+    async with ctx.db.session() as session:
+        collection = await visible_collection(session, caller, endpoint_id, ctx.clock.now())
+        _owned(collection, caller)
+        rule = await _load_rule(session, collection, rule_id)
+        current = RuleInput(
+            rule.principal_type, rule.principal, rule.path, rule.permissions, rule.expiration_date
+        )
+        allowed = {
+            "DATA_TYPE",
+            "permissions",
+            "expiration_date",
+            "id",
+            "principal_type",
+            "principal",
+            "path",
+            "role_id",
+            "role_type",
+            "create_time",
+        }
+        unknown = set(body) - allowed
+        if unknown:
+            raise bad_request(f"Unknown fields: {', '.join(sorted(unknown))}")
+        for fixed in ("principal_type", "principal", "path"):
+            if fixed in body and body[fixed] != getattr(rule, fixed):
+                raise bad_request(f"'{fixed}' of an access rule cannot be changed")
+        spec = await _parse_rule(
+            session,
+            {k: v for k, v in body.items() if k in ("DATA_TYPE", "permissions", "expiration_date")},
+            partial=current,
+        )
+        rule.permissions = spec.permissions
+        rule.expiration_date = spec.expiration_date
+        return rule
+
+
+async def delete_rule(ctx: AppContext, caller: Caller, endpoint_id: object, rule_id: str) -> None:
+    async with ctx.db.session() as session:
+        collection = await visible_collection(session, caller, endpoint_id, ctx.clock.now())
+        _owned(collection, caller)
+        rule = await _load_rule(session, collection, rule_id)
+        await session.delete(rule)

@@ -1,0 +1,201 @@
+"""Collections: creation by administrators, look-up, and endpoint search for users."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from arctern.connectors.registry import KINDS
+from arctern.context import AppContext
+from arctern.db.models.auth import Identity
+from arctern.db.models.transfer import AclRule, Collection, Task
+from arctern.errors import Conflict, InvalidRequest, NotFound
+from arctern.transfer.filters import bad_request
+from arctern.transfer.services.acl import caller_rules, can_see, visible_collection
+from arctern.transfer.services.common import Caller, usernames
+
+SEARCH_SCOPES = (
+    "all",
+    "my-endpoints",
+    "my-gcp-endpoints",
+    "recently-used",
+    "in-use",
+    "shared-by-me",
+    "shared-with-me",
+    "administered-by-me",
+)
+ENTITY_TYPE = "GCP_mapped_collection"
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionView:
+    """A collection with what its endpoint document needs besides the row."""
+
+    collection: Collection
+    owner_username: str
+
+
+async def create_collection(
+    ctx: AppContext,
+    *,
+    name: str,
+    root: str,
+    owner_username: str,
+    connector: str = "posix",
+    description: str = "",
+    options: dict[str, Any] | None = None,
+    public: bool = True,
+) -> Collection:
+    """Register a storage root as a collection owned by ``owner_username``."""
+    name = name.strip()
+    if not name:
+        raise InvalidRequest("A collection needs a name")
+    if connector not in (*KINDS, "s3"):
+        raise InvalidRequest(f"Unknown connector kind '{connector}'")
+    if connector == "posix":
+        if not os.path.isabs(root):
+            raise InvalidRequest(f"A POSIX collection root must be an absolute path: {root}")
+        os.makedirs(root, exist_ok=True)
+        root = os.path.realpath(root)
+    async with ctx.db.session() as session:
+        owner = await session.scalar(select(Identity).where(Identity.username == owner_username))
+        if owner is None:
+            raise NotFound(f"No such user '{owner_username}'")
+        if await session.scalar(select(Collection).where(Collection.display_name == name)):
+            raise Conflict(f"A collection named '{name}' already exists")
+        collection = Collection(
+            display_name=name,
+            description=description,
+            owner_id=owner.id,
+            connector=connector,
+            root=root,
+            options=options or {},
+            public=public,
+            created_at=ctx.clock.now(),
+        )
+        session.add(collection)
+        try:
+            await session.flush()
+        except IntegrityError as exc:
+            raise Conflict(f"A collection named '{name}' already exists") from exc
+        return collection
+
+
+async def list_collections(ctx: AppContext) -> list[CollectionView]:
+    """Every collection (administrators' view)."""
+    async with ctx.db.session() as session:
+        rows = list(await session.scalars(select(Collection).order_by(Collection.display_name)))
+        names = await usernames(session, {c.owner_id for c in rows})
+        return [CollectionView(c, names.get(c.owner_id, "")) for c in rows]
+
+
+async def find_collection_by_name(ctx: AppContext, name: str) -> Collection | None:
+    async with ctx.db.session() as session:
+        return await session.scalar(select(Collection).where(Collection.display_name == name))
+
+
+async def get_collection(ctx: AppContext, caller: Caller, endpoint_id: object) -> CollectionView:
+    """The collection if the caller may see it; EndpointNotFound otherwise."""
+    async with ctx.db.session() as session:
+        collection = await visible_collection(session, caller, endpoint_id, ctx.clock.now())
+        names = await usernames(session, {collection.owner_id})
+        return CollectionView(collection, names.get(collection.owner_id, ""))
+
+
+def _matches_fulltext(view: CollectionView, terms: list[str]) -> bool:
+    c = view.collection
+    haystack = " ".join(
+        [
+            c.display_name,
+            c.description or "",
+            c.keywords or "",
+            c.organization or "",
+            c.department or "",
+            view.owner_username,
+            str(c.id),
+        ]
+    ).lower()
+    return all(term in haystack for term in terms)
+
+
+async def search_collections(
+    ctx: AppContext,
+    caller: Caller,
+    *,
+    fulltext: str | None = None,
+    scope: str = "all",
+    owner_id: str | None = None,
+    entity_type: str | None = None,
+    non_functional: bool | None = None,
+    limit: int = 25,
+    offset: int = 0,
+) -> tuple[list[CollectionView], bool]:
+    """One page of the collections the caller may see that match; and whether more exist."""
+    if scope not in SEARCH_SCOPES:
+        raise bad_request(f"Invalid filter_scope '{scope}'; one of {', '.join(SEARCH_SCOPES)}")
+    now = ctx.clock.now()
+    async with ctx.db.session() as session:
+        query = select(Collection)
+        if scope in ("my-endpoints", "my-gcp-endpoints", "administered-by-me"):
+            query = query.where(Collection.owner_id == caller.identity_id)
+        elif scope == "shared-by-me":
+            query = query.where(
+                Collection.owner_id == caller.identity_id,
+                Collection.id.in_(select(AclRule.collection_id)),
+            )
+        elif scope in ("recently-used", "in-use"):
+            used = select(Task.source_endpoint_id).where(Task.owner_id == caller.identity_id)
+            used_dst = select(Task.destination_endpoint_id).where(
+                Task.owner_id == caller.identity_id
+            )
+            if scope == "in-use":
+                used = used.where(Task.status.in_(("ACTIVE", "INACTIVE")))
+                used_dst = used_dst.where(Task.status.in_(("ACTIVE", "INACTIVE")))
+            query = query.where(Collection.id.in_(used.union(used_dst).subquery().select()))
+        if owner_id:
+            try:
+                query = query.where(Collection.owner_id == uuid.UUID(owner_id))
+            except ValueError:
+                raise bad_request(f"Invalid filter_owner_id '{owner_id}'") from None
+        rows = list(await session.scalars(query.order_by(Collection.display_name, Collection.id)))
+        if entity_type and entity_type != ENTITY_TYPE:
+            rows = []
+        if non_functional:
+            rows = []
+        if scope == "shared-with-me":
+            rows = [
+                c
+                for c in rows
+                if c.owner_id != caller.identity_id
+                and await caller_rules(session, caller, c.id, now)
+            ]
+        else:
+            rows = [c for c in rows if await can_see(session, caller, c, now)]
+        names = await usernames(session, {c.owner_id for c in rows})
+        views = [CollectionView(c, names.get(c.owner_id, "")) for c in rows]
+        terms = (fulltext or "").lower().split()
+        if terms:
+            views = [v for v in views if _matches_fulltext(v, terms)]
+        if scope == "recently-used":
+            recent = await session.execute(
+                select(
+                    Task.source_endpoint_id,
+                    Task.destination_endpoint_id,
+                    func.max(Task.request_time),
+                )
+                .where(Task.owner_id == caller.identity_id)
+                .group_by(Task.source_endpoint_id, Task.destination_endpoint_id)
+            )
+            last_used: dict[uuid.UUID, Any] = {}
+            for src, dst, when in recent:
+                for cid in (src, dst):
+                    if cid is not None and (cid not in last_used or last_used[cid] < when):
+                        last_used[cid] = when
+            views.sort(key=lambda v: last_used.get(v.collection.id, now), reverse=True)
+        page = views[offset : offset + limit]
+        return page, offset + limit < len(views)

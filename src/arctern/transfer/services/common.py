@@ -1,0 +1,88 @@
+"""Who is calling, and the shared look-ups every transfer service starts from.
+
+Services take an ``AppContext`` and a ``Caller`` and know nothing of HTTP, so the web UI calls
+the same functions the Transfer API routes call.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from arctern.connectors.base import Connector
+from arctern.connectors.errors import ConnectorError
+from arctern.connectors.registry import open_connector
+from arctern.context import AppContext
+from arctern.db.models.auth import Identity
+from arctern.db.models.transfer import Collection
+from arctern.errors import NotFound, StorageError
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The identity a request acts for (from an access token or a web session)."""
+
+    identity_id: uuid.UUID
+    username: str
+
+
+def endpoint_not_found(endpoint_id: object) -> NotFound:
+    return NotFound(f"No such endpoint or collection '{endpoint_id}'", code="EndpointNotFound")
+
+
+def parse_uuid(value: object, what: str) -> uuid.UUID:
+    """A UUID from client input, or a 400 naming ``what``."""
+    from arctern.transfer.filters import bad_request
+
+    if isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str):
+        raise bad_request(f"Invalid {what}: expected a UUID string")
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise bad_request(f"Invalid {what} '{value}': not a UUID") from None
+
+
+async def load_collection(session: AsyncSession, endpoint_id: object) -> Collection:
+    """The collection with this id (a UUID or its string); EndpointNotFound otherwise."""
+    try:
+        key = endpoint_id if isinstance(endpoint_id, uuid.UUID) else uuid.UUID(str(endpoint_id))
+    except ValueError:
+        raise NotFound(
+            f"No such endpoint with legacy name '{endpoint_id}'", code="EndpointNotFound"
+        ) from None
+    collection = await session.get(Collection, key)
+    if collection is None:
+        raise endpoint_not_found(endpoint_id)
+    return collection
+
+
+async def usernames(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not ids:
+        return {}
+    rows = await session.execute(select(Identity.id, Identity.username).where(Identity.id.in_(ids)))
+    return {row[0]: row[1] for row in rows}
+
+
+@asynccontextmanager
+async def open_storage(ctx: AppContext, collection: Collection) -> AsyncIterator[Connector]:
+    """The collection's connector, closed afterwards."""
+    try:
+        connector = open_connector(
+            collection.connector, collection.root, dict(collection.options or {})
+        )
+    except ConnectorError as exc:
+        raise StorageError(
+            f"The storage of collection '{collection.display_name}' is unavailable: {exc}",
+            code="ExternalError.EndpointError",
+        ) from exc
+    try:
+        yield connector
+    finally:
+        await connector.close()

@@ -1,0 +1,311 @@
+"""The caller's tasks: listing, detail, label/deadline updates, cancel, events, file records.
+
+A user only ever sees their own tasks; a foreign task id is indistinguishable from an unknown
+one. Task counters and status are written by the worker; cancel sets ``cancel_requested`` and
+waits briefly for the worker to finalize the task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, func, not_, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from arctern.context import AppContext
+from arctern.db.models.transfer import Collection, Task, TaskEvent
+from arctern.errors import ArcternError, NotFound
+from arctern.transfer.filters import (
+    Clauses,
+    bad_request,
+    parse_datetime,
+    parse_pattern,
+    parse_time_range,
+)
+from arctern.transfer.services.common import Caller
+
+TASK_FILTER_FIELDS = frozenset(
+    {"task_id", "type", "status", "label", "request_time", "completion_time"}
+)
+TASK_ORDER_FIELDS = frozenset(
+    {"request_time", "completion_time", "label", "status", "type", "task_id", "deadline"}
+)
+EVENT_FILTER_FIELDS = frozenset({"is_error", "code"})
+STATUSES = ("ACTIVE", "INACTIVE", "SUCCEEDED", "FAILED")
+CANCEL_WAIT_SECONDS = 5.0
+RECORDS_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """A task plus the names its document shows."""
+
+    task: Task
+    owner_username: str
+    endpoint_names: dict[uuid.UUID, str]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOutcome:
+    code: str  # "Canceled", "CancelAccepted" or "TaskComplete"
+    message: str
+
+
+def task_not_found(task_id: object) -> NotFound:
+    return NotFound(f"No task found with id '{task_id}'", code="ClientError.NotFound")
+
+
+def _label_condition(raw_values: list[str]) -> ColumnElement[bool]:
+    positives: list[ColumnElement[bool]] = []
+    negatives: list[ColumnElement[bool]] = []
+    for raw in raw_values:
+        pattern = parse_pattern(raw)
+        if pattern.glob:
+            like = (
+                pattern.text.replace("\\", "\\\\")
+                .replace("%", "\\%")
+                .replace("_", "\\_")
+                .replace("*", "%")
+                .replace("?", "_")
+            )
+            cond: ColumnElement[bool] = Task.label.ilike(like, escape="\\")
+        else:
+            cond = Task.label == pattern.text
+        if pattern.negated:
+            negatives.append(or_(Task.label.is_(None), not_(cond)))
+        else:
+            positives.append(cond)
+    parts: list[ColumnElement[bool]] = []
+    if positives:
+        parts.append(or_(*positives))
+    parts.extend(negatives)
+    return and_(*parts) if parts else true()
+
+
+def _clauses_condition(clauses: Clauses) -> ColumnElement[bool]:
+    parts: list[ColumnElement[bool]] = []
+    for field, values in clauses.items():
+        cleaned = [v.strip() for v in values if v.strip()]
+        if field == "task_id":
+            ids = []
+            for value in cleaned:
+                try:
+                    ids.append(uuid.UUID(value))
+                except ValueError:
+                    raise bad_request(f"Invalid task_id filter value '{value}'") from None
+            parts.append(Task.id.in_(ids) if ids else false())
+        elif field == "type":
+            kinds = [v.upper() for v in cleaned]
+            if any(k not in ("TRANSFER", "DELETE") for k in kinds):
+                raise bad_request("type filter values are TRANSFER and DELETE")
+            parts.append(Task.type.in_(kinds))
+        elif field == "status":
+            statuses = [v.upper() for v in cleaned]
+            if any(s not in STATUSES for s in statuses):
+                raise bad_request(f"status filter values are {', '.join(STATUSES)}")
+            parts.append(Task.status.in_(statuses))
+        elif field == "label":
+            parts.append(_label_condition(values))
+        else:
+            column = Task.request_time if field == "request_time" else Task.completion_time
+            start, end = parse_time_range(values, field)
+            if start is not None:
+                parts.append(column >= start)
+            if end is not None:
+                parts.append(column <= end)
+            if field == "completion_time":
+                parts.append(column.is_not(None))
+    return and_(*parts) if parts else true()
+
+
+async def _names(session: AsyncSession, tasks: list[Task]) -> tuple[dict[uuid.UUID, str], ...]:
+    from arctern.transfer.services.common import usernames
+
+    ids: set[uuid.UUID] = set()
+    for task in tasks:
+        ids.add(task.source_endpoint_id)
+        if task.destination_endpoint_id:
+            ids.add(task.destination_endpoint_id)
+    endpoint_names: dict[uuid.UUID, str] = {}
+    if ids:
+        rows = await session.execute(
+            select(Collection.id, Collection.display_name).where(Collection.id.in_(ids))
+        )
+        endpoint_names = {row[0]: row[1] for row in rows}
+    owners = await usernames(session, {t.owner_id for t in tasks})
+    return endpoint_names, owners
+
+
+async def list_tasks(
+    ctx: AppContext,
+    caller: Caller,
+    *,
+    filters: list[Clauses] | None = None,
+    orderby: list[tuple[str, bool]] | None = None,
+    limit: int = 10,
+    offset: int = 0,
+) -> tuple[list[TaskView], int]:
+    """A page of the caller's tasks matching any filter alternative; and the total count."""
+    condition: ColumnElement[bool] = Task.owner_id == caller.identity_id
+    if filters:
+        condition = and_(condition, or_(*(_clauses_condition(c) for c in filters)))
+    order = []
+    for field, descending in orderby or [("request_time", True)]:
+        column = getattr(Task, "id" if field == "task_id" else field)
+        order.append(column.desc() if descending else column.asc())
+    order.append(Task.id.desc())
+    async with ctx.db.session() as session:
+        total = await session.scalar(select(func.count()).select_from(Task).where(condition))
+        rows = list(
+            await session.scalars(
+                select(Task).where(condition).order_by(*order).limit(limit).offset(offset)
+            )
+        )
+        endpoint_names, owners = await _names(session, rows)
+    views = [TaskView(t, owners.get(t.owner_id, caller.username), endpoint_names) for t in rows]
+    return views, int(total or 0)
+
+
+async def _own_task(session: AsyncSession, caller: Caller, task_id: object) -> Task:
+    try:
+        key = task_id if isinstance(task_id, uuid.UUID) else uuid.UUID(str(task_id))
+    except ValueError:
+        raise task_not_found(task_id) from None
+    task = await session.get(Task, key, populate_existing=True)
+    if task is None or task.owner_id != caller.identity_id:
+        raise task_not_found(task_id)
+    return task
+
+
+async def get_task(ctx: AppContext, caller: Caller, task_id: object) -> TaskView:
+    async with ctx.db.session() as session:
+        task = await _own_task(session, caller, task_id)
+        endpoint_names, owners = await _names(session, [task])
+    return TaskView(task, owners.get(task.owner_id, caller.username), endpoint_names)
+
+
+async def update_task(
+    ctx: AppContext, caller: Caller, task_id: object, body: dict[str, Any]
+) -> TaskView:
+    """Change ``label`` and/or ``deadline`` of a running task."""
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object")
+    if body.get("DATA_TYPE", "task") != "task":
+        raise bad_request("Invalid DATA_TYPE, expected 'task'")
+    unknown = set(body) - {"DATA_TYPE", "label", "deadline", "task_id"}
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        raise bad_request(f"Only label and deadline can be updated, not {names}")
+    now = ctx.clock.now()
+    async with ctx.db.session() as session:
+        task = await _own_task(session, caller, task_id)
+        if task.status not in ("ACTIVE", "INACTIVE"):
+            raise ArcternError(
+                "The task has completed and can no longer be updated",
+                code="ClientError.Conflict",
+                status=409,
+            )
+        if "label" in body:
+            label = body["label"]
+            if label is not None and (not isinstance(label, str) or len(label) > 128):
+                raise bad_request("label must be a string of at most 128 characters")
+            task.label = label
+        if "deadline" in body:
+            raw = body["deadline"]
+            if not isinstance(raw, str):
+                raise bad_request("deadline must be a date string")
+            deadline: datetime = parse_datetime(raw)
+            if deadline <= now:
+                raise bad_request("The deadline is in the past")
+            task.deadline = deadline
+        endpoint_names, owners = await _names(session, [task])
+    return TaskView(task, owners.get(task.owner_id, caller.username), endpoint_names)
+
+
+async def cancel_task(
+    ctx: AppContext, caller: Caller, task_id: object, *, wait_seconds: float = CANCEL_WAIT_SECONDS
+) -> CancelOutcome:
+    """Ask the worker to stop the task, and wait a little for it to be finalized."""
+    async with ctx.db.session() as session:
+        task = await _own_task(session, caller, task_id)
+        if task.status in ("SUCCEEDED", "FAILED"):
+            return CancelOutcome("TaskComplete", "The task completed before the cancel request.")
+        task.cancel_requested = True
+        key = task.id
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    while True:
+        async with ctx.db.session() as session:
+            status = await session.scalar(select(Task.status).where(Task.id == key))
+        if status in ("SUCCEEDED", "FAILED"):
+            return CancelOutcome("Canceled", "The task has been cancelled successfully.")
+        if loop.time() >= deadline:
+            return CancelOutcome(
+                "CancelAccepted", "The cancel request has been accepted; the task is stopping."
+            )
+        await asyncio.sleep(0.1)
+
+
+async def task_events(
+    ctx: AppContext,
+    caller: Caller,
+    task_id: object,
+    *,
+    filters: list[Clauses] | None = None,
+    limit: int = 10,
+    offset: int = 0,
+) -> tuple[list[TaskEvent], int]:
+    """A page of the task's events, newest first; and their total count."""
+    async with ctx.db.session() as session:
+        task = await _own_task(session, caller, task_id)
+        condition: ColumnElement[bool] = TaskEvent.task_id == task.id
+        alternatives = []
+        for clauses in filters or []:
+            parts: list[ColumnElement[bool]] = []
+            for field, values in clauses.items():
+                cleaned = [v.strip() for v in values if v.strip()]
+                if field == "is_error":
+                    flags = []
+                    for v in cleaned:
+                        if v.lower() in ("1", "true"):
+                            flags.append(True)
+                        elif v.lower() in ("0", "false"):
+                            flags.append(False)
+                        else:
+                            raise bad_request("is_error filter takes 1 or 0")
+                    parts.append(TaskEvent.is_error.in_(flags))
+                else:
+                    parts.append(TaskEvent.code.in_(cleaned))
+            alternatives.append(and_(*parts) if parts else true())
+        if alternatives:
+            condition = and_(condition, or_(*alternatives))
+        total = await session.scalar(select(func.count()).select_from(TaskEvent).where(condition))
+        rows = await session.scalars(
+            select(TaskEvent)
+            .where(condition)
+            .order_by(TaskEvent.time.desc(), TaskEvent.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return list(rows), int(total or 0)
+
+
+async def task_file_records(
+    ctx: AppContext, caller: Caller, task_id: object, *, state: str, marker: int | None
+) -> tuple[list[Any], int | None]:
+    """A page of the task's per-file records in ``state``; and the next marker (or None)."""
+    from arctern.db.models.work import TaskFile
+
+    async with ctx.db.session() as session:
+        task = await _own_task(session, caller, task_id)
+        query = select(TaskFile).where(TaskFile.task_id == task.id, TaskFile.state == state)
+        if marker is not None:
+            query = query.where(TaskFile.id > marker)
+        rows = list(await session.scalars(query.order_by(TaskFile.id).limit(RECORDS_PAGE + 1)))
+    more = len(rows) > RECORDS_PAGE
+    rows = rows[:RECORDS_PAGE]
+    return rows, (int(rows[-1].id) if more and rows else None)
