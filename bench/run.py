@@ -103,6 +103,9 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     for item in a.dataset:
         key, _, spec = item.partition("=")
         datasets[key.strip()] = spec
+    if a.datasets:
+        wanted = [k.strip() for k in a.datasets.split(",") if k.strip()]
+        datasets = {k: datasets[k] for k in wanted}
     workdir = a.workdir or Path("/tmp/arctern-bench" + ("-quick" if quick else ""))
     return Config(
         quick=quick,
