@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.sessions import SessionMiddleware
 
+from arctern import __version__
 from arctern.auth.app import create_auth_app
 from arctern.auth.verifier import TokenVerifier
 from arctern.config import Settings
@@ -56,6 +57,17 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
     @app.get("/health", include_in_schema=False)
     async def health() -> JSONResponse:
         return JSONResponse({"status": "ok"})
+
+    @app.get("/.well-known/arctern.json", include_in_schema=False)
+    async def discovery() -> JSONResponse:
+        # Lets arctern_client.connect() find both services from the one URL a user knows.
+        return JSONResponse(
+            {
+                "auth_url": settings.auth_url,
+                "transfer_url": settings.transfer_url,
+                "version": __version__,
+            }
+        )
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
