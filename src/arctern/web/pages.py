@@ -39,9 +39,13 @@ class Pages:
         no_store: bool = False,
         **context: Any,
     ) -> HTMLResponse:
-        notice = request.session.pop(_FLASH_KEY, None) if "session" in request.scope else None
+        flash = request.session.pop(_FLASH_KEY, None)
+        if isinstance(flash, dict):
+            context.setdefault("error" if flash.get("error") else "notice", flash.get("text"))
+            link = flash.get("link")
+            if isinstance(link, list) and len(link) == 2:
+                context.setdefault("notice_link", link)
         settings = self.ctx.settings
-        context.setdefault("notice", notice)
         response = self.templates.TemplateResponse(
             request,
             template,
@@ -61,9 +65,19 @@ class Pages:
         return response
 
     @staticmethod
-    def flash(request: Request, message: str) -> None:
-        """Keep a message for the next page this browser renders (after a redirect)."""
-        request.session[_FLASH_KEY] = message
+    def flash(
+        request: Request,
+        message: str,
+        *,
+        error: bool = False,
+        link: tuple[str, str] | None = None,
+    ) -> None:
+        """Keep a message (and maybe a link) for the next page this browser renders."""
+        request.session[_FLASH_KEY] = {
+            "text": message,
+            "error": error,
+            "link": list(link) if link else None,
+        }
 
     @staticmethod
     def redirect(url: str) -> RedirectResponse:

@@ -9,7 +9,9 @@ from fastapi.staticfiles import StaticFiles
 from arctern.auth import sessions
 from arctern.auth.verifier import TokenVerifier
 from arctern.context import AppContext
+from arctern.web.activity import create_activity_router
 from arctern.web.console import create_console_router
+from arctern.web.files import create_files_router
 from arctern.web.pages import Pages
 from arctern.web.templating import STATIC_DIR
 
@@ -33,6 +35,8 @@ def create_web_router(ctx: AppContext, verifier: TokenVerifier) -> APIRouter:
         return pages.redirect("/")
 
     router.include_router(create_console_router(ctx, pages))
+    router.include_router(create_files_router(ctx, pages))
+    router.include_router(create_activity_router(ctx, pages))
     return router
 
 

@@ -2,29 +2,6 @@
 (function () {
   "use strict";
 
-  // Copy buttons: <button data-copy-target="ID"> copies the text of element ID.
-  function setupCopyButtons() {
-    document.querySelectorAll("[data-copy-target]").forEach(function (button) {
-      button.hidden = false;
-      button.addEventListener("click", function () {
-        var target = document.getElementById(button.getAttribute("data-copy-target"));
-        if (!target) { return; }
-        var text = (target.value !== undefined ? target.value : target.textContent).trim();
-        var done = function () {
-          var old = button.textContent;
-          button.textContent = "Copied";
-          setTimeout(function () { button.textContent = old; }, 1500);
-        };
-        if (navigator.clipboard && window.isSecureContext) {
-          navigator.clipboard.writeText(text).then(done, function () { fallbackCopy(text); done(); });
-        } else {
-          fallbackCopy(text);
-          done();
-        }
-      });
-    });
-  }
-
   function fallbackCopy(text) {
     var area = document.createElement("textarea");
     area.value = text;
@@ -37,22 +14,82 @@
     document.body.removeChild(area);
   }
 
-  // Auto-refresh: an element with data-refresh="SECONDS" is re-fetched from the same URL and
-  // swapped in place while it carries data-live="true" (i.e. while something is still running).
+  // Copy buttons: <button data-copy-target="ID" hidden> copies the text of element ID.
+  function copyFrom(button) {
+    var target = document.getElementById(button.getAttribute("data-copy-target"));
+    if (!target) { return; }
+    var text = (target.value !== undefined ? target.value : target.textContent).trim();
+    var done = function () {
+      var old = button.textContent;
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = old; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { fallbackCopy(text); done(); });
+    } else {
+      fallbackCopy(text);
+      done();
+    }
+  }
+
+  // Delegated handlers keep working for content swapped in by the auto-refresh.
+  document.addEventListener("click", function (ev) {
+    var el = ev.target instanceof Element ? ev.target : null;
+    if (!el) { return; }
+    var confirmer = el.closest("[data-confirm]");
+    if (confirmer && !window.confirm(confirmer.getAttribute("data-confirm"))) {
+      ev.preventDefault();
+      return;
+    }
+    var copier = el.closest("[data-copy-target]");
+    if (copier) { copyFrom(copier); }
+  });
+
+  document.addEventListener("change", function (ev) {
+    var el = ev.target instanceof Element ? ev.target : null;
+    if (!el) { return; }
+    // <select data-autosubmit> submits its form when the choice changes.
+    if (el.matches("select[data-autosubmit]") && el.form) { el.form.submit(); }
+    // <input type=checkbox data-select-all="NAME"> toggles the checkboxes named NAME.
+    if (el.matches("input[data-select-all]")) {
+      var name = el.getAttribute("data-select-all");
+      document.querySelectorAll('input[type=checkbox][name="' + name + '"]').forEach(function (b) {
+        b.checked = el.checked;
+      });
+    }
+    // App registration: prefill the auth-code redirect when "Native app" is chosen.
+    if (el.matches("form[data-app-form] input[name=app_type]")) {
+      var form = el.form;
+      var uris = form.querySelector("textarea[name=redirect_uris]");
+      var nativeDefault = form.getAttribute("data-native-default");
+      if (uris && el.value === "native" && uris.value.trim() === "") { uris.value = nativeDefault; }
+      if (uris && el.value === "confidential" && uris.value.trim() === nativeDefault) { uris.value = ""; }
+    }
+  });
+
+  function enhance(root) {
+    root.querySelectorAll("[data-copy-target][hidden]").forEach(function (b) { b.hidden = false; });
+  }
+
+  // Auto-refresh: an element with an id and data-refresh="SECONDS" is re-fetched from the same
+  // URL and swapped in place while it carries data-live="true" (something is still running).
   function setupRefresh() {
-    var region = document.querySelector("[data-refresh]");
-    if (!region || !region.id) { return; }
+    var region = document.querySelector("[data-refresh][id]");
+    if (!region) { return; }
+    var id = region.id;
     var seconds = parseFloat(region.getAttribute("data-refresh")) || 3;
     var tick = function () {
-      var current = document.getElementById(region.id);
+      var current = document.getElementById(id);
       if (!current || current.getAttribute("data-live") !== "true") { return; }
-      fetch(window.location.href, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" })
+      fetch(window.location.href, { credentials: "same-origin", cache: "no-store" })
         .then(function (r) { return r.ok ? r.text() : null; })
         .then(function (html) {
           if (!html) { return; }
-          var doc = new DOMParser().parseFromString(html, "text/html");
-          var fresh = doc.getElementById(region.id);
-          if (fresh) { current.replaceWith(fresh); }
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(id);
+          if (fresh) {
+            current.replaceWith(fresh);
+            enhance(fresh);
+          }
         })
         .catch(function () { /* try again next tick */ })
         .finally(function () { setTimeout(tick, seconds * 1000); });
@@ -60,47 +97,8 @@
     setTimeout(tick, seconds * 1000);
   }
 
-  // "Select all" checkbox: <input type=checkbox data-select-all="NAME"> toggles inputs named NAME.
-  function setupSelectAll() {
-    document.querySelectorAll("[data-select-all]").forEach(function (box) {
-      box.addEventListener("change", function () {
-        var name = box.getAttribute("data-select-all");
-        document.querySelectorAll('input[type=checkbox][name="' + name + '"]').forEach(function (b) {
-          b.checked = box.checked;
-        });
-      });
-    });
-  }
-
-  // Confirmation for destructive buttons: <button data-confirm="Really?">.
-  function setupConfirm() {
-    document.querySelectorAll("[data-confirm]").forEach(function (el) {
-      el.addEventListener("click", function (ev) {
-        if (!window.confirm(el.getAttribute("data-confirm"))) { ev.preventDefault(); }
-      });
-    });
-  }
-
-  // App type radio: show the redirect-URI default that fits the chosen type.
-  function setupAppType() {
-    var form = document.querySelector("form[data-app-form]");
-    if (!form) { return; }
-    var uris = form.querySelector("textarea[name=redirect_uris]");
-    var nativeDefault = form.getAttribute("data-native-default");
-    form.querySelectorAll("input[name=app_type]").forEach(function (radio) {
-      radio.addEventListener("change", function () {
-        if (!uris) { return; }
-        if (radio.value === "native" && uris.value.trim() === "") { uris.value = nativeDefault; }
-        if (radio.value === "confidential" && uris.value.trim() === nativeDefault) { uris.value = ""; }
-      });
-    });
-  }
-
   document.addEventListener("DOMContentLoaded", function () {
-    setupCopyButtons();
+    enhance(document);
     setupRefresh();
-    setupSelectAll();
-    setupConfirm();
-    setupAppType();
   });
 })();

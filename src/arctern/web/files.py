@@ -1,0 +1,230 @@
+"""File manager pages: two collection panes, directory listings, new folders, starting transfers."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import FormData
+
+from arctern.context import AppContext
+from arctern.db.models.auth import Identity
+from arctern.errors import ArcternError
+from arctern.transfer.services import files as file_service
+from arctern.transfer.services.collections import search_collections
+from arctern.transfer.services.common import Caller
+from arctern.web.pages import Pages
+from arctern.web.tasks import SYNC_LEVELS, submit_from_form
+
+# The two panes, named like the Globus web app's URL parameters.
+PANES = ("origin", "destination")
+
+
+@dataclass
+class Entry:
+    name: str
+    is_dir: bool
+    size: int
+    modified: datetime
+    path: str
+
+
+@dataclass
+class Pane:
+    """One side of the file manager: the chosen collection, path and its listing (or error)."""
+
+    key: str
+    collection_id: str = ""
+    collection_name: str = ""
+    path: str = ""
+    parent: str | None = None
+    entries: list[Entry] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def other(self) -> str:
+        return PANES[1] if self.key == PANES[0] else PANES[0]
+
+
+def caller_of(user: Identity) -> Caller:
+    return Caller(identity_id=user.id, username=user.username)
+
+
+def state_query(state: dict[str, str], **changes: str) -> str:
+    """The /files query string for ``state`` with ``changes`` applied (empty values dropped)."""
+    merged = {**state, **changes}
+    return urlencode({k: v for k, v in merged.items() if v})
+
+
+def read_state(source: Any) -> dict[str, str]:
+    """The panes' collection ids and paths from a query string or a posted form."""
+    state: dict[str, str] = {}
+    for pane in PANES:
+        for suffix in ("id", "path"):
+            value = source.get(f"{pane}_{suffix}")
+            if isinstance(value, str) and value:
+                state[f"{pane}_{suffix}"] = value
+    return state
+
+
+def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
+    router = APIRouter()
+
+    async def load_pane(
+        caller: Caller, key: str, collection_id: str, path: str, names: dict[str, str]
+    ) -> Pane:
+        pane = Pane(key=key, collection_id=collection_id, path=path)
+        if not collection_id:
+            return pane
+        pane.collection_name = names.get(collection_id, collection_id)
+        try:
+            listing = await file_service.list_directory(ctx, caller, collection_id, path or None)
+        except ArcternError as exc:
+            pane.error = exc.message
+            return pane
+        pane.path = listing.absolute_path
+        if pane.path != "/":
+            pane.parent = posixpath.dirname(pane.path.rstrip("/")).rstrip("/") + "/"
+        pane.entries = [
+            Entry(
+                name=info.name,
+                is_dir=info.type == "dir",
+                size=info.size,
+                modified=datetime.fromtimestamp(info.mtime, UTC),
+                path=pane.path + info.name + ("/" if info.type == "dir" else ""),
+            )
+            for info in listing.entries
+        ]
+        return pane
+
+    @router.get("/files", response_class=HTMLResponse)
+    async def file_manager(request: Request) -> Response:
+        user = await pages.user(request)
+        if user is None:
+            return pages.login_redirect(request)
+        caller = caller_of(user)
+        views, _ = await search_collections(ctx, caller, scope="all", limit=1000)
+        collections = [(str(v.collection.id), v.collection.display_name) for v in views]
+        names = dict(collections)
+        query = request.query_params
+        state = read_state(query)
+        # A changed collection picker makes the old path meaningless: start at its default.
+        for pane in PANES:
+            previous = query.get(f"{pane}_previous")
+            if previous is not None and previous != state.get(f"{pane}_id", ""):
+                state.pop(f"{pane}_path", None)
+        if not any(f"{p}_id" in state for p in PANES) and collections:
+            state["origin_id"] = collections[0][0]
+            if len(collections) > 1:
+                state["destination_id"] = collections[1][0]
+        panes = [
+            await load_pane(
+                caller, key, state.get(f"{key}_id", ""), state.get(f"{key}_path", ""), names
+            )
+            for key in PANES
+        ]
+        for loaded in panes:
+            if loaded.collection_id and not loaded.error:
+                state[f"{loaded.key}_path"] = loaded.path
+        return pages.render(
+            request,
+            "files.html",
+            user=user,
+            active_nav="files",
+            collections=collections,
+            panes=panes,
+            state=state,
+            state_query=state_query,
+            sync_levels=SYNC_LEVELS,
+        )
+
+    def back_to_files(state: dict[str, str]) -> Response:
+        return pages.redirect(f"/files?{state_query(state)}")
+
+    @router.post("/files/mkdir", response_class=HTMLResponse)
+    async def mkdir(request: Request) -> Response:
+        user = await pages.user(request)
+        if user is None:
+            return pages.login_redirect(request)
+        form = await request.form()
+        if (denied := pages.csrf_failure(request, form)) is not None:
+            return denied
+        state = read_state(form)
+        pane = str(form.get("pane", ""))
+        name = str(form.get("name", "")).strip()
+        if pane not in PANES or not state.get(f"{pane}_id"):
+            pages.flash(request, "Choose a collection first.", error=True)
+            return back_to_files(state)
+        if not name or "/" in name or name in (".", ".."):
+            pages.flash(request, "Enter a folder name without slashes.", error=True)
+            return back_to_files(state)
+        parent = state.get(f"{pane}_path", "/")
+        try:
+            await file_service.make_directory(
+                ctx, caller_of(user), state[f"{pane}_id"], posixpath.join(parent, name)
+            )
+        except ArcternError as exc:
+            pages.flash(request, f"Could not create folder “{name}”: {exc.message}", error=True)
+            return back_to_files(state)
+        pages.flash(request, f"Folder “{name}” created.")
+        return back_to_files(state)
+
+    @router.post("/files/transfer", response_class=HTMLResponse)
+    async def start_transfer(request: Request) -> Response:
+        user = await pages.user(request)
+        if user is None:
+            return pages.login_redirect(request)
+        form = await request.form()
+        if (denied := pages.csrf_failure(request, form)) is not None:
+            return denied
+        state = read_state(form)
+        source = str(form.get("source", ""))
+        if source not in PANES:
+            pages.flash(request, "Use one of the Start transfer buttons.", error=True)
+            return back_to_files(state)
+        target = PANES[1] if source == PANES[0] else PANES[0]
+        items = selected_items(form, source)
+        if not state.get(f"{source}_id") or not state.get(f"{target}_id"):
+            pages.flash(request, "Choose a collection in both panes.", error=True)
+            return back_to_files(state)
+        if not items:
+            pages.flash(request, "Select files or folders to transfer first.", error=True)
+            return back_to_files(state)
+        try:
+            task_id = await submit_from_form(
+                ctx,
+                caller_of(user),
+                source_id=state[f"{source}_id"],
+                destination_id=state[f"{target}_id"],
+                source_dir=state.get(f"{source}_path", "/"),
+                destination_dir=state.get(f"{target}_path", "/"),
+                items=items,
+                form=form,
+            )
+        except ArcternError as exc:
+            pages.flash(request, f"The transfer was not started: {exc.message}", error=True)
+            return back_to_files(state)
+        pages.flash(
+            request,
+            f"Transfer request submitted. Task ID {task_id}.",
+            link=(f"/activity/{task_id}", "View details in Activity"),
+        )
+        return back_to_files(state)
+
+    return router
+
+
+def selected_items(form: FormData, pane: str) -> list[tuple[str, bool]]:
+    """(name, is_directory) of the entries ticked in ``pane``; values look like ``d:name``."""
+    items: list[tuple[str, bool]] = []
+    for value in form.getlist(f"{pane}_item"):
+        text = str(value)
+        kind, _, name = text.partition(":")
+        if kind in ("d", "f") and name and "/" not in name and name not in (".", ".."):
+            items.append((name, kind == "d"))
+    return items

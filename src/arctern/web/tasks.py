@@ -1,0 +1,59 @@
+"""Turning the file manager's transfer form into a Globus transfer document for the task service."""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+
+from starlette.datastructures import FormData
+
+from arctern.context import AppContext
+from arctern.transfer.services.common import Caller
+from arctern.transfer.services.submission import submit_transfer
+
+# (value, label) for the sync-level picker; "" transfers everything.
+SYNC_LEVELS: tuple[tuple[str, str], ...] = (
+    ("", "Transfer all files"),
+    ("exists", "Only files missing at the destination"),
+    ("size", "Files whose size differs"),
+    ("mtime", "Files newer at the source"),
+    ("checksum", "Files whose checksum differs"),
+)
+
+
+async def submit_from_form(
+    ctx: AppContext,
+    caller: Caller,
+    *,
+    source_id: str,
+    destination_id: str,
+    source_dir: str,
+    destination_dir: str,
+    items: list[tuple[str, bool]],
+    form: FormData,
+) -> uuid.UUID:
+    """Submit one transfer task copying ``items`` from ``source_dir`` into ``destination_dir``."""
+    label = str(form.get("label", "")).strip()
+    sync_level = str(form.get("sync_level", ""))
+    body: dict[str, object] = {
+        "DATA_TYPE": "transfer",
+        "source_endpoint": source_id,
+        "destination_endpoint": destination_id,
+        "verify_checksum": form.get("verify_checksum") == "on",
+        "preserve_timestamp": form.get("preserve_timestamp") == "on",
+        "DATA": [
+            {
+                "DATA_TYPE": "transfer_item",
+                "source_path": posixpath.join(source_dir, name),
+                "destination_path": posixpath.join(destination_dir, name),
+                "recursive": is_dir,
+            }
+            for name, is_dir in items
+        ],
+    }
+    if label:
+        body["label"] = label
+    if sync_level in {value for value, _ in SYNC_LEVELS if value}:
+        body["sync_level"] = sync_level
+    submitted = await submit_transfer(ctx, caller, body)
+    return submitted.task_id
