@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arctern.auth import registry
+import arctern.auth.registry as registry
 from arctern.auth.hashing import hash_password
 from arctern.context import AppContext
 from arctern.db.models.auth import Identity, IdentityProvider, OAuthClient

@@ -1,0 +1,823 @@
+"""Authlib's framework-neutral OAuth2/OIDC core bound to our database and Globus conventions.
+
+Concurrency model: Authlib's grant callbacks are synchronous. Each HTTP request opens one async
+session and runs the whole Authlib call inside ``await session.run_sync(fn)``; ``fn`` receives a
+sync ``Session`` that talks to the same async driver through SQLAlchemy's greenlet bridge. A
+fresh, cheap ``ArcternAuthorizationServer`` is built per request around that session (Authlib's
+``query_client`` has no request argument, so the session must live on the server object).
+
+Globus specifics handled here: tokens are split per resource server (``other_tokens``), refresh
+tokens rotate, PKCE S256 is mandatory for public clients at /authorize, native and CLI-templated
+clients may redirect to any loopback port and to the auth-code page, and the CLI may revoke
+tokens of its templated client using the template's client id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from authlib.oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import (
+    ClientMixin,
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuth2Request,
+    TokenMixin,
+)
+from authlib.oauth2.rfc6749.grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    RefreshTokenGrant,
+)
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oidc.core import OpenIDCode
+from authlib.oidc.core.models import AuthorizationCodeMixin
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse, Response
+
+from arctern.auth.hashing import digest, new_secret, same_digest
+from arctern.auth.keys import ALGORITHM, SigningKey
+from arctern.auth.registry import CLI_TEMPLATE_ID, PUBLIC
+from arctern.auth.scopes import AUTH_RS, ScopeError, root_scopes, split_by_resource_server
+from arctern.config import Settings
+from arctern.db.models.auth import (
+    AuthorizationCode,
+    ClientCredential,
+    Identity,
+    OAuthClient,
+    OAuthToken,
+)
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+# --------------------------------------------------------------------------- requests
+
+
+class _Payload:
+    """Query and form parameters merged (form wins), as Authlib's payload interface wants."""
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self._datalist: dict[str, list[str]] = {}
+        for key, value in items:
+            self._datalist.setdefault(key, []).append(value)
+        self._data = {key: values[0] for key, values in self._datalist.items()}
+
+    @property
+    def data(self) -> dict[str, str]:
+        return self._data
+
+    @property
+    def datalist(self) -> dict[str, list[str]]:
+        return self._datalist
+
+    client_id = property(lambda self: self._data.get("client_id"))
+    grant_type = property(lambda self: self._data.get("grant_type"))
+    redirect_uri = property(lambda self: self._data.get("redirect_uri"))
+    scope = property(lambda self: self._data.get("scope"))
+    state = property(lambda self: self._data.get("state"))
+
+    @property
+    def response_type(self) -> str | None:
+        value = self._data.get("response_type")
+        return " ".join(sorted(value.split())) if value and " " in value else value
+
+
+class HttpRequest(OAuth2Request):
+    """An already-read Starlette request (Authlib calls are sync, so the body is read first).
+
+    Transport security is the operator's decision (TLS usually ends at a reverse proxy), so
+    Authlib's https-only check on the request URI is not applied.
+    """
+
+    def __init__(
+        self,
+        method: str,
+        uri: str,
+        headers: Headers,
+        query: list[tuple[str, str]],
+        form: list[tuple[str, str]],
+    ) -> None:
+        # Deliberately not calling OAuth2Request.__init__ (see the class docstring).
+        self.method = method
+        self.uri = uri
+        self.headers = headers  # case-insensitive: Authlib reads "Authorization"
+        self._body = None
+        self.client = None
+        self.auth_method = None
+        self.user = None
+        self.authorization_code = None
+        self.refresh_token = None
+        self.credential = None
+        self._scope = None
+        self._query = dict(query)
+        self._form: dict[str, str] = {}
+        for key, value in form:
+            self._form.setdefault(key, value)
+        self.payload = _Payload(list(query) + list(form))  # type: ignore[assignment]
+        # Form values must win over query values for duplicated keys.
+        for key, value in self._form.items():
+            self.payload.data[key] = value  # type: ignore[union-attr]
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._query
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass
+class ClientView(ClientMixin):
+    """Authlib's view of a client row plus our redirect-URI policy."""
+
+    row: OAuthClient
+    secret_hashes: list[str]
+    auth_code_pages: frozenset[str]
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.row.id
+
+    @property
+    def is_public(self) -> bool:
+        return self.row.client_type == PUBLIC
+
+    @property
+    def may_use_loopback(self) -> bool:
+        return self.is_public or self.row.parent_client == CLI_TEMPLATE_ID
+
+    def get_client_id(self) -> str:
+        return str(self.row.id)
+
+    def get_default_redirect_uri(self) -> str | None:
+        return self.row.redirect_uris[0] if self.row.redirect_uris else None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        try:
+            roots = root_scopes(scope)
+        except ScopeError as exc:
+            raise InvalidScopeError(str(exc)) from None
+        if not roots:
+            raise InvalidScopeError("The 'scope' parameter is required.")
+        return " ".join(roots)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        if redirect_uri in (self.row.redirect_uris or []):
+            return True
+        if not self.may_use_loopback:
+            return False
+        if redirect_uri in self.auth_code_pages:
+            return True
+        parts = urlsplit(redirect_uri)
+        if parts.scheme != "http" or parts.hostname not in LOOPBACK_HOSTS or parts.fragment:
+            return False
+        try:
+            _ = parts.port  # rejects malformed ports
+        except ValueError:
+            return False
+        if parts.path in ("", "/"):
+            return True
+        # A registered loopback URI with a path matches on any port (RFC 8252 section 7.3).
+        for registered in self.row.redirect_uris or []:
+            reg = urlsplit(registered)
+            if reg.hostname in LOOPBACK_HOSTS and reg.path == parts.path:
+                return True
+        return False
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return any(same_digest(client_secret, h) for h in self.secret_hashes)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if self.is_public:
+            return method == "none"
+        return method in ("client_secret_basic", "client_secret_post")
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        if grant_type in ("authorization_code", "refresh_token"):
+            return True
+        return grant_type == "client_credentials" and not self.is_public
+
+
+@dataclass
+class CodeView(AuthorizationCodeMixin):
+    row: AuthorizationCode
+
+    @property
+    def code_challenge(self) -> str | None:
+        return self.row.code_challenge
+
+    @property
+    def code_challenge_method(self) -> str | None:
+        return self.row.code_challenge_method
+
+    def get_redirect_uri(self) -> str:
+        return self.row.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+    def get_nonce(self) -> str | None:
+        return self.row.nonce
+
+    def get_auth_time(self) -> int:
+        return int(self.row.auth_time.timestamp())
+
+    def get_acr(self) -> str | None:  # type: ignore[override]
+        return None
+
+    def get_amr(self) -> list[str] | None:  # type: ignore[override]
+        return None
+
+
+@dataclass
+class TokenView(TokenMixin):
+    row: OAuthToken
+    now: datetime
+    matched: str  # "access_token" or "refresh_token"
+    template_of: uuid.UUID | None  # the template the token's client was made from
+
+    def check_client(self, client: ClientView) -> bool:
+        return client.id == self.row.client_id
+
+    def may_be_handled_by(self, client: ClientView) -> bool:
+        """The token's own client, or the template it was instantiated from (globus logout)."""
+        return self.check_client(client) or (
+            self.template_of is not None and client.id == self.template_of
+        )
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+    def get_expires_in(self) -> int:
+        return int((self.row.expires_at - self.row.issued_at).total_seconds())
+
+    def is_expired(self) -> bool:
+        if self.matched == "refresh_token":
+            expiry = self.row.refresh_expires_at
+            return expiry is not None and expiry <= self.now
+        return self.row.expires_at <= self.now
+
+    def is_revoked(self) -> bool:
+        if self.matched == "refresh_token":
+            return self.row.refresh_revoked
+        return self.row.access_revoked
+
+    def get_user(self) -> uuid.UUID | None:
+        return self.row.identity_id
+
+    def get_client(self) -> Any:
+        return self.row.client_id
+
+
+# --------------------------------------------------------------------------- grants
+
+
+class CodeGrant(AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    server: ArcternAuthorizationServer
+
+    def validate_authorization_request(self) -> str:
+        redirect_uri: str = super().validate_authorization_request()
+        data = self.request.payload.data
+        challenge, method = data.get("code_challenge"), data.get("code_challenge_method")
+        # OAuth 2.1 / RFC 9700: public clients must use PKCE, and only S256.
+        if self.request.client.is_public and not challenge:
+            raise InvalidRequestError(
+                "PKCE is required: send code_challenge with code_challenge_method=S256.",
+                redirect_uri=redirect_uri,
+            )
+        if challenge and method != "S256":
+            raise InvalidRequestError(
+                "Only code_challenge_method=S256 is supported.", redirect_uri=redirect_uri
+            )
+        access_type = data.get("access_type", "online")
+        if access_type not in ("online", "offline"):
+            raise InvalidRequestError(
+                "access_type must be online or offline.", redirect_uri=redirect_uri
+            )
+        return redirect_uri
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        server = self.server
+        data = request.payload.data
+        user: Identity = request.user
+        now = server.now
+        server.session.add(
+            AuthorizationCode(
+                code_hash=digest(code),
+                client_id=request.client.id,
+                identity_id=user.id,
+                redirect_uri=request.payload.redirect_uri or self.redirect_uri,
+                scope=request.scope,
+                code_challenge=data.get("code_challenge"),
+                code_challenge_method=data.get("code_challenge_method"),
+                nonce=data.get("nonce"),
+                access_type=data.get("access_type", "online"),
+                auth_time=server.auth_time or now,
+                created_at=now,
+                expires_at=now + timedelta(seconds=server.settings.authorization_code_lifetime),
+            )
+        )
+        server.session.flush()
+
+    def query_authorization_code(self, code: str, client: ClientView) -> CodeView | None:
+        session = self.server.session
+        row = session.scalar(
+            select(AuthorizationCode).where(AuthorizationCode.code_hash == digest(code))
+        )
+        if row is None or row.client_id != client.id:
+            return None
+        if row.used:
+            # RFC 6749 section 4.1.2: a replayed code revokes what it produced.
+            session.execute(
+                update(OAuthToken)
+                .where(OAuthToken.code_id == row.id)
+                .values(access_revoked=True, refresh_revoked=True)
+            )
+            return None
+        if row.expires_at <= self.server.now:
+            return None
+        return CodeView(row)
+
+    def delete_authorization_code(self, authorization_code: CodeView) -> None:
+        # Kept (marked used) rather than deleted, so a replay can be detected.
+        authorization_code.row.used = True
+        self.server.session.flush()
+
+    def authenticate_user(self, authorization_code: CodeView) -> Identity | None:
+        identity = self.server.session.get(Identity, authorization_code.row.identity_id)
+        return identity if identity is not None and identity.status == "used" else None
+
+    def generate_token(
+        self,
+        user: Any = None,
+        scope: str | None = None,
+        grant_type: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        code = self.request.authorization_code
+        offline = code is not None and code.row.access_type == "offline"
+        return super().generate_token(
+            user=user,
+            scope=scope,
+            grant_type=grant_type,
+            expires_in=expires_in,
+            include_refresh_token=include_refresh_token and offline,
+        )
+
+
+class RotatingRefreshGrant(RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    INCLUDE_NEW_REFRESH_TOKEN = True
+    server: ArcternAuthorizationServer
+
+    def authenticate_refresh_token(self, refresh_token: str) -> TokenView | None:
+        view = self.server.find_token(refresh_token, "refresh_token")
+        if view is None or view.matched != "refresh_token":
+            return None
+        if view.is_revoked() or view.is_expired():
+            return None
+        return view
+
+    def authenticate_user(self, refresh_token: TokenView) -> Identity | None:
+        if refresh_token.row.identity_id is None:
+            return None
+        identity = self.server.session.get(Identity, refresh_token.row.identity_id)
+        return identity if identity is not None and identity.status == "used" else None
+
+    def revoke_old_credential(self, refresh_token: TokenView) -> None:
+        refresh_token.row.refresh_revoked = True
+        self.server.session.flush()
+
+
+class ClientCredentialsOnly(ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+class GlobusOpenID(OpenIDCode):
+    """id_token claims as Globus sends them, signed with the home's RSA key."""
+
+    def __init__(self, server_factory: Callable[[], ArcternAuthorizationServer]) -> None:
+        super().__init__(require_nonce=False)
+        self._server = server_factory
+
+    def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
+        # Nonces are checked at the authorize step, where the code is not yet stored; a
+        # replayed nonce for the same client is refused.
+        server = self._server()
+        row = server.session.scalar(
+            select(AuthorizationCode.id).where(
+                AuthorizationCode.nonce == nonce,
+                AuthorizationCode.client_id == uuid.UUID(str(request.payload.client_id)),
+            )
+        )
+        return row is not None
+
+    def resolve_client_private_key(self, client: ClientView) -> Any:
+        return self._server().signing_key.key
+
+    def get_client_algorithm(self, client: ClientView) -> str:
+        return ALGORITHM
+
+    def get_encode_header(self, client: ClientView) -> dict[str, str]:
+        return {"alg": ALGORITHM, "kid": self._server().signing_key.kid, "typ": "JWT"}
+
+    def get_client_claims(self, client: ClientView) -> dict[str, Any]:
+        server = self._server()
+        return {"iss": server.issuer, "aud": client.get_client_id()}
+
+    def generate_user_info(self, user: Identity, scope: str) -> dict[str, Any]:
+        return self._server().identity_claims(user, scope)
+
+
+# --------------------------------------------------------------------------- endpoints
+
+
+class GlobusRevocation(RevocationEndpoint):
+    """RFC 7009, answering ``{"active": false}`` like Globus whatever the token was."""
+
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    server: ArcternAuthorizationServer
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> TokenView | None:
+        return self.server.find_token(token_string, token_type_hint)
+
+    def authenticate_token(self, request: OAuth2Request, client: ClientView) -> TokenView | None:
+        self.check_params(request, client)
+        token = self.query_token(request.form["token"], request.form.get("token_type_hint"))
+        # A token of another client is left alone, but the answer is the same (RFC 7009 2.2).
+        return token if token is not None and token.may_be_handled_by(client) else None
+
+    def revoke_token(self, token: TokenView, request: OAuth2Request) -> None:
+        token.row.access_revoked = True
+        if token.matched == "refresh_token":
+            token.row.refresh_revoked = True
+        self.server.session.flush()
+
+    def create_endpoint_response(self, request: OAuth2Request) -> tuple[int, Any, list[Any]]:
+        status, _body, headers = super().create_endpoint_response(request)
+        return status, {"active": False}, headers
+
+
+class GlobusIntrospection(IntrospectionEndpoint):
+    """RFC 7662 with Globus fields (identity_set, session_info on request)."""
+
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    server: ArcternAuthorizationServer
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> TokenView | None:
+        return self.server.find_token(token_string, token_type_hint)
+
+    def check_permission(
+        self, token: TokenView, client: ClientView, request: OAuth2Request
+    ) -> bool:
+        return token.may_be_handled_by(client)
+
+    def introspect_token(self, token: TokenView) -> dict[str, Any]:
+        return self.server.introspection_document(token, self._includes())
+
+    def _includes(self) -> set[str]:
+        raw = (
+            self.server.current_request.form.get("include", "")
+            if self.server.current_request
+            else ""
+        )
+        return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+class TokenValidation(IntrospectionEndpoint):
+    """Globus's legacy ``token/validate``: only ``{"active": bool}`` (the CLI's login check)."""
+
+    ENDPOINT_NAME = "validation"
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    server: ArcternAuthorizationServer
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> TokenView | None:
+        return self.server.find_token(token_string, token_type_hint)
+
+    def check_permission(
+        self, token: TokenView, client: ClientView, request: OAuth2Request
+    ) -> bool:
+        return token.may_be_handled_by(client)
+
+    def introspect_token(self, token: TokenView) -> dict[str, Any]:
+        return {"active": True}
+
+    def create_endpoint_response(self, request: OAuth2Request) -> tuple[int, Any, list[Any]]:
+        status, body, headers = super().create_endpoint_response(request)
+        return status, {"active": bool(body.get("active"))}, headers
+
+
+# --------------------------------------------------------------------------- server
+
+
+class ArcternAuthorizationServer(AuthorizationServer):
+    """Authlib's server bound to one sync session for one request."""
+
+    def __init__(
+        self,
+        session: Session,
+        settings: Settings,
+        signing_key: SigningKey,
+        now: datetime,
+        *,
+        issuer: str,
+        auth_code_pages: frozenset[str],
+        auth_time: datetime | None = None,
+    ) -> None:
+        super().__init__(scopes_supported=None)
+        self.session = session
+        self.settings = settings
+        self.signing_key = signing_key
+        self.now = now
+        self.issuer = issuer
+        self.auth_code_pages = auth_code_pages
+        self.auth_time = auth_time
+        self.current_request: HttpRequest | None = None
+        self.register_token_generator("default", self.generate_globus_token)
+        self.register_grant(CodeGrant, [CodeChallenge(required=True), GlobusOpenID(lambda: self)])
+        self.register_grant(RotatingRefreshGrant)
+        self.register_grant(ClientCredentialsOnly)
+        self.register_endpoint(GlobusRevocation)
+        self.register_endpoint(GlobusIntrospection)
+        self.register_endpoint(TokenValidation)
+
+    # ---- Authlib framework hooks
+
+    def query_client(self, client_id: str) -> ClientView | None:
+        try:
+            key = uuid.UUID(str(client_id))
+        except ValueError:
+            return None
+        row = self.session.get(OAuthClient, key)
+        if row is None and key == CLI_TEMPLATE_ID:
+            row = ensure_cli_template(self.session, self.now)
+        if row is None:
+            return None
+        hashes = list(
+            self.session.scalars(
+                select(ClientCredential.secret_hash).where(ClientCredential.client_id == key)
+            )
+        )
+        return ClientView(row, hashes, self.auth_code_pages)
+
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        assert isinstance(request, HttpRequest)
+        self.current_request = request
+        return request
+
+    def create_json_request(self, request: Any) -> Any:
+        raise NotImplementedError("JSON requests are not used by this server")
+
+    def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
+        header_map = dict(headers)
+        location = header_map.get("Location")
+        if location:
+            return Response(status_code=status, headers=header_map)
+        if isinstance(body, Mapping):
+            header_map.pop("Content-Type", None)
+            return JSONResponse(oauth_error_body(dict(body), status), status, headers=header_map)
+        return Response(body or "", status_code=status, headers=header_map)
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    # ---- tokens
+
+    def generate_globus_token(
+        self,
+        grant_type: str,
+        client: ClientView,
+        user: Identity | None = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        """One token per resource server; the auth.globus.org one on top (it carries id_token)."""
+        try:
+            roots = root_scopes(scope)
+        except ScopeError as exc:
+            raise InvalidScopeError(str(exc)) from None
+        if not roots:
+            raise InvalidScopeError("The 'scope' parameter is required.")
+        lifetime = expires_in or self.settings.access_token_lifetime
+        tokens = []
+        for resource_server, scopes in split_by_resource_server(roots).items():
+            entry: dict[str, Any] = {
+                "access_token": new_secret(32),
+                "scope": " ".join(scopes),
+                "resource_server": resource_server,
+                "expires_in": lifetime,
+                "token_type": "Bearer",
+            }
+            if include_refresh_token:
+                entry["refresh_token"] = new_secret(32)
+            tokens.append(entry)
+        tokens.sort(key=lambda t: t["resource_server"] != AUTH_RS)
+        top = dict(tokens[0])
+        top["other_tokens"] = tokens[1:]
+        state = self.current_request.payload.state if self.current_request else None
+        if state and grant_type == "authorization_code":
+            top["state"] = state
+        return top
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        client: ClientView = request.client
+        user: Identity | None = request.user
+        auth_time: datetime | None = None
+        code_id: int | None = None
+        if isinstance(request.authorization_code, CodeView):
+            auth_time = request.authorization_code.row.auth_time
+            code_id = request.authorization_code.row.id
+        elif isinstance(request.refresh_token, TokenView):
+            auth_time = request.refresh_token.row.auth_time
+            code_id = request.refresh_token.row.code_id
+        refresh_lifetime = timedelta(seconds=self.settings.refresh_token_lifetime)
+        entries = [token, *token.get("other_tokens", [])]
+        for entry in entries:
+            refresh = entry.get("refresh_token")
+            self.session.add(
+                OAuthToken(
+                    access_token_hash=digest(entry["access_token"]),
+                    refresh_token_hash=digest(refresh) if refresh else None,
+                    client_id=client.id,
+                    identity_id=user.id if user is not None else None,
+                    resource_server=entry["resource_server"],
+                    scope=entry["scope"],
+                    issued_at=self.now,
+                    expires_at=self.now + timedelta(seconds=int(entry["expires_in"])),
+                    refresh_expires_at=self.now + refresh_lifetime if refresh else None,
+                    auth_time=auth_time,
+                    code_id=code_id,
+                )
+            )
+        self.session.flush()
+
+    def find_token(self, token_string: str, hint: str | None) -> TokenView | None:
+        if not token_string:
+            return None
+        hashed = digest(token_string)
+        order = (
+            ["refresh_token", "access_token"]
+            if hint == "refresh_token"
+            else [
+                "access_token",
+                "refresh_token",
+            ]
+        )
+        for kind in order:
+            column = (
+                OAuthToken.access_token_hash
+                if kind == "access_token"
+                else OAuthToken.refresh_token_hash
+            )
+            row = self.session.scalar(select(OAuthToken).where(column == hashed))
+            if row is not None:
+                client = self.session.get(OAuthClient, row.client_id)
+                template = client.parent_client if client is not None else None
+                return TokenView(row, self.now, kind, template)
+        return None
+
+    # ---- documents
+
+    def identity_claims(self, identity: Identity, scope: str | None = None) -> dict[str, Any]:
+        return identity_claims(identity, self.auth_time or self.now)
+
+    def introspection_document(self, token: TokenView, includes: set[str]) -> dict[str, Any]:
+        row = token.row
+        expires = row.refresh_expires_at if token.matched == "refresh_token" else row.expires_at
+        document: dict[str, Any] = {
+            "active": True,
+            "token_type": "Bearer",
+            "scope": row.scope,
+            "client_id": str(row.client_id),
+            "exp": int(expires.timestamp()) if expires else None,
+            "iat": int(row.issued_at.timestamp()),
+            "nbf": int(row.issued_at.timestamp()),
+            "aud": [row.resource_server, str(row.client_id)],
+            "iss": self.issuer,
+        }
+        identity = self.session.get(Identity, row.identity_id) if row.identity_id else None
+        if identity is not None:
+            document.update(
+                sub=str(identity.id),
+                username=identity.username,
+                name=identity.name,
+                email=identity.email,
+            )
+            if "identity_set" in includes:
+                document["identity_set"] = [str(identity.id)]
+            if "identity_set_detail" in includes:
+                document["identity_set_detail"] = [self.identity_claims(identity)]
+            if "session_info" in includes:
+                auth_time = row.auth_time or row.issued_at
+                document["session_info"] = {
+                    "session_id": str(
+                        uuid.uuid5(uuid.NAMESPACE_OID, f"{identity.id}:{row.code_id}")
+                    ),
+                    "authentications": {
+                        str(identity.id): {
+                            "auth_time": int(auth_time.timestamp()),
+                            "idp": str(identity.provider_id),
+                            "amr": ["password"],
+                            "acr": None,
+                            "custom_claims": {},
+                        }
+                    },
+                }
+        else:
+            document.update(sub=str(row.client_id), username=f"{row.client_id}@clients.auth")
+        return document
+
+
+def identity_claims(identity: Identity, auth_time: datetime) -> dict[str, Any]:
+    """The OIDC/userinfo claims Globus sends, including a one-member identity_set."""
+    provider = identity.provider
+    last_authentication = int(auth_time.timestamp())
+    member = {
+        "sub": str(identity.id),
+        "username": identity.username,
+        "name": identity.name,
+        "email": identity.email,
+        "identity_provider": str(provider.id),
+        "identity_provider_display_name": provider.name,
+        "organization": provider.name,
+        "last_authentication": last_authentication,
+    }
+    return {
+        "sub": str(identity.id),
+        "preferred_username": identity.username,
+        "name": identity.name,
+        "email": identity.email,
+        "organization": provider.name,
+        "identity_provider": str(provider.id),
+        "identity_provider_display_name": provider.name,
+        "last_authentication": last_authentication,
+        "identity_set": [member],
+    }
+
+
+def ensure_cli_template(session: Session, now: datetime) -> OAuthClient:
+    """The globus-cli's native template client, created on first use (its id is hard-coded)."""
+    row = session.get(OAuthClient, CLI_TEMPLATE_ID)
+    if row is None:
+        row = OAuthClient(
+            id=CLI_TEMPLATE_ID,
+            name="Globus CLI",
+            client_type=PUBLIC,
+            redirect_uris=[],
+            visibility="public",
+            links={},
+            created_at=now,
+        )
+        session.add(row)
+        session.flush()
+    return row
+
+
+_ERROR_CODES = {
+    "invalid_grant": "INVALID_GRANT",
+    "invalid_client": "INVALID_CLIENT",
+    "invalid_request": "INVALID_REQUEST",
+    "invalid_scope": "INVALID_SCOPE",
+    "unauthorized_client": "UNAUTHORIZED_CLIENT",
+    "unsupported_grant_type": "UNSUPPORTED_GRANT_TYPE",
+    "unsupported_token_type": "UNSUPPORTED_TOKEN_TYPE",
+    "access_denied": "ACCESS_DENIED",
+}
+
+
+def oauth_error_body(body: dict[str, Any], status: int) -> dict[str, Any]:
+    """Add the Globus ``errors`` list to an RFC 6749 error body (the SDK reads both)."""
+    error = body.get("error")
+    if not isinstance(error, str) or "errors" in body:
+        return body
+    body.setdefault("error_description", error.replace("_", " "))
+    body["errors"] = [
+        {
+            "status": str(status),
+            "id": str(uuid.uuid4()),
+            "code": _ERROR_CODES.get(error, error.upper()),
+            "title": error,
+            "detail": error,
+        }
+    ]
+    return body

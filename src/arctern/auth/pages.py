@@ -1,0 +1,274 @@
+"""Browser pages of the auth service: login, authorize + consent, and the auth-code page."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from authlib.oauth2.rfc6749 import OAuth2Error
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import delete, func, select
+from starlette.concurrency import run_in_threadpool
+
+from arctern.auth import sessions
+from arctern.auth.consents import has_consented, record_consents
+from arctern.auth.csrf import csrf_ok, csrf_token
+from arctern.auth.hashing import check_password
+from arctern.auth.oauth import ArcternAuthorizationServer, HttpRequest
+from arctern.auth.scopes import ScopeError, ScopeNode, describe, parse_scopes
+from arctern.auth.service import AuthService, timestamp_to_datetime
+from arctern.db.models.auth import Identity, IdentityProvider, LoginFailure, OAuthClient
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """Only same-site relative paths, so ``next`` cannot become an open redirect."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target or any(ord(ch) < 32 for ch in target):
+        return default
+    return target
+
+
+def login_url(next_url: str) -> str:
+    return "/auth/login?" + urlencode({"next": next_url})
+
+
+def create_pages_router(service: AuthService) -> APIRouter:
+    router = APIRouter()
+    ctx = service.ctx
+    templates = service.templates
+
+    def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        context.setdefault("current_user", None)
+        context["request"] = request
+        context["csrf_token"] = csrf_token(request)
+        return templates.TemplateResponse(request, name, context, status_code=status)
+
+    async def providers() -> list[IdentityProvider]:
+        async with ctx.db.session() as session:
+            return list(await session.scalars(select(IdentityProvider).order_by("name")))
+
+    # ------------------------------------------------------------------ login
+
+    @router.get("/login", include_in_schema=False)
+    async def login_form(request: Request, next: str | None = None) -> Response:
+        identity = await sessions.current_identity(request, ctx)
+        return page(
+            request,
+            "login.html",
+            providers=await providers(),
+            next=safe_next(next),
+            selected_idp=None,
+            username="",
+            current_user=identity.username if identity else None,
+        )
+
+    @router.post("/login", include_in_schema=False)
+    async def login_submit(request: Request) -> Response:
+        form = await request.form()
+        values = {k: v for k, v in form.items() if isinstance(v, str)}
+        next_url = safe_next(values.get("next"))
+        idp_id = values.get("idp", "")
+        username = values.get("username", "").strip()
+        password = values.get("password", "")
+        all_providers = await providers()
+
+        def again(message: str, status: int) -> Response:
+            return page(
+                request,
+                "login.html",
+                status,
+                providers=all_providers,
+                next=next_url,
+                selected_idp=idp_id,
+                username=username,
+                error=message,
+            )
+
+        if not csrf_ok(request, values):
+            return again("Your login form expired. Please try again.", 403)
+        provider = next((p for p in all_providers if str(p.id) == idp_id), None)
+        if provider is None or not username or not password:
+            return again("Choose your institution and enter your username and password.", 400)
+        full_name = username if "@" in username else f"{username}@{provider.domain}"
+        address = request.client.host if request.client else "unknown"
+        now = ctx.clock.now()
+        window_start = now - timedelta(seconds=60)
+        async with ctx.db.session() as session:
+            failures = await session.scalar(
+                select(func.count(LoginFailure.id)).where(
+                    LoginFailure.username == full_name,
+                    LoginFailure.address == address,
+                    LoginFailure.time > window_start,
+                )
+            )
+            identity = await session.scalar(
+                select(Identity).where(
+                    Identity.username == full_name, Identity.provider_id == provider.id
+                )
+            )
+        if (failures or 0) >= ctx.settings.login_attempts_per_minute:
+            return again(
+                "Too many failed login attempts for this account. Wait a minute and try again.",
+                429,
+            )
+        password_hash = identity.password_hash if identity is not None else None
+        ok = (
+            identity is not None
+            and identity.status == "used"
+            and await run_in_threadpool(check_password, ctx.settings, password, password_hash)
+        )
+        if not ok or identity is None:
+            async with ctx.db.session() as session:
+                session.add(LoginFailure(username=full_name, address=address, time=now))
+                # Old rows are useless for a one-minute window; keep the table small.
+                await session.execute(
+                    delete(LoginFailure).where(LoginFailure.time < now - timedelta(hours=1))
+                )
+            return again("Incorrect username or password.", 401)
+        sessions.log_in(request, identity, int(now.timestamp()))
+        return RedirectResponse(next_url, status_code=303)
+
+    # ------------------------------------------------------------------ authorize
+
+    def error_page(request: Request, title: str, message: str, status: int = 400) -> Response:
+        return page(request, "error.html", status, title=title, message=message)
+
+    def oauth_error(
+        request: Request, server: ArcternAuthorizationServer, oreq: HttpRequest, error: OAuth2Error
+    ) -> Response:
+        if error.redirect_uri:
+            error.state = oreq.payload.state
+            return server.handle_error_response(oreq, error)
+        message = error.description or error.error or "Invalid request"
+        return error_page(request, "This sign-in request cannot be completed", message)
+
+    def authorize_view(
+        request: Request, oreq: HttpRequest, identity: Identity | None, decision: str | None
+    ) -> Any:
+        """Sync body of the authorize endpoint (runs inside the Authlib session)."""
+
+        def action(server: ArcternAuthorizationServer) -> Any:
+            try:
+                grant = server.get_consent_grant(oreq, end_user=identity)
+            except OAuth2Error as error:
+                return oauth_error(request, server, oreq, error)
+            if identity is None:
+                return None
+            client = grant.request.client
+            try:
+                nodes = parse_scopes(oreq.payload.scope)
+            except ScopeError as exc:  # already rejected by validation; belt and braces
+                return error_page(request, "Invalid scope", str(exc))
+            if decision == "deny":
+                return server.create_authorization_response(oreq, grant_user=None, grant=grant)
+            if decision == "allow":
+                record_consents(server.session, identity.id, client.id, nodes, server.now)
+                return server.create_authorization_response(oreq, grant_user=identity, grant=grant)
+            prompts = (oreq.payload.data.get("prompt") or "").split()
+            if "consent" not in prompts and has_consented(
+                server.session, identity.id, client.id, nodes
+            ):
+                return server.create_authorization_response(oreq, grant_user=identity, grant=grant)
+            return ("consent", client.row, nodes)
+
+        return action
+
+    def without_prompt_login(request: Request) -> str:
+        items = [
+            (k, v)
+            for k, v in request.query_params.multi_items()
+            if not (k == "prompt" and "login" in v.split())
+        ]
+        return f"{request.url.path}?{urlencode(items)}"
+
+    async def authorize(request: Request, decision: str | None) -> Response:
+        oreq = await service.http_request(request)
+        identity = await sessions.current_identity(request, ctx)
+        prompts = (oreq.payload.data.get("prompt") or "").split()
+        if decision is not None and not csrf_ok(request, oreq.form):
+            return error_page(
+                request,
+                "This form has expired",
+                "Go back to the application and start the sign-in again.",
+                403,
+            )
+        if decision is None and "login" in prompts:
+            # Forced re-authentication: validate first, then show the login form.
+            identity = None
+        auth_time = timestamp_to_datetime(request.session.get(sessions.AUTH_TIME_KEY))
+        result = await service.run(
+            request,
+            authorize_view(request, oreq, identity, decision),
+            oauth_request=oreq,
+            auth_time=auth_time,
+        )
+        if result is None:
+            return RedirectResponse(login_url(without_prompt_login(request)), status_code=303)
+        if isinstance(result, Response):
+            return result
+        _, client, nodes = result
+        return consent_page(request, identity, client, nodes)
+
+    def consent_page(
+        request: Request, identity: Identity | None, client: OAuthClient, nodes: list[ScopeNode]
+    ) -> Response:
+        items = []
+        for node in nodes:
+            items.append(
+                {
+                    "scope": node.name,
+                    "text": describe(node.name),
+                    "dependencies": [describe(dep.name) for dep in node.dependencies],
+                }
+            )
+        return page(
+            request,
+            "consent.html",
+            client=client,
+            scopes=items,
+            action=str(request.url.path) + ("?" + request.url.query if request.url.query else ""),
+            current_user=identity.username if identity else None,
+        )
+
+    @router.get("/v2/oauth2/authorize", include_in_schema=False)
+    async def authorize_get(request: Request) -> Response:
+        return await authorize(request, None)
+
+    @router.post("/v2/oauth2/authorize", include_in_schema=False)
+    async def authorize_post(request: Request) -> Response:
+        form = await request.form()
+        decision = form.get("decision")
+        return await authorize(request, "allow" if decision == "allow" else "deny")
+
+    # ------------------------------------------------------------------ auth code page
+
+    @router.get("/v2/web/auth-code", include_in_schema=False)
+    async def auth_code_page(request: Request) -> Response:
+        params = request.query_params
+        error = params.get("error")
+        if error:
+            return page(
+                request,
+                "auth_code.html",
+                400,
+                code=None,
+                failure=params.get("error_description") or error,
+            )
+        code = params.get("code")
+        if not code:
+            return error_page(
+                request,
+                "No authorization code",
+                "This page shows the code an application asks you to copy. Start the sign-in "
+                "from your application to get one.",
+            )
+        minutes = max(1, ctx.settings.authorization_code_lifetime // 60)
+        return page(request, "auth_code.html", code=code, failure=None, minutes=minutes)
+
+    return router
