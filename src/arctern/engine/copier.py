@@ -1,0 +1,437 @@
+"""Copies one file between connectors: sync check, chunked parallel copy, checksums, retries.
+
+Data goes to a hidden temporary object that is renamed into place only once complete and
+verified. Large files are copied in windows of chunks read and written in parallel at their
+offsets; after each window the progress is handed to the sink so that another worker can
+resume from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeVar
+
+from arctern.connectors.base import Connector, FileInfo, WriteState
+from arctern.connectors.errors import ConnectorError, ObjectNotFound, QuotaExceeded
+from arctern.engine.checksums import (
+    THREAD_THRESHOLD,
+    Hasher,
+    UnsupportedAlgorithm,
+    new_hasher,
+    normalize_algorithm,
+    same_checksum,
+)
+from arctern.engine.errors import Canceled, CancelToken, FileFailed
+from arctern.engine.options import FileJob, TransferOptions
+
+T = TypeVar("T")
+
+DEFAULT_CHUNK_SIZE = 8 << 20
+FAST_PATH_CHUNK = 64 << 20
+
+
+class ProgressSink(Protocol):
+    """Receives accounting from the engine; implementations batch it (never a commit per call)."""
+
+    def count(
+        self, *, bytes_transferred: int = 0, bytes_checksummed: int = 0, faults: int = 0
+    ) -> None: ...
+
+    def fault(self, code: str, message: str) -> None:
+        """A retryable problem happened: count one fault and record an event."""
+        ...
+
+    def checkpoint(self, job: FileJob, bytes_done: int, state: WriteState | None) -> None:
+        """The first ``bytes_done`` bytes of ``job`` are durably in ``state``'s temp object."""
+        ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    factor: float = 2.0
+    checksum_attempts: int = 3
+
+    def delay(self, attempt: int) -> float:
+        return min(self.max_delay, self.base_delay * self.factor ** max(0, attempt - 1))
+
+
+@dataclass
+class Resume:
+    """Persisted progress of a partly copied file."""
+
+    bytes_done: int
+    state: WriteState | None
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    status: Literal["done", "skipped"]  # skipped: the sync level found nothing to do
+    checksum: str | None
+    algorithm: str | None
+    size: int
+
+
+class _Mismatch(Exception):
+    pass
+
+
+@dataclass
+class _Progress:
+    state: WriteState | None = None
+    done: int = 0
+    hasher: Hasher | None = None  # covers exactly the first ``done`` bytes when set
+
+
+class Copier:
+    """Copies files from ``source`` to ``destination`` under one task's options."""
+
+    def __init__(
+        self,
+        source: Connector,
+        destination: Connector,
+        options: TransferOptions,
+        sink: ProgressSink,
+        cancel: CancelToken,
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        parallel_chunks: int = 4,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.source = source
+        self.destination = destination
+        self.options = options
+        self.sink = sink
+        self.cancel = cancel
+        self.chunk_size = chunk_size
+        self.parallel_chunks = max(1, parallel_chunks)
+        self.retry = retry or RetryPolicy()
+        self._fast_path = _posix_pair(source, destination)
+
+    # -- orchestration -------------------------------------------------------------------
+
+    async def copy(self, job: FileJob, resume: Resume | None = None) -> CopyResult:
+        """Copy ``job``; raises ``FileFailed`` (permanent) or ``Canceled``."""
+        try:
+            algorithm = normalize_algorithm(job.checksum_algorithm)
+        except UnsupportedAlgorithm as exc:
+            raise FileFailed("UNSUPPORTED_CHECKSUM_ALGORITHM", str(exc)) from exc
+        progress = _Progress(
+            state=resume.state if resume else None, done=resume.bytes_done if resume else 0
+        )
+        attempts = 0
+        mismatches = 0
+        high_water = progress.done
+        while True:
+            self.cancel.check()
+            if progress.done > high_water:
+                # Progress since the last fault: sporadic faults must not doom a long file.
+                high_water = progress.done
+                attempts = 0
+            attempts += 1
+            try:
+                return await self._attempt(job, algorithm, progress)
+            except Canceled:
+                await self._discard(progress)
+                raise
+            except FileFailed:
+                await self._discard(progress)
+                raise
+            except _Mismatch as exc:
+                await self._discard(progress)
+                mismatches += 1
+                self.sink.fault("VERIFY_CHECKSUM", str(exc))
+                if mismatches >= self.retry.checksum_attempts:
+                    raise FileFailed("VERIFY_CHECKSUM", str(exc)) from exc
+                attempts -= 1  # checksum retries have their own budget
+            except QuotaExceeded as exc:
+                if self.options.fail_on_quota_errors or attempts >= self.retry.max_attempts:
+                    await self._discard(progress)
+                    raise FileFailed(exc.code, str(exc), quota=True) from exc
+                self.sink.fault(exc.code, str(exc))
+                await self._sleep(self.retry.delay(attempts))
+            except ConnectorError as exc:
+                if not exc.retryable or attempts >= self.retry.max_attempts:
+                    await self._discard(progress)
+                    raise FileFailed(exc.code, str(exc)) from exc
+                self.sink.fault(exc.code, str(exc))
+                await self._sleep(self.retry.delay(attempts))
+
+    async def _discard(self, progress: _Progress) -> None:
+        if progress.state is not None:
+            state, progress.state, progress.done = progress.state, None, 0
+            progress.hasher = None
+            with contextlib.suppress(ConnectorError):
+                await self.destination.abort_write(state)
+
+    async def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            self.cancel.check()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 0.1))
+
+    # -- one attempt ---------------------------------------------------------------------
+
+    def _needs_checksum(self, job: FileJob) -> bool:
+        return bool(
+            self.options.verify_checksum or job.external_checksum or self.options.sync_level == 3
+        )
+
+    async def _attempt(self, job: FileJob, algorithm: str, progress: _Progress) -> CopyResult:
+        if (
+            progress.state is None
+            and self.options.sync_level is not None
+            and await self._up_to_date(job, algorithm)
+        ):
+            return CopyResult("skipped", None, None, job.size)
+        need_hash = self._needs_checksum(job)
+        if self._fast_path and not need_hash:
+            try:
+                await self._copy_file_range(job, progress)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                self._fast_path = False  # this filesystem pair cannot do it; use read/write
+                await self._discard(progress)
+            else:
+                await self._commit(job, progress)
+                return CopyResult("done", None, None, job.size)
+        checksum = await self._copy_chunks(job, algorithm if need_hash else None, progress)
+        if (
+            job.external_checksum
+            and checksum is not None
+            and not same_checksum(job.external_checksum, checksum)
+        ):
+            raise FileFailed(
+                "EXTERNAL_CHECKSUM_MISMATCH",
+                f"{job.source_path}: {algorithm} is {checksum}, expected {job.external_checksum}",
+            )
+        verify = self.options.verify_checksum and checksum is not None
+        readable_temp = getattr(self.destination.capabilities, "readable_temp", True)
+        if verify and readable_temp:
+            assert progress.state is not None and checksum is not None
+            await self._verify(progress.state.temp_path, job, algorithm, checksum)
+        await self._commit(job, progress)
+        if verify and not readable_temp:
+            assert checksum is not None
+            try:
+                await self._verify(job.destination_path, job, algorithm, checksum, native=True)
+            except _Mismatch:
+                with contextlib.suppress(ConnectorError):
+                    await self.destination.delete(job.destination_path)
+                raise
+        return CopyResult("done", checksum, algorithm if checksum else None, job.size)
+
+    async def _commit(self, job: FileJob, progress: _Progress) -> None:
+        assert progress.state is not None
+        mtime = job.mtime if self.options.preserve_timestamp else None
+        await self.destination.commit_write(progress.state, job.destination_path, mtime=mtime)
+        progress.state = None
+        progress.done = 0
+        progress.hasher = None
+
+    async def _up_to_date(self, job: FileJob, algorithm: str) -> bool:
+        """Whether the sync level says the destination already has this file."""
+        try:
+            dst = await self.destination.stat(job.destination_path)
+        except ObjectNotFound:
+            return False
+        level = self.options.sync_level or 0
+        if dst.type == "dir":
+            return False  # the copy will fail with IS_A_DIRECTORY, as it should
+        if level == 0:
+            return True
+        if dst.size != job.size:
+            return False
+        if level == 1:
+            return True
+        if level == 2:
+            # Copy only when the source is newer; sub-second differences are filesystem noise.
+            return not job.mtime > dst.mtime + 1.0
+        src_sum = await self._checksum_of(self.source, job.source_path, job.size, algorithm)
+        dst_sum = await self._native_or_read(self.destination, job.destination_path, dst, algorithm)
+        return same_checksum(src_sum, dst_sum)
+
+    async def _native_or_read(
+        self, connector: Connector, path: str, info: FileInfo, algorithm: str
+    ) -> str:
+        native = None
+        if algorithm in connector.capabilities.native_checksums:
+            native = await connector.checksum(path, algorithm)
+        if native is not None:
+            return native
+        return await self._checksum_of(connector, path, info.size, algorithm)
+
+    async def _checksum_of(self, connector: Connector, path: str, size: int, algo: str) -> str:
+        hasher = new_hasher(algo)
+        offset = 0
+        while offset < size:
+            self.cancel.check()
+            data = await connector.read(path, offset, min(self.chunk_size, size - offset))
+            if not data:
+                break
+            await _hash(hasher, data)
+            offset += len(data)
+            self.sink.count(bytes_checksummed=len(data))
+        return hasher.hexdigest()
+
+    async def _verify(
+        self, path: str, job: FileJob, algorithm: str, expected: str, *, native: bool = False
+    ) -> None:
+        if native:
+            info = await self.destination.stat(path)
+            actual = await self._native_or_read(self.destination, path, info, algorithm)
+        else:
+            actual = await self._checksum_of(self.destination, path, job.size, algorithm)
+        if not same_checksum(actual, expected):
+            raise _Mismatch(
+                f"checksum mismatch for {job.destination_path}: "
+                f"source {algorithm} {expected}, destination {actual}"
+            )
+
+    async def _copy_chunks(
+        self, job: FileJob, algorithm: str | None, progress: _Progress
+    ) -> str | None:
+        state = await self.destination.begin_write(
+            job.destination_path, job.size, resume=progress.state
+        )
+        if progress.state is None or state.temp_path != progress.state.temp_path:
+            progress.done = 0
+            progress.hasher = None
+        progress.state = state
+        hasher = progress.hasher if algorithm else None
+        if algorithm and (hasher is None or not progress.done):
+            hasher = new_hasher(algorithm)
+            if progress.done:
+                # Resuming: the hash must cover the prefix copied by an earlier attempt.
+                await self._hash_prefix(job.source_path, progress.done, hasher)
+        progress.hasher = hasher
+        size = job.size
+        offset = progress.done
+        window_bytes = self.chunk_size * self.parallel_chunks
+        while offset < size:
+            self.cancel.check()
+            end = min(size, offset + window_bytes)
+            spans = [
+                (o, min(self.chunk_size, end - o)) for o in range(offset, end, self.chunk_size)
+            ]
+            results = await asyncio.gather(
+                *[self.source.read(job.source_path, o, n) for o, n in spans],
+                return_exceptions=True,
+            )
+            # Keep the contiguous prefix that was read; a failed chunk is retried, not its
+            # neighbours.
+            good: list[tuple[int, bytes]] = []
+            error: BaseException | None = None
+            for (o, n), result in zip(spans, results, strict=True):
+                if isinstance(result, BaseException):
+                    error = result
+                    break
+                if len(result) != n:
+                    raise FileFailed(
+                        "FILE_SIZE_CHANGED",
+                        f"{job.source_path} changed size during the transfer "
+                        f"(short read at offset {o})",
+                    )
+                good.append((o, result))
+            if good:
+                await _gather([self.destination.write(state, o, d) for o, d in good])
+                if hasher is not None:
+                    for _o, data in good:
+                        await _hash(hasher, data)
+                written = sum(len(d) for _o, d in good)
+                offset += written
+                progress.done = offset
+                progress.hasher = hasher
+                self.sink.count(bytes_transferred=written)
+                if size > self.chunk_size:
+                    self.sink.checkpoint(job, offset, state)
+            if error is not None:
+                raise error
+        return hasher.hexdigest() if hasher is not None else None
+
+    async def _hash_prefix(self, path: str, length: int, hasher: Hasher) -> None:
+        offset = 0
+        while offset < length:
+            self.cancel.check()
+            data = await self.source.read(path, offset, min(self.chunk_size, length - offset))
+            if not data:
+                raise FileFailed("FILE_SIZE_CHANGED", f"{path} shrank during the transfer")
+            await _hash(hasher, data)
+            offset += len(data)
+
+    async def _copy_file_range(self, job: FileJob, progress: _Progress) -> None:
+        """Kernel-side copy between two local files (no checksum wanted)."""
+        src = self.source
+        dst = self.destination
+        state = await dst.begin_write(job.destination_path, job.size, resume=progress.state)
+        if progress.state is None or state.temp_path != progress.state.temp_path:
+            progress.done = 0
+        progress.state = state
+        src_fd = await asyncio.to_thread(src.open_read_fd, job.source_path)  # type: ignore[attr-defined]
+        try:
+            dst_fd = await asyncio.to_thread(dst.open_write_fd, state)  # type: ignore[attr-defined]
+            try:
+                offset = progress.done
+                while offset < job.size:
+                    self.cancel.check()
+                    count = min(FAST_PATH_CHUNK, job.size - offset)
+                    copied = await asyncio.to_thread(
+                        os.copy_file_range, src_fd, dst_fd, count, offset, offset
+                    )
+                    if copied == 0:
+                        raise FileFailed(
+                            "FILE_SIZE_CHANGED",
+                            f"{job.source_path} changed size during the transfer",
+                        )
+                    offset += copied
+                    progress.done = offset
+                    self.sink.count(bytes_transferred=copied)
+                    if job.size > self.chunk_size:
+                        self.sink.checkpoint(job, offset, state)
+            finally:
+                os.close(dst_fd)
+        finally:
+            os.close(src_fd)
+
+
+def _posix_pair(source: Connector, destination: Connector) -> bool:
+    from arctern.connectors.posix.connector import PosixConnector
+
+    return isinstance(source, PosixConnector) and isinstance(destination, PosixConnector)
+
+
+async def _hash(hasher: Hasher, data: bytes) -> None:
+    if len(data) >= THREAD_THRESHOLD:
+        await asyncio.to_thread(hasher.update, data)
+    else:
+        hasher.update(data)
+
+
+async def _gather(awaitables: list[Awaitable[T]]) -> list[T]:
+    if len(awaitables) == 1:
+        return [await awaitables[0]]
+    return list(await asyncio.gather(*awaitables))
+
+
+# Re-exported for callers that classify engine outcomes.
+__all__ = [
+    "Canceled",
+    "Copier",
+    "CopyResult",
+    "FileFailed",
+    "ProgressSink",
+    "Resume",
+    "RetryPolicy",
+]

@@ -1,0 +1,36 @@
+"""Outcomes of engine work that are not plain connector errors."""
+
+from __future__ import annotations
+
+
+class FileFailed(Exception):
+    """A file could not be transferred; ``code`` is a Globus event code."""
+
+    def __init__(self, code: str, message: str, *, quota: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.quota = quota
+
+
+class Canceled(Exception):
+    """The task was canceled (or expired) while this work was in progress."""
+
+
+class CancelToken:
+    """Set by whoever supervises the task; checked by the engine between chunks."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def cancel(self, reason: str = "CANCELED") -> None:
+        if self.reason is None:
+            self.reason = reason
+
+    @property
+    def cancelled(self) -> bool:
+        return self.reason is not None
+
+    def check(self) -> None:
+        if self.reason is not None:
+            raise Canceled(self.reason)

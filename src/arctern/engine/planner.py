@@ -1,0 +1,190 @@
+"""Turns submitted items into a stream of work: directories to create, files to copy, errors.
+
+The source tree is walked depth-first with each directory's listing sorted, so the stream is
+deterministic and a planner that died can resume by skipping the entries it already committed.
+Only one directory listing is held in memory at a time per level of depth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from arctern.connectors.base import Connector, FileInfo
+from arctern.connectors.errors import ConnectorError, ObjectNotFound
+from arctern.connectors.paths import normalize
+from arctern.engine.filters import is_included
+from arctern.engine.options import FileJob, ItemSpec, TransferOptions, collection_path
+
+
+@dataclass(frozen=True)
+class MakeDir:
+    """Create ``path`` on the destination (with parents); ``counted`` for the directories total."""
+
+    path: str
+    counted: bool
+
+
+@dataclass(frozen=True)
+class CopyFile:
+    job: FileJob
+
+
+@dataclass(frozen=True)
+class PlanError:
+    """An item or subtree that cannot be transferred (missing source, unreadable dir, …)."""
+
+    source_path: str
+    destination_path: str
+    code: str
+    message: str
+    is_directory: bool = False
+
+
+@dataclass(frozen=True)
+class DeleteExtra:
+    """A destination entry absent from the source (``delete_destination_extra``)."""
+
+    path: str
+    is_dir: bool
+
+
+@dataclass(frozen=True)
+class SkippedSymlink:
+    source_path: str
+
+
+PlanEntry = MakeDir | CopyFile | PlanError | DeleteExtra | SkippedSymlink
+
+
+def _child(base: str, name: str) -> str:
+    return f"{base.rstrip('/')}/{name}"
+
+
+def _parent(path: str) -> str:
+    head = path.rstrip("/").rsplit("/", 1)[0]
+    return head or "/"
+
+
+async def _sorted_listing(connector: Connector, path: str) -> list[FileInfo]:
+    entries = [info async for info in connector.list(path)]
+    entries.sort(key=lambda info: info.name)
+    return entries
+
+
+class Planner:
+    """Yields the plan entries of one transfer, item by item."""
+
+    def __init__(self, source: Connector, destination: Connector, options: TransferOptions):
+        self.source = source
+        self.destination = destination
+        self.options = options
+
+    async def plan(self, items: list[ItemSpec]) -> AsyncIterator[PlanEntry]:
+        for item in items:
+            async for entry in self.plan_item(item):
+                yield entry
+
+    async def plan_item(self, item: ItemSpec) -> AsyncIterator[PlanEntry]:
+        try:
+            src = normalize(collection_path(item.source_path))
+            dst = normalize(collection_path(item.destination_path))
+        except ConnectorError as exc:
+            yield PlanError(item.source_path, item.destination_path, exc.code, str(exc))
+            return
+        try:
+            info = await self.source.stat(src)
+        except ConnectorError as exc:
+            yield PlanError(src, dst, exc.code, str(exc))
+            return
+        if item.recursive:
+            if info.type != "dir":
+                yield PlanError(src, dst, "NOT_A_DIRECTORY", f"Not a directory: {src}")
+                return
+            yield MakeDir(dst, counted=True)
+            async for entry in self._walk(src, dst):
+                yield entry
+            return
+        if info.type == "dir":
+            yield PlanError(
+                src, dst, "IS_A_DIRECTORY", f"{src} is a directory; use recursive", True
+            )
+            return
+        if dst != "/":
+            yield MakeDir(_parent(dst), counted=False)
+        yield CopyFile(
+            FileJob(
+                source_path=src,
+                destination_path=dst,
+                size=info.size,
+                mtime=info.mtime,
+                external_checksum=item.external_checksum,
+                checksum_algorithm=item.checksum_algorithm,
+            )
+        )
+
+    async def _walk(self, src_dir: str, dst_dir: str) -> AsyncIterator[PlanEntry]:
+        rules = self.options.filter_rules
+        try:
+            entries = await _sorted_listing(self.source, src_dir)
+        except ConnectorError as exc:
+            yield PlanError(src_dir, dst_dir, exc.code, str(exc), is_directory=True)
+            return
+        kept: set[str] = set()
+        subdirs: list[FileInfo] = []
+        for info in entries:
+            if info.type == "link":
+                if self.options.recursive_symlinks != "copy":
+                    yield SkippedSymlink(info.path)
+                    continue
+                try:
+                    target = await self.source.stat(info.path)
+                except ConnectorError as exc:
+                    yield PlanError(info.path, _child(dst_dir, info.name), exc.code, str(exc))
+                    continue
+                info = FileInfo(
+                    name=info.name,
+                    path=info.path,
+                    type=target.type,
+                    size=target.size,
+                    mtime=target.mtime,
+                )
+            is_dir = info.type == "dir"
+            if not is_included(rules, info.name, is_dir):
+                continue
+            kept.add(info.name)
+            if is_dir:
+                subdirs.append(info)
+            else:
+                yield CopyFile(
+                    FileJob(
+                        source_path=_child(src_dir, info.name),
+                        destination_path=_child(dst_dir, info.name),
+                        size=info.size,
+                        mtime=info.mtime,
+                    )
+                )
+        if self.options.delete_destination_extra:
+            async for extra in self._extras(dst_dir, kept):
+                yield extra
+        for info in subdirs:
+            sub_dst = _child(dst_dir, info.name)
+            yield MakeDir(sub_dst, counted=True)
+            async for entry in self._walk(_child(src_dir, info.name), sub_dst):
+                yield entry
+
+    async def _extras(self, dst_dir: str, kept: set[str]) -> AsyncIterator[PlanEntry]:
+        try:
+            existing = await _sorted_listing(self.destination, dst_dir)
+        except ObjectNotFound:
+            return
+        except ConnectorError as exc:
+            yield PlanError(dst_dir, dst_dir, exc.code, str(exc), is_directory=True)
+            return
+        for info in existing:
+            if info.name in kept:
+                continue
+            # Entries the filter excludes are outside the transfer: leave them alone.
+            if not is_included(self.options.filter_rules, info.name, info.type == "dir"):
+                continue
+            yield DeleteExtra(info.path, info.type == "dir")
