@@ -6,7 +6,10 @@ To add a backend: write a fixture yielding a fresh, empty connector and append i
 
 from __future__ import annotations
 
+import importlib.machinery
 import logging
+import sys
+import types
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -42,6 +45,23 @@ async def memory_connector() -> AsyncIterator[Connector]:
     await connector.close()
 
 
+def _give_moto_a_crc32c() -> None:
+    """Let the in-process moto compute real CRC32C.
+
+    moto imports the optional ``crc32c`` package and silently falls back to plain CRC32
+    without it, which would make the full-object checksums of multipart uploads wrong.
+    """
+    try:
+        import crc32c  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        import google_crc32c
+
+        shim = types.ModuleType("crc32c")
+        shim.__spec__ = importlib.machinery.ModuleSpec("crc32c", None)
+        shim.crc32c = google_crc32c.value  # type: ignore[attr-defined]
+        sys.modules["crc32c"] = shim
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """An S3-compatible server (moto) on a free loopback port, shared by the session."""
@@ -49,6 +69,7 @@ def moto_endpoint() -> Iterator[str]:
 
     # One INFO line per request would drown the output of a failing test.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    _give_moto_a_crc32c()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -58,7 +58,11 @@ Objects = list[dict[str, Any]]
 
 
 def crc32c_b64(data: bytes) -> str:
-    """The base64 CRC32C S3 expects in ``x-amz-checksum-crc32c``."""
+    """The base64 CRC32C S3 expects in ``x-amz-checksum-crc32c``.
+
+    Computed here because botocore needs awscrt for CRC32C; with the value supplied, the
+    accompanying ``ChecksumAlgorithm`` only names it and botocore computes nothing.
+    """
     return base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode("ascii")
 
 
@@ -138,6 +142,9 @@ class S3Connector:
         self.copy_part_size = _int_option(options, "copy_part_size", DEFAULT_COPY_PART_SIZE)
         self.concurrency = max(1, _int_option(options, "concurrency", 8))
         self.page_size = min(1000, max(1, _int_option(options, "page_size", 1000)))
+        self.max_attempts = max(1, _int_option(options, "max_attempts", 3))
+        self.connect_timeout = _int_option(options, "connect_timeout", 10)
+        self.read_timeout = _int_option(options, "read_timeout", 60)
         self.capabilities = Capabilities(
             write_at_offset=False,
             rename=False,
@@ -165,10 +172,10 @@ class S3Connector:
                 config = AioConfig(
                     signature_version="s3v4",
                     s3={"addressing_style": self._addressing_style},
-                    retries={"max_attempts": 3, "mode": "standard"},
+                    retries={"max_attempts": self.max_attempts, "mode": "standard"},
                     max_pool_connections=max(10, self.concurrency * 2),
-                    connect_timeout=10,
-                    read_timeout=60,
+                    connect_timeout=self.connect_timeout,
+                    read_timeout=self.read_timeout,
                     request_checksum_calculation="when_required",
                     response_checksum_validation="when_required",
                 )
@@ -247,11 +254,13 @@ class S3Connector:
                 await s3.put_object(Bucket=self.bucket, Key=self._dir_prefix(parent), Body=b"")
 
     async def _require_parent_dir(self, parts: Parts, what: str) -> None:
-        kind = await self._kind(parts[:-1], what)
-        if kind is None:
-            raise ObjectNotFound(f"{what}: parent directory does not exist")
-        if kind == "file":
+        parent = parts[:-1]
+        # Directory first: on the hot path (every begin_write) the parent usually is one.
+        if not parent or await self._probe_dir(parent, what) is not None:
+            return
+        if await self._head(self._key(parent), what) is not None:
             raise NotADirectory(f"{what}: parent is not a directory")
+        raise ObjectNotFound(f"{what}: parent directory does not exist")
 
     # ------------------------------------------------------------------ metadata
 
@@ -755,6 +764,7 @@ class S3Connector:
                 UploadId=state.upload_id,
                 PartNumber=number,
                 Body=body,
+                ChecksumAlgorithm="CRC32C",
                 ChecksumCRC32C=checksum,
             )
         state.parts[number] = str(resp["ETag"])
@@ -779,7 +789,11 @@ class S3Connector:
                 )
             with mapped(path):
                 await s3.put_object(
-                    Bucket=self.bucket, Key=key, Body=body, ChecksumCRC32C=crc32c_b64(body)
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=body,
+                    ChecksumAlgorithm="CRC32C",
+                    ChecksumCRC32C=crc32c_b64(body),
                 )
             self._uploads.pop(id(state), None)
             return
