@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from arctern.auth.api import create_api_router
 from arctern.auth.endpoints import create_endpoints_router, globus_error
 from arctern.auth.pages import create_pages_router
 from arctern.auth.service import AuthService
@@ -41,12 +42,7 @@ def create_auth_app(ctx: AppContext) -> FastAPI:
     app = FastAPI(title="Arctern Auth", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(create_pages_router(service))
     app.include_router(create_endpoints_router(service, verifier))
-    try:
-        from arctern.auth.api import create_api_router
-    except ImportError:  # pragma: no cover - the developer API is optional during bring-up
-        pass
-    else:
-        app.include_router(create_api_router(service, verifier))
+    app.include_router(create_api_router(service, verifier))
     install_error_handlers(app)
     return app
 

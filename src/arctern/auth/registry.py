@@ -134,8 +134,10 @@ async def create_client(
     owner_id: uuid.UUID | None = None,
     parent_client: uuid.UUID | None = None,
     visibility: str = "private",
+    with_credential: bool = True,
 ) -> tuple[OAuthClient, str | None]:
-    """Register a client; a confidential one gets a first credential, whose secret is returned."""
+    """Register a client; a confidential one gets a first credential (unless
+    ``with_credential`` is False), whose secret is returned once."""
     name = name.strip()
     if not name:
         raise InvalidRequest("A client needs a name", code="INVALID_PARAMETERS")
@@ -155,7 +157,7 @@ async def create_client(
     session.add(client)
     await session.flush()
     secret = None
-    if not public_client:
+    if not public_client and with_credential:
         _, secret = await create_credential(session, now, client, name=name)
     return client, secret
 

@@ -1,0 +1,84 @@
+"""The unmodified globus-cli logs in, inspects its session and logs out against a live server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.auth_flow import authorize_over_http
+from tests.support.server import DEMO_PASSWORD, DEMO_USERNAME, LiveServer
+
+GLOBUS = str(Path(sys.executable).with_name("globus"))
+
+
+def globus(server: LiveServer, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [GLOBUS, *args],
+        env=server.client_env(home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def globus_login(server: LiveServer, home: Path) -> subprocess.CompletedProcess[str]:
+    """``globus login --no-local-server``: read the URL, log in over HTTP, paste the code."""
+    process = subprocess.Popen(
+        [GLOBUS, "login", "--no-local-server"],
+        env=server.client_env(home),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stdin is not None
+    url = None
+    seen = []
+    while url is None:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if line.strip().startswith("http"):
+            url = line.strip()
+    if url is None:
+        process.kill()
+        _, err = process.communicate()
+        raise AssertionError(f"globus login printed no URL:\n{''.join(seen)}\n{err}")
+    assert "prompt=login" in url
+    code = authorize_over_http(server.url, url, DEMO_USERNAME, DEMO_PASSWORD)
+    out, err = process.communicate(code + "\n", timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, "".join(seen) + out, err)
+
+
+def test_globus_cli_login_whoami_session_logout(server: LiveServer, tmp_path: Path) -> None:
+    login = globus_login(server, tmp_path)
+    assert login.returncode == 0, login.stdout + login.stderr
+    assert "You have successfully logged in" in login.stdout
+
+    whoami = globus(server, tmp_path, "whoami")
+    assert whoami.returncode == 0, whoami.stderr
+    assert whoami.stdout.strip() == DEMO_USERNAME
+
+    whoami_json = globus(server, tmp_path, "whoami", "--format", "json")
+    assert whoami_json.returncode == 0, whoami_json.stderr
+    assert json.loads(whoami_json.stdout)["preferred_username"] == DEMO_USERNAME
+
+    session = globus(server, tmp_path, "session", "show")
+    assert session.returncode == 0, session.stderr
+    assert DEMO_USERNAME in session.stdout
+
+    # Logging in again is a no-op (the CLI validates every stored refresh token).
+    again = globus(server, tmp_path, "login")
+    assert again.returncode == 0, again.stderr
+    assert "already logged in" in again.stdout.lower()
+
+    logout = globus(server, tmp_path, "logout", "--yes")
+    assert logout.returncode == 0, logout.stderr
+    assert "logged out" in logout.stdout.lower()
+
+    after = globus(server, tmp_path, "whoami")
+    assert after.returncode != 0
+    assert "login" in (after.stdout + after.stderr).lower()
