@@ -38,6 +38,7 @@ from arctern.connectors.errors import (
 )
 from arctern.connectors.paths import child, join_path, split_path
 from arctern.connectors.s3.errors import error_code, http_status, mapped
+from arctern.connectors.s3.secrets import is_encrypted
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -98,7 +99,7 @@ def _int_option(options: Mapping[str, Any], name: str, default: int) -> int:
     try:
         return int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"S3 option {name} must be an integer, not {value!r}") from exc
+        raise ConnectorError(f"S3 option {name} must be an integer, not {value!r}") from exc
 
 
 @dataclass(slots=True)
@@ -130,12 +131,18 @@ class S3Connector:
         self._access_key_id = options.get("access_key_id") or None
         self._secret_access_key = options.get("secret_access_key") or None
         self._session_token = options.get("session_token") or None
+        if is_encrypted(self._secret_access_key) or is_encrypted(self._session_token):
+            # A caller forgot decrypt_options; signing with the ciphertext would only
+            # produce a baffling SignatureDoesNotMatch from the store.
+            raise PermissionDenied("S3 credentials are still encrypted (decrypt_options first)")
         # Local and most self-hosted stores only answer path-style requests.
         default_style = "path" if self._endpoint_url else "auto"
         self._addressing_style = options.get("addressing_style") or default_style
         self.part_size = _int_option(options, "part_size", DEFAULT_PART_SIZE)
-        if self.part_size < MIN_PART_SIZE:
-            raise ValueError(f"S3 part_size must be at least {MIN_PART_SIZE} bytes")
+        if not MIN_PART_SIZE <= self.part_size <= MAX_PART_SIZE:
+            raise ConnectorError(
+                f"S3 part_size must be between {MIN_PART_SIZE} and {MAX_PART_SIZE}"
+            )
         # Files up to this size are buffered and sent with one PutObject at commit.
         self.multipart_threshold = _int_option(options, "multipart_threshold", self.part_size)
         self.copy_threshold = _int_option(options, "copy_threshold", DEFAULT_COPY_THRESHOLD)
