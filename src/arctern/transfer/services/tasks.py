@@ -298,10 +298,10 @@ async def task_file_records(
     ctx: AppContext, caller: Caller, task_id: object, *, state: str, marker: int | None
 ) -> tuple[list[Any], int | None]:
     """A page of the task's per-file records in ``state``; and the next marker (or None)."""
-    from arctern.db.models.work import TaskFile
-
     async with ctx.db.session() as session:
         task = await _own_task(session, caller, task_id)
+        from arctern.db.models.work import TaskFile
+
         query = select(TaskFile).where(TaskFile.task_id == task.id, TaskFile.state == state)
         if marker is not None:
             query = query.where(TaskFile.id > marker)
