@@ -140,7 +140,8 @@ class Copier:
             try:
                 return await self._attempt(job, algorithm, progress)
             except Canceled:
-                await self._discard(progress)
+                if not self.cancel.keep_partial:
+                    await self._discard(progress)
                 raise
             except FileFailed:
                 await self._discard(progress)
@@ -218,7 +219,8 @@ class Copier:
                 f"{job.source_path}: {algorithm} is {checksum}, expected {job.external_checksum}",
             )
         verify = self.options.verify_checksum and checksum is not None
-        readable_temp = getattr(self.destination.capabilities, "readable_temp", True)
+        # Multipart stores only show an object once it is completed: verify after commit.
+        readable_temp = self.destination.capabilities.write_at_offset
         if verify and readable_temp:
             assert progress.state is not None and checksum is not None
             await self._verify(progress.state.temp_path, job, algorithm, checksum)
@@ -319,13 +321,13 @@ class Copier:
         progress.hasher = hasher
         size = job.size
         offset = progress.done
-        window_bytes = self.chunk_size * self.parallel_chunks
+        # Multipart stores need whole parts; offsets then stay on part boundaries.
+        chunk = state.part_size or self.chunk_size
+        window_bytes = chunk * self.parallel_chunks
         while offset < size:
             self.cancel.check()
             end = min(size, offset + window_bytes)
-            spans = [
-                (o, min(self.chunk_size, end - o)) for o in range(offset, end, self.chunk_size)
-            ]
+            spans = [(o, min(chunk, end - o)) for o in range(offset, end, chunk)]
             results = await asyncio.gather(
                 *[self.source.read(job.source_path, o, n) for o, n in spans],
                 return_exceptions=True,
@@ -355,7 +357,7 @@ class Copier:
                 progress.done = offset
                 progress.hasher = hasher
                 self.sink.count(bytes_transferred=written)
-                if size > self.chunk_size:
+                if size > chunk:
                     self.sink.checkpoint(job, offset, state)
             if error is not None:
                 raise error

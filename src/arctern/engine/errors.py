@@ -28,6 +28,11 @@ class CancelToken:
             self.reason = reason
 
     @property
+    def keep_partial(self) -> bool:
+        """Stopping for a hand-over (shutdown, lost lease): the next worker resumes the temp."""
+        return self.reason in ("SHUTDOWN", "LEASE_LOST")
+
+    @property
     def cancelled(self) -> bool:
         return self.reason is not None
 

@@ -19,6 +19,7 @@ from arctern.db.models.transfer import (
     TaskEvent,
     TaskItem,
 )
+from arctern.db.models.work import TaskFile, TaskPlan, WorkBatch
 
 __all__ = [
     "AclRule",
@@ -35,5 +36,8 @@ __all__ = [
     "Project",
     "Task",
     "TaskEvent",
+    "TaskFile",
     "TaskItem",
+    "TaskPlan",
+    "WorkBatch",
 ]
