@@ -165,8 +165,8 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
                     "source_path": row.source_path,
                     "destination_path": row.destination_path,
                     "size": row.size,
-                    "checksum": getattr(row, "checksum", None),
-                    "checksum_algorithm": getattr(row, "checksum_algorithm", None),
+                    "checksum": row.checksum,
+                    "checksum_algorithm": row.checksum_algorithm,
                     "dynamic": False,
                 }
                 for row in rows
@@ -193,10 +193,10 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
                     "error_code": row.error_code,
                     "error_details": row.error_message,
                     "error_time": iso(row.done_time),
-                    "external_checksum": None,
-                    "checksum_algorithm": getattr(row, "checksum_algorithm", None),
+                    "external_checksum": row.external_checksum,
+                    "checksum_algorithm": row.checksum_algorithm,
                     "is_delete_destination_extra": False,
-                    "is_directory": False,
+                    "is_directory": row.is_directory,
                     "is_symlink": False,
                 }
                 for row in rows

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from arctern.context import AppContext
 from arctern.db.models.transfer import Collection, Task, TaskEvent
+from arctern.db.models.work import TaskFile
 from arctern.errors import ArcternError, NotFound
 from arctern.transfer.filters import (
     Clauses,
@@ -296,13 +297,14 @@ async def task_events(
 
 async def task_file_records(
     ctx: AppContext, caller: Caller, task_id: object, *, state: str, marker: int | None
-) -> tuple[list[Any], int | None]:
+) -> tuple[list[TaskFile], int | None]:
     """A page of the task's per-file records in ``state``; and the next marker (or None)."""
     async with ctx.db.session() as session:
         task = await _own_task(session, caller, task_id)
-        from arctern.db.models.work import TaskFile
-
         query = select(TaskFile).where(TaskFile.task_id == task.id, TaskFile.state == state)
+        if state == "done":
+            # Successful transfers list files only, never directories.
+            query = query.where(TaskFile.is_directory.is_(False))
         if marker is not None:
             query = query.where(TaskFile.id > marker)
         rows = list(await session.scalars(query.order_by(TaskFile.id).limit(RECORDS_PAGE + 1)))
