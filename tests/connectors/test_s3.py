@@ -114,6 +114,7 @@ async def test_multipart_upload_resumed_by_upload_id(
     second = open_s3(connectors, moto_endpoint, bucket, part_size=PART)
     resumed = await second.begin_write("/big.bin", len(data), resume=WriteState(**persisted))
     assert resumed.upload_id == state.upload_id
+    assert resumed.temp_path == state.temp_path  # same pending write: progress is kept
     assert sorted(resumed.parts) == [1, 2]
     resent = 0
     sends = []
@@ -146,6 +147,7 @@ async def test_resume_of_a_vanished_upload_starts_again(
     await raw.abort_multipart_upload(Bucket=bucket, Key="f", UploadId=state.upload_id)
     fresh = await connector.begin_write("/f", len(data), resume=state)
     assert fresh.upload_id != state.upload_id
+    assert fresh.temp_path != state.temp_path  # tells the engine to start again at 0
     assert fresh.parts == {}
     for offset in range(0, len(data), fresh.part_size):
         await connector.write(fresh, offset, data[offset : offset + fresh.part_size])
@@ -322,3 +324,19 @@ async def test_missing_bucket_and_unreachable_store(
     connectors.append(unreachable)
     with pytest.raises(TransientError):
         await unreachable.stat("/file")
+
+
+async def test_small_write_resumed_in_another_process_starts_again(
+    moto_endpoint: str, bucket: str, connectors: list[S3Connector]
+) -> None:
+    first = open_s3(connectors, moto_endpoint, bucket)
+    state = await first.begin_write("/s", 8)
+    await first.write(state, 0, b"1234")
+    assert state.upload_id is None and state.part_size == 0
+    # The buffered bytes died with the first worker.
+    second = open_s3(connectors, moto_endpoint, bucket)
+    fresh = await second.begin_write("/s", 8, resume=WriteState(**dataclasses.asdict(state)))
+    assert fresh.temp_path != state.temp_path
+    await second.write(fresh, 0, b"abcdefgh")
+    await second.commit_write(fresh, "/s")
+    assert await second.read("/s", 0, 8) == b"abcdefgh"

@@ -48,10 +48,13 @@ class WriteState:
     parts: dict[int, str] = field(default_factory=dict)  # part number -> etag
     # Multipart stores (write_at_offset False): part n = offset // part_size + 1, so the
     # engine should write whole parts (pieces of a part are assembled in memory and lost on
-    # a crash); after begin_write(resume=...) only parts missing from ``parts`` need sending.
-    # 0 when the connector writes at arbitrary offsets or buffers the whole (small) file.
+    # a crash). 0 when the connector writes at arbitrary offsets or buffers the whole
+    # (small) file. A resumed state whose temp_path differs from the one passed in means
+    # the earlier bytes are gone and the copy must start again at offset 0.
     part_size: int = 0
     size: int = -1  # the size declared to begin_write (-1 when unknown)
+    # Stores whose pending upload is bound to its final name (S3): that collection path.
+    target: str = ""
 
 
 @runtime_checkable

@@ -15,6 +15,7 @@ import base64
 import builtins
 import contextlib
 import math
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +87,15 @@ def parse_root(root: str) -> tuple[str, str]:
         raise InvalidPath(f"S3 collection root may not contain '..': {root!r}")
     prefix = "/".join(parts) + "/" if parts else ""
     return bucket, prefix
+
+
+def _temp_name(parts: Parts) -> str:
+    """A fresh identity for a pending write, shaped like the other connectors' temp files.
+
+    No object is ever stored under it (the pending data is the write buffer or the multipart
+    upload); a new name on resume tells the engine that earlier progress was lost.
+    """
+    return join_path([*parts[:-1], f".arctern-{uuid.uuid4().hex}.part"])
 
 
 def _valid_name(name: str) -> bool:
@@ -628,7 +638,7 @@ class S3Connector:
                 return resumed
         elif resume is not None:
             kept = self._uploads.get(id(resume))
-            if kept is not None and resume.temp_path == path and resume.size == size:
+            if kept is not None and resume.target == path and resume.size == size:
                 return resume  # same process: the buffered bytes are still here
             self._uploads.pop(id(resume), None)
         # The checks POSIX gets from open(2): the parent must be a directory and the
@@ -637,7 +647,7 @@ class S3Connector:
         if await self._probe_dir(parts, path) is not None:
             raise IsADirectory(f"{path}: is a directory")
         if 0 <= size <= self.multipart_threshold:
-            state = WriteState(temp_path=path, size=size)
+            state = WriteState(temp_path=_temp_name(parts), size=size, target=path)
             self._uploads[id(state)] = _Upload(buffer=bytearray())
             return state
         if size < 0:
@@ -652,7 +662,11 @@ class S3Connector:
                 ChecksumType="FULL_OBJECT",
             )
         state = WriteState(
-            temp_path=path, upload_id=created["UploadId"], part_size=part_size, size=size
+            temp_path=_temp_name(parts),
+            upload_id=created["UploadId"],
+            part_size=part_size,
+            size=size,
+            target=path,
         )
         self._uploads[id(state)] = _Upload()
         return state
@@ -662,7 +676,7 @@ class S3Connector:
     ) -> WriteState | None:
         """The resumed state with the parts the store already holds; None to start afresh."""
         s3 = await self._s3()
-        old_key = self._key(split_path(resume.temp_path))
+        old_key = self._upload_key(resume)
         compatible = (
             old_key == key
             and resume.part_size > 0
@@ -674,7 +688,11 @@ class S3Connector:
                 await self._abort_upload(old_key, str(resume.upload_id), path)
             return None
         state = WriteState(
-            temp_path=path, upload_id=resume.upload_id, part_size=resume.part_size, size=size
+            temp_path=resume.temp_path,
+            upload_id=resume.upload_id,
+            part_size=resume.part_size,
+            size=size,
+            target=path,
         )
         upload = _Upload()
         count = math.ceil(size / state.part_size)
@@ -764,10 +782,10 @@ class S3Connector:
             raise ValueError("too many parts for one S3 upload")
         checksum = crc32c_b64(body)
         s3 = await self._s3()
-        with mapped(state.temp_path):
+        with mapped(state.target):
             resp = await s3.upload_part(
                 Bucket=self.bucket,
-                Key=self._key(split_path(state.temp_path)),
+                Key=self._upload_key(state),
                 UploadId=state.upload_id,
                 PartNumber=number,
                 Body=body,
@@ -817,7 +835,7 @@ class S3Connector:
             if number in upload.checksums:
                 part["ChecksumCRC32C"] = upload.checksums[number]
             listed.append(part)
-        upload_key = self._key(split_path(state.temp_path))
+        upload_key = self._upload_key(state)
         with mapped(path):
             await s3.complete_multipart_upload(
                 Bucket=self.bucket,
@@ -830,6 +848,10 @@ class S3Connector:
             await self._copy_object(upload_key, key, state.size, path)
             with mapped(path):
                 await s3.delete_object(Bucket=self.bucket, Key=upload_key)
+
+    def _upload_key(self, state: WriteState) -> str:
+        """The key a multipart upload is bound to (it cannot move before completion)."""
+        return self._key(split_path(state.target or state.temp_path))
 
     async def _abort_upload(self, key: str, upload_id: str, what: str) -> None:
         s3 = await self._s3()
@@ -844,7 +866,7 @@ class S3Connector:
         self._uploads.pop(id(state), None)
         if state.upload_id:
             await self._abort_upload(
-                self._key(split_path(state.temp_path)), state.upload_id, state.temp_path
+                self._upload_key(state), state.upload_id, state.target or state.temp_path
             )
 
     # ------------------------------------------------------------------ checksums
