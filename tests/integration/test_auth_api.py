@@ -40,6 +40,23 @@ def test_get_identities_by_username_and_id(
     assert identity["id"] == developer_tokens.decode_id_token()["sub"]
 
 
+def test_provisioning_creates_unused_identities_that_accounts_claim(
+    server: LiveServer, developer_tokens: globus_sdk.OAuthTokenResponse
+) -> None:
+    client = auth_client(server, developer_tokens)
+    found = client.get_identities(usernames="newcomer@example.edu", provision=True)["identities"]
+    assert [(i["username"], i["status"]) for i in found] == [("newcomer@example.edu", "unused")]
+    unknown_domain = client.get_identities(usernames="x@unknown.example", provision=True)
+    assert unknown_domain["identities"] == []
+    created = server.admin(
+        "user", "create", "newcomer@example.edu", "--password-stdin", input="pw-newcomer\n"
+    )
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip() == found[0]["id"]
+    again = client.get_identities(ids=found[0]["id"])["identities"][0]
+    assert again["status"] == "used"
+
+
 def test_consents_list_the_granted_scopes(
     server: LiveServer, developer_tokens: globus_sdk.OAuthTokenResponse
 ) -> None:

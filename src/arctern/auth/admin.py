@@ -77,6 +77,13 @@ async def create_user(
         elif username.rsplit("@", 1)[1].lower() != provider.domain:
             raise InvalidRequest(f"{username} is not in the domain {provider.domain}")
         existing = await session.scalar(select(Identity).where(Identity.username == username))
+        if existing is not None and existing.status == "unused":
+            # Provisioned earlier by an identity lookup (e.g. for an ACL): claim it.
+            existing.password_hash = password_hash
+            existing.name = name or username.split("@", 1)[0]
+            existing.email = email if email is not None else username
+            existing.status = "used"
+            return existing
         if existing is not None:
             raise Conflict(f"User {username} already exists")
         identity = Identity(

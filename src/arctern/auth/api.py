@@ -220,6 +220,13 @@ def create_api_router(service: AuthService, verifier: TokenVerifier) -> APIRoute
                     select(Identity).where(func.lower(Identity.username).in_(lowered))
                 )
                 by_name = {row.username.lower(): row for row in rows}
+                provision = request.query_params.get("provision", "false").lower() == "true"
+                if provision:
+                    for name in lowered:
+                        if name not in by_name:
+                            created = await _provision(session, name, ctx.clock.now())
+                            if created is not None:
+                                by_name[name] = created
                 found = [by_name[u] for u in lowered if u in by_name]
         return JSONResponse({"identities": [identity_document(i) for i in found]})
 
@@ -501,6 +508,31 @@ def create_api_router(service: AuthService, verifier: TokenVerifier) -> APIRoute
         return JSONResponse({"policies": []})
 
     return router
+
+
+async def _provision(session: AsyncSession, username: str, now: Any) -> Identity | None:
+    """Like Globus, make an "unused" identity for a username at a known provider (no login)."""
+    if username.count("@") != 1:
+        return None
+    domain = username.split("@", 1)[1]
+    provider = await session.scalar(
+        select(IdentityProvider).where(IdentityProvider.domain == domain)
+    )
+    if provider is None:
+        return None
+    identity = Identity(
+        provider_id=provider.id,
+        username=username,
+        name="",
+        email=None,
+        password_hash=None,
+        status="unused",
+        created_at=now,
+    )
+    session.add(identity)
+    await session.flush()
+    identity.provider = provider
+    return identity
 
 
 def _admin_uuid(value: Any) -> uuid.UUID:
