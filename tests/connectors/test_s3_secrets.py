@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from arctern.connectors.errors import ConnectorError, PermissionDenied
+from arctern.connectors.s3.admin import prepare_s3_collection
 from arctern.connectors.s3.connector import S3Connector
 from arctern.connectors.s3.secrets import (
     CredentialsUnreadable,
@@ -13,6 +14,7 @@ from arctern.connectors.s3.secrets import (
     encrypt_options,
     redact_options,
 )
+from arctern.errors import InvalidRequest
 from tests.connectors.conftest import make_bucket, put, s3_options
 
 KEY = "server-secret-key-for-tests"
@@ -71,3 +73,23 @@ async def test_stored_options_open_a_working_connector(moto_endpoint: str) -> No
         assert await connector.read("/hello", 0, 100) == b"encrypted at rest, plain in use"
     finally:
         await connector.close()
+
+
+async def test_prepare_s3_collection(moto_endpoint: str) -> None:
+    bucket = await make_bucket(moto_endpoint)
+    root, stored = await prepare_s3_collection(
+        f"s3://{bucket}//data/./set/", s3_options(moto_endpoint), KEY
+    )
+    assert root == f"{bucket}/data/set"
+    assert stored["secret_access_key"].startswith("fernet:")
+    assert decrypt_options(stored, KEY) == s3_options(moto_endpoint)
+    with pytest.raises(InvalidRequest, match="Cannot use S3 bucket"):
+        await prepare_s3_collection("arctern-missing-bucket", s3_options(moto_endpoint), KEY)
+    with pytest.raises(InvalidRequest, match="unknown"):
+        await prepare_s3_collection(bucket, {"endpoint": moto_endpoint}, KEY)
+    with pytest.raises(InvalidRequest):
+        await prepare_s3_collection("", s3_options(moto_endpoint), KEY)
+    unchecked_root, _ = await prepare_s3_collection(
+        "arctern-missing-bucket/x", s3_options(moto_endpoint), KEY, probe=False
+    )
+    assert unchecked_root == "arctern-missing-bucket/x"
