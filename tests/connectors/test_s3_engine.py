@@ -191,3 +191,26 @@ async def test_lost_upload_restarts_from_zero(
     await second.copy(job, Resume(done, persisted(state)))
     assert await read_all(dest, "/big") == data
     assert sink.bytes_transferred == len(data)
+
+
+async def test_copy_out_of_s3_with_native_checksum(
+    moto_endpoint: str, s3_root: str, opened: list[S3Connector]
+) -> None:
+    origin = s3(opened, moto_endpoint, s3_root)
+    data = os.urandom(2 * PART + 17)
+    state = await origin.begin_write("/src.bin", len(data))
+    for offset in range(0, len(data), state.part_size):
+        await origin.write(state, offset, data[offset : offset + state.part_size])
+    await origin.commit_write(state, "/src.bin")
+    info = await origin.stat("/src.bin")
+    target = MemoryConnector()
+    sink = MemorySink()
+    job = FileJob("/src.bin", "/copy.bin", info.size, info.mtime, checksum_algorithm="crc32c")
+    options = TransferOptions(verify_checksum=True, sync_level=3)
+    result = await Copier(origin, target, options, sink, CancelToken()).copy(job)
+    assert result.status == "done"
+    assert result.checksum == f"{google_crc32c.value(data):08x}"
+    assert await target.read("/copy.bin", 0, len(data)) == data
+    # Checksum sync compares the source's stored CRC32C with the copy, without a re-send.
+    again = await Copier(origin, target, options, MemorySink(), CancelToken()).copy(job)
+    assert again.status == "skipped"
