@@ -73,10 +73,14 @@ async def usernames(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUI
 @asynccontextmanager
 async def open_storage(ctx: AppContext, collection: Collection) -> AsyncIterator[Connector]:
     """The collection's connector, closed afterwards."""
+    options = dict(collection.options or {})
     try:
-        connector = open_connector(
-            collection.connector, collection.root, dict(collection.options or {})
-        )
+        if collection.connector == "s3":
+            # Stored S3 credentials are encrypted with the server's secret key.
+            from arctern.connectors.s3.secrets import decrypt_options
+
+            options = decrypt_options(options, ctx.settings.secret_key or "")
+        connector = open_connector(collection.connector, collection.root, options)
     except ConnectorError as exc:
         raise StorageError(
             f"The storage of collection '{collection.display_name}' is unavailable: {exc}",
