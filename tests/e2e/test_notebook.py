@@ -69,6 +69,7 @@ def _render_html(nb: Any) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_tutorial_notebook_runs_against_arctern(server: LiveServer, tmp_path: Path) -> None:
     client_id = create_native_client(server, name="Globus SDK tutorial")
     nb = nbformat.read(NOTEBOOK, as_version=4)
