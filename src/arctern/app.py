@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -68,6 +68,13 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
                 "version": __version__,
             }
         )
+
+    @app.get("/authv2/web/auth-code", include_in_schema=False)
+    async def auth_code_without_slash(request: Request) -> RedirectResponse:
+        # An auth URL configured without its trailing slash makes the SDK and CLI build
+        # "<base>v2/web/auth-code"; send the browser to the real page.
+        query = request.url.query
+        return RedirectResponse("/auth/v2/web/auth-code" + (f"?{query}" if query else ""))
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

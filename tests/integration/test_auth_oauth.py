@@ -23,6 +23,7 @@ from tests.support.server import DEMO_PASSWORD, DEMO_USERNAME, LiveServer
 
 TRANSFER_SCOPE = "urn:globus:auth:scope:transfer.api.globus.org:all"
 CALLBACK = "https://app.example.org/callback"
+VIEW_IDENTITY_SET = "urn:globus:auth:scope:auth.globus.org:view_identity_set"
 
 
 def confidential_client(
@@ -285,3 +286,32 @@ def test_discovery_and_jwks(server: LiveServer) -> None:
     # Stable across requests (persisted in the home).
     assert httpx.get(config["jwks_uri"]).json()["keys"][0]["n"] == keys[0]["n"]
     assert (server.home / "auth-signing-key.pem").stat().st_mode & 0o077 == 0
+
+
+def test_auth_url_without_trailing_slash_still_reaches_the_code_page(server: LiveServer) -> None:
+    client_id = create_native_client(server)
+    auth = native_auth_client(server, client_id)
+    # What UserApp/globus-cli build from GLOBUS_SDK_SERVICE_URL_AUTH=<server>/auth (no slash).
+    auth.oauth2_start_flow([TRANSFER_SCOPE], redirect_uri=f"{server.url}/authv2/web/auth-code")
+    code = authorize_over_http(
+        server.url, auth.oauth2_get_authorize_url(), DEMO_USERNAME, DEMO_PASSWORD
+    )
+    assert (
+        "transfer.api.globus.org" in auth.oauth2_exchange_code_for_tokens(code).by_resource_server
+    )
+
+
+def test_client_identity_userinfo(server: LiveServer) -> None:
+    """globus-cli in client-identity mode runs whoami with a client_credentials token."""
+    client_id, secret = create_confidential_client(server, name="Robot")
+    client = confidential_client(server, client_id, secret)
+    tokens = client.oauth2_client_credentials_tokens(
+        requested_scopes="openid profile email " + VIEW_IDENTITY_SET
+    )
+    access = tokens.by_resource_server["auth.globus.org"]["access_token"]
+    info = globus_sdk.AuthClient(
+        base_url=f"{server.url}/auth/", authorizer=globus_sdk.AccessTokenAuthorizer(access)
+    ).userinfo()
+    assert info["sub"] == client_id
+    assert info["preferred_username"] == f"{client_id}@clients.auth.globus.org"
+    assert info["name"] == "Robot"

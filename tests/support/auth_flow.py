@@ -164,7 +164,7 @@ def authorize_over_http(
             f"authorize failed: {params['error'][0]}: {params.get('error_description', [''])[0]}"
         )
     if target.path.endswith("/v2/web/auth-code"):
-        page = httpx.get(target, timeout=30)
+        page = httpx.get(target, timeout=30, follow_redirects=True)
         match = re.search(r'data-testid="auth-code">([^<]+)<', page.text)
         if page.status_code != 200 or not match:
             raise AuthFlowError(f"auth-code page without a code: {page.text[:1000]}")

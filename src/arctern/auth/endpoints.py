@@ -13,7 +13,7 @@ from arctern.auth.oauth import ArcternAuthorizationServer, identity_claims
 from arctern.auth.scopes import AUTH_RS, OIDC_SCOPES
 from arctern.auth.service import AuthService
 from arctern.auth.verifier import AccessGrant, TokenVerifier
-from arctern.db.models.auth import Identity
+from arctern.db.models.auth import Identity, OAuthClient
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -84,15 +84,32 @@ def create_endpoints_router(service: AuthService, verifier: TokenVerifier) -> AP
         include_in_schema=False,
     )
 
+    async def client_identity_claims(client_id: uuid.UUID) -> dict[str, Any]:
+        """A client acting as itself (client credentials) has a Globus-style client identity."""
+        async with ctx.db.session() as session:
+            client = await session.get(OAuthClient, client_id)
+        username = f"{client_id}@clients.auth.globus.org"
+        name = client.name if client is not None else str(client_id)
+        member = {"sub": str(client_id), "username": username, "name": name, "email": None}
+        return {
+            "sub": str(client_id),
+            "preferred_username": username,
+            "name": name,
+            "email": None,
+            "identity_set": [member],
+        }
+
     @router.api_route("/v2/oauth2/userinfo", methods=["GET", "POST"], include_in_schema=False)
     async def userinfo(request: Request) -> Response:
         grant = await bearer_grant(request, verifier)
         if grant is None:
             return globus_error(401, "UNAUTHORIZED", "Call must be authenticated")
-        if grant.resource_server != AUTH_RS or grant.identity_id is None:
+        if grant.resource_server != AUTH_RS:
             return globus_error(403, "FORBIDDEN", "This token cannot be used for userinfo")
         if "openid" not in grant.scopes:
             return globus_error(403, "FORBIDDEN", "userinfo requires the openid scope")
+        if grant.identity_id is None:
+            return JSONResponse(await client_identity_claims(grant.client_id))
         async with ctx.db.session() as session:
             identity = await session.get(Identity, grant.identity_id)
         if identity is None:

@@ -49,6 +49,9 @@ class AuthService:
             {
                 self.ctx.settings.auth_url + AUTH_CODE_PATH,
                 self.request_auth_base(request) + AUTH_CODE_PATH,
+                # GLOBUS_SDK_SERVICE_URL_AUTH without its trailing slash makes clients build
+                # ".../authv2/web/auth-code"; the main app redirects that path to the real page.
+                self.request_auth_base(request).rstrip("/") + AUTH_CODE_PATH,
             }
         )
 
