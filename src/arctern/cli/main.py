@@ -10,6 +10,7 @@ import typer
 import uvicorn
 
 from arctern.cli import clients, collections, identity
+from arctern.cli import worker as worker_cli
 from arctern.config import Settings, ensure_home, load_settings
 from arctern.db.migrate import upgrade
 
@@ -22,6 +23,7 @@ app.add_typer(identity.user_app, name="user")
 app.add_typer(identity.idp_app, name="idp")
 app.add_typer(collections.app, name="collection")
 app.add_typer(clients.app, name="client")
+app.command(name="worker")(worker_cli.worker)
 
 HomeOption = Annotated[
     Path | None,

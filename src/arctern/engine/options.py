@@ -87,3 +87,4 @@ class FileJob:
     mtime: float
     external_checksum: str | None = None
     checksum_algorithm: str | None = None
+    key: int | None = None  # the worker's TaskFile id, echoed back in checkpoints

@@ -1,16 +1,241 @@
-"""A pool of worker loops inside one process (embedded in serve, or ``arctern worker``)."""
+"""A pool of worker loops inside one process (embedded in serve, or ``arctern worker``).
+
+One dispatcher claims leased work (planning first, so new tasks start at once, then file
+batches) whenever a slot is free and polls every ``poll_interval`` when idle; a reaper
+finalizes tasks nobody holds: canceled, expired, or complete but not yet marked so.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from arctern.connectors.base import Connector
+from arctern.connectors.registry import open_connector
 from arctern.context import AppContext
+from arctern.db.models.transfer import Task
+from arctern.db.models.work import TaskPlan, WorkBatch
+from arctern.engine.errors import CancelToken
+from arctern.worker import leases
+from arctern.worker.executor import (
+    BatchJob,
+    ConnectorFactory,
+    Job,
+    PlanJob,
+    WorkerConfig,
+    finalize_if_complete,
+    finalize_stopped,
+)
+from arctern.worker.leases import Claim
+
+log = logging.getLogger("arctern.worker")
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def connector_factory_for(ctx: AppContext) -> ConnectorFactory:
+    """Opens collections' connectors: stored secrets decrypted, faults injected if configured."""
+    settings = ctx.settings
+
+    def factory(kind: str, root: str, options: dict[str, Any]) -> Connector:
+        if kind == "s3":
+            from arctern.connectors.s3.secrets import decrypt_options
+
+            options = decrypt_options(options, settings.secret_key or "")
+        return open_connector(kind, root, options, fault_injection=settings.fault_injection)
+
+    return factory
 
 
 class WorkerPool:
-    def __init__(self, ctx: AppContext) -> None:
-        self._ctx = ctx
+    """Runs up to ``concurrency`` leased jobs at a time until stopped."""
+
+    def __init__(
+        self,
+        ctx: AppContext,
+        *,
+        concurrency: int | None = None,
+        name: str | None = None,
+        connector_factory: ConnectorFactory | None = None,
+        poll_interval: float = 0.2,
+        reaper_interval: float = 0.5,
+        config: WorkerConfig | None = None,
+    ) -> None:
+        settings = ctx.settings
+        self.ctx = ctx
+        self.concurrency = max(1, concurrency or settings.worker_concurrency)
+        worker_name = name or settings.worker_name or default_worker_name()
+        self.config = config or WorkerConfig(
+            name=worker_name,
+            lease=timedelta(seconds=settings.lease_seconds),
+            flush_seconds=settings.progress_flush_seconds,
+        )
+        self.name = self.config.name
+        self.factory = connector_factory or connector_factory_for(ctx)
+        self.poll_interval = poll_interval
+        self.reaper_interval = reaper_interval
+        self._running: dict[asyncio.Task[None], CancelToken] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+
+    # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        return None
+        self._stopping.clear()
+        self._tasks = [
+            asyncio.create_task(self._dispatch(), name=f"{self.name}-dispatch"),
+            asyncio.create_task(self._reap(), name=f"{self.name}-reaper"),
+        ]
 
-    async def stop(self) -> None:
-        return None
+    def wake(self) -> None:
+        """Claim now instead of at the next poll (e.g. right after a submission)."""
+        self._wake.set()
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Drain: stop claiming, let jobs persist progress and hand their leases back."""
+        self._stopping.set()
+        self._wake.set()
+        for token in self._running.values():
+            token.cancel("SHUTDOWN")
+        jobs = list(self._running)
+        if jobs:
+            _done, pending = await asyncio.wait(jobs, timeout=timeout)
+            for job in pending:
+                job.cancel()
+        await self._cancel_loops()
+
+    async def abort(self) -> None:
+        """Stop dead, as a crash would: no flush, no lease release (tests of takeover)."""
+        self._stopping.set()
+        for job in list(self._running):
+            job.cancel()
+        for job in list(self._running):
+            with contextlib.suppress(BaseException):
+                await job
+        await self._cancel_loops()
+
+    async def _cancel_loops(self) -> None:
+        for loop_task in self._tasks:
+            loop_task.cancel()
+        for loop_task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop_task
+        self._tasks = []
+
+    @property
+    def busy(self) -> int:
+        return len(self._running)
+
+    # -- dispatching ----------------------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        while not self._stopping.is_set():
+            if len(self._running) >= self.concurrency:
+                await asyncio.wait(list(self._running), return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                claim = await self._claim()
+            except Exception:
+                log.exception("claiming work failed")
+                claim = None
+            if claim is None:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                continue
+            self._launch(claim)
+
+    async def _claim(self) -> Claim | None:
+        now = self.ctx.clock.now()
+        async with self.ctx.db.session() as session:
+            await leases.adopt_new_tasks(session, now)
+        async with self.ctx.db.session() as session:
+            claim = await leases.claim_plan(session, self.name, now, self.config.lease)
+            if claim is None:
+                claim = await leases.claim_batch(session, self.name, now, self.config.lease)
+        return claim
+
+    def _launch(self, claim: Claim) -> None:
+        token = CancelToken()
+        job: Job
+        if claim.kind == "plan":
+            job = PlanJob(self.ctx, self.config, claim, self.factory, token)
+        else:
+            job = BatchJob(self.ctx, self.config, claim, self.factory, token)
+        runner = asyncio.create_task(self._run_job(job), name=f"{self.name}-{claim.kind}")
+        self._running[runner] = token
+        runner.add_done_callback(self._finished)
+
+    def _finished(self, runner: asyncio.Task[None]) -> None:
+        self._running.pop(runner, None)
+        self._wake.set()  # a slot is free, and the job may have produced more work
+
+    async def _run_job(self, job: Job) -> None:
+        try:
+            await job.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job %s of task %s failed", job.claim.kind, job.claim.task_id)
+            # Leave the lease to expire: another worker retries from persisted progress.
+
+    # -- reaping --------------------------------------------------------------------------
+
+    async def _reap(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.reap_once()
+            except Exception:
+                log.exception("reaper pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.reaper_interval)
+
+    async def reap_once(self) -> None:
+        now = self.ctx.clock.now()
+        async with self.ctx.db.session() as session:
+            stopping = list(
+                (
+                    await session.execute(
+                        select(Task.id, Task.cancel_requested).where(
+                            Task.status.in_(("ACTIVE", "INACTIVE")),
+                            or_(Task.cancel_requested.is_(True), Task.deadline <= now),
+                        )
+                    )
+                ).all()
+            )
+            stalled = list(
+                await session.scalars(
+                    select(Task.id)
+                    .where(Task.status == "ACTIVE", Task.planned.is_(True))
+                    .where(
+                        ~select(WorkBatch.id)
+                        .where(WorkBatch.task_id == Task.id, WorkBatch.state != "done")
+                        .exists()
+                    )
+                    .where(
+                        ~select(TaskPlan.task_id)
+                        .where(TaskPlan.task_id == Task.id, TaskPlan.done.is_(False))
+                        .exists()
+                    )
+                    .limit(50)
+                )
+            )
+        for task_id, cancel_requested in stopping:
+            async with self.ctx.db.session() as session:
+                held = await leases.live_lease_exists(session, task_id, now)
+            if not held:
+                reason = "CANCELED" if cancel_requested else "EXPIRED"
+                await finalize_stopped(self.ctx, task_id, reason, self.factory)
+        for task_id in stalled:
+            await finalize_if_complete(self.ctx, task_id)

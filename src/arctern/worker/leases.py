@@ -1,0 +1,184 @@
+"""Claiming, extending and releasing leases on planning jobs and file batches.
+
+One statement claims: ``UPDATE … WHERE key = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING``.
+PostgreSQL skips rows other workers are claiming; SQLite ignores the locking clause but
+serialises writers, so the statement is atomic there too. Idle workers first run a plain
+SELECT so that polling an empty queue never takes SQLite's write lock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from arctern.db.models.transfer import Task
+from arctern.db.models.work import TaskPlan, WorkBatch
+
+
+@dataclass(frozen=True)
+class Claim:
+    kind: str  # "plan" | "batch"
+    task_id: uuid.UUID
+    batch_id: int | None = None
+
+
+def _runnable_task(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        Task.status == "ACTIVE",
+        Task.cancel_requested.is_(False),
+        or_(Task.deadline.is_(None), Task.deadline > now),
+    )
+
+
+def _free(expires: Any, now: datetime) -> ColumnElement[bool]:
+    """The lease on ``expires`` (a mapped datetime column) is unset or over."""
+    return or_(expires.is_(None), expires < now)
+
+
+async def adopt_new_tasks(session: AsyncSession, now: datetime, limit: int = 100) -> int:
+    """Give every new task a planning record (idempotent: concurrent adopters are fine)."""
+    ids = list(
+        await session.scalars(
+            select(Task.id)
+            .where(
+                Task.status == "ACTIVE",
+                Task.planned.is_(False),
+                ~exists().where(TaskPlan.task_id == Task.id),
+            )
+            .order_by(Task.request_time)
+            .limit(limit)
+        )
+    )
+    if not ids:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(TaskPlan).values(
+        [{"task_id": task_id, "done": False, "created_at": now} for task_id in ids]
+    )
+    await session.execute(stmt.on_conflict_do_nothing(index_elements=["task_id"]))
+    return len(ids)
+
+
+def _plan_candidates(now: datetime):  # type: ignore[no-untyped-def]
+    return (
+        select(TaskPlan.task_id)
+        .join(Task, Task.id == TaskPlan.task_id)
+        .where(TaskPlan.done.is_(False), _free(TaskPlan.lease_expires, now), _runnable_task(now))
+        .order_by(TaskPlan.created_at)
+        .limit(1)
+    )
+
+
+def _batch_candidates(now: datetime):  # type: ignore[no-untyped-def]
+    return (
+        select(WorkBatch.id)
+        .join(Task, Task.id == WorkBatch.task_id)
+        .where(
+            WorkBatch.state == "pending", _free(WorkBatch.lease_expires, now), _runnable_task(now)
+        )
+        .order_by(WorkBatch.id)
+        .limit(1)
+    )
+
+
+async def claim_plan(
+    session: AsyncSession, owner: str, now: datetime, lease: timedelta
+) -> Claim | None:
+    if await session.scalar(_plan_candidates(now)) is None:
+        return None
+    candidate = (
+        _plan_candidates(now).with_for_update(skip_locked=True, of=TaskPlan).scalar_subquery()
+    )
+    row = await session.execute(
+        update(TaskPlan)
+        .where(TaskPlan.task_id == candidate, _free(TaskPlan.lease_expires, now))
+        .values(lease_owner=owner, lease_expires=now + lease, attempts=TaskPlan.attempts + 1)
+        .returning(TaskPlan.task_id)
+        .execution_options(synchronize_session=False)
+    )
+    task_id = row.scalar_one_or_none()
+    return Claim("plan", task_id) if task_id is not None else None
+
+
+async def claim_batch(
+    session: AsyncSession, owner: str, now: datetime, lease: timedelta
+) -> Claim | None:
+    if await session.scalar(_batch_candidates(now)) is None:
+        return None
+    candidate = (
+        _batch_candidates(now).with_for_update(skip_locked=True, of=WorkBatch).scalar_subquery()
+    )
+    row = await session.execute(
+        update(WorkBatch)
+        .where(WorkBatch.id == candidate, _free(WorkBatch.lease_expires, now))
+        .values(lease_owner=owner, lease_expires=now + lease, attempts=WorkBatch.attempts + 1)
+        .returning(WorkBatch.id, WorkBatch.task_id)
+        .execution_options(synchronize_session=False)
+    )
+    found = row.first()
+    return Claim("batch", found.task_id, found.id) if found is not None else None
+
+
+async def extend(
+    session: AsyncSession, claim: Claim, owner: str, now: datetime, lease: timedelta
+) -> bool:
+    """Heartbeat: push the lease forward; False when another worker has taken it over."""
+    if claim.kind == "plan":
+        stmt = update(TaskPlan).where(
+            TaskPlan.task_id == claim.task_id, TaskPlan.lease_owner == owner
+        )
+    else:
+        stmt = update(WorkBatch).where(
+            WorkBatch.id == claim.batch_id, WorkBatch.lease_owner == owner
+        )
+    result = await session.execute(
+        stmt.values(lease_expires=now + lease).execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def release(session: AsyncSession, claim: Claim, owner: str) -> None:
+    """Hand the work back at once (shutdown): the next worker need not wait for expiry."""
+    if claim.kind == "plan":
+        stmt = update(TaskPlan).where(
+            TaskPlan.task_id == claim.task_id, TaskPlan.lease_owner == owner
+        )
+    else:
+        stmt = update(WorkBatch).where(
+            WorkBatch.id == claim.batch_id, WorkBatch.lease_owner == owner
+        )
+    await session.execute(
+        stmt.values(lease_owner=None, lease_expires=None).execution_options(
+            synchronize_session=False
+        )
+    )
+
+
+async def live_lease_exists(session: AsyncSession, task_id: uuid.UUID, now: datetime) -> bool:
+    """Whether some worker currently holds planning or batch work of the task."""
+    plan = await session.scalar(
+        select(TaskPlan.task_id).where(
+            TaskPlan.task_id == task_id, TaskPlan.done.is_(False), TaskPlan.lease_expires >= now
+        )
+    )
+    if plan is not None:
+        return True
+    batch = await session.scalar(
+        select(WorkBatch.id)
+        .where(
+            WorkBatch.task_id == task_id,
+            WorkBatch.state == "pending",
+            WorkBatch.lease_expires >= now,
+        )
+        .limit(1)
+    )
+    return batch is not None

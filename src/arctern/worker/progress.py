@@ -1,0 +1,239 @@
+"""In-memory accounting for one leased job, flushed to the database about once a second.
+
+Counter deltas, file outcomes, resume checkpoints and events are buffered here and written in
+one transaction, so the hot path never commits per file and a crash loses at most the last
+second (whose files are simply copied again by whoever takes the lease over).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from arctern.connectors.base import WriteState
+from arctern.db.models.transfer import Task, TaskEvent
+from arctern.db.models.work import TaskFile
+from arctern.engine.options import FileJob
+
+COUNTERS = (
+    "files",
+    "directories",
+    "symlinks",
+    "files_skipped",
+    "files_transferred",
+    "bytes_transferred",
+    "bytes_checksummed",
+    "subtasks_total",
+    "subtasks_pending",
+    "subtasks_succeeded",
+    "subtasks_failed",
+    "subtasks_canceled",
+    "subtasks_expired",
+    "subtasks_skipped_errors",
+    "faults",
+)
+
+# Connector codes that are not Globus event codes.
+EVENT_CODES = {"TRANSIENT": "ENDPOINT_ERROR", "DIRECTORY_NOT_EMPTY": "ENDPOINT_ERROR"}
+MAX_EVENTS_PER_FLUSH = 20
+
+
+def event_code(code: str) -> str:
+    return EVENT_CODES.get(code, code)
+
+
+@dataclass
+class PendingEvent:
+    code: str
+    description: str
+    details: str
+    is_error: bool
+    time: datetime
+
+
+@dataclass
+class TaskProgress:
+    """Buffered changes to one task. Also the engine's ``ProgressSink``."""
+
+    task_id: uuid.UUID
+    clock_now: Any  # () -> datetime
+    deltas: dict[str, int] = field(default_factory=dict)
+    active_seconds: float = 0.0
+    nice_status: str | None = None
+    file_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
+    checkpoints: dict[int, tuple[int, dict[str, Any] | None]] = field(default_factory=dict)
+    events: list[PendingEvent] = field(default_factory=list)
+    dropped_events: int = 0
+
+    # -- ProgressSink ----------------------------------------------------------------------
+
+    def count(
+        self, *, bytes_transferred: int = 0, bytes_checksummed: int = 0, faults: int = 0
+    ) -> None:
+        self.add(
+            bytes_transferred=bytes_transferred,
+            bytes_checksummed=bytes_checksummed,
+            faults=faults,
+        )
+
+    def fault(self, code: str, message: str) -> None:
+        self.add(faults=1)
+        self.nice_status = event_code(code)
+        self.event(event_code(code), "a fault occurred; retrying", message, is_error=True)
+
+    def checkpoint(self, job: FileJob, bytes_done: int, state: WriteState | None) -> None:
+        if job.key is not None:
+            self.checkpoints[job.key] = (bytes_done, asdict(state) if state else None)
+
+    # -- recording ----------------------------------------------------------------------
+
+    def add(self, **deltas: int) -> None:
+        for name, value in deltas.items():
+            if value:
+                self.deltas[name] = self.deltas.get(name, 0) + value
+
+    def event(self, code: str, description: str, details: str = "", *, is_error: bool) -> None:
+        if len(self.events) >= MAX_EVENTS_PER_FLUSH:
+            self.dropped_events += 1
+            return
+        self.events.append(PendingEvent(code, description, details, is_error, self.clock_now()))
+
+    def file_done(self, file_id: int, state: str, **values: Any) -> None:
+        record = {
+            "state": state,
+            "error_code": None,
+            "error_message": None,
+            "checksum": None,
+            "checksum_algorithm": None,
+            "done_time": self.clock_now(),
+            "bytes_done": 0,
+            "write_state": None,
+        }
+        record.update(values)
+        self.file_updates[file_id] = record
+        self.checkpoints.pop(file_id, None)
+
+    def empty(self) -> bool:
+        return not (
+            self.deltas
+            or self.file_updates
+            or self.checkpoints
+            or self.events
+            or self.nice_status
+            or self.active_seconds
+        )
+
+    # -- persistence --------------------------------------------------------------------
+
+    async def flush(self, session: AsyncSession) -> bool:
+        """Write everything buffered; False (and nothing written) if the task is finished.
+
+        The buffer is swapped out before the first await, so concurrent flushes (heartbeat
+        and job) never write the same deltas twice; on failure it is merged back.
+        """
+        snapshot = self._take()
+        try:
+            return await snapshot._write(session)
+        except BaseException:
+            self._merge(snapshot)
+            raise
+
+    def _take(self) -> TaskProgress:
+        snapshot = TaskProgress(self.task_id, self.clock_now)
+        for name in (
+            "deltas",
+            "active_seconds",
+            "nice_status",
+            "file_updates",
+            "checkpoints",
+            "events",
+            "dropped_events",
+        ):
+            setattr(snapshot, name, getattr(self, name))
+        self._reset()
+        return snapshot
+
+    def _merge(self, other: TaskProgress) -> None:
+        for name, value in other.deltas.items():
+            self.deltas[name] = self.deltas.get(name, 0) + value
+        self.active_seconds += other.active_seconds
+        self.nice_status = self.nice_status or other.nice_status
+        for key, record in other.file_updates.items():
+            self.file_updates.setdefault(key, record)
+        for key, point in other.checkpoints.items():
+            if key not in self.file_updates:
+                self.checkpoints.setdefault(key, point)
+        self.events = other.events + self.events
+        self.dropped_events += other.dropped_events
+
+    async def _write(self, session: AsyncSession) -> bool:
+        status = await session.scalar(select(Task.status).where(Task.id == self.task_id))
+        if status not in ("ACTIVE", "INACTIVE"):
+            return False
+        values: dict[str, Any] = {
+            name: getattr(Task, name) + delta for name, delta in self.deltas.items() if delta
+        }
+        if self.active_seconds:
+            values["active_seconds"] = Task.active_seconds + self.active_seconds
+        if self.nice_status:
+            # "Queued" is the API's; once a worker touches the task it is at least "OK".
+            values["nice_status"] = self.nice_status
+        if values:
+            await session.execute(
+                update(Task)
+                .where(Task.id == self.task_id)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        if self.file_updates:
+            rows = [{"id": key, **record} for key, record in self.file_updates.items()]
+            await session.execute(
+                update(TaskFile).execution_options(synchronize_session=False), rows
+            )
+        if self.checkpoints:
+            rows = [
+                {"id": key, "bytes_done": done, "write_state": state}
+                for key, (done, state) in self.checkpoints.items()
+            ]
+            await session.execute(
+                update(TaskFile).execution_options(synchronize_session=False), rows
+            )
+        if self.events or self.dropped_events:
+            rows = [
+                {
+                    "task_id": self.task_id,
+                    "time": e.time,
+                    "code": e.code,
+                    "description": e.description,
+                    "details": e.details,
+                    "is_error": e.is_error,
+                }
+                for e in self.events
+            ]
+            if self.dropped_events:
+                rows.append(
+                    {
+                        "task_id": self.task_id,
+                        "time": self.clock_now(),
+                        "code": "PROGRESS",
+                        "description": "events suppressed",
+                        "details": f"{self.dropped_events} similar events were not recorded",
+                        "is_error": False,
+                    }
+                )
+            await session.execute(insert(TaskEvent), rows)
+        return True
+
+    def _reset(self) -> None:
+        self.deltas = {}
+        self.active_seconds = 0.0
+        self.nice_status = None
+        self.file_updates = {}
+        self.checkpoints = {}
+        self.events = []
+        self.dropped_events = 0
