@@ -340,3 +340,28 @@ async def test_small_write_resumed_in_another_process_starts_again(
     await second.write(fresh, 0, b"abcdefgh")
     await second.commit_write(fresh, "/s")
     assert await second.read("/s", 0, 8) == b"abcdefgh"
+
+
+async def test_directory_cache_saves_listings_and_forgets_on_change(
+    moto_endpoint: str, bucket: str, connectors: list[S3Connector]
+) -> None:
+    connector = open_s3(connectors, moto_endpoint, bucket)
+    await connector.mkdir("/d")
+    calls: list[str] = []
+    client = await connector._s3()
+    client.meta.events.register(
+        "provide-client-params.s3.ListObjectsV2",
+        lambda params, **kw: calls.append(params["Prefix"]),
+    )
+    for i in range(5):
+        await put(connector, f"/d/f{i}", b"x")
+    # Only the "is the target a directory" probe per file; the parent is known.
+    assert calls == [f"d/f{i}/" for i in range(5)]
+    await connector.delete("/d", recursive=True)
+    with pytest.raises(ObjectNotFound):
+        await connector.begin_write("/d/again", 1)
+    await connector.mkdir("/e")
+    await put(connector, "/e/x", b"1")
+    await connector.rename("/e", "/moved")
+    with pytest.raises(ObjectNotFound):
+        await connector.begin_write("/e/y", 1)

@@ -15,6 +15,7 @@ import base64
 import builtins
 import contextlib
 import math
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ DELETE_BATCH = 1000  # DeleteObjects accepts at most 1000 keys
 DEFAULT_PART_SIZE = 8 * MiB
 DEFAULT_COPY_THRESHOLD = 5 * GiB  # CopyObject's limit; UploadPartCopy beyond it
 DEFAULT_COPY_PART_SIZE = 512 * MiB
+DIR_CACHE_SECONDS = 5.0
+DIR_CACHE_ENTRIES = 4096
 
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
 
@@ -175,6 +178,10 @@ class S3Connector:
         self._client: Any = None
         self._client_lock: asyncio.Lock | None = None
         self._uploads: dict[int, _Upload] = {}
+        # Directories seen to exist very recently: spares a LIST per file written into them.
+        # Our own deletes and renames invalidate it; another client's delete within the
+        # window only means a file lands in a directory that S3 then shows again.
+        self._known_dirs: dict[str, float] = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -270,10 +277,27 @@ class S3Connector:
             with mapped(what):
                 await s3.put_object(Bucket=self.bucket, Key=self._dir_prefix(parent), Body=b"")
 
+    def _remember_dir(self, parts: Parts) -> None:
+        if len(self._known_dirs) >= DIR_CACHE_ENTRIES:
+            self._known_dirs.clear()
+        self._known_dirs[self._dir_prefix(parts)] = time.monotonic() + DIR_CACHE_SECONDS
+
+    def _forget_dirs(self, parts: Parts) -> None:
+        """Drop cached knowledge of ``parts`` and everything below it."""
+        prefix = self._dir_prefix(parts)
+        for known in [k for k in self._known_dirs if k.startswith(prefix)]:
+            del self._known_dirs[known]
+
     async def _require_parent_dir(self, parts: Parts, what: str) -> None:
         parent = parts[:-1]
+        if not parent:
+            return
+        expiry = self._known_dirs.get(self._dir_prefix(parent))
+        if expiry is not None and expiry > time.monotonic():
+            return
         # Directory first: on the hot path (every begin_write) the parent usually is one.
-        if not parent or await self._probe_dir(parent, what) is not None:
+        if await self._probe_dir(parent, what) is not None:
+            self._remember_dir(parent)
             return
         if await self._head(self._key(parent), what) is not None:
             raise NotADirectory(f"{what}: parent is not a directory")
@@ -389,6 +413,7 @@ class S3Connector:
         s3 = await self._s3()
         with mapped(path):
             await s3.put_object(Bucket=self.bucket, Key=self._dir_prefix(parts), Body=b"")
+        self._remember_dir(parts)
 
     # ------------------------------------------------------------------ delete
 
@@ -442,6 +467,7 @@ class S3Connector:
         parts = split_path(path)
         if not parts:
             raise PermissionDenied("the collection root cannot be deleted")
+        self._forget_dirs(parts)
         s3 = await self._s3()
         if await self._head(self._key(parts), path) is not None:
             with mapped(path):
@@ -543,6 +569,7 @@ class S3Connector:
         src_kind = await self._kind(src, old)
         if src_kind is None:
             raise ObjectNotFound(f"{old}: no such file or directory")
+        self._forget_dirs(src)
         await self._require_parent_dir(dst, new)
         if await self._kind(dst, new) is not None:
             raise AlreadyExists(f"{new}: already exists")
