@@ -118,7 +118,8 @@ def login(
     if prompt == "auto":
         prompt = "widget" if _in_notebook_with_widgets() else "input"
     if prompt == "widget":
-        WidgetLogin(flow, session).show()
+        session.login_widget = WidgetLogin(flow, session)
+        session.login_widget.show()
     else:
         _input_login(flow, session, attempts)
     return session

@@ -41,6 +41,8 @@ class Session:
         self.username: str | None = None
         self._transfer: globus_sdk.TransferClient | None = None
         self._resolver: CollectionResolver | None = None
+        #: The code box of a pending notebook login (``login(prompt="widget")``), if any.
+        self.login_widget: Any = None
 
     # -- login state -----------------------------------------------------------------------
 
