@@ -262,3 +262,31 @@ def test_task_cancel_of_finished_task(cli: Cli) -> None:
     out = cli.ok("task", "cancel", task)
     assert "completed" in out.lower()
     assert cli.json("task", "show", task)["status"] == "SUCCEEDED"
+
+
+def test_task_update_and_cancel_of_active_task(cli: Cli) -> None:
+    source = cli.dest("cancel-src")
+    source.mkdir(parents=True)
+    for n in range(3000):
+        (source / f"f{n:05d}.dat").write_bytes(b"y" * 4096)
+    task = cli.submit(
+        "transfer",
+        "--recursive",
+        "--label",
+        "to be cancelled",
+        f"{cli.c2}:{cli.scratch}cancel-src",
+        f"{cli.c2}:{cli.scratch}cancel-dst",
+    )
+    updated = cli.run("task", "update", task, "--label", "renamed before cancel")
+    if updated.returncode == 0:
+        assert cli.json("task", "show", task)["label"] == "renamed before cancel"
+    out = cli.ok("task", "cancel", task)
+    assert "cancelled successfully" in out
+    doc = cli.json("task", "show", task)
+    assert doc["status"] == "FAILED" and doc["fatal_error"]["code"] == "CANCELED"
+    waited = cli.run("task", "wait", task, "--timeout", "10")
+    assert waited.returncode == 1
+    errors = cli.ok("task", "event-list", task)
+    assert "CANCELED" in errors
+    leftovers = [p.name for p in cli.dest("cancel-dst").rglob(".arctern-*")]
+    assert leftovers == []

@@ -108,7 +108,7 @@ def test_tutorial_with_the_unmodified_sdk(
     source.mkdir()
     # Thousands of small files: per-file work keeps the task busy for seconds.
     payload = b"x" * 4096
-    for n in range(5000):
+    for n in range(3000):
         (source / f"part-{n:05d}.dat").write_bytes(payload)
     slow = globus_sdk.TransferData(
         source_endpoint=c2, destination_endpoint=c2, label="to cancel", verify_checksum=True
