@@ -50,6 +50,9 @@ class LiveServer:
             ARCTERN_CLOCK_OFFSET_FILE=str(self.home / "clock-offset"),
             ARCTERN_LOGIN_ATTEMPTS_PER_MINUTE="1000",
         )
+        if "--database" in self.extra_args:
+            # Admin commands must reach the same database as the server.
+            env["ARCTERN_DATABASE_URL"] = self.extra_args[self.extra_args.index("--database") + 1]
         env.update(self.extra_env)
         return env
 
