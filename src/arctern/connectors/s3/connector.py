@@ -746,8 +746,13 @@ class S3Connector:
                     marker = int(resp.get("NextPartNumberMarker") or 0)
         except ObjectNotFound:
             return None  # the upload was aborted or expired: begin a new one
+        previous = self._uploads.pop(id(resume), None)
+        if previous is not None:
+            # Some stores omit part checksums from ListParts; keep the ones we computed.
+            for number, etag in state.parts.items():
+                if number in previous.checksums and resume.parts.get(number) == etag:
+                    upload.checksums.setdefault(number, previous.checksums[number])
         self._uploads[id(state)] = upload
-        self._uploads.pop(id(resume), None)
         return state
 
     async def write(self, state: WriteState, offset: int, data: bytes | memoryview) -> None:
