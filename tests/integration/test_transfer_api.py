@@ -601,3 +601,60 @@ def test_bookmarks(env: Env) -> None:
     with pytest.raises(globus_sdk.TransferAPIError) as excinfo:
         tc.get_bookmark(created["id"])
     assert excinfo.value.http_status == 404
+
+
+def wait_done(tc: globus_sdk.TransferClient, task_id: str, timeout: float = 60) -> dict:  # type: ignore[type-arg]
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        doc = tc.get_task(task_id)
+        if doc["status"] != "ACTIVE":
+            return doc.data
+        time.sleep(0.3)
+    raise AssertionError(f"task {task_id} did not finish")
+
+
+def test_skipped_errors_successful_transfers_and_recent_collections(env: Env) -> None:
+    tc = env.owner.tc
+    tdata = globus_sdk.TransferData(
+        source_endpoint=env.c1, destination_endpoint=env.c2, skip_source_errors=True
+    )
+    tdata.add_item("/hello.txt", env.scratch + "skip/hello.txt")
+    tdata.add_item("/missing.txt", env.scratch + "skip/missing.txt")
+    task_id = tc.submit_transfer(tdata)["task_id"]
+    doc = wait_done(tc, task_id)
+    assert doc["status"] == "SUCCEEDED", doc
+    successful = list(tc.paginated.task_successful_transfers(task_id).items())
+    assert [s["destination_path"] for s in successful] == [env.scratch + "skip/hello.txt"]
+    assert successful[0]["size"] == len("Hello from Demo Collection 1.\n")
+    skipped = list(tc.paginated.task_skipped_errors(task_id).items())
+    assert [(s["source_path"], s["error_code"]) for s in skipped] == [
+        ("/missing.txt", "FILE_NOT_FOUND")
+    ]
+    recent = [e["id"] for e in tc.endpoint_search(filter_scope="recently-used")]
+    assert set(recent) >= {env.c1, env.c2}
+
+
+def test_delete_task(env: Env) -> None:
+    tc = env.owner.tc
+    folder = env.c2_root / env.scratch.strip("/") / "del"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "x.txt").write_text("x")
+    (folder / "y.txt").write_text("y")
+    ddata = globus_sdk.DeleteData(endpoint=env.c2, recursive=True, label="cleanup")
+    ddata.add_item(env.scratch + "del/sub")
+    ddata.add_item(
+        env.scratch + "del/not-there",
+    )
+    task_id = tc.submit_delete(ddata)["task_id"]
+    doc = wait_done(tc, task_id)
+    assert doc["type"] == "DELETE" and doc["destination_endpoint_id"] is None
+    assert doc["source_endpoint_id"] == env.c2
+    assert doc["status"] == "FAILED"  # a missing path without ignore_missing
+    ddata = globus_sdk.DeleteData(endpoint=env.c2, recursive=True, ignore_missing=True)
+    ddata.add_item(env.scratch + "del/sub")
+    ddata.add_item(env.scratch + "del/not-there")
+    doc = wait_done(tc, tc.submit_delete(ddata)["task_id"])
+    assert doc["status"] == "SUCCEEDED", doc
+    assert sorted(p.name for p in folder.iterdir()) == ["y.txt"]
