@@ -658,3 +658,15 @@ def test_delete_task(env: Env) -> None:
     doc = wait_done(tc, tc.submit_delete(ddata)["task_id"])
     assert doc["status"] == "SUCCEEDED", doc
     assert sorted(p.name for p in folder.iterdir()) == ["y.txt"]
+
+
+def test_tokens_for_other_resource_servers_are_refused(env: Env) -> None:
+    tokens = native_tokens(env.server, scopes=["openid", "profile"])
+    auth_token = tokens.by_resource_server["auth.globus.org"]["access_token"]
+    tc = globus_sdk.TransferClient(
+        authorizer=globus_sdk.AccessTokenAuthorizer(auth_token),
+        base_url=f"{env.server.url}/transfer/",
+    )
+    with pytest.raises(globus_sdk.TransferAPIError) as excinfo:
+        tc.endpoint_search("Demo")
+    assert api_error(excinfo) == (401, "ClientError.AuthenticationFailed")
