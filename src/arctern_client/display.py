@@ -143,8 +143,9 @@ class TaskView(Mapping[str, Any]):
         started = parse_time(self._doc.get("request_time"))
         ended = parse_time(self._doc.get("completion_time"))
         if started and ended:
-            seconds = max((ended - started).total_seconds(), 0.0)
-            parts.append(f"in {seconds:.1f} s")
+            seconds = (ended - started).total_seconds()
+            # Task times have whole seconds, so a quick task can show no duration at all.
+            parts.append(f"in {seconds:.0f} s" if seconds >= 1 else "in under 1 s")
             rate = self._doc.get("effective_bytes_per_second")
             if rate:
                 parts.append(f"({human_bytes(rate)}/s)")

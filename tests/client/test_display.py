@@ -32,7 +32,7 @@ def test_task_view_summary_and_details() -> None:
     assert done.is_done
     assert done.summary() == (
         "Task 3a4b5c6d-0000-4000-8000-000000000001 SUCCEEDED 'copy' - 4/4 files, "
-        "2.0 KiB in 2.0 s (1.0 KiB/s)"
+        "2.0 KiB in 2 s (1.0 KiB/s)"
     )
     failed = TaskView(
         task_doc(status="FAILED", fatal_error={"code": "CANCELED", "description": "canceled"})
@@ -94,3 +94,14 @@ def test_file_listing() -> None:
     assert "20.0 MiB" in repr(listing)
     assert listing._repr_html_().startswith("<p><strong>Demo Collection 1</strong>:/</p>")
     assert "(empty)" in repr(FileListing("c", "/x/", []))
+
+
+def test_quick_task_summary() -> None:
+    quick = TaskView(
+        task_doc(
+            status="SUCCEEDED",
+            completion_time="2026-11-26T00:00:00+00:00",
+            effective_bytes_per_second=2048,
+        )
+    )
+    assert "in under 1 s (2.0 KiB/s)" in quick.summary()

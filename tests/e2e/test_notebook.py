@@ -113,6 +113,10 @@ def test_tutorial_notebook_runs_against_arctern(server: LiveServer, tmp_path: Pa
     # The task that was canceled while active, and the finished one that could not be.
     assert "Cancel: Canceled" in everything or "Cancel: CancelAccepted" in everything
     assert 'Status after canceling: FAILED {"code": "CANCELED"' in everything
+    canceled_id = re.search(r"^Submitted ([0-9a-f-]{36}) - status: ACTIVE$", everything, re.M)
+    assert canceled_id, everything
+    failed_listing = everything.split("Failed tasks now:", 1)[1]
+    assert re.search(rf"^{canceled_id.group(1)}  FAILED ", failed_listing, re.M)
     assert "The task is still SUCCEEDED" in everything
     assert "Cancel: TaskComplete" in everything or "Cancel refused" in everything
     copied = server.home / "demo" / "collection2" / "sdk-tutorial" / "large.bin"
