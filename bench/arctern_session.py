@@ -20,12 +20,12 @@ class ArcternUnavailable(RuntimeError):
 
 
 def _login_tokens(server: LiveServer) -> dict[str, Any]:
-    """Transfer token through the real browser-less login flow of the test support code."""
+    """Tokens by resource server through the real native-app login flow (login form, consent)."""
     try:
-        from tests.support import auth_flow  # type: ignore[attr-defined]
-    except ImportError as exc:  # The auth helper lands it; until then Arctern is skipped.
-        raise ArcternUnavailable(f"tests/support/auth_flow.py is missing ({exc})") from exc
-    return auth_flow.bench_login(server)  # type: ignore[no-any-return,attr-defined]
+        from tests.support.auth_flow import native_tokens
+    except ImportError as exc:
+        raise ArcternUnavailable(f"tests/support/auth_flow.py is unusable ({exc})") from exc
+    return dict(native_tokens(server).by_resource_server)
 
 
 @dataclass
