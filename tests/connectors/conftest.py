@@ -90,11 +90,11 @@ def s3_options(endpoint: str, **extra: Any) -> dict[str, Any]:
 
 async def make_bucket(endpoint: str, name: str | None = None) -> str:
     """Create a uniquely named bucket (unique names keep tests independent without resets)."""
-    from aiobotocore.session import get_session
+    from arctern.connectors.s3.connector import shared_session
 
     bucket = name or f"arctern-{uuid.uuid4().hex[:16]}"
     opts = s3_options(endpoint)
-    async with get_session().create_client(
+    async with shared_session().create_client(
         "s3",
         endpoint_url=endpoint,
         region_name=opts["region"],

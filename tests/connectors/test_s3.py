@@ -12,7 +12,6 @@ from typing import Any
 
 import google_crc32c
 import pytest
-from aiobotocore.session import get_session
 
 from arctern.connectors.base import WriteState
 from arctern.connectors.errors import (
@@ -21,7 +20,7 @@ from arctern.connectors.errors import (
     TransientError,
 )
 from arctern.connectors.registry import open_connector
-from arctern.connectors.s3.connector import MiB, S3Connector, parse_root
+from arctern.connectors.s3.connector import MiB, S3Connector, parse_root, shared_session
 from tests.connectors.conftest import make_bucket, names, put, s3_options
 
 PART = 5 * MiB
@@ -36,7 +35,7 @@ async def bucket(moto_endpoint: str) -> str:
 async def raw(moto_endpoint: str) -> AsyncIterator[Any]:
     """A plain S3 client, to look at the store behind the connector's back."""
     opts = s3_options(moto_endpoint)
-    async with get_session().create_client(
+    async with shared_session().create_client(
         "s3",
         endpoint_url=moto_endpoint,
         region_name=opts["region"],

@@ -10,11 +10,10 @@ from collections.abc import AsyncIterator
 
 import google_crc32c
 import pytest
-from aiobotocore.session import get_session
 
 from arctern.connectors.base import WriteState
 from arctern.connectors.memory.connector import MemoryConnector
-from arctern.connectors.s3.connector import MiB, S3Connector
+from arctern.connectors.s3.connector import MiB, S3Connector, shared_session
 from arctern.engine.copier import Copier, Resume
 from arctern.engine.errors import CancelToken
 from arctern.engine.options import FileJob, TransferOptions
@@ -176,7 +175,7 @@ async def test_lost_upload_restarts_from_zero(
     # A lifecycle rule (or an operator) aborted the upload in the meantime.
     bucket = s3_root.split("/")[0]
     opts = s3_options(moto_endpoint)
-    async with get_session().create_client(
+    async with shared_session().create_client(
         "s3",
         endpoint_url=moto_endpoint,
         region_name=opts["region"],

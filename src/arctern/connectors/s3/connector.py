@@ -23,7 +23,7 @@ from typing import Any
 
 import google_crc32c
 from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
+from aiobotocore.session import AioSession, get_session
 from botocore.exceptions import ClientError
 
 from arctern.connectors.base import Capabilities, FileInfo, WriteState
@@ -60,6 +60,22 @@ _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
 # Aliases, because the ``list`` method shadows the builtin inside the class body.
 Parts = list[str]
 Objects = list[dict[str, Any]]
+
+
+_session: AioSession | None = None
+
+
+def shared_session() -> AioSession:
+    """One botocore session per process, because it caches the parsed S3 service model.
+
+    A fresh session costs about 0.3 s to open a client (it re-reads the model), and the
+    transfer API opens a connector per request. The session holds no credentials: each
+    connector passes its own to ``create_client``.
+    """
+    global _session
+    if _session is None:
+        _session = get_session()
+    return _session
 
 
 def crc32c_b64(data: bytes) -> str:
@@ -136,8 +152,15 @@ class _Upload:
 class S3Connector:
     """A collection rooted at ``bucket[/prefix]`` of an S3-compatible object store."""
 
-    def __init__(self, root: str, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        root: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        session: AioSession | None = None,
+    ) -> None:
         options = dict(options or {})
+        self._session = session
         self.bucket, self.prefix = parse_root(root)
         self._endpoint_url = options.get("endpoint_url") or None
         self._region = options.get("region") or options.get("region_name") or "us-east-1"
@@ -205,7 +228,7 @@ class S3Connector:
                 )
                 stack = contextlib.AsyncExitStack()
                 client = await stack.enter_async_context(
-                    get_session().create_client(
+                    (self._session or shared_session()).create_client(
                         "s3",
                         endpoint_url=self._endpoint_url,
                         region_name=self._region,
