@@ -41,15 +41,18 @@ class SubmittedTask(str):
 
 def ls(
     tc: globus_sdk.TransferClient,
-    resolver: CollectionResolver,
     location: str,
     path: str | None = None,
     *,
     show_hidden: bool = False,
+    resolver: CollectionResolver | None = None,
 ) -> FileListing:
-    """List a directory: ``ls(tc, r, "Demo Collection 1:/nested/")`` or ``(…, coll, path)``."""
+    """List a directory: ``ls(tc, "Demo Collection 1:/nested/")`` or ``ls(tc, name, path)``.
+
+    Collections are given by display name or ID; pass a ``resolver`` to reuse its lookups.
+    """
     name, path = split_location(location, path)
-    collection = resolver.resolve(name)
+    collection = (resolver or CollectionResolver(tc)).resolve(name)
     response = tc.operation_ls(collection.id, path=path or "/~/", show_hidden=show_hidden)
     return FileListing(str(collection), str(response.get("path", path)), response.get("DATA", []))
 
@@ -86,7 +89,6 @@ def _tree_size(tc: globus_sdk.TransferClient, collection_id: str, path: str) -> 
 
 def transfer(
     tc: globus_sdk.TransferClient,
-    resolver: CollectionResolver,
     source: str,
     destination: str,
     *,
@@ -95,6 +97,7 @@ def transfer(
     sync_level: str | int | None = None,
     verify_checksum: bool = True,
     deadline: str | None = None,
+    resolver: CollectionResolver | None = None,
     **options: Any,
 ) -> SubmittedTask:
     """Submit a transfer between two ``collection:path`` locations; returns the task ID.
@@ -107,6 +110,7 @@ def transfer(
     destination_name, destination_path = split_location(destination)
     if not source_path or not destination_path:
         raise ValueError("source and destination must both be 'collection:/path' strings")
+    resolver = resolver or CollectionResolver(tc)
     source_collection = resolver.resolve(source_name)
     destination_collection = resolver.resolve(destination_name)
 

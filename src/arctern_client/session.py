@@ -123,14 +123,13 @@ class Session:
     ) -> FileListing:
         """``ls("Demo Collection 1:/nested/")`` or ``ls("Demo Collection 1", "/nested/")``."""
         return operations.ls(
-            self.transfer_client, self.resolver, location, path, show_hidden=show_hidden
+            self.transfer_client, location, path, show_hidden=show_hidden, resolver=self.resolver
         )
 
     def transfer(self, source: str, destination: str, **kwargs: Any) -> operations.SubmittedTask:
         """Submit ``collection:path`` → ``collection:path``; see :func:`operations.transfer`."""
-        return operations.transfer(
-            self.transfer_client, self.resolver, source, destination, **kwargs
-        )
+        kwargs.setdefault("resolver", self.resolver)
+        return operations.transfer(self.transfer_client, source, destination, **kwargs)
 
     def task(self, task_id: str | uuid.UUID) -> TaskView:
         return operations.get_task(self.transfer_client, task_id)

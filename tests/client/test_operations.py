@@ -52,7 +52,7 @@ def test_ls_by_display_name(
         f"{TRANSFER_API}/operation/endpoint/{ONE}/ls",
         json={"DATA": [_file("nested", "dir"), _file("a.txt", size=3)], "path": "/nested/"},
     )
-    listing = operations.ls(tc, resolver, "Demo Collection 1:/nested")
+    listing = operations.ls(tc, "Demo Collection 1:/nested", resolver=resolver)
     assert listing.names() == ["nested/", "a.txt"]
     assert listing.path == "/nested/"
     assert listing.collection == "Demo Collection 1"
@@ -83,7 +83,7 @@ def test_transfer_a_file_into_a_directory(
     )
     submit = _accept_submission(http)
     task = operations.transfer(
-        tc, resolver, "Demo Collection 1:/large.bin", "Demo Collection 2:/copies/", label="big"
+        tc, "Demo Collection 1:/large.bin", "Demo Collection 2:/copies/", label="big"
     )
     assert isinstance(task, SubmittedTask) and task == TASK
     assert task.total_bytes == 20_000_000
@@ -118,7 +118,7 @@ def test_transfer_a_directory_is_recursive_and_sized(
         ],
     )
     submit = _accept_submission(http)
-    task = operations.transfer(tc, resolver, f"{ONE}:/nested", f"{TWO}:/out/")
+    task = operations.transfer(tc, f"{ONE}:/nested", f"{TWO}:/out/")
     assert task.total_bytes == 12
     item = _json_body(submit)["DATA"][0]
     assert item["recursive"] is True and item["destination_path"] == "/out/"
@@ -126,7 +126,7 @@ def test_transfer_a_directory_is_recursive_and_sized(
 
 def test_transfer_needs_paths(tc: globus_sdk.TransferClient, resolver: CollectionResolver) -> None:
     with pytest.raises(ValueError, match="collection:/path"):
-        operations.transfer(tc, resolver, "Demo Collection 1", "Demo Collection 2:/x")
+        operations.transfer(tc, "Demo Collection 1", "Demo Collection 2:/x", resolver=resolver)
 
 
 def test_tasks_filters_by_status(
