@@ -102,10 +102,6 @@ class Job:
             now = self.ctx.clock.now()
             async with self.ctx.db.session() as session:
                 alive = await self.progress.flush(session)
-                if heartbeat and not await leases.extend(
-                    session, self.claim, self.config.name, now, self.config.lease
-                ):
-                    self.cancel.cancel("LEASE_LOST")
                 row = (
                     await session.execute(
                         select(Task.status, Task.cancel_requested, Task.deadline).where(
@@ -113,12 +109,35 @@ class Job:
                         )
                     )
                 ).first()
-            if not alive or row is None or row.status in FINISHED:
+                finished = not alive or row is None or row.status in FINISHED
+                if (
+                    heartbeat
+                    and not finished
+                    and not await leases.extend(
+                        session, self.claim, self.config.name, now, self.config.lease
+                    )
+                ):
+                    self.cancel.cancel("LEASE_LOST")
+            if finished or row is None:
                 self.cancel.cancel("FINISHED")
             elif row.cancel_requested:
                 self.cancel.cancel("CANCELED")
             elif row.deadline is not None and row.deadline <= now:
                 self.cancel.cancel("EXPIRED")
+
+    async def stop_and_finalize(self, reason: str) -> None:
+        """Cancel/expiry seen by this job: its partial files are gone; hand in the claim and
+        finalize the task unless other workers are still cleaning up theirs (the last one
+        out, or the reaper, finalizes)."""
+        with contextlib.suppress(Exception):
+            await self.flush(heartbeat=False)
+        now = self.ctx.clock.now()
+        async with self.ctx.db.session() as session:
+            await leases.finish(session, self.claim, self.config.name)
+        async with self.ctx.db.session() as session:
+            busy = await leases.live_lease_exists(session, self.claim.task_id, now)
+        if not busy:
+            await finalize_stopped(self.ctx, self.claim.task_id, reason, self.factory)
 
     @asynccontextmanager
     async def heartbeat(self) -> AsyncIterator[None]:
@@ -213,7 +232,7 @@ class PlanJob(Job):
     async def stop_after_cancel(self, task_id: uuid.UUID) -> None:
         reason = self.cancel.reason
         if reason in ("CANCELED", "EXPIRED"):
-            await finalize_stopped(self.ctx, task_id, reason, self.factory)
+            await self.stop_and_finalize(reason)
         elif reason == "SHUTDOWN":
             await self.flush(heartbeat=False)
             async with self.ctx.db.session() as session:
@@ -557,8 +576,7 @@ class BatchJob(Job):
             await self.flush(heartbeat=False)
             await fail_task(self.ctx, task.id, *self.fatal, factory=self.factory)
         elif reason in ("CANCELED", "EXPIRED"):
-            await self.flush(heartbeat=False)
-            await finalize_stopped(self.ctx, task.id, reason, self.factory)
+            await self.stop_and_finalize(reason)
         elif reason == "SHUTDOWN":
             await self.flush(heartbeat=False)
             async with self.ctx.db.session() as session:
@@ -791,16 +809,12 @@ async def _stop(
             .where(Task.id == task_id)
             .values({counter: getattr(Task, counter) + count, "subtasks_pending": 0})
         )
+        # Leases stay with their holders: a live job must not mistake this for a takeover
+        # (it would keep its partial file for a successor that never comes).
         await session.execute(
-            update(WorkBatch)
-            .where(WorkBatch.task_id == task_id)
-            .values(state="done", lease_owner=None, lease_expires=None)
+            update(WorkBatch).where(WorkBatch.task_id == task_id).values(state="done")
         )
-        await session.execute(
-            update(TaskPlan)
-            .where(TaskPlan.task_id == task_id)
-            .values(done=True, lease_owner=None, lease_expires=None)
-        )
+        await session.execute(update(TaskPlan).where(TaskPlan.task_id == task_id).values(done=True))
         await _event(session, task_id, now, code, message.lower(), is_error=event_error)
         task = await session.get(Task, task_id)
         dst_id = task.destination_endpoint_id if task else None

@@ -163,6 +163,25 @@ async def release(session: AsyncSession, claim: Claim, owner: str) -> None:
     )
 
 
+async def finish(session: AsyncSession, claim: Claim, owner: str) -> None:
+    """This job is over for good (completed or stopped by cancel): close and release it."""
+    if claim.kind == "plan":
+        stmt = update(TaskPlan).where(
+            TaskPlan.task_id == claim.task_id, TaskPlan.lease_owner == owner
+        )
+        values: dict[str, Any] = {"done": True}
+    else:
+        stmt = update(WorkBatch).where(
+            WorkBatch.id == claim.batch_id, WorkBatch.lease_owner == owner
+        )
+        values = {"state": "done"}
+    await session.execute(
+        stmt.values(lease_owner=None, lease_expires=None, **values).execution_options(
+            synchronize_session=False
+        )
+    )
+
+
 async def live_lease_exists(session: AsyncSession, task_id: uuid.UUID, now: datetime) -> bool:
     """Whether some worker currently holds planning or batch work of the task."""
     plan = await session.scalar(
