@@ -117,3 +117,13 @@ def test_directory_transfer_then_cancel(session: ac.Session) -> None:
         assert view.status == "SUCCEEDED"
     else:
         assert view.status == "FAILED" and view.details.startswith("CANCELED")
+
+
+def test_an_expired_code_is_rejected_clearly(server_factory: Callable[..., LiveServer]) -> None:
+    private = server_factory()  # the clock moves: not on the shared server
+    deployment = ac.connect(private.url, export_environment=False)
+    flow = LoginFlow(deployment, create_native_client(private, name="slow typist"))
+    code = _code_for(private)(flow.url)
+    private.set_clock_offset(601)  # codes live 600 s
+    with pytest.raises(ac.LoginError, match=r"expired.*valid for 10 minutes"):
+        flow.exchange(code)
