@@ -94,3 +94,15 @@ def test_oauth_error_body_has_globus_errors_list() -> None:
     assert error["code"] == "INVALID_GRANT" and error["status"] == "400"
     assert error["detail"] == "invalid_grant"  # the CLI matches this exact message
     assert oauth_error_body({"active": False}, 200) == {"active": False}
+
+
+def test_registered_redirect_uris_are_validated() -> None:
+    from arctern.auth.registry import validate_redirect_uris
+    from arctern.errors import InvalidRequest
+
+    assert validate_redirect_uris([" https://a.example/cb ", "https://a.example/cb", ""]) == [
+        "https://a.example/cb"
+    ]
+    for bad in ("not a url", "ftp://a.example/x", "https://a.example/cb#frag", "/relative"):
+        with pytest.raises(InvalidRequest):
+            validate_redirect_uris([bad])

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from arctern.auth import sessions
 from arctern.auth.consents import has_consented, record_consents
 from arctern.auth.csrf import csrf_ok, csrf_token
-from arctern.auth.hashing import check_password
+from arctern.auth.hashing import check_password, hash_password, new_secret
 from arctern.auth.oauth import ArcternAuthorizationServer, HttpRequest
 from arctern.auth.scopes import ScopeError, ScopeNode, describe, parse_scopes
 from arctern.auth.service import AuthService, timestamp_to_datetime
@@ -48,6 +48,13 @@ def create_pages_router(service: AuthService) -> APIRouter:
         context["request"] = request
         context["csrf_token"] = csrf_token(request)
         return templates.TemplateResponse(request, name, context, status_code=status)
+
+    dummy: list[str] = []
+
+    def dummy_hash() -> str:
+        if not dummy:
+            dummy.append(hash_password(ctx.settings, new_secret(16)))
+        return dummy[0]
 
     async def providers() -> list[IdentityProvider]:
         async with ctx.db.session() as session:
@@ -117,12 +124,13 @@ def create_pages_router(service: AuthService) -> APIRouter:
                 "Too many failed login attempts for this account. Wait a minute and try again.",
                 429,
             )
+        # Unknown users are checked against a dummy hash so response times do not reveal
+        # which usernames exist.
         password_hash = identity.password_hash if identity is not None else None
-        ok = (
-            identity is not None
-            and identity.status == "used"
-            and await run_in_threadpool(check_password, ctx.settings, password, password_hash)
+        verified = await run_in_threadpool(
+            check_password, ctx.settings, password, password_hash or dummy_hash()
         )
+        ok = identity is not None and identity.status == "used" and bool(password_hash) and verified
         if not ok or identity is None:
             async with ctx.db.session() as session:
                 session.add(LoginFailure(username=full_name, address=address, time=now))
