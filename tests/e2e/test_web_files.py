@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from tests.e2e.conftest import log_in
 from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -67,3 +69,73 @@ def test_transfer_without_selection_is_explained(logged_in: Page, server: LiveSe
     choose(page, "destination", "Demo Collection 2")
     page.click("[data-testid=origin-start]")
     expect(page.locator("[data-testid=error]")).to_contain_text("Select files or folders")
+
+
+def start_transfer(page: Page, pane: str, names: list[str], label: str) -> str:
+    """Tick ``names`` in ``pane``, start the transfer, follow the notice to the task page."""
+    for name in names:
+        entry(page, pane, name).locator("input[type=checkbox]").check()
+    page.fill("[data-testid=transfer-label]", label)
+    page.click(f"[data-testid={pane}-start]")
+    expect(page.locator("[data-testid=notice]")).to_contain_text("Transfer request submitted")
+    page.click("[data-testid=notice-link]")
+    return page.inner_text("[data-testid=task-id]").strip()
+
+
+def test_directory_transfer_reaches_succeeded_in_activity(
+    logged_in: Page, server: LiveServer
+) -> None:
+    page = logged_in
+    folder = f"from-web-{uuid.uuid4().hex[:6]}"
+    page.goto(f"{server.url}/files")
+    choose(page, "origin", "Demo Collection 1")
+    choose(page, "destination", "Demo Collection 2")
+    page.click("[data-testid=destination-new-folder]")
+    page.fill("[data-testid=destination-folder-name]", folder)
+    page.click("[data-testid=pane-destination] button:has-text('Create')")
+    open_folder(page, "destination", folder)
+
+    task_id = start_transfer(page, "origin", ["nested"], "Web copy of nested")
+    # The task page refreshes itself until the worker is done.
+    expect(page.locator("[data-testid=task-status]")).to_have_text("SUCCEEDED", timeout=60_000)
+    expect(page.locator("[data-testid=task-progress]")).to_contain_text("3 of 3 files")
+    expect(page.locator("[data-testid=cancel-task]")).to_have_count(0)
+    expect(page.locator("[data-testid=events]")).to_be_visible()
+
+    copied = server.home / "demo" / "collection2" / folder / "nested"
+    assert (copied / "dir" / "file.txt").read_text() == "A file three levels down.\n"
+    assert (copied / "top.txt").is_file()
+
+    page.click("nav a:has-text('Activity')")
+    row = page.locator(f"[data-testid=task-row][data-task-id='{task_id}']")
+    expect(row).to_contain_text("Web copy of nested")
+    expect(row.locator("[data-testid=task-status]")).to_have_text("SUCCEEDED")
+    page.click("[data-testid=tab-succeeded]")
+    expect(page.locator(f"[data-testid=task-row][data-task-id='{task_id}']")).to_have_count(1)
+    page.click("[data-testid=tab-failed]")
+    expect(page.locator(f"[data-testid=task-row][data-task-id='{task_id}']")).to_have_count(0)
+
+
+def test_cancel_active_transfer_of_the_large_file(
+    page: Page, server_factory: Callable[..., LiveServer]
+) -> None:
+    # Reads of this server's storage fail most of the time, so the copy of large.bin sits in
+    # retry back-off (still ACTIVE) long enough to be canceled from the browser.
+    slow = server_factory(extra_env={"ARCTERN_FAULT_INJECTION": "read_error=0.9,seed=7"})
+    page.goto(f"{slow.url}/files")
+    log_in(page)
+    choose(page, "origin", "Demo Collection 1")
+    choose(page, "destination", "Demo Collection 2")
+    start_transfer(page, "origin", ["large.bin"], "Large file to cancel")
+    expect(page.locator("[data-testid=task-status]")).to_have_text("ACTIVE")
+
+    page.click("[data-testid=cancel-task]")
+    expect(page.locator("[data-testid=task-status]")).to_have_text("FAILED", timeout=30_000)
+    expect(page.locator("[data-testid=task-nice-status]")).to_have_text("Canceled")
+    expect(page.locator("[data-testid=fatal-error]")).to_contain_text("CANCELED")
+    expect(page.locator("[data-testid=cancel-task]")).to_have_count(0)
+    assert not (slow.home / "demo" / "collection2" / "large.bin").exists()
+
+    page.click("nav a:has-text('Activity')")
+    page.click("[data-testid=tab-failed]")
+    expect(page.locator("[data-testid=task-row]")).to_contain_text("Large file to cancel")
