@@ -1,0 +1,120 @@
+"""An S3 collection served by a live Arctern server, driven by the unmodified globus-sdk.
+
+The bucket lives in the moto server of this test process; the Arctern server (a separate
+process) reaches it over loopback exactly as it would reach a real S3 endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import globus_sdk
+import pytest
+
+from arctern.config import Settings
+from arctern.context import AppContext
+from arctern.transfer.services import collections as collection_service
+from tests.connectors.conftest import make_bucket, s3_options
+from tests.support.auth_flow import native_tokens
+from tests.support.server import DEMO_USERNAME, LiveServer
+
+
+@dataclass
+class S3Env:
+    tc: globus_sdk.TransferClient
+    collection: str
+    bucket: str
+    endpoint: str
+
+
+def _database_url(server: LiveServer) -> str:
+    if "--database" in server.extra_args:
+        return server.extra_args[server.extra_args.index("--database") + 1]
+    return f"sqlite+aiosqlite:///{server.home / 'arctern.db'}"
+
+
+def _create_s3_collection(server: LiveServer, name: str, root: str, options: dict[str, Any]) -> str:
+    async def run() -> str:
+        ctx = AppContext.from_settings(
+            Settings(home=server.home, database_url=_database_url(server))
+        )
+        try:
+            collection = await collection_service.create_collection(
+                ctx,
+                name=name,
+                root=root,
+                owner_username=DEMO_USERNAME,
+                connector="s3",
+                options=options,
+            )
+            return str(collection.id)
+        finally:
+            await ctx.db.dispose()
+
+    return asyncio.run(run())
+
+
+@pytest.fixture(scope="module")
+def s3_env(server: LiveServer, moto_endpoint: str) -> Iterator[S3Env]:
+    bucket = asyncio.run(make_bucket(moto_endpoint))
+    collection = _create_s3_collection(
+        server, f"S3 Test {uuid.uuid4().hex[:6]}", f"{bucket}/data", s3_options(moto_endpoint)
+    )
+    tokens = native_tokens(server)
+    token = tokens.by_resource_server["transfer.api.globus.org"]["access_token"]
+    tc = globus_sdk.TransferClient(
+        authorizer=globus_sdk.AccessTokenAuthorizer(token),
+        base_url=f"{server.url}/transfer/",
+    )
+    yield S3Env(tc, collection, bucket, moto_endpoint)
+
+
+def _names(tc: globus_sdk.TransferClient, collection: str, path: str) -> list[str]:
+    return sorted(entry["name"] for entry in tc.operation_ls(collection, path=path))
+
+
+def test_file_operations_on_an_s3_collection(s3_env: S3Env) -> None:
+    tc, c = s3_env.tc, s3_env.collection
+    assert _names(tc, c, "/") == []
+    assert tc.operation_mkdir(c, "/results/")["code"] == "DirectoryCreated"
+    tc.operation_mkdir(c, "/results/run1/")
+    listing = tc.operation_ls(c, path="/results/")
+    assert [(e["name"], e["type"]) for e in listing] == [("run1", "dir")]
+    with pytest.raises(globus_sdk.TransferAPIError) as excinfo:
+        tc.operation_mkdir(c, "/results/")
+    assert excinfo.value.http_status == 502
+    assert str(excinfo.value.code).endswith("Exists")
+    assert tc.operation_rename(c, "/results/run1/", "/results/run2/")["code"] == "FileRenamed"
+    assert _names(tc, c, "/results/") == ["run2"]
+    with pytest.raises(globus_sdk.TransferAPIError) as excinfo:
+        tc.operation_ls(c, path="/no/such/dir/")
+    assert (excinfo.value.http_status, excinfo.value.code) == (404, "ClientError.NotFound")
+    with pytest.raises(globus_sdk.TransferAPIError) as excinfo:
+        tc.operation_ls(c, path="/../")
+    assert excinfo.value.http_status == 403
+
+
+def test_objects_written_behind_the_servers_back_are_listed(s3_env: S3Env) -> None:
+    async def upload() -> None:
+        from arctern.connectors.s3.connector import shared_session
+
+        opts = s3_options(s3_env.endpoint)
+        async with shared_session().create_client(
+            "s3",
+            endpoint_url=s3_env.endpoint,
+            region_name=opts["region"],
+            aws_access_key_id=opts["access_key_id"],
+            aws_secret_access_key=opts["secret_access_key"],
+        ) as raw:
+            await raw.put_object(Bucket=s3_env.bucket, Key="data/in/a.txt", Body=b"12345")
+            await raw.put_object(Bucket=s3_env.bucket, Key="outside.txt", Body=b"hidden")
+
+    asyncio.run(upload())
+    listing = {e["name"]: e for e in s3_env.tc.operation_ls(s3_env.collection, path="/in/")}
+    assert listing["a.txt"]["type"] == "file"
+    assert listing["a.txt"]["size"] == 5
+    assert "outside.txt" not in _names(s3_env.tc, s3_env.collection, "/")
