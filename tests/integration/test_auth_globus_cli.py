@@ -11,6 +11,7 @@ from tests.support.auth_flow import authorize_over_http
 from tests.support.server import DEMO_PASSWORD, DEMO_USERNAME, LiveServer
 
 GLOBUS = str(Path(sys.executable).with_name("globus"))
+REPO = Path(__file__).resolve().parents[2]
 
 
 def globus(server: LiveServer, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -82,3 +83,22 @@ def test_globus_cli_login_whoami_session_logout(server: LiveServer, tmp_path: Pa
     after = globus(server, tmp_path, "whoami")
     assert after.returncode != 0
     assert "login" in (after.stdout + after.stderr).lower()
+
+
+def test_globus_cli_default_login_uses_a_loopback_redirect(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """Plain ``globus login``: the CLI opens BROWSER and waits on http://localhost:<port>."""
+    env = server.client_env(tmp_path)
+    env["BROWSER"] = f"{sys.executable} -m tests.support.auth_flow %s"
+    env["PYTHONPATH"] = str(REPO)
+    for variable in ("SSH_TTY", "SSH_CONNECTION"):
+        env.pop(variable, None)
+    login = subprocess.run(
+        [GLOBUS, "login"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert login.returncode == 0, login.stdout + login.stderr
+    assert "You have successfully logged in" in login.stdout
+    whoami = globus(server, tmp_path, "whoami")
+    assert whoami.returncode == 0, whoami.stderr
+    assert whoami.stdout.strip() == DEMO_USERNAME

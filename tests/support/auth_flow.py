@@ -31,6 +31,9 @@ client_id=None, refresh_tokens=True, idp_name=DEMO_IDP) -> OAuthTokenResponse``
     ``client_id`` (from ``create_native_client``) and build a ``RefreshTokenAuthorizer`` with
     ``native_auth_client(server, client_id)``.
 
+``python -m tests.support.auth_flow URL``
+    Acts as the web browser (set ``BROWSER``) for ``globus login``'s default local-server flow.
+
 ``ensure_user(server, username=DEMO_USERNAME, password=DEMO_PASSWORD, idp_name=DEMO_IDP)``
     Creates the institution and user with admin commands (for ``server_factory(demo=False)``).
 """
@@ -249,3 +252,23 @@ def ensure_user(
 
 def token_summary(tokens: globus_sdk.OAuthTokenResponse) -> dict[str, Any]:
     return {rs: data["scope"] for rs, data in tokens.by_resource_server.items()}
+
+
+def _act_as_browser(argv: list[str]) -> None:
+    """``python -m tests.support.auth_flow URL``: a BROWSER for ``globus login``'s local server.
+
+    Logs in as $AUTH_FLOW_USERNAME / $AUTH_FLOW_PASSWORD (default: the demo user), allows, and
+    delivers the final redirect (``http://localhost:<port>/?code=...``) to the CLI.
+    """
+    import os
+
+    username = os.environ.get("AUTH_FLOW_USERNAME", DEMO_USERNAME)
+    password = os.environ.get("AUTH_FLOW_PASSWORD", DEMO_PASSWORD)
+    target = authorize_redirect("", argv[1], username, password)
+    httpx.get(str(target), timeout=30)
+
+
+if __name__ == "__main__":
+    import sys
+
+    _act_as_browser(sys.argv)
