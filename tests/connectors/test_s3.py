@@ -364,3 +364,28 @@ async def test_directory_cache_saves_listings_and_forgets_on_change(
     await connector.rename("/e", "/moved")
     with pytest.raises(ObjectNotFound):
         await connector.begin_write("/e/y", 1)
+
+
+async def test_stores_without_additional_checksums_get_content_md5(
+    moto_endpoint: str, bucket: str, connectors: list[S3Connector]
+) -> None:
+    connector = open_s3(connectors, moto_endpoint, bucket, part_size=PART, checksums="false")
+    assert connector.capabilities.native_checksums == ("md5",)
+    sent: list[set[str]] = []
+    client = await connector._s3()
+    for operation in ("PutObject", "UploadPart", "CreateMultipartUpload"):
+        client.meta.events.register(
+            f"provide-client-params.s3.{operation}",
+            lambda params, **kw: sent.append({k for k in params if "Checksum" in k or "MD5" in k}),
+        )
+    small = b"plain old S3"
+    await put(connector, "/small", small)
+    large = os.urandom(PART + 10)
+    state = await connector.begin_write("/large", len(large))
+    await connector.write(state, 0, large[:PART])
+    await connector.write(state, PART, large[PART:])
+    await connector.commit_write(state, "/large")
+    assert sent == [{"ContentMD5"}, set(), {"ContentMD5"}, {"ContentMD5"}]
+    assert await connector.read("/large", 0, len(large)) == large
+    assert await connector.checksum("/small", "md5") == hashlib.md5(small).hexdigest()
+    assert await connector.checksum("/small", "crc32c") is None

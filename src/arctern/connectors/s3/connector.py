@@ -14,6 +14,7 @@ import asyncio
 import base64
 import builtins
 import contextlib
+import hashlib
 import math
 import time
 import uuid
@@ -121,6 +122,24 @@ def _valid_name(name: str) -> bool:
     return bool(name) and name not in (".", "..") and "/" not in name and "\x00" not in name
 
 
+def _md5_digest(data: bytes) -> bytes:
+    return hashlib.md5(data, usedforsecurity=False).digest()
+
+
+def _bool_option(options: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = options.get(name)
+    if value in (None, ""):
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConnectorError(f"S3 option {name} must be true or false, not {value!r}")
+
+
 def _int_option(options: Mapping[str, Any], name: str, default: int) -> int:
     value = options.get(name)
     if value in (None, ""):
@@ -186,12 +205,15 @@ class S3Connector:
         self.concurrency = max(1, _int_option(options, "concurrency", 8))
         self.page_size = min(1000, max(1, _int_option(options, "page_size", 1000)))
         self.max_attempts = max(1, _int_option(options, "max_attempts", 3))
+        # Additional (CRC32C) checksums; off for stores that predate them, which then get
+        # Content-MD5 on every upload instead.
+        self.checksums = _bool_option(options, "checksums", True)
         self.connect_timeout = _int_option(options, "connect_timeout", 10)
         self.read_timeout = _int_option(options, "read_timeout", 60)
         self.capabilities = Capabilities(
             write_at_offset=False,
             rename=False,
-            native_checksums=("crc32c", "md5"),
+            native_checksums=("crc32c", "md5") if self.checksums else ("md5",),
             set_mtime=False,
             local_path=False,
             min_part_size=MIN_PART_SIZE,
@@ -246,6 +268,26 @@ class S3Connector:
         self._uploads.clear()
         if stack is not None:
             await stack.aclose()
+
+    def _create_checksum_args(self) -> dict[str, str]:
+        # FULL_OBJECT makes the completed object's CRC32C that of its bytes, comparable with
+        # a checksum computed while reading the source (COMPOSITE would hash part checksums).
+        if not self.checksums:
+            return {}
+        return {"ChecksumAlgorithm": "CRC32C", "ChecksumType": "FULL_OBJECT"}
+
+    def _copy_checksum_args(self) -> dict[str, str]:
+        return {"ChecksumAlgorithm": "CRC32C"} if self.checksums else {}
+
+    async def _body_checksum_args(self, body: bytes) -> dict[str, str]:
+        """Integrity headers for an upload; the store rejects a body that does not match."""
+        if self.checksums:
+            return {"ChecksumAlgorithm": "CRC32C", "ChecksumCRC32C": crc32c_b64(body)}
+        if len(body) >= MiB:
+            digest = await asyncio.to_thread(_md5_digest, body)
+        else:
+            digest = _md5_digest(body)
+        return {"ContentMD5": base64.b64encode(digest).decode("ascii")}
 
     def _key(self, parts: Parts) -> str:
         key = self.prefix + "/".join(parts)
@@ -530,17 +572,14 @@ class S3Connector:
                     Key=dst,
                     CopySource=source,
                     MetadataDirective="COPY",
-                    ChecksumAlgorithm="CRC32C",
+                    **self._copy_checksum_args(),
                 )
             return
         part_size = max(self.copy_part_size, math.ceil(size / MAX_PARTS), MIN_PART_SIZE)
         count = math.ceil(size / part_size)
         with mapped(what):
             created = await s3.create_multipart_upload(
-                Bucket=self.bucket,
-                Key=dst,
-                ChecksumAlgorithm="CRC32C",
-                ChecksumType="FULL_OBJECT",
+                Bucket=self.bucket, Key=dst, **self._create_checksum_args()
             )
         upload_id = created["UploadId"]
         limiter = asyncio.Semaphore(self.concurrency)
@@ -706,10 +745,7 @@ class S3Connector:
         s3 = await self._s3()
         with mapped(path):
             created = await s3.create_multipart_upload(
-                Bucket=self.bucket,
-                Key=key,
-                ChecksumAlgorithm="CRC32C",
-                ChecksumType="FULL_OBJECT",
+                Bucket=self.bucket, Key=key, **self._create_checksum_args()
             )
         state = WriteState(
             temp_path=_temp_name(parts),
@@ -835,7 +871,7 @@ class S3Connector:
     ) -> None:
         if number > MAX_PARTS:
             raise ValueError("too many parts for one S3 upload")
-        checksum = crc32c_b64(body)
+        integrity = await self._body_checksum_args(body)
         s3 = await self._s3()
         with mapped(state.target):
             resp = await s3.upload_part(
@@ -844,11 +880,11 @@ class S3Connector:
                 UploadId=state.upload_id,
                 PartNumber=number,
                 Body=body,
-                ChecksumAlgorithm="CRC32C",
-                ChecksumCRC32C=checksum,
+                **integrity,
             )
         state.parts[number] = str(resp["ETag"])
-        upload.checksums[number] = checksum
+        if "ChecksumCRC32C" in integrity:
+            upload.checksums[number] = integrity["ChecksumCRC32C"]
 
     async def commit_write(
         self, state: WriteState, path: str, *, mtime: float | None = None
@@ -869,11 +905,7 @@ class S3Connector:
                 )
             with mapped(path):
                 await s3.put_object(
-                    Bucket=self.bucket,
-                    Key=key,
-                    Body=body,
-                    ChecksumAlgorithm="CRC32C",
-                    ChecksumCRC32C=crc32c_b64(body),
+                    Bucket=self.bucket, Key=key, Body=body, **await self._body_checksum_args(body)
                 )
             self._uploads.pop(id(state), None)
             return

@@ -38,6 +38,7 @@ KNOWN_OPTIONS = frozenset(
         "max_attempts",
         "connect_timeout",
         "read_timeout",
+        "checksums",
     }
 )
 _HKDF_INFO = b"arctern s3 collection credentials v1"
