@@ -7,6 +7,7 @@ process) reaches it over loopback exactly as it would reach a real S3 endpoint.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +16,8 @@ from typing import Any
 import globus_sdk
 import pytest
 
-from arctern.config import Settings
+from arctern.config import Settings, ensure_home
+from arctern.connectors.s3.admin import prepare_s3_collection
 from arctern.context import AppContext
 from arctern.transfer.services import collections as collection_service
 from tests.connectors.conftest import make_bucket, s3_options
@@ -61,9 +63,13 @@ def _create_s3_collection(server: LiveServer, name: str, root: str, options: dic
 @pytest.fixture(scope="module")
 def s3_env(server: LiveServer, moto_endpoint: str) -> Iterator[S3Env]:
     bucket = asyncio.run(make_bucket(moto_endpoint))
-    collection = _create_s3_collection(
-        server, f"S3 Test {uuid.uuid4().hex[:6]}", f"{bucket}/data", s3_options(moto_endpoint)
+    # What the admin command does: validate, probe the bucket, encrypt the secret.
+    secret_key = ensure_home(Settings(home=server.home)).secret_key or ""
+    root, options = asyncio.run(
+        prepare_s3_collection(f"{bucket}/data", s3_options(moto_endpoint), secret_key)
     )
+    assert options["secret_access_key"].startswith("fernet:")
+    collection = _create_s3_collection(server, f"S3 Test {uuid.uuid4().hex[:6]}", root, options)
     tokens = native_tokens(server)
     token = tokens.by_resource_server["transfer.api.globus.org"]["access_token"]
     tc = globus_sdk.TransferClient(
@@ -118,3 +124,63 @@ def test_objects_written_behind_the_servers_back_are_listed(s3_env: S3Env) -> No
     assert listing["a.txt"]["type"] == "file"
     assert listing["a.txt"]["size"] == 5
     assert "outside.txt" not in _names(s3_env.tc, s3_env.collection, "/")
+
+
+def _wait(tc: globus_sdk.TransferClient, task_id: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        doc = tc.get_task(task_id)
+        if doc["status"] != "ACTIVE":
+            return dict(doc.data)
+        time.sleep(0.3)
+    raise AssertionError(f"task {task_id} did not finish")
+
+
+def test_transfers_into_and_out_of_s3(server: LiveServer, s3_env: S3Env) -> None:
+    tc, c = s3_env.tc, s3_env.collection
+    found = {e["display_name"]: e["id"] for e in tc.endpoint_search("Demo Collection")}
+    c1, c2 = found["Demo Collection 1"], found["Demo Collection 2"]
+    local = server.home / "demo" / "collection1"
+    expected = {str(f.relative_to(local)): f.read_bytes() for f in local.rglob("*") if f.is_file()}
+    assert "large.bin" in expected
+
+    into = globus_sdk.TransferData(c1, c, label="into S3", verify_checksum=True)
+    into.add_item("/", "/copy/", recursive=True)
+    done = _wait(tc, tc.submit_transfer(into)["task_id"])
+    assert done["status"] == "SUCCEEDED", done
+    assert done["files_transferred"] == len(expected)
+
+    async def stored() -> dict[str, bytes]:
+        from arctern.connectors.s3.connector import shared_session
+
+        opts = s3_options(s3_env.endpoint)
+        found: dict[str, bytes] = {}
+        async with shared_session().create_client(
+            "s3",
+            endpoint_url=s3_env.endpoint,
+            region_name=opts["region"],
+            aws_access_key_id=opts["access_key_id"],
+            aws_secret_access_key=opts["secret_access_key"],
+        ) as raw:
+            pages = raw.get_paginator("list_objects_v2").paginate(
+                Bucket=s3_env.bucket, Prefix="data/copy/"
+            )
+            async for page in pages:
+                for obj in page.get("Contents") or []:
+                    if obj["Key"].endswith("/"):
+                        continue  # directory markers
+                    body = await raw.get_object(Bucket=s3_env.bucket, Key=obj["Key"])
+                    async with body["Body"] as stream:
+                        found[obj["Key"][len("data/copy/") :]] = await stream.read()
+        return found
+
+    assert asyncio.run(stored()) == expected
+
+    back = f"/from-s3-{uuid.uuid4().hex[:6]}/"
+    out = globus_sdk.TransferData(c, c2, label="out of S3", verify_checksum=True)
+    out.add_item("/copy/", back, recursive=True)
+    done = _wait(tc, tc.submit_transfer(out)["task_id"])
+    assert done["status"] == "SUCCEEDED", done
+    target = server.home / "demo" / "collection2" / back.strip("/")
+    copied = {str(f.relative_to(target)): f.read_bytes() for f in target.rglob("*") if f.is_file()}
+    assert copied == expected
