@@ -169,7 +169,19 @@ class _Upload:
 
 
 class S3Connector:
-    """A collection rooted at ``bucket[/prefix]`` of an S3-compatible object store."""
+    """A collection rooted at ``bucket[/prefix]`` of an S3-compatible object store.
+
+    Options (all optional; credentials arrive decrypted, see ``secrets.decrypt_options``):
+    ``endpoint_url`` (omit for AWS), ``region`` (us-east-1), ``access_key_id`` and
+    ``secret_access_key`` (else botocore's usual credential chain), ``session_token``,
+    ``addressing_style`` (path when an endpoint is given, else auto), ``part_size`` (8 MiB,
+    grown so a file fits in 10,000 parts), ``multipart_threshold`` (= part_size; smaller
+    files go in one PutObject), ``copy_threshold`` (5 GiB; larger renames use part copies
+    of ``copy_part_size``), ``concurrency`` (8 server-side copies at once), ``page_size``
+    (1000 keys per listing request), ``max_attempts``/``connect_timeout``/``read_timeout``
+    (botocore retries and timeouts), ``checksums`` (true: CRC32C on every upload; false
+    for stores without additional checksums, which then get Content-MD5).
+    """
 
     def __init__(
         self,
