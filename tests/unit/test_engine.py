@@ -437,3 +437,19 @@ async def test_delete_recursive_globs_and_missing() -> None:
     literal = DeleteOptions(interpret_globs=False)
     summary = await run_delete(conn, ["/d/*.dat"], literal, CancelToken())
     assert [e.code for e in summary.errors] == ["FILE_NOT_FOUND"]
+
+
+async def test_copying_a_directory_into_itself_is_refused() -> None:
+    conn = MemoryConnector()
+    await put(conn, "/a/f", b"1")
+    summary = await run_transfer(
+        conn,
+        conn,
+        [ItemSpec("/a", "/a/inside", recursive=True)],
+        TransferOptions(),
+        MemorySink(),
+        CancelToken(),
+        same_storage=True,
+    )
+    assert [(o.state, o.code) for o in summary.outcomes] == [("failed", "INVALID_PATH_NAME")]
+    assert sorted(await tree(conn)) == ["/a/", "/a/f"]

@@ -75,10 +75,19 @@ async def _sorted_listing(connector: Connector, path: str) -> list[FileInfo]:
 class Planner:
     """Yields the plan entries of one transfer, item by item."""
 
-    def __init__(self, source: Connector, destination: Connector, options: TransferOptions):
+    def __init__(
+        self,
+        source: Connector,
+        destination: Connector,
+        options: TransferOptions,
+        *,
+        same_storage: bool = False,
+    ):
         self.source = source
         self.destination = destination
         self.options = options
+        # Source and destination are one tree: copying a directory into itself never ends.
+        self.same_storage = same_storage
 
     async def plan(self, items: list[ItemSpec]) -> AsyncIterator[PlanEntry]:
         for item in items:
@@ -100,6 +109,15 @@ class Planner:
         if item.recursive:
             if info.type != "dir":
                 yield PlanError(src, dst, "NOT_A_DIRECTORY", f"Not a directory: {src}")
+                return
+            if self.same_storage and dst.startswith(src.rstrip("/") + "/"):
+                yield PlanError(
+                    src,
+                    dst,
+                    "INVALID_PATH_NAME",
+                    f"cannot copy {src} into its own subdirectory {dst}",
+                    True,
+                )
                 return
             yield MakeDir(dst, counted=True)
             async for entry in self._walk(src, dst):

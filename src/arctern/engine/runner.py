@@ -106,12 +106,13 @@ async def run_transfer(
     concurrency: int = 4,
     chunk_size: int | None = None,
     retry: RetryPolicy | None = None,
+    same_storage: bool = False,
 ) -> TransferSummary:
     """Plan and copy everything; per-file failures are reported in the summary."""
     summary = TransferSummary()
     kwargs = {"chunk_size": chunk_size} if chunk_size else {}
     copier = Copier(source, destination, options, sink, cancel, retry=retry, **kwargs)
-    planner = Planner(source, destination, options)
+    planner = Planner(source, destination, options, same_storage=same_storage)
     slots = asyncio.Semaphore(max(1, concurrency))
     running: set[asyncio.Task[None]] = set()
 

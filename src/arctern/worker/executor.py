@@ -247,7 +247,12 @@ class PlanJob(Job):
         plan: TaskPlan,
     ) -> None:
         options = TransferOptions.from_dict(task.options)
-        planner = Planner(source, destination, options)
+        planner = Planner(
+            source,
+            destination,
+            options,
+            same_storage=task.source_endpoint_id == task.destination_endpoint_id,
+        )
         buffer = _PlanBuffer(task.id, options)
         item_index = plan.item_index
         entries_done = plan.entries_done
