@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import httpx
 
 from tests.support.auth_flow import authorize_over_http
 from tests.support.server import DEMO_PASSWORD, DEMO_USERNAME, LiveServer
@@ -54,6 +57,26 @@ def globus_login(server: LiveServer, home: Path) -> subprocess.CompletedProcess[
     return subprocess.CompletedProcess(process.args, process.returncode, "".join(seen) + out, err)
 
 
+def stored_cli_tokens(home: Path) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """The token rows and templated client credentials the CLI keeps in its SQLite store."""
+    with sqlite3.connect(home / ".globus" / "cli" / "storage.db") as db:
+        rows = [json.loads(r[0]) for r in db.execute("SELECT token_data_json FROM token_storage")]
+        (config,) = db.execute(
+            "SELECT config_data_json FROM config_storage WHERE config_name='auth_client_data'"
+        ).fetchone()
+    return rows, json.loads(config)
+
+
+def validate(server: LiveServer, client: dict[str, str], token: str) -> bool:
+    response = httpx.post(
+        f"{server.url}/auth/v2/oauth2/token/validate",
+        data={"token": token},
+        auth=(client["client_id"], client["client_secret"]),
+    )
+    assert response.status_code == 200, response.text
+    return bool(response.json()["active"])
+
+
 def test_globus_cli_login_whoami_session_logout(server: LiveServer, tmp_path: Path) -> None:
     login = globus_login(server, tmp_path)
     assert login.returncode == 0, login.stdout + login.stderr
@@ -76,9 +99,19 @@ def test_globus_cli_login_whoami_session_logout(server: LiveServer, tmp_path: Pa
     assert again.returncode == 0, again.stderr
     assert "already logged in" in again.stdout.lower()
 
+    stored, client = stored_cli_tokens(tmp_path)
+    assert {row["resource_server"] for row in stored} >= {
+        "auth.globus.org",
+        "transfer.api.globus.org",
+    }
+    refresh = [row["refresh_token"] for row in stored]
+    assert all(validate(server, client, token) for token in refresh)
+
     logout = globus(server, tmp_path, "logout", "--yes")
     assert logout.returncode == 0, logout.stderr
     assert "logged out" in logout.stdout.lower()
+    # The CLI revoked every token using the template's client id, and the server obeyed.
+    assert not any(validate(server, client, token) for token in refresh)
 
     after = globus(server, tmp_path, "whoami")
     assert after.returncode != 0

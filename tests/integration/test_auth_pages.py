@@ -109,7 +109,11 @@ def test_codes_expire_after_ten_minutes(server_factory: Callable[..., LiveServer
     ensure_user(live)
     client_id = create_native_client(live)
     auth = native_auth_client(live, client_id)
-    auth.oauth2_start_flow([TRANSFER_SCOPE])
+    auth.oauth2_start_flow(["openid", TRANSFER_SCOPE], refresh_tokens=True)
+    fresh = authorize_over_http(
+        live.url, auth.oauth2_get_authorize_url(), DEMO_USERNAME, DEMO_PASSWORD
+    )
+    tokens = auth.oauth2_exchange_code_for_tokens(fresh).by_resource_server["auth.globus.org"]
     code = authorize_over_http(
         live.url, auth.oauth2_get_authorize_url(), DEMO_USERNAME, DEMO_PASSWORD
     )
@@ -118,6 +122,15 @@ def test_codes_expire_after_ten_minutes(server_factory: Callable[..., LiveServer
         auth.oauth2_exchange_code_for_tokens(code)
     assert expired.value.http_status == 400
     assert expired.value.raw_json["error"] == "invalid_grant"
+
+    # Two days later the access token has expired, but its refresh token still works.
+    live.set_clock_offset(48 * 3600 + 1)
+    userinfo = f"{live.url}/auth/v2/oauth2/userinfo"
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert httpx.get(userinfo, headers=bearer).status_code == 401
+    renewed = auth.oauth2_refresh_token(tokens["refresh_token"])
+    bearer = {"Authorization": f"Bearer {renewed['access_token']}"}
+    assert httpx.get(userinfo, headers=bearer).status_code == 200
 
 
 def test_consent_page_and_prompt_login(server: LiveServer) -> None:
