@@ -121,9 +121,10 @@ def test_rules_grant_read_then_write_and_tasks_stay_private(
     assert (
         owner.tc.update_endpoint_acl_rule(c1, read_rule, {"permissions": "rw"})["code"] == "Updated"
     )
-    assert bob.tc.operation_mkdir(c1, f"/nested/bob-{uuid.uuid4().hex[:4]}/")["code"] == (
-        "DirectoryCreated"
-    )
+    bob_dir = f"/nested/bob-{uuid.uuid4().hex[:4]}"
+    assert bob.tc.operation_mkdir(c1, bob_dir)["code"] == "DirectoryCreated"
+    # Leave the shared demo data as other tests expect it.
+    (server.home / "demo" / "collection1" / bob_dir.strip("/")).rmdir()
     assert owner.tc.delete_endpoint_acl_rule(c1, read_rule)["code"] == "Deleted"
     assert status_of(bob.tc.operation_ls, c1, path="/nested/") == 403
     assert status_of(owner.tc.get_endpoint_acl_rule, c1, read_rule) == 404
