@@ -77,7 +77,9 @@ def test_native_app_registered_in_browser_works_with_globus_sdk(
 
     # The app is listed on the console's front page.
     page.click(".breadcrumb a:has-text('Developers')")
-    expect(page.locator("[data-testid=project]")).to_contain_text("Tutorial notebook")
+    project = page.locator("[data-testid=project]", has_text="Tutorial project")
+    expect(project).to_contain_text("Tutorial notebook")
+    expect(project).to_contain_text(client_id)
 
     sdk_environment(monkeypatch, server)
     client = globus_sdk.NativeAppAuthClient(client_id)

@@ -171,3 +171,29 @@ def test_other_users_cannot_open_my_project(user: httpx.Client, server: LiveServ
         assert stranger.get(project_url).status_code == 404
         assert stranger.get(f"{project_url}/apps/new").status_code == 404
         assert stranger.get("/activity/" + str(uuid.uuid4())).status_code == 404
+
+
+def test_delete_project_removes_it_and_its_apps(user: httpx.Client) -> None:
+    token = hidden(user.get("/developers/projects/new").text, "csrf_token")
+    project_url = user.post(
+        "/developers/projects",
+        data={"name": "Short-lived", "email": "researcher@example.edu", "csrf_token": token},
+    ).headers["location"]
+    app_url = user.post(
+        f"{project_url}/apps",
+        data={
+            "csrf_token": token,
+            "name": "Doomed app",
+            "app_type": "native",
+            "redirect_uris": "http://localhost:8000/callback",
+        },
+    ).headers["location"]
+    assert user.get(app_url).status_code == 200
+
+    assert user.post(f"{project_url}/delete", data={}).status_code == 403
+    assert user.get(project_url).status_code == 200
+    response = user.post(f"{project_url}/delete", data={"csrf_token": token})
+    assert response.status_code == 303
+    assert user.get(project_url).status_code == 404
+    assert user.get(app_url).status_code == 404
+    assert "Short-lived" not in project_names(user)

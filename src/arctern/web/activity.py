@@ -68,7 +68,10 @@ def describe_task(view: task_service.TaskView) -> TaskRow:
         percent = round(100 * done / task.files) if task.planned and task.files else None
         if task.cancel_requested:
             status_text = "Canceling"
-    speed = task.bytes_transferred / task.active_seconds if task.active_seconds > 0 else 0.0
+    seconds = task.active_seconds
+    if seconds <= 0 and task.completion_time is not None:
+        seconds = (task.completion_time - task.request_time).total_seconds()
+    speed = task.bytes_transferred / seconds if seconds > 0 else 0.0
     return TaskRow(task, title, source, destination, status_text, percent, speed)
 
 

@@ -38,6 +38,12 @@ def when(value: Any) -> str:
     return str(value)
 
 
+def short_when(value: Any) -> str:
+    """``2026-11-26 00:12`` (UTC) for tables, where seconds and the zone are noise."""
+    full = when(value)
+    return full[:16] if full.endswith(" UTC") else full
+
+
 def percent(done: Any, total: Any) -> int:
     try:
         d, t = float(done or 0), float(total or 0)
@@ -51,4 +57,5 @@ def percent(done: Any, total: Any) -> int:
 def register_filters(env: Environment) -> None:
     env.filters["human_size"] = human_size
     env.filters["when"] = when
+    env.filters["short_when"] = short_when
     env.globals["percent"] = percent
