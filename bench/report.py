@@ -306,6 +306,29 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
         lines.append(
             f"| {t['description']} | {t['target']} | {t['measured'] or '–'} | {verdict}{detail} |"
         )
+    if profiles := results.get("profiles"):
+        lines += ["", "## Profiles (py-spy, server process, share of busy samples)", ""]
+        for name, prof in profiles.items():
+            samples = dict(prof["samples"])
+            lines += [
+                f"### {name}: {samples.get('busy', 0):.0f} busy samples at 100 Hz",
+                "",
+                "Threads: " + ", ".join(f"{t} {pct:.0f} %" for t, pct in prof.get("threads", [])),
+                "",
+                "| Self % | Function (where the CPU is) | | Total % | Arctern function (on the stack) |",
+                "|---:|---|---|---:|---|",
+            ]
+            for (own, own_pct), (tot, tot_pct) in zip(
+                prof["self"][:12], prof["total"][:12], strict=False
+            ):
+                lines.append(f"| {own_pct:.1f} | `{own}` | | {tot_pct:.1f} | `{tot}` |")
+            lines.append("")
+    phases = results["meta"].get("phases_s", {})
+    if phases:
+        lines += [
+            "",
+            "Time per phase: " + ", ".join(f"{k} {v:.0f} s" for k, v in phases.items()) + ".",
+        ]
     if results.get("skipped"):
         lines += ["", "Skipped: " + "; ".join(results["skipped"])]
     lines += ["", "Analysis of missed targets and profiles: see `bench/README.md`.", ""]

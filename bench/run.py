@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 from bench import report, service
 from bench.arctern_session import ArcternContender, ArcternSession, ArcternUnavailable
 from bench.contenders import Contender, command_contenders
-from bench.datasets import Dataset, ensure_dataset, parse_size, tree_stats
+from bench.datasets import Dataset, ensure_dataset, ensure_empty_tree, parse_size, tree_stats
 from bench.profiling import PySpy, summarize_raw
 from bench.tools import Stopwatch, ensure_tools, flush, measure_disk, remove_tree, tool_version
 
@@ -74,7 +75,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         metavar="KEY=SPEC",
         help="override a dataset, e.g. A=20000x4KiB@20 or C=1000x1MiB+10x100MiB",
     )
-    p.add_argument("--datasets", help="comma-separated subset of datasets to run, e.g. A,C")
+    p.add_argument("--datasets", help="comma-separated subset of datasets, e.g. A,C ('none')")
     p.add_argument("--reps", type=int, help="repetitions per contender and dataset (3; quick 2)")
     p.add_argument(
         "--workdir", type=Path, help="where data is created (/tmp/arctern-bench[-quick])"
@@ -94,8 +95,8 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     p.add_argument(
         "--profile",
         default="",
-        help="comma-separated datasets on which to record py-spy profiles of the server "
-        "during 'Arctern verify on' runs (written next to the results)",
+        help="comma-separated parts to profile the server in with py-spy: dataset keys (first "
+        "'Arctern verify on' run), latency, get_task, task_list, tree",
     )
     a = p.parse_args(argv)
     quick = a.quick
@@ -104,7 +105,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         key, _, spec = item.partition("=")
         datasets[key.strip()] = spec
     if a.datasets:
-        wanted = [k.strip() for k in a.datasets.split(",") if k.strip()]
+        wanted = [k.strip() for k in a.datasets.split(",") if k.strip() not in ("", "none")]
         datasets = {k: datasets[k] for k in wanted}
     workdir = a.workdir or Path("/tmp/arctern-bench" + ("-quick" if quick else ""))
     return Config(
@@ -166,6 +167,19 @@ def machine_meta(cfg: Config) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def profiled(cfg: Config, pid: int | None, name: str) -> Iterator[None]:
+    """Record a py-spy profile of the server around the block when ``name`` was asked for."""
+    if pid is None or name not in cfg.profile:
+        yield
+        return
+    spy = PySpy(pid, cfg.out / "profiles" / f"{name}.raw")
+    with spy:
+        yield
+    if spy.error:
+        log(f"profile {name}: {spy.error}")
+
+
 def run_copies(
     cfg: Config,
     datasets: dict[str, Dataset],
@@ -183,17 +197,15 @@ def run_copies(
                 dst = dst_root / key
                 remove_tree(dst)
                 flush(dst_root)  # nobody pays for the previous run's dirty pages
-                profile_ctx: PySpy | None = None
-                if session and name == report.ARCTERN_ON and key in cfg.profile and rep == 0:
-                    profile_ctx = PySpy(session.pid, cfg.out / "profiles" / f"{key}-verify-on.raw")
                 record: dict[str, Any] = {"dataset": key, "contender": name, "rep": rep}
+                # Only the first verify-on repetition is profiled, so the others stay clean.
+                scope = f"{key}" if name == report.ARCTERN_ON and rep == 0 else ""
                 try:
-                    if profile_ctx:
-                        profile_ctx.__enter__()
-                    watch = Stopwatch()
-                    contenders[name].copy(src, dst)
-                    flush(dst)
-                    record["seconds"] = watch.elapsed()
+                    with profiled(cfg, session.pid if session else None, scope):
+                        watch = Stopwatch()
+                        contenders[name].copy(src, dst)
+                        flush(dst)
+                        record["seconds"] = watch.elapsed()
                     files, size = tree_stats(dst)
                     record["ok"] = (files, size) == (dataset.files, dataset.bytes)
                     if not record["ok"]:
@@ -205,11 +217,6 @@ def run_copies(
                     record.update(
                         ok=False, seconds=None, error=f"{type(exc).__name__}: {exc}"[:600]
                     )
-                finally:
-                    if profile_ctx:
-                        profile_ctx.__exit__(None, None, None)
-                        if profile_ctx.error:
-                            record["profile_error"] = profile_ctx.error
                 if isinstance(contenders[name], ArcternContender):
                     task = contenders[name].last_task  # type: ignore[attr-defined]
                     if task:
@@ -237,7 +244,7 @@ def run_copies(
     return runs
 
 
-def run_service(cfg: Config, session: ArcternSession, workdir: Path) -> dict[str, Any]:
+def run_service(cfg: Config, session: ArcternSession) -> dict[str, Any]:
     out: dict[str, Any] = {"errors": {}}
     steps = [
         ("latency", lambda: service.one_file_latency(session, cfg.latency_runs)),
@@ -262,7 +269,8 @@ def run_service(cfg: Config, session: ArcternSession, workdir: Path) -> dict[str
                 continue
         log(f"service: {name}")
         try:
-            out[name] = step()
+            with profiled(cfg, session.pid, name):
+                out[name] = step()
             log(f"service: {name} -> {json.dumps(out[name], default=str)[:300]}")
         except Exception as exc:
             out["errors"][name] = f"{type(exc).__name__}: {exc}"[:600]
@@ -297,18 +305,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     )
     skipped: list[str] = list(notes)
+    phases: dict[str, float] = {}
+    meta["phases_s"] = phases
+    if cfg.profile:
+        remove_tree(cfg.out / "profiles")
 
+    phase = Stopwatch()
     log(f"disk limit ({cfg.disk_size >> 20} MiB)")
     disk: list[dict[str, Any]] = [
         dict(d.as_dict(), when="start")
         for d in measure_disk(cfg.workdir, cfg.disk_size, use_fio=True)
     ]
+    phases["disk limit (start)"] = phase.elapsed()
 
+    phase = Stopwatch()
     keys = list(cfg.datasets)
     datasets = {k: Dataset.parse(k, cfg.datasets[k]) for k in keys}
     for key, dataset in datasets.items():
         log(f"dataset {key}: {dataset.describe()}")
         ensure_dataset(dataset, src_root)
+    if cfg.arctern and cfg.service and cfg.tree_files > 0:
+        log(f"dataset tree: {cfg.tree_files:,} empty files")
+        ensure_empty_tree(src_root, cfg.tree_files)
+    flush(src_root)
+    phases["datasets (created or reused)"] = phase.elapsed()
 
     rclone_conf = cfg.workdir / "rclone.conf"
     rclone_conf.touch()
@@ -320,6 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         contenders[c.name] = c
 
     session: ArcternSession | None = None
+    phase = Stopwatch()
     if cfg.arctern:
         home = cfg.workdir / "arctern-home"
         remove_tree(home)
@@ -335,6 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             session = None
     if cfg.only:
         contenders = {n: c for n, c in contenders.items() if n in cfg.only}
+    phases["server start, collections, login"] = phase.elapsed()
 
     results: dict[str, Any] = {
         "meta": meta,
@@ -354,12 +376,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "skipped": skipped,
     }
     try:
+        phase = Stopwatch()
         results["runs"] = run_copies(cfg, datasets, contenders, src_root, dst_root, session)
+        phases["copies"] = phase.elapsed()
         if session and cfg.service:
-            results["service"] = run_service(cfg, session, cfg.workdir)
+            phase = Stopwatch()
+            results["service"] = run_service(cfg, session)
+            phases["latency, get_task, task_list"] = phase.elapsed()
     finally:
         if session:
             session.stop()
+    phase = Stopwatch()
     if session and cfg.service and cfg.tree_files > 0:
         log(f"service: tree of {cfg.tree_files:,} empty files on a fresh server")
         try:
@@ -369,6 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 dst_root,
                 cfg.tree_files,
                 cfg.tree_timeout,
+                profile=cfg.out / "profiles" / "tree.raw" if "tree" in cfg.profile else None,
             )
             brief = {k: v for k, v in results["service"]["tree"].items() if k != "rss_timeline"}
             log(f"service: tree -> {json.dumps(brief)}")
@@ -376,14 +404,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["service"].setdefault("errors", {})["tree"] = f"{type(exc).__name__}: {exc}"[
                 :600
             ]
+        phases["tree (fresh server)"] = phase.elapsed()
     elif cfg.service and not session:
         skipped.append("service measurements: Arctern not running")
 
+    phase = Stopwatch()
     log("disk limit again")
     disk += [
         dict(d.as_dict(), when="end")
         for d in measure_disk(cfg.workdir, cfg.disk_size, use_fio=True)
     ]
+    phases["disk limit (end)"] = phase.elapsed()
     results["disk_limit_mib_s"] = max(float(d["write_mib_s"]) for d in disk)  # type: ignore[arg-type]
 
     results["summary"] = report.summarize(results)

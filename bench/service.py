@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import threading
 import time
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 
 from bench.arctern_session import ArcternSession
 from bench.datasets import ensure_empty_tree, tree_stats
+from bench.profiling import PySpy
 from bench.tools import remove_tree
 
 
@@ -247,7 +249,14 @@ class RssSampler:
 
 
 def big_tree(
-    home: Path, src_root: Path, dst_root: Path, files: int, timeout: float, verify: bool = True
+    home: Path,
+    src_root: Path,
+    dst_root: Path,
+    files: int,
+    timeout: float,
+    *,
+    verify: bool = True,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     """Peak RSS of a fresh server while it copies a tree of ``files`` empty files."""
     tree = ensure_empty_tree(src_root, files)
@@ -259,15 +268,24 @@ def big_tree(
     try:
         result["rss_before_mib"] = _rss_kib(session.pid, "VmRSS") / 1024
         start = time.perf_counter()
-        with RssSampler(session.pid) as sampler:
+        spy = PySpy(session.pid, profile) if profile else contextlib.nullcontext()
+        with RssSampler(session.pid) as sampler, spy:
+            task_id = session.submit(
+                [(f"/{tree.name}/", f"/{destination.name}/", True)], verify=verify, label="tree"
+            )
             try:
-                task = session.copy_tree(tree, destination, verify=verify, timeout=timeout)
+                task = session.wait(task_id, timeout=timeout)
                 result["completed"] = True
-                result["files_transferred"] = task.get("files_transferred")
             except (TimeoutError, RuntimeError) as exc:
                 result["completed"] = False
                 result["error"] = str(exc)[:500]
+                task = dict(session.client().get_task(task_id).data)
+                if task["status"] == "ACTIVE":
+                    session.client().cancel_task(task_id)
+            result["files_transferred"] = task.get("files_transferred")
+            result["status"] = task.get("status")
         result["seconds"] = time.perf_counter() - start
+        result["files_per_second"] = (result["files_transferred"] or 0) / result["seconds"]
         result["peak_rss_mib"] = _rss_kib(session.pid, "VmHWM") / 1024
         result["sampled_max_rss_mib"] = max((s[1] for s in sampler.samples), default=0.0)
         result["rss_timeline"] = [
