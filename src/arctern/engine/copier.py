@@ -278,14 +278,29 @@ class Copier:
     async def _checksum_of(self, connector: Connector, path: str, size: int, algo: str) -> str:
         hasher = new_hasher(algo)
         offset = 0
-        while offset < size:
-            self.cancel.check()
-            data = await connector.read(path, offset, min(self.chunk_size, size - offset))
-            if not data:
-                break
-            await _hash(hasher, data)
-            offset += len(data)
-            self.sink.count(bytes_checksummed=len(data))
+
+        def fetch(at: int) -> asyncio.Future[bytes]:
+            return asyncio.ensure_future(connector.read(path, at, min(self.chunk_size, size - at)))
+
+        # Read the next chunk while hashing this one.
+        pending = fetch(0) if size > 0 else None
+        try:
+            while pending is not None:
+                self.cancel.check()
+                data = await pending
+                pending = None
+                if not data:
+                    break
+                offset += len(data)
+                if offset < size:
+                    pending = fetch(offset)
+                await _hash(hasher, data)
+                self.sink.count(bytes_checksummed=len(data))
+        finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
         return hasher.hexdigest()
 
     async def _verify(
@@ -348,10 +363,17 @@ class Copier:
                     )
                 good.append((o, result))
             if good:
-                await _gather([self.destination.write(state, o, d) for o, d in good])
+                writes: list[Awaitable[None]] = [
+                    self.destination.write(state, o, d) for o, d in good
+                ]
                 if hasher is not None:
-                    for _o, data in good:
-                        await _hash(hasher, data)
+                    # Hash while the writes are in flight (hashlib releases the GIL).
+                    writes.append(_hash_all(hasher, [d for _o, d in good]))
+                try:
+                    await _gather(writes)
+                except BaseException:
+                    progress.hasher = None  # it may have hashed bytes that were not written
+                    raise
                 written = sum(len(d) for _o, d in good)
                 offset += written
                 progress.done = offset
@@ -419,6 +441,11 @@ async def _hash(hasher: Hasher, data: bytes) -> None:
         await asyncio.to_thread(hasher.update, data)
     else:
         hasher.update(data)
+
+
+async def _hash_all(hasher: Hasher, chunks: list[bytes]) -> None:
+    for data in chunks:
+        await _hash(hasher, data)
 
 
 async def _gather(awaitables: list[Awaitable[T]]) -> list[T]:
