@@ -40,6 +40,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core import OpenIDCode
 from authlib.oidc.core.models import AuthorizationCodeMixin
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
@@ -788,8 +789,14 @@ def ensure_cli_template(session: Session, now: datetime) -> OAuthClient:
             links={},
             created_at=now,
         )
-        session.add(row)
-        session.flush()
+        try:
+            # A savepoint: a concurrent request may have created it first.
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            existing = session.get(OAuthClient, CLI_TEMPLATE_ID)
+            assert existing is not None
+            row = existing
     return row
 
 

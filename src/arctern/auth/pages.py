@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -20,6 +22,17 @@ from arctern.auth.oauth import ArcternAuthorizationServer, HttpRequest
 from arctern.auth.scopes import ScopeError, ScopeNode, describe, parse_scopes
 from arctern.auth.service import AuthService, timestamp_to_datetime
 from arctern.db.models.auth import Identity, IdentityProvider, LoginFailure, OAuthClient
+
+
+@dataclass(frozen=True)
+class ConsentNeeded:
+    """The authorize request is valid and the user is known, but must approve the scopes."""
+
+    client: OAuthClient
+    nodes: list[ScopeNode]
+
+
+AuthorizeOutcome = Response | ConsentNeeded | None
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
@@ -158,10 +171,14 @@ def create_pages_router(service: AuthService) -> APIRouter:
 
     def authorize_view(
         request: Request, oreq: HttpRequest, identity: Identity | None, decision: str | None
-    ) -> Any:
-        """Sync body of the authorize endpoint (runs inside the Authlib session)."""
+    ) -> Callable[[ArcternAuthorizationServer], AuthorizeOutcome]:
+        """Sync body of the authorize endpoint (runs inside the Authlib session).
 
-        def action(server: ArcternAuthorizationServer) -> Any:
+        The outcome is a response (redirect with a code or an error, or an error page), a
+        ``ConsentNeeded``, or None when the user must log in first.
+        """
+
+        def action(server: ArcternAuthorizationServer) -> AuthorizeOutcome:
             try:
                 grant = server.get_consent_grant(oreq, end_user=identity)
             except OAuth2Error as error:
@@ -183,7 +200,7 @@ def create_pages_router(service: AuthService) -> APIRouter:
                 server.session, identity.id, client.id, nodes
             ):
                 return server.create_authorization_response(oreq, grant_user=identity, grant=grant)
-            return ("consent", client.row, nodes)
+            return ConsentNeeded(client.row, nodes)
 
         return action
 
@@ -220,8 +237,7 @@ def create_pages_router(service: AuthService) -> APIRouter:
             return RedirectResponse(login_url(without_prompt_login(request)), status_code=303)
         if isinstance(result, Response):
             return result
-        _, client, nodes = result
-        return consent_page(request, identity, client, nodes)
+        return consent_page(request, identity, result.client, result.nodes)
 
     def consent_page(
         request: Request, identity: Identity | None, client: OAuthClient, nodes: list[ScopeNode]
