@@ -23,6 +23,8 @@ from arctern.web.tasks import SYNC_LEVELS, submit_from_form
 
 # The two panes, named like the Globus web app's URL parameters.
 PANES = ("origin", "destination")
+# Rows a pane renders; bigger directories show their first entries and a count.
+MAX_ROWS = 1000
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Pane:
     path: str = ""
     parent: str | None = None
     entries: list[Entry] = field(default_factory=list)
+    total: int = 0
     error: str | None = None
 
     @property
@@ -83,11 +86,14 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
             return pane
         pane.collection_name = names.get(collection_id, collection_id)
         try:
-            listing = await file_service.list_directory(ctx, caller, collection_id, path or None)
+            listing = await file_service.list_directory(
+                ctx, caller, collection_id, path or None, limit=MAX_ROWS
+            )
         except ArcternError as exc:
             pane.error = exc.message
             return pane
         pane.path = listing.absolute_path
+        pane.total = listing.total
         if pane.path != "/":
             pane.parent = posixpath.dirname(pane.path.rstrip("/")).rstrip("/") + "/"
         pane.entries = [
