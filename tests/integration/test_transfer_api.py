@@ -670,3 +670,57 @@ def test_tokens_for_other_resource_servers_are_refused(env: Env) -> None:
     with pytest.raises(globus_sdk.TransferAPIError) as excinfo:
         tc.endpoint_search("Demo")
     assert api_error(excinfo) == (401, "ClientError.AuthenticationFailed")
+
+
+def test_successful_transfers_marker_paging(env: Env) -> None:
+    from arctern.db.models.work import TaskFile
+
+    username, password = make_user(env.server, "pager")
+    user = login(env.server, username, password)
+    task_id = insert_finished_task(
+        env.server,
+        user.identity_id,
+        env.c1,
+        env.c2,
+        status="SUCCEEDED",
+        label="many files",
+        request_time=datetime(2026, 2, 1, tzinfo=UTC),
+    )
+
+    async def add_files() -> None:
+        ctx = AppContext.from_settings(
+            Settings(home=env.server.home, database_url=database_url(env.server))
+        )
+        try:
+            async with ctx.db.session() as session:
+                now = datetime.now(UTC)
+                session.add_all(
+                    TaskFile(
+                        task_id=uuid.UUID(task_id),
+                        source_path=f"/src/f{n:05d}",
+                        destination_path=f"/dst/f{n:05d}",
+                        size=n,
+                        state="done" if n % 10 else "skipped",
+                        error_code=None if n % 10 else "PERMISSION_DENIED",
+                        error_message=None if n % 10 else "denied",
+                        checksum_algorithm="MD5",
+                        checksum=f"{n:032x}",
+                        done_time=now,
+                    )
+                    for n in range(2500)
+                )
+        finally:
+            await ctx.db.dispose()
+
+    asyncio.run(add_files())
+    first = user.tc.task_successful_transfers(task_id)
+    assert first["next_marker"] is not None and len(first["DATA"]) == 1000
+    done = list(user.tc.paginated.task_successful_transfers(task_id).items())
+    assert len(done) == 2250
+    assert [d["source_path"] for d in done] == sorted(d["source_path"] for d in done)
+    assert done[0]["checksum_algorithm"] == "MD5" and done[0]["DATA_TYPE"] == "successful_transfer"
+    skipped = list(user.tc.paginated.task_skipped_errors(task_id).items())
+    assert len(skipped) == 250
+    assert {s["error_code"] for s in skipped} == {"PERMISSION_DENIED"}
+    last = user.tc.task_skipped_errors(task_id)
+    assert last["next_marker"] is None
