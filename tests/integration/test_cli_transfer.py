@@ -310,3 +310,40 @@ def test_task_update_of_active_task(cli: Cli) -> None:
         cli.ok("task", "cancel", task)
     finally:
         huge.unlink()
+
+
+def test_stat_pause_info_and_permissions(cli: Cli) -> None:
+    from tests.integration.test_transfer_api import make_user
+
+    stat = cli.ok("stat", f"{cli.c1}:/hello.txt")
+    assert "hello.txt" in stat and "file" in stat
+    task = cli.submit("transfer", f"{cli.c1}:/hello.txt", f"{cli.c2}:{cli.scratch}p/hello.txt")
+    cli.wait(task)
+    assert "not paused" in cli.ok("task", "pause-info", task)
+    assert cli.json("task", "show", "--skipped-errors", task)["DATA"] == []
+
+    username, _ = make_user(cli.server, "perm")
+    created = cli.ok(
+        "endpoint",
+        "permission",
+        "create",
+        f"{cli.c2}:{cli.scratch}",
+        "--permissions",
+        "r",
+        "--identity",
+        username,
+    )
+    assert "Access rule created successfully" in created
+    rules = cli.json("endpoint", "permission", "list", cli.c2)
+    mine = [r for r in rules["DATA"] if r["path"] == cli.scratch]
+    assert len(mine) == 1 and mine[0]["permissions"] == "r"
+    listed = cli.ok("endpoint", "permission", "list", cli.c2)
+    assert username in listed
+    rule_id = mine[0]["id"]
+    assert (
+        "updated"
+        in cli.ok(
+            "endpoint", "permission", "update", cli.c2, rule_id, "--permissions", "rw"
+        ).lower()
+    )
+    assert "deleted" in cli.ok("endpoint", "permission", "delete", cli.c2, rule_id).lower()
