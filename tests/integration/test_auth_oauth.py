@@ -315,3 +315,24 @@ def test_client_identity_userinfo(server: LiveServer) -> None:
     assert info["sub"] == client_id
     assert info["preferred_username"] == f"{client_id}@clients.auth.globus.org"
     assert info["name"] == "Robot"
+
+
+def test_codes_are_bound_to_client_and_redirect_uri(server: LiveServer) -> None:
+    client_id, secret = create_confidential_client(server, redirect_uris=(CALLBACK,))
+    other_id, other_secret = create_confidential_client(server, redirect_uris=(CALLBACK,))
+    client = confidential_client(server, client_id, secret)
+    code = _confidential_code(server, client, [TRANSFER_SCOPE])
+
+    def exchange(auth: tuple[str, str], redirect_uri: str) -> httpx.Response:
+        return httpx.post(
+            f"{server.url}/auth/v2/oauth2/token",
+            data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
+            auth=auth,
+        )
+
+    stolen = exchange((other_id, other_secret), CALLBACK)
+    assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
+    wrong_uri = exchange((client_id, secret), "https://app.example.org/other")
+    assert wrong_uri.status_code == 400 and wrong_uri.json()["error"] == "invalid_grant"
+    # Neither failed attempt used the code up.
+    assert exchange((client_id, secret), CALLBACK).status_code == 200
