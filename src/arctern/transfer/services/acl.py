@@ -21,7 +21,7 @@ from arctern.db.models.transfer import AclRule, Collection
 from arctern.errors import ArcternError, NotFound, PermissionDenied
 from arctern.transfer.filters import bad_request, parse_datetime
 from arctern.transfer.paths import dir_prefix, is_within, normalize_path
-from arctern.transfer.services.common import Caller, load_collection
+from arctern.transfer.services.common import Caller, endpoint_not_found, load_collection
 
 Access = Literal["", "r", "rw"]
 PRINCIPAL_TYPES = ("identity", "all_authenticated_users", "anonymous")
@@ -99,8 +99,6 @@ async def visible_collection(
 ) -> Collection:
     collection = await load_collection(session, endpoint_id)
     if not await can_see(session, caller, collection, now):
-        from arctern.transfer.services.common import endpoint_not_found
-
         raise endpoint_not_found(endpoint_id)
     return collection
 

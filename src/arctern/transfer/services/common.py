@@ -21,6 +21,7 @@ from arctern.context import AppContext
 from arctern.db.models.auth import Identity
 from arctern.db.models.transfer import Collection
 from arctern.errors import NotFound, StorageError
+from arctern.transfer.filters import bad_request
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +38,6 @@ def endpoint_not_found(endpoint_id: object) -> NotFound:
 
 def parse_uuid(value: object, what: str) -> uuid.UUID:
     """A UUID from client input, or a 400 naming ``what``."""
-    from arctern.transfer.filters import bad_request
-
     if isinstance(value, uuid.UUID):
         return value
     if not isinstance(value, str):

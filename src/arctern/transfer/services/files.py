@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from arctern.connectors.base import FileInfo
@@ -228,7 +227,3 @@ async def rename_path(
             await storage.rename(old, new)
         except ConnectorError as exc:
             raise storage_error(exc, "Rename", old_path) from exc
-
-
-def utc_from_epoch(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)

@@ -27,7 +27,7 @@ from arctern.transfer.filters import (
     parse_pattern,
     parse_time_range,
 )
-from arctern.transfer.services.common import Caller
+from arctern.transfer.services.common import Caller, usernames
 
 TASK_FILTER_FIELDS = frozenset(
     {"task_id", "type", "status", "label", "request_time", "completion_time"}
@@ -124,8 +124,6 @@ def _clauses_condition(clauses: Clauses) -> ColumnElement[bool]:
 
 
 async def _names(session: AsyncSession, tasks: list[Task]) -> tuple[dict[uuid.UUID, str], ...]:
-    from arctern.transfer.services.common import usernames
-
     ids: set[uuid.UUID] = set()
     for task in tasks:
         ids.add(task.source_endpoint_id)
