@@ -197,7 +197,15 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     )
     tree = service.get("tree", {})
     peak = tree.get("peak_rss_mib")
-    detail = "" if tree.get("completed") else f"did not complete: {tree.get('error', 'not run')}"
+    if not tree:
+        detail = "not run"
+    elif tree.get("completed"):
+        detail = ""
+    else:
+        detail = (
+            f"did not complete within {tree.get('timeout_s', 0):.0f} s "
+            f"({tree.get('files_transferred') or 0:,} files done)"
+        )
     row = _target(
         "tree-rss",
         f"{tree.get('files', 0):,}-file tree: completes, server peak RSS",
@@ -285,11 +293,18 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
                 f"p95 {tl['p95_ms']:.1f} ms |"
             )
         if tree := service.get("tree"):
+            if tree.get("completed"):
+                outcome = f"completed in {_fmt(tree.get('seconds'), '.0f')} s ({_fmt(tree.get('files_per_second'), ',.0f')} files/s)"
+            else:
+                outcome = (
+                    f"NOT completed within {_fmt(tree.get('timeout_s'), '.0f')} s: "
+                    f"{tree.get('files_transferred') or 0:,} files transferred "
+                    f"({_fmt(tree.get('files_per_second'), ',.0f')} files/s; the whole tree would take "
+                    f"≈ {_fmt(tree.get('projected_seconds'), ',.0f')} s)"
+                )
             lines.append(
-                f"| {tree['files']:,} empty files, fresh server | "
-                f"{'completed' if tree.get('completed') else 'NOT completed'} in "
-                f"{_fmt(tree.get('seconds'), '.0f')} s, peak RSS {_fmt(tree.get('peak_rss_mib'), '.0f')} MiB "
-                f"(before: {_fmt(tree.get('rss_before_mib'), '.0f')} MiB) |"
+                f"| {tree['files']:,} empty files, fresh server | {outcome}; peak RSS "
+                f"{_fmt(tree.get('peak_rss_mib'), '.0f')} MiB (after start: {_fmt(tree.get('rss_before_mib'), '.0f')} MiB) |"
             )
         for name, error in service.get("errors", {}).items():
             lines.append(f"| {name} | failed: {error[:200]} |")

@@ -54,6 +54,7 @@ class Config:
     task_list_requests: int
     tree_files: int
     tree_timeout: float
+    budget: float
     copy_timeout: float
     disk_size: int
     install_tools: bool
@@ -88,7 +89,15 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     p.add_argument("--get-task-seconds", type=float)
     p.add_argument("--task-list-tasks", type=int)
     p.add_argument("--tree-files", type=int)
-    p.add_argument("--tree-timeout", type=float, help="seconds allowed for the big tree (600)")
+    p.add_argument(
+        "--tree-timeout", type=float, help="seconds allowed for the big tree (at most 900)"
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        help="seconds the whole run may take (1140; quick 110): the tree, measured last, gets "
+        "what is left (at least 60 s) and reports its progress if it cannot finish",
+    )
     p.add_argument("--disk-size", help="bytes written by dd/fio (2GiB; quick 32MiB)")
     p.add_argument("--no-install", action="store_true", help="never apt-get install fio etc.")
     p.add_argument("--clean", action="store_true", help="delete the source datasets afterwards")
@@ -125,7 +134,8 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         else (2000 if quick else 100_000),
         task_list_requests=10 if quick else 50,
         tree_files=a.tree_files if a.tree_files is not None else (2000 if quick else 1_000_000),
-        tree_timeout=a.tree_timeout or (60.0 if quick else 600.0),
+        tree_timeout=a.tree_timeout or (60.0 if quick else 900.0),
+        budget=a.budget or (110.0 if quick else 1140.0),
         copy_timeout=120.0 if quick else 1800.0,
         disk_size=parse_size(a.disk_size)
         if a.disk_size
@@ -388,14 +398,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             session.stop()
     phase = Stopwatch()
     if session and cfg.service and cfg.tree_files > 0:
-        log(f"service: tree of {cfg.tree_files:,} empty files on a fresh server")
+        # Leave ~45 s for the server start, the final disk measurement and the report.
+        allowed = min(cfg.tree_timeout, max(60.0, cfg.budget - watch.elapsed() - 45))
+        log(f"service: tree of {cfg.tree_files:,} empty files on a fresh server ({allowed:.0f} s)")
         try:
             results["service"]["tree"] = service.big_tree(
                 cfg.workdir / "arctern-tree-home",
                 src_root,
                 dst_root,
                 cfg.tree_files,
-                cfg.tree_timeout,
+                allowed,
                 profile=cfg.out / "profiles" / "tree.raw" if "tree" in cfg.profile else None,
             )
             brief = {k: v for k, v in results["service"]["tree"].items() if k != "rss_timeline"}

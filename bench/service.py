@@ -264,7 +264,7 @@ def big_tree(
     remove_tree(destination)
     session = ArcternSession(home=home, src_root=src_root, dst_root=dst_root, poll_interval=0.5)
     session.start()
-    result: dict[str, Any] = {"files": files}
+    result: dict[str, Any] = {"files": files, "timeout_s": timeout}
     try:
         result["rss_before_mib"] = _rss_kib(session.pid, "VmRSS") / 1024
         start = time.perf_counter()
@@ -285,7 +285,10 @@ def big_tree(
             result["files_transferred"] = task.get("files_transferred")
             result["status"] = task.get("status")
         result["seconds"] = time.perf_counter() - start
-        result["files_per_second"] = (result["files_transferred"] or 0) / result["seconds"]
+        rate = (result["files_transferred"] or 0) / result["seconds"]
+        result["files_per_second"] = rate
+        if not result["completed"] and rate:
+            result["projected_seconds"] = files / rate
         result["peak_rss_mib"] = _rss_kib(session.pid, "VmHWM") / 1024
         result["sampled_max_rss_mib"] = max((s[1] for s in sampler.samples), default=0.0)
         result["rss_timeline"] = [
