@@ -20,7 +20,7 @@ from arctern.auth.verifier import TokenVerifier
 from arctern.config import Settings
 from arctern.context import AppContext
 from arctern.transfer.app import create_transfer_app
-from arctern.web.routes import create_web_router, static_files
+from arctern.web.routes import create_web_router, install_error_pages, static_files
 from arctern.worker.pool import WorkerPool
 
 
@@ -53,6 +53,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
     app.mount("/transfer", create_transfer_app(ctx, verifier))
     app.mount("/static", static_files(), name="static")
     app.include_router(create_web_router(ctx, verifier))
+    install_error_pages(app, ctx)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> JSONResponse:

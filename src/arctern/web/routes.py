@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from arctern.auth import sessions
 from arctern.auth.verifier import TokenVerifier
@@ -38,6 +39,33 @@ def create_web_router(ctx: AppContext, verifier: TokenVerifier) -> APIRouter:
     router.include_router(create_files_router(ctx, pages))
     router.include_router(create_activity_router(ctx, pages))
     return router
+
+
+def install_error_pages(app: FastAPI, ctx: AppContext) -> None:
+    """Unknown URLs outside /auth and /transfer: a page for browsers, JSON for programs."""
+    pages = Pages(ctx)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if "text/html" in request.headers.get("accept", ""):
+            user = await pages.user(request) if exc.status_code == 404 else None
+            if exc.status_code == 404:
+                return pages.not_found(request, user, "Page")
+            return pages.render(
+                request,
+                "message.html",
+                user=user,
+                status_code=exc.status_code,
+                title="Error",
+                heading=f"Error {exc.status_code}",
+                message=str(exc.detail),
+            )
+        code = "ClientError.NotFound" if exc.status_code == 404 else "ClientError"
+        return JSONResponse(
+            {"code": code, "message": str(exc.detail), "resource": request.url.path},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
 
 
 def static_files() -> StaticFiles:
