@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arctern.context import AppContext
@@ -35,19 +35,29 @@ def _rule_applies(rule: AclRule, caller: Caller, now: datetime) -> bool:
     return rule.principal_type == "identity" and rule.principal == str(caller.identity_id)
 
 
+def _principal_matches(caller: Caller) -> ColumnElement[bool]:
+    return or_(
+        AclRule.principal_type.in_(("all_authenticated_users", "anonymous")),
+        (AclRule.principal_type == "identity") & (AclRule.principal == str(caller.identity_id)),
+    )
+
+
+async def shared_collection_ids(
+    session: AsyncSession, caller: Caller, now: datetime
+) -> set[uuid.UUID]:
+    """Collections where at least one unexpired rule applies to the caller."""
+    rows = await session.execute(
+        select(AclRule.collection_id, AclRule.expiration_date).where(_principal_matches(caller))
+    )
+    return {cid for cid, expires in rows if expires is None or expires > now}
+
+
 async def caller_rules(
     session: AsyncSession, caller: Caller, collection_id: uuid.UUID, now: datetime
 ) -> list[AclRule]:
     """The unexpired rules on the collection that apply to the caller."""
     rows = await session.scalars(
-        select(AclRule).where(
-            AclRule.collection_id == collection_id,
-            or_(
-                AclRule.principal_type.in_(("all_authenticated_users", "anonymous")),
-                (AclRule.principal_type == "identity")
-                & (AclRule.principal == str(caller.identity_id)),
-            ),
-        )
+        select(AclRule).where(AclRule.collection_id == collection_id, _principal_matches(caller))
     )
     return [rule for rule in rows if _rule_applies(rule, caller, now)]
 
