@@ -281,6 +281,8 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
                 f"| One-file task submit → SUCCEEDED ({lat['runs']} runs, {lat['poll_interval_ms']} ms poll) | "
                 f"median {lat['median_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms, min {lat['min_ms']:.0f} ms |"
             )
+            for stage, ms in lat.get("breakdown_ms", {}).items():
+                lines.append(f"| &nbsp;&nbsp;median stage: {stage} | {ms:.0f} ms |")
         if gt := service.get("get_task"):
             lines.append(
                 f"| get_task, {gt['clients']} concurrent keep-alive clients, {gt['seconds']:.0f} s | "

@@ -35,14 +35,18 @@ def one_file_latency(session: ArcternSession, runs: int) -> dict[str, Any]:
     out_dir = session.dst_root / "latency"
     remove_tree(out_dir)
     times = []
+    walls: dict[str, tuple[float, float]] = {}
     for i in range(runs):
+        wall = time.time()
         start = time.perf_counter()
         task_id = session.submit(
             [("/latency/one.dat", f"/latency/one-{i}.dat", False)], verify=True, label="latency"
         )
         # A shorter poll than the bulk runs: the interval bounds the measurement error.
         session.wait(task_id, timeout=60, interval=0.01)
-        times.append((time.perf_counter() - start) * 1000)
+        done = time.perf_counter()
+        times.append((done - start) * 1000)
+        walls[task_id] = (wall, wall + (done - start))
     remove_tree(out_dir)
     return {
         "runs": runs,
@@ -51,7 +55,62 @@ def one_file_latency(session: ArcternSession, runs: int) -> dict[str, Any]:
         "min_ms": min(times),
         "max_ms": max(times),
         "poll_interval_ms": 10,
+        "breakdown_ms": latency_breakdown(session, walls),
     }
+
+
+def latency_breakdown(
+    session: ArcternSession, walls: dict[str, tuple[float, float]]
+) -> dict[str, float]:
+    """Median milliseconds of each stage, from the server's own timestamps (same clock).
+
+    Read from the database after the fact (the task document only has whole seconds):
+    request_time (the API stored the task), the plan's created_at (a worker adopted it), the
+    file's done_time (copied and verified), completion_time (marked SUCCEEDED).
+    """
+    from sqlalchemy import create_engine, func, select
+
+    from arctern.db.models import Task
+    from arctern.db.models.work import TaskFile, TaskPlan
+
+    stages: dict[str, list[float]] = {
+        "client call -> API stored the task (GET submission_id, POST)": [],
+        "API stored the task -> worker adopted it": [],
+        "adopted -> file copied and verified": [],
+        "file done -> task SUCCEEDED": [],
+        "SUCCEEDED -> client saw it (poll)": [],
+    }
+    engine = create_engine(f"sqlite:///{session.database_path}")
+    try:
+        with engine.connect() as conn:
+            for task_id, (begin, seen) in walls.items():
+                tid = uuid.UUID(task_id)
+                row = conn.execute(
+                    select(Task.request_time, Task.completion_time).where(Task.id == tid)
+                ).one()
+                adopted = conn.execute(
+                    select(TaskPlan.created_at).where(TaskPlan.task_id == tid)
+                ).scalar()
+                copied = conn.execute(
+                    select(func.max(TaskFile.done_time)).where(TaskFile.task_id == tid)
+                ).scalar()
+                if not (adopted and copied and row.completion_time):
+                    continue
+                requested = row.request_time.timestamp()
+                # Split at the server's instants; the submit call itself returns a little
+                # after request_time, inside the second stage.
+                values = [
+                    requested - begin,
+                    adopted.timestamp() - requested,
+                    copied.timestamp() - adopted.timestamp(),
+                    row.completion_time.timestamp() - copied.timestamp(),
+                    seen - row.completion_time.timestamp(),
+                ]
+                for name, value in zip(stages, values, strict=True):
+                    stages[name].append(value * 1000)
+    finally:
+        engine.dispose()
+    return {name: statistics.median(v) for name, v in stages.items() if v}
 
 
 async def _hammer(
