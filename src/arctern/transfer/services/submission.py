@@ -331,6 +331,17 @@ async def submit_transfer(ctx: AppContext, caller: Caller, body: dict[str, Any])
             raise bad_request(
                 f"Destination '{item.destination_path}' overlaps source '{item.source_path}'"
             )
+        if (
+            source.id == destination.id
+            and item.recursive
+            and plan.options["delete_destination_extra"]
+            and is_within(item.source_path, item.destination_path)
+        ):
+            # Deleting the destination's extra files would delete the source itself.
+            raise bad_request(
+                f"delete_destination_extra with destination '{item.destination_path}' "
+                f"would delete the source '{item.source_path}'"
+            )
     if plan.options["delete_destination_extra"] and not any(i.recursive for i in plan.items):
         raise bad_request("delete_destination_extra requires a recursive item")
     return await _store(ctx, caller, plan, source, destination)
