@@ -327,6 +327,9 @@ class Copier:
             progress.done = 0
             progress.hasher = None
         progress.state = state
+        # Record the temporary file at once: a worker killed before its first chunk
+        # checkpoint must not leave a partial file its successor cannot find and reuse.
+        self.sink.checkpoint(job, progress.done, state)
         hasher = progress.hasher if algorithm else None
         if algorithm and (hasher is None or not progress.done):
             hasher = new_hasher(algorithm)
@@ -403,6 +406,7 @@ class Copier:
         if progress.state is None or state.temp_path != progress.state.temp_path:
             progress.done = 0
         progress.state = state
+        self.sink.checkpoint(job, progress.done, state)  # see _copy_chunks
         src_fd = await asyncio.to_thread(src.open_read_fd, job.source_path)  # type: ignore[attr-defined]
         try:
             dst_fd = await asyncio.to_thread(dst.open_write_fd, state)  # type: ignore[attr-defined]
