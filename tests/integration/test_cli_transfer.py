@@ -87,6 +87,8 @@ def test_endpoint_search_and_show(cli: Cli) -> None:
     assert "/~/" in shown
     doc = cli.json("endpoint", "show", cli.c2)
     assert doc["entity_type"] == "GCP_mapped_collection"
+    roles = cli.ok("endpoint", "role", "list", cli.c1)
+    assert "researcher@example.edu" in roles and "administrator" in roles
     missing = cli.run("endpoint", "show", str(uuid.uuid4()))
     assert missing.returncode == 1 and "EndpointNotFound" in missing.stderr
 

@@ -183,6 +183,18 @@ def test_endpoint_document(env: Env) -> None:
     assert doc["default_directory"] == "/~/"
     assert doc["is_globus_connect"] is False
     assert doc["subscription_id"] is None and doc["high_assurance"] is False
+    assert doc["my_effective_roles"] == ["administrator"]
+    roles = env.owner.tc.endpoint_role_list(env.c1)
+    assert [(r["principal"], r["role"]) for r in roles] == [
+        (env.owner.identity_id, "administrator")
+    ]
+
+
+def test_other_users_see_public_collections_without_roles(env: Env, other: Account) -> None:
+    doc = other.tc.get_endpoint(env.c2)
+    assert doc["display_name"] == "Demo Collection 2" and doc["my_effective_roles"] == []
+    assert other.tc.endpoint_search(filter_scope="my-endpoints")["DATA"] == []
+    assert other.tc.endpoint_search(filter_scope="shared-with-me")["DATA"] == []
 
 
 def test_unknown_endpoint_is_a_globus_404(env: Env) -> None:

@@ -27,7 +27,10 @@ def file_time(epoch: float) -> str:
     return datetime.fromtimestamp(int(epoch), UTC).isoformat(sep=" ")
 
 
-def endpoint_document(collection: Collection, owner_username: str) -> dict[str, Any]:
+def endpoint_document(
+    collection: Collection, owner_username: str, viewer_id: uuid.UUID | None = None
+) -> dict[str, Any]:
+    """The endpoint document; ``viewer_id`` decides ``my_effective_roles``."""
     return {
         "DATA_TYPE": "endpoint",
         "id": str(collection.id),
@@ -84,7 +87,7 @@ def endpoint_document(collection: Collection, owner_username: str) -> dict[str, 
         "oauth_server": None,
         "s3_url": None,
         "s3_owner_activated": False,
-        "my_effective_roles": [],
+        "my_effective_roles": ["administrator"] if viewer_id == collection.owner_id else [],
         "last_accessed_time": None,
         "location": None,
         "network_use": None,
@@ -221,6 +224,18 @@ def event_document(event: TaskEvent) -> dict[str, Any]:
         "details": event.details,
         "is_error": event.is_error,
         "time": iso(event.time),
+    }
+
+
+def owner_role_document(collection: Collection) -> dict[str, Any]:
+    """The one role a collection has: its owner administers it."""
+    return {
+        "DATA_TYPE": "role",
+        # Stable and unique per collection: the owner's role is not a stored row.
+        "id": f"owner-{collection.id}",
+        "principal_type": "identity",
+        "principal": str(collection.owner_id),
+        "role": "administrator",
     }
 
 

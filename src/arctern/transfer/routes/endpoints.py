@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from arctern.context import AppContext
-from arctern.transfer.documents import access_document, endpoint_document
+from arctern.transfer.documents import access_document, endpoint_document, owner_role_document
 from arctern.transfer.http import json_body, query_bool, query_int, result
 from arctern.transfer.services import acl, collections
 from arctern.transfer.services.common import Caller
@@ -46,7 +46,9 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
         )
         return {
             "DATA_TYPE": "endpoint_list",
-            "DATA": [endpoint_document(v.collection, v.owner_username) for v in views],
+            "DATA": [
+                endpoint_document(v.collection, v.owner_username, caller.identity_id) for v in views
+            ],
             "offset": offset,
             "limit": limit,
             "has_next_page": has_next and offset + limit < SEARCH_MAX_RESULTS,
@@ -55,7 +57,13 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
     @router.get("/endpoint/{endpoint_id}")
     async def get_endpoint(endpoint_id: str, caller: Caller = Auth) -> dict[str, Any]:
         view = await collections.get_collection(ctx, caller, endpoint_id)
-        return endpoint_document(view.collection, view.owner_username)
+        return endpoint_document(view.collection, view.owner_username, caller.identity_id)
+
+    @router.get("/endpoint/{endpoint_id}/role_list")
+    async def role_list(endpoint_id: str, caller: Caller = Auth) -> dict[str, Any]:
+        view = await collections.get_collection(ctx, caller, endpoint_id)
+        roles = [owner_role_document(view.collection)]
+        return {"DATA_TYPE": "role_list", "DATA": roles}
 
     @router.get("/endpoint/{endpoint_id}/access_list")
     async def access_list(endpoint_id: str, caller: Caller = Auth) -> dict[str, Any]:
