@@ -22,7 +22,7 @@ from arctern.context import AppContext
 from arctern.transfer.services import collections as collection_service
 from tests.connectors.conftest import make_bucket, s3_options
 from tests.support.auth_flow import native_tokens
-from tests.support.server import DEMO_USERNAME, LiveServer
+from tests.support.server import DEMO_USERNAME, LiveServer, start_server
 
 
 @dataclass
@@ -58,6 +58,15 @@ def _create_s3_collection(server: LiveServer, name: str, root: str, options: dic
             await ctx.db.dispose()
 
     return asyncio.run(run())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A private demo server: these tests compare whole collections, so no other test may
+    change Demo Collection 1 underneath them."""
+    live = start_server(tmp_path_factory.mktemp("s3-live-home"))
+    yield live
+    live.stop()
 
 
 @pytest.fixture(scope="module")
