@@ -64,7 +64,7 @@ def config(name: str, **overrides: Any) -> WorkerConfig:
         name=name,
         lease=timedelta(seconds=30),
         flush_seconds=0.2,
-        retry=RetryPolicy(max_attempts=5, base_delay=0.01, max_delay=0.05),
+        retry=RetryPolicy(max_attempts=8, base_delay=0.01, max_delay=0.05, checksum_attempts=10),
     )
     return replace(base, **overrides)
 
@@ -384,8 +384,9 @@ async def test_expired_lease_is_taken_over_and_large_file_resumes(
     assert attempts == 2
 
 
+@pytest.mark.parametrize("how", ["cancel", "deadline"])
 async def test_cancel_stops_within_two_seconds_and_cleans_up(
-    ctx: AppContext, pools: Callable[..., Any], posix_pair: Any
+    ctx: AppContext, pools: Callable[..., Any], posix_pair: Any, how: str
 ) -> None:
     who, src, dst, src_root, dst_root = posix_pair
     (src_root / "slow").mkdir()
@@ -400,21 +401,30 @@ async def test_cancel_stops_within_two_seconds_and_cleans_up(
             break
         await asyncio.sleep(0.02)
     await asyncio.sleep(0.2)
+    if how == "cancel":
+        change: dict[str, Any] = {"cancel_requested": True}
+        code = "CANCELED"
+    else:
+        change = {"deadline": ctx.clock.now() - timedelta(seconds=1)}
+        code = "EXPIRED"
     async with ctx.db.session() as session:
-        await session.execute(update(Task).where(Task.id == task_id).values(cancel_requested=True))
+        await session.execute(update(Task).where(Task.id == task_id).values(**change))
     asked = time.monotonic()
     task = await wait_done(ctx, task_id, timeout=5)
     assert time.monotonic() - asked < 2.0
     assert task.status == "FAILED" and task.fatal_error is not None
-    assert task.fatal_error["code"] == "CANCELED"
+    assert task.fatal_error["code"] == code
     assert task.nice_status is None and task.completion_time is not None
     await asyncio.sleep(0.3)  # let the copies finish cleaning up
     assert part_files(dst_root) == []
     assert [p.name for p in (dst_root / "slow").iterdir()] == []
-    assert "CANCELED" in await event_codes(ctx, task_id)
+    assert code in await event_codes(ctx, task_id)
     states = {r.state for r in await files_of(ctx, task_id)}
     assert states == {"canceled"}
-    assert task.subtasks_canceled == 4
+    if how == "cancel":
+        assert task.subtasks_canceled == 4
+    else:
+        assert task.subtasks_expired == 4
 
 
 async def test_reaper_cancels_and_expires_unclaimed_tasks(
@@ -564,3 +574,38 @@ async def test_planning_commits_in_batches_and_resumes(
     assert sorted(r.source_path for r in rows) == [f"/p/{i:02}" for i in range(30)]
     for i in range(30):
         assert (dst_root / "p" / f"{i:02}").read_bytes() == b"%d" % i
+
+
+async def test_graceful_stop_hands_work_over_at_once(
+    ctx: AppContext, pools: Callable[..., Any], posix_pair: Any
+) -> None:
+    who, src, dst, src_root, dst_root = posix_pair
+    payload = os.urandom(32 * 16 * 1024)
+    (src_root / "big.bin").write_bytes(payload)
+    log_a: list[tuple[str, int]] = []
+    chunk = 16 * 1024
+    first = await pools(
+        "first", recording_factory(log_a, delay=0.05), chunk_size=chunk, parallel_chunks=1
+    )
+    task_id = await submit(
+        ctx, who, src, dst, [{"source_path": "/big.bin", "destination_path": "/big.bin"}]
+    )
+    for _ in range(500):
+        if len(log_a) >= 4:
+            break
+        await asyncio.sleep(0.02)
+    await first.stop()
+    rows = await files_of(ctx, task_id)
+    assert rows[0].state == "pending" and rows[0].bytes_done >= chunk
+    async with ctx.db.session() as session:
+        lease = await session.scalar(
+            select(WorkBatch.lease_owner).where(WorkBatch.task_id == task_id)
+        )
+    assert lease is None  # released, not left to expire
+    log_b: list[tuple[str, int]] = []
+    await pools("second", recording_factory(log_b), chunk_size=chunk, parallel_chunks=1)
+    task = await wait_done(ctx, task_id, timeout=10)
+    assert task.status == "SUCCEEDED", task.fatal_error
+    assert (dst_root / "big.bin").read_bytes() == payload
+    assert min(offset for _p, offset in log_b) == rows[0].bytes_done
+    assert part_files(dst_root) == []

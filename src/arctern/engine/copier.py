@@ -58,7 +58,7 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 30.0
     factor: float = 2.0
-    checksum_attempts: int = 3
+    checksum_attempts: int = 5
 
     def delay(self, attempt: int) -> float:
         return min(self.max_delay, self.base_delay * self.factor ** max(0, attempt - 1))
@@ -134,8 +134,8 @@ class Copier:
             self.cancel.check()
             if progress.done > high_water:
                 # Progress since the last fault: sporadic faults must not doom a long file.
-                high_water = progress.done
                 attempts = 0
+            high_water = progress.done
             attempts += 1
             try:
                 return await self._attempt(job, algorithm, progress)

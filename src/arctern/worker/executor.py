@@ -143,10 +143,15 @@ class Job:
     async def heartbeat(self) -> AsyncIterator[None]:
         """Flush every ``flush_seconds`` while the body runs (and check cancel twice as often)."""
 
+        stop = asyncio.Event()
+
         async def beat() -> None:
             interval = max(0.05, min(self.config.flush_seconds, 0.5))
-            while True:
-                await asyncio.sleep(interval)
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval)
+                if stop.is_set():
+                    return
                 try:
                     await self.flush()
                 except Exception:  # a flaky database must not kill the copy
@@ -156,9 +161,9 @@ class Job:
         try:
             yield
         finally:
-            beater.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beater
+            # Let a flush in progress finish: cancelling it mid-transaction could lose it.
+            stop.set()
+            await beater
 
     async def run(self) -> None:
         raise NotImplementedError

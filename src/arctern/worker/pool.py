@@ -154,6 +154,10 @@ class WorkerPool:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
                 continue
+            if self._stopping.is_set():  # stop() began while claiming: hand it back
+                async with self.ctx.db.session() as session:
+                    await leases.release(session, claim, self.name)
+                return
             self._launch(claim)
 
     async def _claim(self) -> Claim | None:
