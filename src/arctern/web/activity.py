@@ -151,12 +151,10 @@ def create_activity_router(ctx: AppContext, pages: Pages) -> APIRouter:
 
     @router.post("/{task_id}/cancel", response_class=HTMLResponse)
     async def cancel(request: Request, task_id: str) -> Response:
-        user = await pages.user(request)
-        if user is None:
-            return pages.login_redirect(request)
-        form = await request.form()
-        if (denied := pages.csrf_failure(request, form)) is not None:
-            return denied
+        posted = await pages.posted_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, _form = posted
         try:
             outcome = await task_service.cancel_task(ctx, caller_of(user), task_id)
         except NotFound:

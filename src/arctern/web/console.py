@@ -107,12 +107,10 @@ def create_console_router(ctx: AppContext, pages: Pages) -> APIRouter:
 
     @router.post("/projects", response_class=HTMLResponse)
     async def create_project(request: Request) -> Response:
-        user = await pages.user(request)
-        if user is None:
-            return pages.login_redirect(request)
-        form = await request.form()
-        if (denied := pages.csrf_failure(request, form)) is not None:
-            return denied
+        posted = await pages.posted_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
         result = clean_project(str(form.get("name", "")), str(form.get("email", "")))
         if not result.ok:
             return pages.render(
@@ -148,12 +146,10 @@ def create_console_router(ctx: AppContext, pages: Pages) -> APIRouter:
 
     @router.post("/projects/{project_id}/delete", response_class=HTMLResponse)
     async def delete_project(request: Request, project_id: str) -> Response:
-        user = await pages.user(request)
-        if user is None:
-            return pages.login_redirect(request)
-        form = await request.form()
-        if (denied := pages.csrf_failure(request, form)) is not None:
-            return denied
+        posted = await pages.posted_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, _form = posted
         pid = _uuid(project_id)
         try:
             if pid is None:
@@ -206,12 +202,10 @@ def create_console_router(ctx: AppContext, pages: Pages) -> APIRouter:
 
     @router.post("/projects/{project_id}/apps", response_class=HTMLResponse)
     async def create_app(request: Request, project_id: str) -> Response:
-        user = await pages.user(request)
-        if user is None:
-            return pages.login_redirect(request)
-        form = await request.form()
-        if (denied := pages.csrf_failure(request, form)) is not None:
-            return denied
+        posted = await pages.posted_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
         try:
             project, _ = await load_project(user, project_id)
         except NotFound:
@@ -272,12 +266,10 @@ def create_console_router(ctx: AppContext, pages: Pages) -> APIRouter:
 
     @router.post("/projects/{project_id}/apps/{client_id}/delete", response_class=HTMLResponse)
     async def delete_app(request: Request, project_id: str, client_id: str) -> Response:
-        user = await pages.user(request)
-        if user is None:
-            return pages.login_redirect(request)
-        form = await request.form()
-        if (denied := pages.csrf_failure(request, form)) is not None:
-            return denied
+        posted = await pages.posted_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, _form = posted
         try:
             project, client, _ = await load_app(user, project_id, client_id)
             async with ctx.db.session() as session:
@@ -290,12 +282,10 @@ def create_console_router(ctx: AppContext, pages: Pages) -> APIRouter:
 
     @router.post("/projects/{project_id}/apps/{client_id}/secrets", response_class=HTMLResponse)
     async def new_secret(request: Request, project_id: str, client_id: str) -> Response:
-        user = await pages.user(request)
-        if user is None:
-            return pages.login_redirect(request)
-        form = await request.form()
-        if (denied := pages.csrf_failure(request, form)) is not None:
-            return denied
+        posted = await pages.posted_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
         try:
             project, client, _ = await load_app(user, project_id, client_id)
             async with ctx.db.session() as session:

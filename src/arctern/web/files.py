@@ -154,12 +154,10 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
 
     @router.post("/files/mkdir", response_class=HTMLResponse)
     async def mkdir(request: Request) -> Response:
-        user = await pages.user(request)
-        if user is None:
-            return pages.login_redirect(request)
-        form = await request.form()
-        if (denied := pages.csrf_failure(request, form)) is not None:
-            return denied
+        posted = await pages.posted_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
         state = read_state(form)
         pane = str(form.get("pane", ""))
         name = str(form.get("name", "")).strip()
@@ -182,12 +180,10 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
 
     @router.post("/files/transfer", response_class=HTMLResponse)
     async def start_transfer(request: Request) -> Response:
-        user = await pages.user(request)
-        if user is None:
-            return pages.login_redirect(request)
-        form = await request.form()
-        if (denied := pages.csrf_failure(request, form)) is not None:
-            return denied
+        posted = await pages.posted_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
         state = read_state(form)
         source = str(form.get("source", ""))
         if source not in PANES:

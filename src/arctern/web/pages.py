@@ -88,6 +88,17 @@ class Pages:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/auth/login?next={quote(target, safe='')}", status_code=303)
 
+    async def posted_form(self, request: Request) -> tuple[Identity, FormData] | Response:
+        """The logged-in user and the posted form, or the response refusing the request
+        (a login redirect, or the 403 page when the CSRF token is missing or wrong)."""
+        user = await self.user(request)
+        if user is None:
+            return self.login_redirect(request)
+        form = await request.form()
+        if (denied := self.csrf_failure(request, form)) is not None:
+            return denied
+        return user, form
+
     def csrf_failure(self, request: Request, form: FormData) -> Response | None:
         """None when the form carries this session's CSRF token; otherwise the 403 page."""
         if csrf.csrf_ok(request, form):
