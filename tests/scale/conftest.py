@@ -95,9 +95,7 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(
-    tmp_path: Path, postgres: PostgresCluster
-) -> Iterator[Callable[[], Deployment]]:
+def deployment(tmp_path: Path, postgres: PostgresCluster) -> Iterator[Callable[[], Deployment]]:
     """A factory of PostgreSQL deployments; everything started is stopped afterwards."""
     made: list[Deployment] = []
 

@@ -101,9 +101,7 @@ def test_s3_collection_created_by_cli_is_used_by_a_remote_worker_and_hides_its_s
     up.add_item("/s3cli/", "/in/", recursive=True)
     doc = _wait(tc, str(tc.submit_transfer(up)["task_id"]))
     assert doc["status"] == "SUCCEEDED", doc
-    assert sorted(e["name"] for e in tc.operation_ls(collection_id, path="/in/")) == sorted(
-        payload
-    )
+    assert sorted(e["name"] for e in tc.operation_ls(collection_id, path="/in/")) == sorted(payload)
     down = globus_sdk.TransferData(source_endpoint=collection_id, destination_endpoint=c2)
     down.add_item("/in/", "/from-s3/", recursive=True)
     doc = _wait(tc, str(tc.submit_transfer(down)["task_id"]))
