@@ -82,6 +82,7 @@ async def pools(ctx: AppContext) -> AsyncIterator[Callable[..., Any]]:
             connector_factory=factory,
             config=config(name, **overrides),
             reaper_interval=0.2,
+            crash_retry_delay=0.05,
         )
         await pool.start()
         started.append(pool)
@@ -609,3 +610,34 @@ async def test_graceful_stop_hands_work_over_at_once(
     assert (dst_root / "big.bin").read_bytes() == payload
     assert min(offset for _p, offset in log_b) == rows[0].bytes_done
     assert part_files(dst_root) == []
+
+
+class Broken:
+    """A storage driver with a bug: every listing raises something no one expects."""
+
+    def __init__(self, inner: Connector) -> None:
+        self.inner = inner
+        self.capabilities = inner.capabilities
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def list(self, path: str) -> Any:
+        raise RuntimeError("driver bug")
+
+
+async def test_a_job_that_keeps_crashing_fails_its_task(
+    ctx: AppContext, pools: Callable[..., Any], posix_pair: Any
+) -> None:
+    who, src, dst, src_root, _dst_root = posix_pair
+    (src_root / "d").mkdir()
+
+    def factory(kind: str, root: str, options: dict[str, Any]) -> Connector:
+        return Broken(open_connector(kind, root, options))  # type: ignore[return-value]
+
+    await pools("w1", factory)
+    item = [{"source_path": "/d", "destination_path": "/d", "recursive": True}]
+    task = await wait_done(ctx, await submit(ctx, who, src, dst, item), timeout=15)
+    assert task.status == "FAILED" and task.fatal_error is not None
+    assert task.fatal_error["code"] == "UNKNOWN"
+    assert "driver bug" in task.fatal_error["description"]

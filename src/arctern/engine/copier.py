@@ -202,7 +202,9 @@ class Copier:
                 await self._copy_file_range(job, progress)
             except OSError as exc:
                 if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
-                    raise
+                    from arctern.connectors.posix.connector import map_os_error
+
+                    raise map_os_error(exc, job.destination_path) from exc
                 self._fast_path = False  # this filesystem pair cannot do it; use read/write
                 await self._discard(progress)
             else:

@@ -9,14 +9,16 @@ SELECT so that polling an empty queue never takes SQLite's write lock.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from arctern.db.models.transfer import Task
@@ -78,12 +80,57 @@ def _plan_candidates(now: datetime):  # type: ignore[no-untyped-def]
     )
 
 
-def _batch_candidates(now: datetime):  # type: ignore[no-untyped-def]
+@dataclass(frozen=True)
+class Limits:
+    """Fair share: at most this many batches run at once per task owner / per collection.
+
+    0 means unlimited. Counted over live leases of all workers, so the limits hold for the
+    whole deployment; two workers claiming in the same instant may each see room for one more.
+    """
+
+    per_user: int = 0
+    per_collection: int = 0
+
+
+def _live_batches(now: datetime, touching: Callable[[Any], ColumnElement[bool]]) -> Any:
+    """How many batches workers hold right now, of tasks for which ``touching(task)`` holds."""
+    held, held_task = aliased(WorkBatch), aliased(Task)
+    return (
+        select(func.count())
+        .select_from(held)
+        .join(held_task, held_task.id == held.task_id)
+        .where(held.state == "pending", held.lease_expires >= now, touching(held_task))
+        .scalar_subquery()
+    )
+
+
+def _within_limits(now: datetime, limits: Limits) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if limits.per_user > 0:
+        same_owner = _live_batches(now, lambda t: t.owner_id == Task.owner_id)
+        conditions.append(same_owner < limits.per_user)
+    if limits.per_collection > 0:
+        for collection in (Task.source_endpoint_id, Task.destination_endpoint_id):
+            # Bound by a default argument: each lambda keeps its own column.
+            busy = _live_batches(
+                now,
+                lambda t, c=collection: or_(
+                    t.source_endpoint_id == c, t.destination_endpoint_id == c
+                ),
+            )
+            conditions.append(busy < limits.per_collection)
+    return conditions
+
+
+def _batch_candidates(now: datetime, limits: Limits = Limits()):  # type: ignore[no-untyped-def]
     return (
         select(WorkBatch.id)
         .join(Task, Task.id == WorkBatch.task_id)
         .where(
-            WorkBatch.state == "pending", _free(WorkBatch.lease_expires, now), _runnable_task(now)
+            WorkBatch.state == "pending",
+            _free(WorkBatch.lease_expires, now),
+            _runnable_task(now),
+            *_within_limits(now, limits),
         )
         .order_by(WorkBatch.id)
         .limit(1)
@@ -110,12 +157,18 @@ async def claim_plan(
 
 
 async def claim_batch(
-    session: AsyncSession, owner: str, now: datetime, lease: timedelta
+    session: AsyncSession,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limits: Limits = Limits(),
 ) -> Claim | None:
-    if await session.scalar(_batch_candidates(now)) is None:
+    if await session.scalar(_batch_candidates(now, limits)) is None:
         return None
     candidate = (
-        _batch_candidates(now).with_for_update(skip_locked=True, of=WorkBatch).scalar_subquery()
+        _batch_candidates(now, limits)
+        .with_for_update(skip_locked=True, of=WorkBatch)
+        .scalar_subquery()
     )
     row = await session.execute(
         update(WorkBatch)

@@ -16,7 +16,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 from arctern.connectors.base import Connector
 from arctern.connectors.registry import open_connector
@@ -31,12 +31,16 @@ from arctern.worker.executor import (
     Job,
     PlanJob,
     WorkerConfig,
+    fail_task,
     finalize_if_complete,
     finalize_stopped,
 )
 from arctern.worker.leases import Claim
 
 log = logging.getLogger("arctern.worker")
+
+# A job that crashed this often (not a storage error: a bug or a poisoned record) fails its task.
+MAX_JOB_ATTEMPTS = 5
 
 
 def default_worker_name() -> str:
@@ -70,6 +74,7 @@ class WorkerPool:
         poll_interval: float = 0.2,
         reaper_interval: float = 0.5,
         config: WorkerConfig | None = None,
+        crash_retry_delay: float = 2.0,
     ) -> None:
         settings = ctx.settings
         self.ctx = ctx
@@ -84,6 +89,7 @@ class WorkerPool:
         self.factory = connector_factory or connector_factory_for(ctx)
         self.poll_interval = poll_interval
         self.reaper_interval = reaper_interval
+        self.crash_retry_delay = crash_retry_delay
         self._running: dict[asyncio.Task[None], CancelToken] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
@@ -190,9 +196,37 @@ class WorkerPool:
             await job.run()
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             log.exception("job %s of task %s failed", job.claim.kind, job.claim.task_id)
-            # Leave the lease to expire: another worker retries from persisted progress.
+            try:
+                await self._after_crash(job.claim, exc)
+            except Exception:
+                log.exception("could not record the failure of task %s", job.claim.task_id)
+
+    async def _after_crash(self, claim: Claim, exc: Exception) -> None:
+        """Retry soon from persisted progress; give up on a job that keeps crashing."""
+        model = TaskPlan if claim.kind == "plan" else WorkBatch
+        key = TaskPlan.task_id if claim.kind == "plan" else WorkBatch.id
+        ident = claim.task_id if claim.kind == "plan" else claim.batch_id
+        async with self.ctx.db.session() as session:
+            attempts = await session.scalar(select(model.attempts).where(key == ident))
+            if (attempts or 0) < MAX_JOB_ATTEMPTS:
+                await session.execute(
+                    update(model)
+                    .where(key == ident, model.lease_owner == self.name)
+                    .values(
+                        lease_expires=self.ctx.clock.now()
+                        + timedelta(seconds=self.crash_retry_delay)
+                    )
+                )
+                return
+        await fail_task(
+            self.ctx,
+            claim.task_id,
+            "UNKNOWN",
+            f"the task failed {attempts} times with an internal error: {exc}",
+            factory=self.factory,
+        )
 
     # -- reaping --------------------------------------------------------------------------
 
