@@ -39,7 +39,7 @@ _HTTP_CODES = {
 def create_auth_app(ctx: AppContext) -> FastAPI:
     service = AuthService(ctx)
     verifier = TokenVerifier(ctx)
-    app = FastAPI(title="Arctern Auth", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="Arctern Auth", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.include_router(create_pages_router(service))
     app.include_router(create_endpoints_router(service, verifier))
     app.include_router(create_api_router(service, verifier))

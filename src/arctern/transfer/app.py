@@ -118,7 +118,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def create_transfer_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
-    app = FastAPI(title="Arctern Transfer", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="Arctern Transfer", docs_url=None, redoc_url=None, openapi_url="/openapi.json"
+    )
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     _install_error_handlers(app)
     authenticate = make_authenticator(verifier)
