@@ -29,6 +29,7 @@ class Session:
     tc: globus_sdk.TransferClient
     c1: str
     c2: str
+    auth_token: str = ""
 
     @property
     def c1_root(self) -> Path:
@@ -86,6 +87,7 @@ def login(server: LiveServer, username: str | None = None, password: str | None 
         tc,
         found["Demo Collection 1"],
         found["Demo Collection 2"],
+        tokens.by_resource_server["auth.globus.org"]["access_token"],
     )
 
 
