@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     worker_name: str | None = None
     lease_seconds: float = 30.0
     progress_flush_seconds: float = 1.0
+    worker_batch_files: int = Field(
+        default=1000, description="Files per batch: the unit one worker leases and copies"
+    )
+    # Fair share across the deployment (0 = unlimited): batches running at once per task
+    # owner, and per collection (as source or destination).
+    max_active_batches_per_user: int = 0
+    max_active_batches_per_collection: int = 0
 
     # Auth.
     secret_key: str | None = Field(default=None, description="Signs sessions; kept in the home")

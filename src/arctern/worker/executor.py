@@ -67,6 +67,7 @@ class WorkerConfig:
     chunk_size: int = 8 << 20
     parallel_chunks: int = 4
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    limits: leases.Limits = field(default_factory=leases.Limits)
 
 
 class LeaseLost(Exception):

@@ -104,6 +104,17 @@ def _live_batches(now: datetime, touching: Callable[[Any], ColumnElement[bool]])
     )
 
 
+def _touches(collection: Any) -> Callable[[Any], ColumnElement[bool]]:
+    """Tasks reading from or writing to ``collection``."""
+
+    def condition(task: Any) -> ColumnElement[bool]:
+        return or_(
+            task.source_endpoint_id == collection, task.destination_endpoint_id == collection
+        )
+
+    return condition
+
+
 def _within_limits(now: datetime, limits: Limits) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if limits.per_user > 0:
@@ -111,13 +122,7 @@ def _within_limits(now: datetime, limits: Limits) -> list[ColumnElement[bool]]:
         conditions.append(same_owner < limits.per_user)
     if limits.per_collection > 0:
         for collection in (Task.source_endpoint_id, Task.destination_endpoint_id):
-            # Bound by a default argument: each lambda keeps its own column.
-            busy = _live_batches(
-                now,
-                lambda t, c=collection: or_(
-                    t.source_endpoint_id == c, t.destination_endpoint_id == c
-                ),
-            )
+            busy = _live_batches(now, _touches(collection))
             conditions.append(busy < limits.per_collection)
     return conditions
 

@@ -84,6 +84,11 @@ class WorkerPool:
             name=worker_name,
             lease=timedelta(seconds=settings.lease_seconds),
             flush_seconds=settings.progress_flush_seconds,
+            batch_files=settings.worker_batch_files,
+            limits=leases.Limits(
+                per_user=settings.max_active_batches_per_user,
+                per_collection=settings.max_active_batches_per_collection,
+            ),
         )
         self.name = self.config.name
         self.factory = connector_factory or connector_factory_for(ctx)
@@ -173,7 +178,9 @@ class WorkerPool:
         async with self.ctx.db.session() as session:
             claim = await leases.claim_plan(session, self.name, now, self.config.lease)
             if claim is None:
-                claim = await leases.claim_batch(session, self.name, now, self.config.lease)
+                claim = await leases.claim_batch(
+                    session, self.name, now, self.config.lease, self.config.limits
+                )
         return claim
 
     def _launch(self, claim: Claim) -> None:
