@@ -239,9 +239,16 @@ async def cancel_task(
     deadline = loop.time() + wait_seconds
     while True:
         async with ctx.db.session() as session:
-            status = await session.scalar(select(Task.status).where(Task.id == key))
-        if status in ("SUCCEEDED", "FAILED"):
+            row = (
+                await session.execute(select(Task.status, Task.fatal_error).where(Task.id == key))
+            ).one()
+        status, fatal_error = row
+        canceled = status == "FAILED" and (fatal_error or {}).get("code") == "CANCELED"
+        if canceled:
             return CancelOutcome("Canceled", "The task has been cancelled successfully.")
+        if status in ("SUCCEEDED", "FAILED"):
+            # The task ended on its own while the worker was getting to the request.
+            return CancelOutcome("TaskComplete", "The task completed before the cancel request.")
         if loop.time() >= deadline:
             return CancelOutcome(
                 "CancelAccepted", "The cancel request has been accepted; the task is stopping."
