@@ -26,7 +26,7 @@ async def json_body(request: Request) -> dict[str, Any]:
         raise bad_request("A JSON request body is required")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting too
         raise bad_request("The request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object")
