@@ -224,6 +224,7 @@ async def test_one_file_task_completes_quickly(
     assert (task.files, task.files_transferred, task.bytes_transferred) == (1, 1, 14)
     assert (task.subtasks_total, task.subtasks_succeeded, task.subtasks_pending) == (1, 1, 0)
     assert task.bytes_checksummed >= 14
+    assert 0 < task.active_seconds < 5
     (row,) = await files_of(ctx, task_id)
     assert row.state == "done" and row.done_time is not None
     assert row.checksum_algorithm == "MD5" and len(row.checksum or "") == 32

@@ -94,12 +94,16 @@ class Job:
         self._last_flush = time.monotonic()
         self._flush_lock = asyncio.Lock()
 
+    def account_time(self) -> None:
+        """Add the time spent since the last call to the task's active seconds."""
+        now_mono = time.monotonic()
+        self.progress.active_seconds += now_mono - self._last_flush
+        self._last_flush = now_mono
+
     async def flush(self, *, heartbeat: bool = True) -> None:
         """Persist buffered progress, extend the lease and pick up cancel/deadline."""
         async with self._flush_lock:
-            now_mono = time.monotonic()
-            self.progress.active_seconds += now_mono - self._last_flush
-            self._last_flush = now_mono
+            self.account_time()
             now = self.ctx.clock.now()
             async with self.ctx.db.session() as session:
                 alive = await self.progress.flush(session)
@@ -333,6 +337,7 @@ class PlanJob(Job):
                 await session.execute(
                     update(Task).where(Task.id == buffer.task_id).values(planned=True)
                 )
+            self.account_time()
             await self.progress.flush(session)
 
     async def _delete(
@@ -367,6 +372,7 @@ class PlanJob(Job):
                     .where(TaskPlan.task_id == task.id)
                     .values(item_index=index + 1, entries_done=0)
                 )
+                self.account_time()
                 await self.progress.flush(session)
         async with self.ctx.db.session() as session:
             await session.execute(
@@ -375,6 +381,7 @@ class PlanJob(Job):
                 .values(done=True, lease_owner=None, lease_expires=None)
             )
             await session.execute(update(Task).where(Task.id == task.id).values(planned=True))
+            self.account_time()
             await self.progress.flush(session)
 
     def _count_deleted(self, summary: DeleteSummary) -> None:
@@ -576,6 +583,7 @@ class BatchJob(Job):
         reason = self.cancel.reason
         if reason is None:
             async with self.ctx.db.session() as session:
+                self.account_time()
                 await self.progress.flush(session)
                 await session.execute(
                     update(WorkBatch)
