@@ -92,6 +92,7 @@ class Job:
         self.cancel = cancel
         self.progress = TaskProgress(claim.task_id, ctx.clock.now)
         self._last_flush = time.monotonic()
+        self._last_extend = time.monotonic()  # the claim itself set a fresh lease
         self._flush_lock = asyncio.Lock()
 
     def account_time(self) -> None:
@@ -105,8 +106,15 @@ class Job:
         async with self._flush_lock:
             self.account_time()
             now = self.ctx.clock.now()
+            # Idle beats only read (SQLite: no write lock); the lease is extended a few times
+            # per lease period, progress is written when there is some.
+            extend = heartbeat and (
+                time.monotonic() - self._last_extend >= self.config.lease.total_seconds() / 3
+            )
             async with self.ctx.db.session() as session:
-                alive = await self.progress.flush(session)
+                alive = True
+                if extend or self.progress.has_news():
+                    alive = await self.progress.flush(session)
                 row = (
                     await session.execute(
                         select(Task.status, Task.cancel_requested, Task.deadline).where(
@@ -115,14 +123,12 @@ class Job:
                     )
                 ).first()
                 finished = not alive or row is None or row.status in FINISHED
-                if (
-                    heartbeat
-                    and not finished
-                    and not await leases.extend(
+                if extend and not finished:
+                    self._last_extend = time.monotonic()
+                    if not await leases.extend(
                         session, self.claim, self.config.name, now, self.config.lease
-                    )
-                ):
-                    self.cancel.cancel("LEASE_LOST")
+                    ):
+                        self.cancel.cancel("LEASE_LOST")
             if finished or row is None:
                 self.cancel.cancel("FINISHED")
             elif row.cancel_requested:

@@ -118,6 +118,17 @@ class TaskProgress:
         self.file_updates[file_id] = record
         self.checkpoints.pop(file_id, None)
 
+    def has_news(self) -> bool:
+        """Anything worth a write besides the active time."""
+        return bool(
+            self.deltas
+            or self.file_updates
+            or self.checkpoints
+            or self.events
+            or self.dropped_events
+            or self.nice_status
+        )
+
     def empty(self) -> bool:
         return not (
             self.deltas
