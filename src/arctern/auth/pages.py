@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,6 +34,8 @@ class ConsentNeeded:
 
 
 AuthorizeOutcome = Response | ConsentNeeded | None
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
@@ -222,6 +225,13 @@ def create_pages_router(service: AuthService) -> APIRouter:
                 "This form has expired",
                 "Go back to the application and start the sign-in again.",
                 403,
+            )
+        if any(_CONTROL_CHARS.search(str(v)) for v in oreq.payload.data.values()):
+            # Authlib cannot even build an error description from such values.
+            return error_page(
+                request,
+                "This sign-in request cannot be completed",
+                "The request contains control characters.",
             )
         if decision is None and "login" in prompts:
             # Forced re-authentication: validate first, then show the login form.
