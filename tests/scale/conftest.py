@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from arctern.auth.keys import KEY_FILE as SIGNING_KEY
 from tests.connectors.conftest import moto_endpoint  # noqa: F401  (re-exported fixture)
 from tests.support.postgres import PostgresCluster
 from tests.support.server import ARCTERN, LiveServer, start_server
@@ -34,13 +36,31 @@ class Deployment:
     def shared_env(self) -> dict[str, str]:
         return {"ARCTERN_SECRET_KEY": self.secret_key, "ARCTERN_LEASE_SECONDS": "3"}
 
-    def api(self, *, demo: bool = False, extra_env: dict[str, str] | None = None) -> LiveServer:
-        """Start an ``arctern serve --no-worker`` process on the shared database."""
+    def api(
+        self,
+        *,
+        demo: bool = False,
+        public_url: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> LiveServer:
+        """Start an ``arctern serve --no-worker`` process on the shared database.
+
+        Like an operator copying the first API host's ``auth-signing-key.pem`` to the others,
+        so id_tokens verify against the JWKS of any API process.
+        """
+        home = self.root / f"api{len(self.servers)}"
+        home.mkdir(parents=True)
+        if self.servers:
+            key = self.servers[0].home / SIGNING_KEY
+            shutil.copy2(key, home / SIGNING_KEY)
+        args = ["--database", self.database_url, "--no-worker"]
+        if public_url:
+            args += ["--public-url", public_url]
         server = start_server(
-            self.root / f"api{len(self.servers)}",
+            home,
             demo=demo,
             extra_env={**self.shared_env(), **(extra_env or {})},
-            extra_args=["--database", self.database_url, "--no-worker"],
+            extra_args=args,
         )
         self.servers.append(server)
         return server

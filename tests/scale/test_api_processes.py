@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.scale.conftest import Deployment
+from tests.scale.proxy import RoundRobinProxy
 from tests.support.auth_flow import create_native_client, native_auth_client, native_tokens
 from tests.support.server import LiveServer
 
@@ -109,3 +110,47 @@ def test_two_api_processes_and_a_worker_share_tokens_tasks_and_cancels(
     with pytest.raises(globus_sdk.TransferAPIError) as denied:
         transfer_client(second, transfer["access_token"]).get_task(task_id)
     assert denied.value.http_status == 401
+
+
+def test_login_and_transfers_through_a_round_robin_proxy(
+    deployment: Callable[[], Deployment],
+) -> None:
+    """Every request goes to the other API process: the login form and its POST, the token
+    exchange, the JWKS used to check the id_token, submissions and task polling."""
+    proxy = RoundRobinProxy().start()
+    try:
+        deploy = deployment()
+        first = deploy.api(demo=True, public_url=proxy.url)
+        second = deploy.api(public_url=proxy.url)
+        proxy.backends = [first.url, second.url]
+        deploy.worker("w1", concurrency=2)
+        front = LiveServer(
+            home=first.home,
+            port=proxy.port,
+            extra_env=deploy.shared_env(),
+            extra_args=["--database", deploy.database_url],
+        )
+
+        client_id = create_native_client(front)
+        tokens = native_tokens(front, client_id=client_id)
+        claims = tokens.decode_id_token()
+        assert claims["preferred_username"] == "researcher@example.edu"
+        assert claims["iss"] == f"{proxy.url}/auth"
+        discovery = httpx.get(f"{proxy.url}/auth/.well-known/openid-configuration").json()
+        assert discovery["issuer"] == claims["iss"]
+
+        tc = transfer_client(front, tokens.by_resource_server[TRANSFER_RS]["access_token"])
+        demo = {d["display_name"]: d["id"] for d in tc.endpoint_search("Demo Collection")}
+        data = globus_sdk.TransferData(
+            source_endpoint=demo["Demo Collection 1"],
+            destination_endpoint=demo["Demo Collection 2"],
+        )
+        data.add_item("/nested/", "/via-proxy/", recursive=True)
+        task_id = str(tc.submit_transfer(data)["task_id"])
+        doc = wait(tc, task_id, finished)
+        assert doc["status"] == "SUCCEEDED", doc
+        names = [e["name"] for e in tc.operation_ls(demo["Demo Collection 2"], path="/via-proxy/")]
+        assert names
+        assert proxy.served[first.url] > 5 and proxy.served[second.url] > 5
+    finally:
+        proxy.stop()
