@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -13,6 +13,8 @@ import arctern.db.models  # noqa: F401  (registers every table)
 from arctern.db.base import Base
 
 target_metadata = Base.metadata
+# Any constant shared by every Arctern process; only serialises Arctern's own migrations.
+MIGRATION_LOCK = 0x41524354
 
 
 def _run(connection: Connection) -> None:
@@ -23,6 +25,10 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Hosts starting together would all create the schema: the first one migrates
+            # while the others wait here, then find the database at head.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 
