@@ -50,8 +50,9 @@ def prepare(home: Path | None, database: str | None, **overrides: object) -> Set
 def serve(
     home: HomeOption = None,
     database: DatabaseOption = None,
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
+    # Flags default to None so that the config file and ARCTERN_* variables apply.
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default 8765).")] = None,
     public_url: Annotated[
         str | None, typer.Option(help="URL clients use, when behind a reverse proxy.")
     ] = None,
@@ -59,8 +60,11 @@ def serve(
         bool, typer.Option("--demo", help="Create a demo user and demo collections.")
     ] = False,
     worker: Annotated[
-        bool, typer.Option("--worker/--no-worker", help="Run the embedded transfer workers.")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--worker/--no-worker", help="Run the embedded transfer workers (default: yes)."
+        ),
+    ] = None,
 ) -> None:
     """Start the server: Auth, Transfer, the web UI and (by default) transfer workers."""
     from arctern.app import create_app
