@@ -162,9 +162,9 @@ async def test_three_workers_one_killed_task_succeeds_without_duplicates(
     assert sorted(p.name for p in target.iterdir() if not p.name.startswith(".")) == sorted(
         expected
     )
-    # KNOWN BUG (docs/reliability.md): a file whose write began after the dead worker's last
-    # progress flush has its temporary file recorded nowhere, so nobody removes it. At most
-    # one per file the victim had in flight (2 batches x 4 files).
+    # KNOWN BUG (also in tests/reliability/test_crash_resume.py): a file whose write began
+    # after the dead worker's last progress flush has its temporary file recorded nowhere, so
+    # nobody removes it. At most one per file the victim had in flight (2 batches x 4 files).
     leftovers = [p.name for p in target.iterdir() if p.name.startswith(".")]
     assert all(name.endswith(".part") for name in leftovers), leftovers
     assert len(leftovers) <= 8, leftovers
