@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from arctern.connectors.base import Connector, WriteState
-from arctern.connectors.errors import TransientError
+from arctern.connectors.errors import PermissionDenied, TransientError
 from arctern.connectors.faults import FaultInjectingConnector, FaultSpec
 from arctern.connectors.memory.connector import MemoryConnector, MemoryStore
 from arctern.connectors.posix.connector import PosixConnector
@@ -453,3 +453,37 @@ async def test_copying_a_directory_into_itself_is_refused() -> None:
     )
     assert [(o.state, o.code) for o in summary.outcomes] == [("failed", "INVALID_PATH_NAME")]
     assert sorted(await tree(conn)) == ["/a/", "/a/f"]
+
+
+class DeniesWrites:
+    """A destination that refuses to create one particular file."""
+
+    def __init__(self, inner: Connector, denied: str) -> None:
+        self.inner = inner
+        self.denied = denied
+        self.capabilities = inner.capabilities
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def begin_write(self, path: str, size: int, *, resume: Any = None) -> WriteState:
+        if path == self.denied:
+            raise PermissionDenied(f"Permission denied: {path}")
+        return await self.inner.begin_write(path, size, resume=resume)
+
+
+async def test_skip_source_errors_never_skips_destination_failures(
+    source: MemoryConnector,
+) -> None:
+    dst: Any = DeniesWrites(MemoryConnector(), "/denied")
+    items = [
+        ItemSpec("/missing", "/m"),
+        ItemSpec("/data/a.txt", "/denied"),
+        ItemSpec("/data/b.log", "/ok"),
+    ]
+    summary = await transfer(source, dst, items, skip_source_errors=True)
+    assert {o.destination_path: (o.state, o.code) for o in summary.outcomes} == {
+        "/m": ("skipped", "FILE_NOT_FOUND"),
+        "/denied": ("failed", "PERMISSION_DENIED"),
+        "/ok": ("done", None),
+    }

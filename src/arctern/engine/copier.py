@@ -27,7 +27,13 @@ from arctern.engine.checksums import (
     normalize_algorithm,
     same_checksum,
 )
-from arctern.engine.errors import Canceled, CancelToken, FileFailed
+from arctern.engine.errors import (
+    Canceled,
+    CancelToken,
+    FileFailed,
+    is_source_side,
+    mark_source_side,
+)
 from arctern.engine.options import FileJob, TransferOptions
 
 T = TypeVar("T")
@@ -162,7 +168,7 @@ class Copier:
             except ConnectorError as exc:
                 if not exc.retryable or attempts >= self.retry.max_attempts:
                     await self._discard(progress)
-                    raise FileFailed(exc.code, str(exc)) from exc
+                    raise FileFailed(exc.code, str(exc), source_side=is_source_side(exc)) from exc
                 self.sink.fault(exc.code, str(exc))
                 await self._sleep(self.retry.delay(attempts))
 
@@ -219,6 +225,7 @@ class Copier:
             raise FileFailed(
                 "EXTERNAL_CHECKSUM_MISMATCH",
                 f"{job.source_path}: {algorithm} is {checksum}, expected {job.external_checksum}",
+                source_side=True,
             )
         verify = self.options.verify_checksum and checksum is not None
         # Multipart stores only show an object once it is completed: verify after commit.
@@ -263,7 +270,11 @@ class Copier:
         if level == 2:
             # Copy only when the source is newer; sub-second differences are filesystem noise.
             return not job.mtime > dst.mtime + 1.0
-        src_sum = await self._checksum_of(self.source, job.source_path, job.size, algorithm)
+        try:
+            src_sum = await self._checksum_of(self.source, job.source_path, job.size, algorithm)
+        except ConnectorError as exc:
+            mark_source_side(exc)
+            raise
         dst_sum = await self._native_or_read(self.destination, job.destination_path, dst, algorithm)
         return same_checksum(src_sum, dst_sum)
 
@@ -358,13 +369,14 @@ class Copier:
             error: BaseException | None = None
             for (o, n), result in zip(spans, results, strict=True):
                 if isinstance(result, BaseException):
-                    error = result
+                    error = mark_source_side(result)
                     break
                 if len(result) != n:
                     raise FileFailed(
                         "FILE_SIZE_CHANGED",
                         f"{job.source_path} changed size during the transfer "
                         f"(short read at offset {o})",
+                        source_side=True,
                     )
                 good.append((o, result))
             if good:
@@ -394,9 +406,15 @@ class Copier:
         offset = 0
         while offset < length:
             self.cancel.check()
-            data = await self.source.read(path, offset, min(self.chunk_size, length - offset))
+            try:
+                data = await self.source.read(path, offset, min(self.chunk_size, length - offset))
+            except ConnectorError as exc:
+                mark_source_side(exc)
+                raise
             if not data:
-                raise FileFailed("FILE_SIZE_CHANGED", f"{path} shrank during the transfer")
+                raise FileFailed(
+                    "FILE_SIZE_CHANGED", f"{path} shrank during the transfer", source_side=True
+                )
             await _hash(hasher, data)
             offset += len(data)
 
@@ -409,7 +427,11 @@ class Copier:
             progress.done = 0
         progress.state = state
         self.sink.checkpoint(job, progress.done, state)  # see _copy_chunks
-        src_fd = await asyncio.to_thread(src.open_read_fd, job.source_path)  # type: ignore[attr-defined]
+        try:
+            src_fd = await asyncio.to_thread(src.open_read_fd, job.source_path)  # type: ignore[attr-defined]
+        except ConnectorError as exc:
+            mark_source_side(exc)
+            raise
         try:
             dst_fd = await asyncio.to_thread(dst.open_write_fd, state)  # type: ignore[attr-defined]
             try:

@@ -6,11 +6,26 @@ from __future__ import annotations
 class FileFailed(Exception):
     """A file could not be transferred; ``code`` is a Globus event code."""
 
-    def __init__(self, code: str, message: str, *, quota: bool = False) -> None:
+    def __init__(
+        self, code: str, message: str, *, quota: bool = False, source_side: bool = False
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.quota = quota
+        # The source could not be read (what skip_source_errors may skip); destination
+        # failures always count.
+        self.source_side = source_side
+
+
+def mark_source_side(exc: BaseException) -> BaseException:
+    """Tag a connector error raised by the source connector."""
+    exc.source_side = True  # type: ignore[attr-defined]
+    return exc
+
+
+def is_source_side(exc: BaseException) -> bool:
+    return bool(getattr(exc, "source_side", False))
 
 
 class Canceled(Exception):

@@ -39,6 +39,7 @@ class PlanError:
     code: str
     message: str
     is_directory: bool = False
+    source_side: bool = True  # False: the destination failed (never skipped)
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,9 @@ class Planner:
         except ObjectNotFound:
             return
         except ConnectorError as exc:
-            yield PlanError(dst_dir, dst_dir, exc.code, str(exc), is_directory=True)
+            yield PlanError(
+                dst_dir, dst_dir, exc.code, str(exc), is_directory=True, source_side=False
+            )
             return
         for info in existing:
             if info.name in kept:

@@ -120,7 +120,8 @@ async def run_transfer(
         try:
             result = await copier.copy(job)
         except FileFailed as exc:
-            state = "skipped" if options.skip_source_errors and not exc.quota else "failed"
+            skip = options.skip_source_errors and exc.source_side and not exc.quota
+            state = "skipped" if skip else "failed"
             if exc.quota and options.fail_on_quota_errors:
                 summary.fatal_error = (exc.code, exc.message)
                 cancel.cancel("QUOTA")
@@ -179,7 +180,7 @@ async def _consume(
         await apply_namespace_entry(destination, entry)
         summary.deleted_extra.append(entry.path)
     elif isinstance(entry, PlanError):
-        state = "skipped" if options.skip_source_errors else "failed"
+        state = "skipped" if options.skip_source_errors and entry.source_side else "failed"
         summary.outcomes.append(
             FileOutcome(entry.source_path, entry.destination_path, state, entry.code, entry.message)
         )

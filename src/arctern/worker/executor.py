@@ -304,7 +304,7 @@ class PlanJob(Job):
                 await apply_namespace_entry(destination, entry)
             except ConnectorError as exc:
                 path = entry.path
-                buffer.add_error(path, path, exc.code, str(exc), True)
+                buffer.add_error(path, path, exc.code, str(exc), True, source_side=False)
                 return
             if isinstance(entry, MakeDir) and entry.counted:
                 buffer.counts["directories"] += 1
@@ -315,6 +315,7 @@ class PlanJob(Job):
                 entry.code,
                 entry.message,
                 entry.is_directory,
+                source_side=entry.source_side,
             )
         elif isinstance(entry, SkippedSymlink):
             buffer.counts["symlinks"] += 1
@@ -438,8 +439,17 @@ class _PlanBuffer:
         self.files.append(job)
 
     def add_error(
-        self, source: str, destination: str, code: str, message: str, is_directory: bool
+        self,
+        source: str,
+        destination: str,
+        code: str,
+        message: str,
+        is_directory: bool,
+        *,
+        source_side: bool,
     ) -> None:
+        # skip_source_errors skips what could not be read, never a destination failure.
+        skipped = self.options.skip_source_errors and source_side
         self.errors.append(
             {
                 "source_path": source,
@@ -447,6 +457,7 @@ class _PlanBuffer:
                 "code": code,
                 "message": message,
                 "is_directory": is_directory,
+                "skipped": skipped,
             }
         )
 
@@ -498,7 +509,6 @@ class _PlanBuffer:
                     for j in group
                 ],
             )
-        skip = self.options.skip_source_errors
         if self.errors:
             await session.execute(
                 insert(TaskFile),
@@ -510,7 +520,7 @@ class _PlanBuffer:
                         "destination_path": e["destination_path"],
                         "size": 0,
                         "mtime": 0.0,
-                        "state": "skipped" if skip else "failed",
+                        "state": "skipped" if e["skipped"] else "failed",
                         "is_directory": e["is_directory"],
                         "error_code": e["code"],
                         "error_message": e["message"],
@@ -523,15 +533,15 @@ class _PlanBuffer:
             for e in self.errors[:5]:
                 progress.event(event_code(e["code"]), e["message"], e["source_path"], is_error=True)
         n_files = len(self.files)
-        n_errors = len(self.errors)
+        n_skipped = sum(1 for e in self.errors if e["skipped"])
         progress.add(
             files=n_files,
             directories=self.counts["directories"],
             symlinks=self.counts["symlinks"],
-            subtasks_total=n_files + n_errors,
+            subtasks_total=n_files + len(self.errors),
             subtasks_pending=n_files,
-            subtasks_failed=0 if skip else n_errors,
-            subtasks_skipped_errors=n_errors if skip else 0,
+            subtasks_failed=len(self.errors) - n_skipped,
+            subtasks_skipped_errors=n_skipped,
         )
         self.files = []
         self.errors = []
@@ -647,7 +657,7 @@ class BatchJob(Job):
             if exc.quota and options.fail_on_quota_errors:
                 self.fatal = (exc.code, exc.message)
                 self.cancel.cancel("QUOTA")
-            skipped = options.skip_source_errors and not exc.quota
+            skipped = options.skip_source_errors and exc.source_side and not exc.quota
             progress.file_done(
                 row.id,
                 "skipped" if skipped else "failed",
