@@ -1,4 +1,4 @@
-"""Load: 50 concurrent clients submit and poll transfer tasks for 30 seconds over loopback; zero
+"""Load: 50 concurrent clients submit and poll transfer tasks for 60 seconds over loopback; zero
 errors, and no task lost or duplicated (checked against the database and the files)."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.reliability.conftest import Session, database_url, login, make_user
 
 CLIENTS = 50
 USERS = 5
-SECONDS = 30.0  # the issue asks for 60 s; 30 s keeps the suite's CI time on two cores
+SECONDS = 60.0  # as the issue asks; the whole suite still runs in about 3 minutes with -n 2
 
 
 @dataclass
