@@ -19,6 +19,9 @@ from arctern.db.models.transfer import Collection, Task
 from arctern.db.models.work import WorkBatch
 from arctern.worker import leases
 from arctern.worker.leases import Limits
+from arctern.worker.pool import WorkerPool
+from tests.integration.test_worker import collection as integration_collection
+from tests.integration.test_worker import submit, wait_done
 
 LEASE = timedelta(seconds=30)
 
@@ -161,3 +164,55 @@ async def test_no_limits_is_first_come_first_served(ctx: AppContext) -> None:
     )
     b = await planned_task(ctx, bob, await collection(ctx, bob), await collection(ctx, bob), 1)
     assert [await claim(ctx, Limits()) for _ in range(5)] == [*a, *b, None]
+
+
+async def test_a_small_task_finishes_while_another_users_huge_task_runs(
+    tmp_path: Path, database_url: str
+) -> None:
+    """End to end through a worker pool configured by settings: with one batch per user, the
+    second slot serves Bob at once although Alice's task queued many batches before his."""
+    settings = Settings(
+        home=tmp_path,
+        database_url=database_url,
+        secret_key="t",
+        progress_flush_seconds=0.2,
+        worker_batch_files=10,
+        max_active_batches_per_user=1,
+    )
+    ctx = AppContext.from_settings(settings)
+    pool = WorkerPool(ctx, concurrency=2, poll_interval=0.05, reaper_interval=0.2)
+    try:
+        alice, bob = await user(ctx, "alice"), await user(ctx, "bob")
+        roots = {name: tmp_path / name for name in ("a-src", "a-dst", "b-src", "b-dst")}
+        for root in roots.values():
+            root.mkdir()
+        for i in range(600):
+            (roots["a-src"] / f"{i:03}.bin").write_bytes(b"a" * (1000 + i))
+        for i in range(5):
+            (roots["b-src"] / f"{i}.bin").write_bytes(b"b" * 100)
+        a_src = await posix(ctx, alice, roots["a-src"])
+        a_dst = await posix(ctx, alice, roots["a-dst"])
+        b_src = await posix(ctx, bob, roots["b-src"])
+        b_dst = await posix(ctx, bob, roots["b-dst"])
+        everything = [{"source_path": "/", "destination_path": "/", "recursive": True}]
+        huge = await submit(ctx, alice, a_src, a_dst, everything)
+        small = await submit(ctx, bob, b_src, b_dst, everything)
+        await pool.start()
+
+        done = await wait_done(ctx, small, timeout=60)
+        assert done.status == "SUCCEEDED", done.fatal_error
+        async with ctx.db.session() as session:
+            still = await session.get(Task, huge)
+            assert still is not None
+            assert still.status == "ACTIVE", "Bob waited for Alice's whole task"
+            assert (still.files_transferred or 0) < 600
+        finished = await wait_done(ctx, huge, timeout=120)
+        assert finished.status == "SUCCEEDED", finished.fatal_error
+        assert len(list(roots["a-dst"].iterdir())) == 600
+    finally:
+        await pool.stop(timeout=5)
+        await ctx.db.dispose()
+
+
+async def posix(ctx: AppContext, who: uuid.UUID, root: Path) -> uuid.UUID:
+    return await integration_collection(ctx, who, "posix", str(root))
