@@ -487,3 +487,31 @@ async def test_skip_source_errors_never_skips_destination_failures(
         "/denied": ("failed", "PERMISSION_DENIED"),
         "/ok": ("done", None),
     }
+
+
+@pytest.mark.parametrize("mode", ["ignore", "copy"])
+async def test_recursive_symlinks(tmp_path: Path, mode: str) -> None:
+    src_root = tmp_path / "src"
+    (src_root / "d" / "sub").mkdir(parents=True)
+    (src_root / "d" / "sub" / "f.txt").write_bytes(b"f")
+    (src_root / "other").mkdir()
+    (src_root / "other" / "o.txt").write_bytes(b"o")
+    os.symlink("sub/f.txt", src_root / "d" / "file-link")
+    os.symlink("../../other", src_root / "d" / "sub" / "dir-link")
+    os.symlink("..", src_root / "d" / "sub" / "loop")  # back up the tree
+    os.symlink(str(tmp_path), src_root / "d" / "outside")  # out of the collection
+    (tmp_path / "dst").mkdir()
+    src, dst = PosixConnector(str(src_root)), PosixConnector(str(tmp_path / "dst"))
+    summary = await transfer(
+        src, dst, [ItemSpec("/d", "/d", recursive=True)], recursive_symlinks=mode
+    )
+    copied = sorted(
+        str(p.relative_to(tmp_path / "dst")) for p in (tmp_path / "dst").rglob("*") if p.is_file()
+    )
+    if mode == "ignore":
+        assert copied == ["d/sub/f.txt"]
+        assert summary.symlinks == 4
+    else:
+        assert copied == ["d/file-link", "d/sub/dir-link/o.txt", "d/sub/f.txt"]
+        assert summary.symlinks == 1  # the loop
+        assert [o.code for o in summary.failed] == ["PERMISSION_DENIED"]  # the escape

@@ -121,7 +121,7 @@ class Planner:
                 )
                 return
             yield MakeDir(dst, counted=True)
-            async for entry in self._walk(src, dst):
+            async for entry in self._walk(src, dst, frozenset({info.path})):
                 yield entry
             return
         if info.type == "dir":
@@ -142,7 +142,9 @@ class Planner:
             )
         )
 
-    async def _walk(self, src_dir: str, dst_dir: str) -> AsyncIterator[PlanEntry]:
+    async def _walk(
+        self, src_dir: str, dst_dir: str, ancestors: frozenset[str] = frozenset()
+    ) -> AsyncIterator[PlanEntry]:
         rules = self.options.filter_rules
         try:
             entries = await _sorted_listing(self.source, src_dir)
@@ -161,9 +163,13 @@ class Planner:
                 except ConnectorError as exc:
                     yield PlanError(info.path, _child(dst_dir, info.name), exc.code, str(exc))
                     continue
+                if target.type == "dir" and target.path in ancestors:
+                    yield SkippedSymlink(info.path)  # a link back up the tree: no loop
+                    continue
                 info = FileInfo(
                     name=info.name,
-                    path=info.path,
+                    # Where the link leads (stat resolves it): detects loops further down.
+                    path=target.path,
                     type=target.type,
                     size=target.size,
                     mtime=target.mtime,
@@ -189,7 +195,9 @@ class Planner:
         for info in subdirs:
             sub_dst = _child(dst_dir, info.name)
             yield MakeDir(sub_dst, counted=True)
-            async for entry in self._walk(_child(src_dir, info.name), sub_dst):
+            async for entry in self._walk(
+                _child(src_dir, info.name), sub_dst, ancestors | {info.path}
+            ):
                 yield entry
 
     async def _extras(self, dst_dir: str, kept: set[str]) -> AsyncIterator[PlanEntry]:
