@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -69,6 +70,19 @@ def test_systemd_units_run_real_commands_with_real_flags() -> None:
         assert set(flags) <= known, (unit, set(flags) - known)
         assert "ARCTERN_CONFIG=/etc/arctern/arctern.toml" in text
         assert "EnvironmentFile=/etc/arctern/secrets.env" in text
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    units = []
+    for unit in ("arctern-api.service", "arctern-worker.service"):
+        text = (DEPLOY / unit).read_text().replace("/opt/arctern/venv/bin/arctern", ARCTERN)
+        (tmp_path / unit).write_text(text)
+        units.append(str(tmp_path / unit))
+    result = subprocess.run(
+        ["systemd-analyze", "verify", *units], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
 
 
 def test_example_config_runs_an_api_process_and_a_worker(
