@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import os
 import re
 import secrets
 import uuid
@@ -214,10 +213,10 @@ def test_revoked_tokens_are_refused_by_the_transfer_api(shared: Session) -> None
 def test_another_users_objects_by_id(shared: Session) -> None:
     me = shared
     other = login(me.server, *make_user(me.server, "intruder"))
-    task_id = me.transfer(
-        me.c1, me.c2, [("/hello.txt", f"/idor-{uuid.uuid4().hex[:6]}.txt", False)]
-    )
+    copy = f"idor-{uuid.uuid4().hex[:6]}.txt"
+    task_id = me.transfer(me.c1, me.c2, [("/hello.txt", f"/{copy}", False)])
     me.wait(task_id)
+    (me.c2_root / copy).unlink()  # no residue in the shared demo data
     bookmark = me.tc.create_bookmark({"endpoint_id": me.c2, "path": "/", "name": "mine"})["id"]
     api = me.api
     h = other.headers
@@ -269,4 +268,3 @@ def test_another_users_objects_by_id(shared: Session) -> None:
     assert task_id not in {t["task_id"] for t in other.tc.task_list(limit=100)}
     assert not (me.c2_root / "intruder").exists()
     me.tc.delete_bookmark(bookmark)
-    assert os.path.exists(me.c1_root)

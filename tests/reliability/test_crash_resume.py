@@ -143,6 +143,5 @@ def test_sigkill_mid_task_resumes_from_last_chunk(server_factory) -> None:  # ty
     )
     assert 0 <= resent <= CHUNK + 4 * 2500, resent
     assert resent < persisted
-    assert tail <= 256 << 20, tail
     rows, _task = rows_of(live, task_id)
     assert {r.state for r in rows if not r.is_directory} == {"done"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import stat
 import threading
 import time
@@ -343,6 +344,7 @@ def test_path_attacks_never_touch_anything_outside(shared: Session, jail: Jail) 
     for path in (me.c2_root / scratch.strip("/")).rglob("*"):
         if path.is_file():
             assert SECRET not in path.read_bytes(), path
+    shutil.rmtree(me.c2_root / scratch.strip("/"))  # no residue in the shared demo data
     print(
         f"\nRELIABILITY paths: {len(paths)} paths, {attacks} attacks, {len(tasks)} tasks "
         f"accepted and run, 0 accesses outside the root"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +20,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from tests.reliability.conftest import Session
+from tests.reliability.conftest import Session, create_collection
 
 EXAMPLES = 100  # per operation and mode: the whole fuzz run stays well under two minutes
 # Operations whose 5xx is documented Globus behaviour rather than a crash: storage refusals
@@ -93,13 +95,13 @@ def _code(response: Any) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("service", ["transfer", "auth"])
-def test_schemathesis_finds_no_server_errors(shared: Session, service: str) -> None:
+def test_schemathesis_finds_no_server_errors(shared: Session, service: str, tmp_path: Path) -> None:
     url = f"{shared.server.url}/{service}/openapi.json"
     assert httpx.get(url).status_code == 200
     schema = schemathesis.openapi.from_url(url)
     started = time.monotonic()
     token = shared.token if service == "transfer" else shared.auth_token
-    known = _known_objects(shared)
+    known = _known_objects(shared, tmp_path)
     stats = _fuzz(
         schema, f"{shared.server.url}/{service}", {"Authorization": f"Bearer {token}"}, known
     )
@@ -111,12 +113,18 @@ def test_schemathesis_finds_no_server_errors(shared: Session, service: str) -> N
     assert stats["operations"] > 5
 
 
-def _known_objects(me: Session) -> dict[str, str]:
-    """Ids of real objects the fuzzer may aim at (a task, a bookmark, an access rule...)."""
-    task_id = me.transfer(me.c1, me.c2, [("/hello.txt", "/fuzz-hello.txt", False)])
-    bookmark = me.tc.create_bookmark({"endpoint_id": me.c2, "path": "/", "name": "fuzz"})
+def _known_objects(me: Session, tmp_path: Path) -> dict[str, str]:
+    """Ids of real objects the fuzzer may aim at: a collection of its own (so nothing it does
+    touches the shared demo data), a finished task, a bookmark, the user's identity."""
+    root = tmp_path / "fuzz-root"
+    root.mkdir()
+    (root / "file.txt").write_bytes(b"fuzz")
+    collection = create_collection(me.server, f"Fuzz {uuid.uuid4().hex[:6]}", root)
+    task_id = me.transfer(collection, collection, [("/file.txt", "/copy.txt", False)])
+    me.wait(task_id)
+    bookmark = me.tc.create_bookmark({"endpoint_id": collection, "path": "/", "name": "fuzz"})
     return {
-        "endpoint_id": me.c1,
+        "endpoint_id": collection,
         "task_id": task_id,
         "bookmark_id": bookmark["id"],
         "identity_id": me.identity_id,
