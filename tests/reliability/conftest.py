@@ -73,8 +73,10 @@ class Session:
 
 
 def login(server: LiveServer, username: str | None = None, password: str | None = None) -> Session:
-    kwargs = {"username": username, "password": password} if username and password else {}
-    tokens = native_tokens(server, **kwargs)
+    if username and password:
+        tokens = native_tokens(server, username=username, password=password)
+    else:
+        tokens = native_tokens(server)
     token = tokens.by_resource_server[TRANSFER_RS]["access_token"]
     tc = globus_sdk.TransferClient(
         authorizer=globus_sdk.AccessTokenAuthorizer(token), base_url=f"{server.url}/transfer/"

@@ -271,9 +271,9 @@ def test_path_attacks_never_touch_anything_outside(shared: Session, jail: Jail) 
             _status_ok(response)
             if response.status_code == 200:
                 # Anything listed must be inside the root: no secret, no outside names.
-                body = response.json()
+                listing = response.json()
                 assert SECRET.decode() not in response.text
-                names = {e.get("name") for e in body.get("DATA", [])}
+                names = {e.get("name") for e in listing.get("DATA", [])}
                 assert not names & {"victim-dir", "deep", "passwd", "shadow"}, (raw, names)
         for payload, op in (
             ({"DATA_TYPE": "mkdir", "path": raw}, "mkdir"),
