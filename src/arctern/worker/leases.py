@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -80,12 +80,16 @@ def _plan_candidates(now: datetime):  # type: ignore[no-untyped-def]
     )
 
 
+# Advisory lock key serialising limited batch claims (PostgreSQL).
+CLAIM_LOCK = 0x41524335
+
+
 @dataclass(frozen=True)
 class Limits:
     """Fair share: at most this many batches run at once per task owner / per collection.
 
     0 means unlimited. Counted over live leases of all workers, so the limits hold for the
-    whole deployment; two workers claiming in the same instant may each see room for one more.
+    whole deployment (on SQLite, one writer at a time; on PostgreSQL, an advisory lock).
     """
 
     per_user: int = 0
@@ -170,6 +174,12 @@ async def claim_batch(
 ) -> Claim | None:
     if await session.scalar(_batch_candidates(now, limits)) is None:
         return None
+    if (limits.per_user or limits.per_collection) and session.get_bind().dialect.name == (
+        "postgresql"
+    ):
+        # Simultaneous claimers would not see each other's claims and could all take the last
+        # free place: with limits, claims take turns (the lock ends with the transaction).
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
     candidate = (
         _batch_candidates(now, limits)
         .with_for_update(skip_locked=True, of=WorkBatch)
