@@ -3,6 +3,7 @@ every worker slot of the deployment; the limits count live leases only."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -216,3 +217,18 @@ async def test_a_small_task_finishes_while_another_users_huge_task_runs(
 
 async def posix(ctx: AppContext, who: uuid.UUID, root: Path) -> uuid.UUID:
     return await integration_collection(ctx, who, "posix", str(root))
+
+
+async def test_simultaneous_claims_respect_the_limit_exactly(ctx: AppContext) -> None:
+    alice = await user(ctx, "alice")
+    await planned_task(ctx, alice, await collection(ctx, alice), await collection(ctx, alice), 20)
+    limits = Limits(per_user=2)
+    for _round in range(3):
+        claimed = await asyncio.gather(*(claim(ctx, limits, f"w{i}") for i in range(8)))
+        assert len([c for c in claimed if c is not None]) == 2, claimed
+        async with ctx.db.session() as session:
+            await session.execute(
+                update(WorkBatch)
+                .where(WorkBatch.lease_owner.is_not(None))
+                .values(state="done", lease_owner=None, lease_expires=None)
+            )
