@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from arctern.connectors.base import Connector
@@ -200,3 +202,28 @@ async def test_trailing_slashes_and_dots_are_normalised(connector: Connector) ->
     await put(connector, "/d/./f", b"1")
     assert (await connector.stat("//d//f")).path == "/d/f"
     assert await names(connector, "/d/") == ["f"]
+
+
+async def test_keyed_write_restarted_without_state_reuses_the_temp_file(
+    connector: Connector,
+) -> None:
+    # A worker killed before it persisted its WriteState: the successor knows only the key.
+    first = await connector.begin_write("/k.bin", 8, temp_key="file42")
+    await connector.write(first, 0, b"stale!")
+    again = await connector.begin_write("/k.bin", 8, temp_key="file42")
+    await connector.write(again, 0, b"ABCDEFGH")
+    await connector.commit_write(again, "/k.bin")
+    assert await connector.read("/k.bin", 0, 100) == b"ABCDEFGH"
+    assert await names(connector, "/") == ["k.bin"]
+
+
+async def test_posix_keyed_restart_leaves_no_partial_file(
+    posix_connector: Connector, posix_root: Path
+) -> None:
+    first = await posix_connector.begin_write("/k.bin", 4, temp_key="file7")
+    await posix_connector.write(first, 0, b"old!")
+    again = await posix_connector.begin_write("/k.bin", 3, temp_key="file7")
+    await posix_connector.write(again, 0, b"new")
+    await posix_connector.commit_write(again, "/k.bin")
+    assert sorted(p.name for p in posix_root.iterdir()) == ["k.bin"]
+    assert (posix_root / "k.bin").read_bytes() == b"new"

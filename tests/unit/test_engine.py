@@ -466,7 +466,9 @@ class DeniesWrites:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    async def begin_write(self, path: str, size: int, *, resume: Any = None) -> WriteState:
+    async def begin_write(
+        self, path: str, size: int, *, resume: Any = None, temp_key: str | None = None
+    ) -> WriteState:
         if path == self.denied:
             raise PermissionDenied(f"Permission denied: {path}")
         return await self.inner.begin_write(path, size, resume=resume)

@@ -76,9 +76,19 @@ class Connector(Protocol):
     async def read(self, path: str, offset: int, length: int) -> bytes: ...
 
     async def begin_write(
-        self, path: str, size: int, *, resume: WriteState | None = None
+        self,
+        path: str,
+        size: int,
+        *,
+        resume: WriteState | None = None,
+        temp_key: str | None = None,
     ) -> WriteState:
-        """Prepare a hidden temporary object for ``path``; resume a previous one if given."""
+        """Prepare a hidden temporary object for ``path``; resume a previous one if given.
+
+        ``temp_key`` names the temporary object deterministically (the worker passes the
+        file record's id): a successor of a worker killed before it could persist the
+        temporary name then reuses that object instead of leaving it behind.
+        """
         ...
 
     async def write(self, state: WriteState, offset: int, data: bytes | memoryview) -> None: ...

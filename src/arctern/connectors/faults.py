@@ -78,9 +78,14 @@ class FaultInjectingConnector:
         return await self.inner.read(path, offset, length)
 
     async def begin_write(
-        self, path: str, size: int, *, resume: WriteState | None = None
+        self,
+        path: str,
+        size: int,
+        *,
+        resume: WriteState | None = None,
+        temp_key: str | None = None,
     ) -> WriteState:
-        return await self.inner.begin_write(path, size, resume=resume)
+        return await self.inner.begin_write(path, size, resume=resume, temp_key=temp_key)
 
     async def write(self, state: WriteState, offset: int, data: bytes | memoryview) -> None:
         if self._roll(self.spec.write_error):

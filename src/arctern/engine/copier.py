@@ -97,6 +97,12 @@ class _Progress:
     hasher: Hasher | None = None  # covers exactly the first ``done`` bytes when set
 
 
+def _temp_key(job: FileJob) -> str | None:
+    """A temporary name tied to the persisted file record, so a crashed attempt's partial
+    file is found and reused by whichever worker retries the file."""
+    return None if job.key is None else f"file{job.key}"
+
+
 class Copier:
     """Copies files from ``source`` to ``destination`` under one task's options."""
 
@@ -334,7 +340,7 @@ class Copier:
         self, job: FileJob, algorithm: str | None, progress: _Progress
     ) -> str | None:
         state = await self.destination.begin_write(
-            job.destination_path, job.size, resume=progress.state
+            job.destination_path, job.size, resume=progress.state, temp_key=_temp_key(job)
         )
         if progress.state is None or state.temp_path != progress.state.temp_path:
             progress.done = 0
@@ -422,7 +428,9 @@ class Copier:
         """Kernel-side copy between two local files (no checksum wanted)."""
         src = self.source
         dst = self.destination
-        state = await dst.begin_write(job.destination_path, job.size, resume=progress.state)
+        state = await dst.begin_write(
+            job.destination_path, job.size, resume=progress.state, temp_key=_temp_key(job)
+        )
         if progress.state is None or state.temp_path != progress.state.temp_path:
             progress.done = 0
         progress.state = state

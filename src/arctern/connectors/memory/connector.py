@@ -193,7 +193,12 @@ class MemoryConnector:
         return bytes(node.data[offset : offset + length])
 
     async def begin_write(
-        self, path: str, size: int, *, resume: WriteState | None = None
+        self,
+        path: str,
+        size: int,
+        *,
+        resume: WriteState | None = None,
+        temp_key: str | None = None,
     ) -> WriteState:
         parent, name, parts = self._parent(path)
         existing = parent.children.get(name)
@@ -204,7 +209,7 @@ class MemoryConnector:
             temp = parent.children.get(rparts[-1]) if rparts[:-1] == parts[:-1] else None
             if temp is not None and not temp.is_dir:
                 return resume
-        temp_name = f"{TEMP_PREFIX}{uuid.uuid4().hex}{TEMP_SUFFIX}"
+        temp_name = f"{TEMP_PREFIX}{temp_key or uuid.uuid4().hex}{TEMP_SUFFIX}"
         parent.children[temp_name] = _Node(is_dir=False, mtime=time.time())
         return WriteState(temp_path=join_path([*parts[:-1], temp_name]))
 

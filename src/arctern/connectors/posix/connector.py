@@ -407,7 +407,12 @@ class PosixConnector:
         return await self._run(run, path)
 
     async def begin_write(
-        self, path: str, size: int, *, resume: WriteState | None = None
+        self,
+        path: str,
+        size: int,
+        *,
+        resume: WriteState | None = None,
+        temp_key: str | None = None,
     ) -> WriteState:
         def run() -> WriteState:
             with self._resolve(path, follow_last=False) as (pfd, name, comps):
@@ -426,10 +431,12 @@ class PosixConnector:
                                 return resume
                         except FileNotFoundError:
                             pass
-                temp = f"{TEMP_PREFIX}{uuid.uuid4().hex}{TEMP_SUFFIX}"
+                temp = f"{TEMP_PREFIX}{temp_key or uuid.uuid4().hex}{TEMP_SUFFIX}"
+                # A keyed name may hold a crashed predecessor's bytes: start it afresh.
+                reuse = os.O_TRUNC if temp_key else os.O_EXCL
                 fd = os.open(
                     temp,
-                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    os.O_WRONLY | os.O_CREAT | reuse | os.O_NOFOLLOW | os.O_CLOEXEC,
                     0o644,
                     dir_fd=pfd,
                 )

@@ -726,8 +726,16 @@ class S3Connector:
         return upload
 
     async def begin_write(
-        self, path: str, size: int, *, resume: WriteState | None = None
+        self,
+        path: str,
+        size: int,
+        *,
+        resume: WriteState | None = None,
+        temp_key: str | None = None,
     ) -> WriteState:
+        # ``temp_key`` is not needed here: an unfinished multipart upload is invisible to
+        # readers, and a bucket lifecycle rule (AbortIncompleteMultipartUpload) reclaims it.
+        del temp_key
         parts = split_path(path)
         if not parts:
             raise IsADirectory("cannot write to the collection root")
