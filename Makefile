@@ -11,13 +11,18 @@ bootstrap:
 demo: bootstrap
 	.venv/bin/arctern serve --demo --home $(HOME_DIR) --port $(PORT)
 
+# The whole suite on the embedded SQLite default, then the live-server integration tests
+# again on PostgreSQL (a throwaway cluster the tests start themselves).
 test: bootstrap
 	@scripts/system-deps
-	.venv/bin/ruff check src tests
+	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff format --check src tests bench
 	.venv/bin/mypy
 	.venv/bin/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	ARCTERN_TEST_DATABASE=postgresql .venv/bin/python -m pytest -n 2 --dist loadfile \
+		tests/integration -m "not browser" $(PYTEST_ARGS)
 
 lint: bootstrap
-	.venv/bin/ruff check src tests
-	.venv/bin/ruff format --check src tests
+	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff format --check src tests bench
 	.venv/bin/mypy
