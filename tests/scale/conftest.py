@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from arctern.auth.keys import KEY_FILE as SIGNING_KEY
 from tests.connectors.conftest import moto_endpoint  # noqa: F401  (re-exported fixture)
 from tests.support.postgres import PostgresCluster
 from tests.support.server import ARCTERN, LiveServer, start_server
@@ -43,16 +41,11 @@ class Deployment:
         public_url: str | None = None,
         extra_env: dict[str, str] | None = None,
     ) -> LiveServer:
-        """Start an ``arctern serve --no-worker`` process on the shared database.
-
-        Like an operator copying the first API host's ``auth-signing-key.pem`` to the others,
-        so id_tokens verify against the JWKS of any API process.
+        """Start an ``arctern serve --no-worker`` process on the shared database, with a home
+        of its own (the signing key comes from the database, nothing is copied between homes).
         """
         home = self.root / f"api{len(self.servers)}"
         home.mkdir(parents=True)
-        if self.servers:
-            key = self.servers[0].home / SIGNING_KEY
-            shutil.copy2(key, home / SIGNING_KEY)
         args = ["--database", self.database_url, "--no-worker"]
         if public_url:
             args += ["--public-url", public_url]

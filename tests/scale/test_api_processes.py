@@ -138,6 +138,10 @@ def test_login_and_transfers_through_a_round_robin_proxy(
         assert claims["iss"] == f"{proxy.url}/auth"
         discovery = httpx.get(f"{proxy.url}/auth/.well-known/openid-configuration").json()
         assert discovery["issuer"] == claims["iss"]
+        # Both processes publish the one key from the database, though their homes differ.
+        jwks_path = discovery["jwks_uri"].removeprefix(proxy.url)
+        first_keys = httpx.get(f"{first.url}{jwks_path}").json()
+        assert first_keys == httpx.get(f"{second.url}{jwks_path}").json()
 
         tc = transfer_client(front, tokens.by_resource_server[TRANSFER_RS]["access_token"])
         demo = {d["display_name"]: d["id"] for d in tc.endpoint_search("Demo Collection")}

@@ -73,6 +73,7 @@ def serve(
     settings = prepare(
         home, database, host=host, port=port, public_url=public_url, embedded_worker=worker
     )
+    asyncio.run(_share_signing_key(settings))
     if demo:
         lines = asyncio.run(seed_demo(settings))
         for line in lines:
@@ -90,6 +91,17 @@ def serve(
         log_level="warning",
         proxy_headers=True,
     )
+
+
+async def _share_signing_key(settings: Settings) -> None:
+    from arctern.auth.keys import share_signing_key
+    from arctern.context import AppContext
+
+    ctx = AppContext.from_settings(settings)
+    try:
+        await share_signing_key(ctx)
+    finally:
+        await ctx.db.dispose()
 
 
 @app.command()

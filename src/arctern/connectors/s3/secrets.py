@@ -8,15 +8,13 @@ whoever opens a connector from a stored collection calls ``decrypt_options`` fir
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from arctern.connectors.errors import PermissionDenied
+from arctern.secretbox import fernet_for
 
 ENCRYPTED_PREFIX = "fernet:"
 SECRET_OPTIONS = ("secret_access_key", "session_token")
@@ -51,12 +49,7 @@ class CredentialsUnreadable(PermissionDenied):
 
 
 def _fernet(secret_key: str) -> Fernet:
-    if not secret_key:
-        raise ValueError("a secret key is needed to protect S3 credentials")
-    raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(
-        secret_key.encode("utf-8")
-    )
-    return Fernet(base64.urlsafe_b64encode(raw))
+    return fernet_for(secret_key, _HKDF_INFO)
 
 
 def is_encrypted(value: object) -> bool:

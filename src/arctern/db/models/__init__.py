@@ -10,6 +10,7 @@ from arctern.db.models.auth import (
     OAuthClient,
     OAuthToken,
     Project,
+    SigningKeyRecord,
 )
 from arctern.db.models.transfer import (
     AclRule,
@@ -34,6 +35,7 @@ __all__ = [
     "OAuthClient",
     "OAuthToken",
     "Project",
+    "SigningKeyRecord",
     "Task",
     "TaskEvent",
     "TaskFile",

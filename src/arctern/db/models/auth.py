@@ -186,3 +186,14 @@ class LoginFailure(Base):
     username: Mapped[str] = mapped_column(String(300))
     address: Mapped[str] = mapped_column(String(100))
     time: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SigningKeyRecord(Base):
+    """The id_token signing key every API process uses (one row), encrypted at rest."""
+
+    __tablename__ = "auth_signing_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kid: Mapped[str] = mapped_column(String(100))
+    private_pem: Mapped[str] = mapped_column(Text)  # Fernet token of the PEM
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises:
-Create Date: 2026-11-26 00:19:32.827032
+Create Date: 2026-11-26 01:32:19.857160
 """
 
 from collections.abc import Sequence
@@ -47,6 +47,14 @@ def upgrade() -> None:
         sa.Column("admin_group_ids", sa.JSON(), nullable=False),
         sa.Column("created_at", arctern.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_auth_projects")),
+    )
+    op.create_table(
+        "auth_signing_keys",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kid", sa.String(length=100), nullable=False),
+        sa.Column("private_pem", sa.Text(), nullable=False),
+        sa.Column("created_at", arctern.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_auth_signing_keys")),
     )
     op.create_table(
         "identity_providers",
@@ -578,6 +586,7 @@ def downgrade() -> None:
     op.drop_table("collections")
     op.drop_table("identities")
     op.drop_table("identity_providers")
+    op.drop_table("auth_signing_keys")
     op.drop_table("auth_projects")
     with op.batch_alter_table("auth_login_failures", schema=None) as batch_op:
         batch_op.drop_index("ix_auth_login_failures_key_time")
