@@ -10,6 +10,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -190,6 +191,31 @@ def profiled(cfg: Config, pid: int | None, name: str) -> Iterator[None]:
         log(f"profile {name}: {spy.error}")
 
 
+def _activity(pid: int) -> tuple[int, int]:
+    """(CPU ticks, bytes written) of a process so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        with open(f"/proc/{pid}/io") as io:
+            written = next(int(line.split()[1]) for line in io if line.startswith("write_bytes"))
+    except (OSError, StopIteration):
+        return (0, 0)
+    return (int(fields[11]) + int(fields[12]), written)
+
+
+def wait_quiet(pid: int, *, timeout: float = 30.0) -> None:
+    """Until the process neither writes nor uses more than a trickle of CPU for 0.5 s."""
+    deadline = time.monotonic() + timeout
+    before = _activity(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = _activity(pid)
+        # Idle polling of the worker pool costs a few ticks; a copy or commit costs many.
+        if now[1] == before[1] and now[0] - before[0] <= 5:
+            return
+        before = now
+
+
 def run_copies(
     cfg: Config,
     datasets: dict[str, Dataset],
@@ -206,6 +232,10 @@ def run_copies(
             for name in order_for(rep, names):
                 dst = dst_root / key
                 remove_tree(dst)
+                if session:
+                    # The server may still write (database, cleanup) after SUCCEEDED; the next
+                    # contender's syncfs must not pay for that.
+                    wait_quiet(session.pid)
                 flush(dst_root)  # nobody pays for the previous run's dirty pages
                 record: dict[str, Any] = {"dataset": key, "contender": name, "rep": rep}
                 # Only the first verify-on repetition is profiled, so the others stay clean.
