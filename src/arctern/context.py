@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from arctern.clock import Clock
 from arctern.config import Settings
 from arctern.db.engine import Database
+
+
+class WorkNotifier:
+    """In-process signal from the API to embedded workers that new work was stored.
+
+    Workers in other processes do not hear it and find the work at their next poll.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[], None]] = []
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Callable[[], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def notify(self) -> None:
+        for listener in self._listeners:
+            listener()
 
 
 @dataclass(frozen=True)
@@ -14,6 +36,7 @@ class AppContext:
     settings: Settings
     db: Database
     clock: Clock
+    new_work: WorkNotifier = field(default_factory=WorkNotifier)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:

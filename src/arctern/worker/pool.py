@@ -104,6 +104,7 @@ class WorkerPool:
 
     async def start(self) -> None:
         self._stopping.clear()
+        self.ctx.new_work.subscribe(self.wake)
         self._tasks = [
             asyncio.create_task(self._dispatch(), name=f"{self.name}-dispatch"),
             asyncio.create_task(self._reap(), name=f"{self.name}-reaper"),
@@ -115,6 +116,7 @@ class WorkerPool:
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Drain: stop claiming, let jobs persist progress and hand their leases back."""
+        self.ctx.new_work.unsubscribe(self.wake)
         self._stopping.set()
         self._wake.set()
         for token in self._running.values():
@@ -155,13 +157,14 @@ class WorkerPool:
             if len(self._running) >= self.concurrency:
                 await asyncio.wait(list(self._running), return_when=asyncio.FIRST_COMPLETED)
                 continue
+            # Cleared before claiming: a wake-up that arrives during the claim is kept.
+            self._wake.clear()
             try:
                 claim = await self._claim()
             except Exception:
                 log.exception("claiming work failed")
                 claim = None
             if claim is None:
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
                 continue

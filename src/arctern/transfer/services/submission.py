@@ -304,6 +304,8 @@ async def _store(
         if again is None:
             raise
         return again
+    # Embedded workers claim it now rather than at their next poll (one-file latency).
+    ctx.new_work.notify()
     return Submitted(task.id, plan.submission_id, duplicate=False)
 
 
