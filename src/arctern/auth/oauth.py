@@ -504,20 +504,11 @@ class GlobusIntrospection(IntrospectionEndpoint):
         return {part.strip() for part in raw.split(",") if part.strip()}
 
 
-class TokenValidation(IntrospectionEndpoint):
+class TokenValidation(GlobusIntrospection):
     """Globus's legacy ``token/validate``: only ``{"active": bool}`` (the CLI's login check)."""
 
     ENDPOINT_NAME = "validation"
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
-    server: ArcternAuthorizationServer
-
-    def query_token(self, token_string: str, token_type_hint: str | None) -> TokenView | None:
-        return self.server.find_token(token_string, token_type_hint)
-
-    def check_permission(
-        self, token: TokenView, client: ClientView, request: OAuth2Request
-    ) -> bool:
-        return token.may_be_handled_by(client)
 
     def introspect_token(self, token: TokenView) -> dict[str, Any]:
         return {"active": True}
