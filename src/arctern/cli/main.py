@@ -100,6 +100,9 @@ async def _share_signing_key(settings: Settings) -> None:
     ctx = AppContext.from_settings(settings)
     try:
         await share_signing_key(ctx)
+    except RuntimeError as exc:  # e.g. this host's secret key differs from the others'
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(1) from None
     finally:
         await ctx.db.dispose()
 
