@@ -40,7 +40,9 @@ COUNTERS = (
 
 # Connector codes that are not Globus event codes.
 EVENT_CODES = {"TRANSIENT": "ENDPOINT_ERROR", "DIRECTORY_NOT_EMPTY": "ENDPOINT_ERROR"}
-MAX_EVENTS_PER_FLUSH = 20
+# A storm of one kind of fault is summarised, but per code, so that a rare kind (a checksum
+# mismatch among hundreds of I/O errors) is always recorded.
+MAX_EVENTS_PER_CODE_PER_FLUSH = 10
 
 
 def event_code(code: str) -> str:
@@ -98,7 +100,7 @@ class TaskProgress:
                 self.deltas[name] = self.deltas.get(name, 0) + value
 
     def event(self, code: str, description: str, details: str = "", *, is_error: bool) -> None:
-        if len(self.events) >= MAX_EVENTS_PER_FLUSH:
+        if sum(e.code == code for e in self.events) >= MAX_EVENTS_PER_CODE_PER_FLUSH:
             self.dropped_events += 1
             return
         self.events.append(PendingEvent(code, description, details, is_error, self.clock_now()))
