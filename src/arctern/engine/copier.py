@@ -57,6 +57,13 @@ class ProgressSink(Protocol):
         """The first ``bytes_done`` bytes of ``job`` are durably in ``state``'s temp object."""
         ...
 
+    async def persist_checkpoint(
+        self, job: FileJob, bytes_done: int, state: WriteState | None
+    ) -> None:
+        """``checkpoint``, returning once it is stored where a successor would resume from
+        (a large file's resume point after each window; concurrent calls share one write)."""
+        ...
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -403,7 +410,12 @@ class Copier:
                 progress.hasher = hasher
                 self.sink.count(bytes_transferred=written)
                 if size > chunk:
-                    self.sink.checkpoint(job, offset, state)
+                    # Durable before the next window: a crash re-sends at most one window.
+                    # (The last one needs no wait: the file is committed next.)
+                    if offset < size:
+                        await self.sink.persist_checkpoint(job, offset, state)
+                    else:
+                        self.sink.checkpoint(job, offset, state)
             if error is not None:
                 raise error
         return hasher.hexdigest() if hasher is not None else None
@@ -458,7 +470,9 @@ class Copier:
                     offset += copied
                     progress.done = offset
                     self.sink.count(bytes_transferred=copied)
-                    if job.size > self.chunk_size:
+                    if job.size > self.chunk_size and offset < job.size:
+                        await self.sink.persist_checkpoint(job, offset, state)  # see above
+                    elif job.size > self.chunk_size:
                         self.sink.checkpoint(job, offset, state)
             finally:
                 os.close(dst_fd)

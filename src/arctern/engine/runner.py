@@ -78,6 +78,11 @@ class MemorySink:
     def checkpoint(self, job: FileJob, bytes_done: int, state: WriteState | None) -> None:
         self.checkpoints[job.destination_path] = (bytes_done, state)
 
+    async def persist_checkpoint(
+        self, job: FileJob, bytes_done: int, state: WriteState | None
+    ) -> None:
+        self.checkpoint(job, bytes_done, state)
+
 
 @dataclass
 class TransferSummary:

@@ -94,6 +94,11 @@ class Job:
         self._last_flush = time.monotonic()
         self._last_extend = time.monotonic()  # the claim itself set a fresh lease
         self._flush_lock = asyncio.Lock()
+        # Immediate flushes asked for by large files' windows (``persist``), and how many of
+        # those requests a completed flush has covered.
+        self._persist_requested = 0
+        self._persist_done = 0
+        self.progress.persist = self.persist
 
     def account_time(self) -> None:
         """Add the time spent since the last call to the task's active seconds."""
@@ -101,9 +106,25 @@ class Job:
         self.progress.active_seconds += now_mono - self._last_flush
         self._last_flush = now_mono
 
-    async def flush(self, *, heartbeat: bool = True) -> None:
-        """Persist buffered progress, extend the lease and pick up cancel/deadline."""
+    async def persist(self) -> None:
+        """Flush now, for a large file's resume point just buffered. Requests made while a
+        flush waits for the lock share the next one; a failing database is logged, not fatal
+        (the point stays buffered for the next flush)."""
+        self._persist_requested += 1
+        try:
+            await self.flush(heartbeat=False, covering=self._persist_requested)
+        except Exception as exc:
+            log.warning("resume point flush failed for task %s: %s", self.claim.task_id, exc)
+
+    async def flush(self, *, heartbeat: bool = True, covering: int = 0) -> None:
+        """Persist buffered progress, extend the lease and pick up cancel/deadline.
+
+        ``covering``: skip the flush if one begun after ``persist`` request number
+        ``covering`` has completed already."""
         async with self._flush_lock:
+            if covering and self._persist_done >= covering:
+                return
+            requested = self._persist_requested
             self.account_time()
             now = self.ctx.clock.now()
             # Idle beats only read (SQLite: no write lock); the lease is extended a few times
@@ -129,6 +150,7 @@ class Job:
                         session, self.claim, self.config.name, now, self.config.lease
                     ):
                         self.cancel.cancel("LEASE_LOST")
+            self._persist_done = requested
             if finished or row is None:
                 self.cancel.cancel("FINISHED")
             elif row.cancel_requested:

@@ -2,12 +2,14 @@
 
 Counter deltas, file outcomes, resume checkpoints and events are buffered here and written in
 one transaction, so the hot path never commits per file and a crash loses at most the last
-second (whose files are simply copied again by whoever takes the lease over).
+second (whose files are simply copied again by whoever takes the lease over). The exception
+is a large file's resume point, made durable after each window (``persist_checkpoint``).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -71,6 +73,8 @@ class TaskProgress:
     checkpoints: dict[int, tuple[int, dict[str, Any] | None]] = field(default_factory=dict)
     events: list[PendingEvent] = field(default_factory=list)
     dropped_events: int = 0
+    # Set by the owning job: flushes what is buffered now (coalescing concurrent calls).
+    persist: Callable[[], Awaitable[None]] | None = None
 
     # -- ProgressSink ----------------------------------------------------------------------
 
@@ -91,6 +95,16 @@ class TaskProgress:
     def checkpoint(self, job: FileJob, bytes_done: int, state: WriteState | None) -> None:
         if job.key is not None:
             self.checkpoints[job.key] = (bytes_done, asdict(state) if state else None)
+
+    async def persist_checkpoint(
+        self, job: FileJob, bytes_done: int, state: WriteState | None
+    ) -> None:
+        """Buffer the checkpoint, then have the job flush now (``persist``): a large file's
+        resume point must not wait for the periodic flush, or a crash re-sends up to a
+        flush interval of data. Small files never come here."""
+        self.checkpoint(job, bytes_done, state)
+        if self.persist is not None and job.key is not None:
+            await self.persist()
 
     # -- recording ----------------------------------------------------------------------
 
