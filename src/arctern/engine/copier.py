@@ -30,10 +30,12 @@ from arctern.engine.checksums import (
 from arctern.engine.errors import (
     Canceled,
     CancelToken,
+    ChecksumMismatch,
     FileFailed,
     is_source_side,
     mark_source_side,
 )
+from arctern.engine.local import copy_small_local
 from arctern.engine.options import FileJob, TransferOptions
 
 T = TypeVar("T")
@@ -91,10 +93,6 @@ class CopyResult:
     checksum: str | None
     algorithm: str | None
     size: int
-
-
-class _Mismatch(Exception):
-    pass
 
 
 @dataclass
@@ -165,7 +163,7 @@ class Copier:
             except FileFailed:
                 await self._discard(progress)
                 raise
-            except _Mismatch as exc:
+            except ChecksumMismatch as exc:
                 await self._discard(progress)
                 mismatches += 1
                 self.sink.fault("VERIFY_CHECKSUM", str(exc))
@@ -216,6 +214,8 @@ class Copier:
         ):
             return CopyResult("skipped", None, None, job.size)
         need_hash = self._needs_checksum(job)
+        if self._fast_path and job.size <= self.chunk_size and progress.state is None:
+            return await self._copy_small_local(job, algorithm if need_hash else None)
         if self._fast_path and not need_hash:
             try:
                 await self._copy_file_range(job, progress)
@@ -251,10 +251,26 @@ class Copier:
             assert checksum is not None
             try:
                 await self._verify(job.destination_path, job, algorithm, checksum, native=True)
-            except _Mismatch:
+            except ChecksumMismatch:
                 with contextlib.suppress(ConnectorError):
                     await self.destination.delete(job.destination_path)
                 raise
+        return CopyResult("done", checksum, algorithm if checksum else None, job.size)
+
+    async def _copy_small_local(self, job: FileJob, algorithm: str | None) -> CopyResult:
+        """A file of at most one chunk between local collections: one thread hop in all."""
+        verify = self.options.verify_checksum and algorithm is not None
+        checksum = await asyncio.to_thread(
+            copy_small_local,
+            self.source,  # type: ignore[arg-type]
+            self.destination,  # type: ignore[arg-type]
+            job,
+            algorithm=algorithm,
+            verify=verify,
+            mtime=job.mtime if self.options.preserve_timestamp else None,
+            temp_key=_temp_key(job),
+        )
+        self.sink.count(bytes_transferred=job.size, bytes_checksummed=job.size if verify else 0)
         return CopyResult("done", checksum, algorithm if checksum else None, job.size)
 
     async def _commit(self, job: FileJob, progress: _Progress) -> None:
@@ -338,7 +354,7 @@ class Copier:
         else:
             actual = await self._checksum_of(self.destination, path, job.size, algorithm)
         if not same_checksum(actual, expected):
-            raise _Mismatch(
+            raise ChecksumMismatch(
                 f"checksum mismatch for {job.destination_path}: "
                 f"source {algorithm} {expected}, destination {actual}"
             )

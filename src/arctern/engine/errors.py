@@ -54,3 +54,7 @@ class CancelToken:
     def check(self) -> None:
         if self.reason is not None:
             raise Canceled(self.reason)
+
+
+class ChecksumMismatch(Exception):
+    """The destination's checksum differs from the source's; the file is sent again."""

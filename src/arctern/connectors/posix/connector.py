@@ -17,7 +17,7 @@ import pwd
 import shutil
 import stat as stat_mod
 import uuid
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import TypeVar
@@ -37,6 +37,7 @@ from arctern.connectors.errors import (
     TransientError,
 )
 from arctern.connectors.paths import join_path, split_path
+from arctern.connectors.posix.beneath import BeneathOpener
 
 T = TypeVar("T")
 
@@ -127,6 +128,7 @@ class PosixConnector:
         if create_root:
             os.makedirs(root, exist_ok=True)
         self.root = os.path.realpath(root)
+        self._beneath = BeneathOpener()
 
     # -- confinement ---------------------------------------------------------------------
 
@@ -162,6 +164,38 @@ class PosixConnector:
                 base.append(part)
         return base
 
+    def _resolve_beneath(self, parts: list[str], *, follow_last: bool) -> int | None:
+        """The parent directory fd of ``parts`` in one ``openat2`` call when no symlink is on
+        the way (nor, with ``follow_last``, at the end); None to walk the path instead."""
+        if not parts or not self._beneath.available:
+            return None
+        root = self._open_root()
+        try:
+            if len(parts) == 1:
+                fd, root = root, -1
+            else:
+                opened = self._beneath.open(root, "/".join(parts[:-1]), _DIR_FLAGS)
+                if opened is None:
+                    return None
+                fd = opened
+        except OSError as exc:
+            raise map_os_error(exc, join_path(parts)) from exc
+        finally:
+            if root >= 0:
+                os.close(root)
+        if follow_last:
+            try:
+                st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return fd
+            except OSError:
+                os.close(fd)
+                return None
+            if stat_mod.S_ISLNK(st.st_mode):
+                os.close(fd)
+                return None
+        return fd
+
     @contextmanager
     def _resolve(self, path: str, *, follow_last: bool) -> Iterator[tuple[int, str, list[str]]]:
         """Yield ``(parent_fd, name, components)`` for ``path``; the fd is closed afterwards.
@@ -171,6 +205,15 @@ class PosixConnector:
         the last component when ``follow_last``) are resolved and re-walked from the root.
         """
         todo = split_path(path)
+        fast = self._resolve_beneath(todo, follow_last=follow_last)
+        if fast is not None:
+            try:
+                yield fast, todo[-1], todo
+            except OSError as exc:
+                raise map_os_error(exc, path) from exc
+            finally:
+                os.close(fast)
+            return
         fd = self._open_root()
         stack: list[str] = []
         links = 0
@@ -366,15 +409,39 @@ class PosixConnector:
 
     def open_read_fd(self, path: str) -> int:
         """A read-only fd for a regular file (blocking; callers run it in a thread)."""
+        return self.open_read_blocking(path)[0]
+
+    def open_read_blocking(self, path: str) -> tuple[int, os.stat_result]:
+        """A read-only fd for a regular file and its ``fstat`` (blocking)."""
+        try:
+            fd = self._open_beneath(path, os.O_RDONLY)
+            if fd is None:
+                fd = self._open_read_walking(path)
+            st = os.fstat(fd)
+            if stat_mod.S_ISDIR(st.st_mode):
+                os.close(fd)
+                raise IsADirectory(f"Is a directory: {path}")
+            return fd, st
+        except OSError as exc:
+            raise map_os_error(exc, path) from exc
+
+    def _open_beneath(self, path: str, flags: int, mode: int = 0) -> int | None:
+        """``path`` opened in one ``openat2`` call if no symlink is on the way, else None."""
+        parts = split_path(path)
+        if not parts or not self._beneath.available:
+            return None
+        root = self._open_root()
+        try:
+            return self._beneath.open(root, "/".join(parts), flags, mode)
+        finally:
+            os.close(root)
+
+    def _open_read_walking(self, path: str) -> int:
         try:
             with self._resolve(path, follow_last=True) as (pfd, name, _comps):
                 if name == ".":
                     raise IsADirectory(f"Is a directory: {path}")
-                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
-                if stat_mod.S_ISDIR(os.fstat(fd).st_mode):
-                    os.close(fd)
-                    raise IsADirectory(f"Is a directory: {path}")
-                return fd
+                return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
         except OSError as exc:
             raise map_os_error(exc, path) from exc
 
@@ -416,12 +483,7 @@ class PosixConnector:
     ) -> WriteState:
         def run() -> WriteState:
             with self._resolve(path, follow_last=False) as (pfd, name, comps):
-                if name == ".":
-                    raise IsADirectory("cannot write over the collection root")
-                with contextlib.suppress(FileNotFoundError):
-                    if stat_mod.S_ISDIR(os.stat(name, dir_fd=pfd, follow_symlinks=False).st_mode):
-                        raise IsADirectory(f"Is a directory: {path}")
-                parent = join_path(comps[:-1])
+                self._refuse_directory(pfd, name, path)
                 if resume is not None and resume.temp_path:
                     rparts = split_path(resume.temp_path)
                     if rparts[:-1] == comps[:-1]:
@@ -431,19 +493,51 @@ class PosixConnector:
                                 return resume
                         except FileNotFoundError:
                             pass
-                temp = f"{TEMP_PREFIX}{temp_key or uuid.uuid4().hex}{TEMP_SUFFIX}"
-                # A keyed name may hold a crashed predecessor's bytes: start it afresh.
-                reuse = os.O_TRUNC if temp_key else os.O_EXCL
-                fd = os.open(
-                    temp,
-                    os.O_WRONLY | os.O_CREAT | reuse | os.O_NOFOLLOW | os.O_CLOEXEC,
-                    0o644,
-                    dir_fd=pfd,
-                )
+                state, fd = self._create_temp(pfd, comps, temp_key, os.O_WRONLY)
                 os.close(fd)
-                return WriteState(temp_path=parent.rstrip("/") + "/" + temp)
+                return state
 
         return await self._run(run, path)
+
+    def create_temp_blocking(self, path: str, temp_key: str | None) -> LocalTempFile:
+        """A fresh temporary file beside ``path``, held open with its directory (blocking).
+
+        The engine's one-call path for small local files writes, reads back and commits it
+        with plain system calls relative to the held directory, with no further lookups.
+        """
+        try:
+            with self._resolve(path, follow_last=False) as (pfd, name, comps):
+                if name == ".":
+                    raise IsADirectory("cannot write over the collection root")
+                state, fd = self._create_temp(pfd, comps, temp_key, os.O_RDWR)
+                try:
+                    held = os.dup(pfd)
+                except OSError:
+                    os.close(fd)
+                    raise
+                return LocalTempFile(path, state, held, name, fd)
+        except OSError as exc:
+            raise map_os_error(exc, path) from exc
+
+    @staticmethod
+    def _refuse_directory(pfd: int, name: str, path: str) -> None:
+        if name == ".":
+            raise IsADirectory("cannot write over the collection root")
+        with contextlib.suppress(FileNotFoundError):
+            if stat_mod.S_ISDIR(os.stat(name, dir_fd=pfd, follow_symlinks=False).st_mode):
+                raise IsADirectory(f"Is a directory: {path}")
+
+    @staticmethod
+    def _create_temp(
+        pfd: int, comps: Sequence[str], temp_key: str | None, access: int
+    ) -> tuple[WriteState, int]:
+        temp = f"{TEMP_PREFIX}{temp_key or uuid.uuid4().hex}{TEMP_SUFFIX}"
+        # A keyed name may hold a crashed predecessor's bytes: start it afresh.
+        reuse = os.O_TRUNC if temp_key else os.O_EXCL
+        fd = os.open(
+            temp, access | os.O_CREAT | reuse | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=pfd
+        )
+        return WriteState(temp_path=join_path(list(comps[:-1])).rstrip("/") + "/" + temp), fd
 
     async def write(self, state: WriteState, offset: int, data: bytes | memoryview) -> None:
         def run() -> None:
@@ -463,31 +557,37 @@ class PosixConnector:
     async def commit_write(
         self, state: WriteState, path: str, *, mtime: float | None = None
     ) -> None:
-        def run() -> None:
+        await self._run(lambda: self.commit_write_blocking(state, path, mtime=mtime), path)
+
+    def commit_write_blocking(
+        self, state: WriteState, path: str, *, mtime: float | None = None
+    ) -> None:
+        """Give the temporary file of ``state`` its final name (blocking)."""
+        try:
             with (
                 self._resolve(state.temp_path, follow_last=False) as (tfd, tname, _t),
                 self._resolve(path, follow_last=False) as (dfd, dname, _d),
             ):
-                if dname == ".":
-                    raise IsADirectory("cannot write over the collection root")
-                with contextlib.suppress(FileNotFoundError):
-                    if stat_mod.S_ISDIR(os.stat(dname, dir_fd=dfd, follow_symlinks=False).st_mode):
-                        raise IsADirectory(f"Is a directory: {path}")
+                self._refuse_directory(dfd, dname, path)
                 if mtime is not None:
                     os.utime(tname, (mtime, mtime), dir_fd=tfd, follow_symlinks=False)
                 os.replace(tname, dname, src_dir_fd=tfd, dst_dir_fd=dfd)
-
-        await self._run(run, path)
+        except OSError as exc:
+            raise map_os_error(exc, path) from exc
 
     async def abort_write(self, state: WriteState) -> None:
-        def run() -> None:
+        await self._run(lambda: self.abort_write_blocking(state), state.temp_path)
+
+    def abort_write_blocking(self, state: WriteState) -> None:
+        """Remove the temporary file of ``state`` if it exists (blocking)."""
+        try:
             with (
                 contextlib.suppress(ObjectNotFound, FileNotFoundError),
                 self._resolve(state.temp_path, follow_last=False) as (fd, name, _c),
             ):
                 os.unlink(name, dir_fd=fd)
-
-        await self._run(run, state.temp_path)
+        except OSError as exc:
+            raise map_os_error(exc, state.temp_path) from exc
 
     async def set_mtime(self, path: str, mtime: float) -> None:
         def run() -> None:
@@ -501,3 +601,57 @@ class PosixConnector:
 
     async def close(self) -> None:
         return None
+
+
+class LocalTempFile:
+    """An open temporary file and its directory; ``commit`` renames it to its final name.
+
+    Used from one thread at a time. ``close`` (always call it) removes the temporary file
+    unless it was committed.
+    """
+
+    def __init__(self, path: str, state: WriteState, dir_fd: int, name: str, fd: int) -> None:
+        self.path = path
+        self.state = state
+        self._dir_fd = dir_fd
+        self._name = name
+        self._temp = state.temp_path.rsplit("/", 1)[-1]
+        self._fd = fd
+        self._committed = False
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        offset = 0
+        try:
+            while offset < len(view):
+                offset += os.pwrite(self._fd, view[offset:], offset)
+        except OSError as exc:
+            raise map_os_error(exc, self.path) from exc
+
+    def read_back(self, size: int) -> bytes:
+        try:
+            return os.pread(self._fd, size, 0)
+        except OSError as exc:
+            raise map_os_error(exc, self.path) from exc
+
+    def commit(self, mtime: float | None) -> None:
+        """Set the modification time and rename over the final name (EISDIR if a directory
+        stands there, which is reported, not replaced)."""
+        try:
+            if mtime is not None:
+                os.utime(self._fd, (mtime, mtime))
+            os.replace(self._temp, self._name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+        except OSError as exc:
+            raise map_os_error(exc, self.path) from exc
+        self._committed = True
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._dir_fd >= 0:
+            if not self._committed:
+                with contextlib.suppress(OSError):
+                    os.unlink(self._temp, dir_fd=self._dir_fd)
+            os.close(self._dir_fd)
+            self._dir_fd = -1
