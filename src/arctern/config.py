@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     # Auth.
     secret_key: str | None = Field(default=None, description="Signs sessions; kept in the home")
     access_token_lifetime: int = 48 * 3600
+    token_cache_seconds: float = Field(
+        default=5.0,
+        description=(
+            "How long an API process trusts an access token it verified without asking the "
+            "database again (0 = always ask). Revocations made through this process apply at "
+            "once; those made through another API host or the admin CLI within this time."
+        ),
+    )
     refresh_token_lifetime: int = 180 * 24 * 3600
     authorization_code_lifetime: int = 600
     argon2_time_cost: int = 3

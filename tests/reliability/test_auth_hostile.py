@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
+import globus_sdk
 import httpx
 import pytest
 
@@ -26,6 +27,7 @@ from tests.support.auth_flow import (
 )
 
 TRANSFER_SCOPE = "urn:globus:auth:scope:transfer.api.globus.org:all"
+MANAGE_PROJECTS = "urn:globus:auth:scope:auth.globus.org:manage_projects"
 CALLBACK = "https://app.example.org/callback"
 
 
@@ -208,6 +210,33 @@ def test_revoked_tokens_are_refused_by_the_transfer_api(shared: Session) -> None
     for forged in (token[:-1] + ("A" if token[-1] != "A" else "B"), secrets.token_urlsafe(48)):
         response = httpx.get(url, headers={"Authorization": f"Bearer {forged}"})
         assert response.status_code == 401
+
+
+def test_a_deleted_clients_tokens_are_refused_at_once(shared: Session) -> None:
+    """Verified tokens are cached briefly; deleting their client through the API forgets them."""
+    developer = native_tokens(shared.server, scopes=["openid", "profile", MANAGE_PROJECTS])
+    sub = developer.decode_id_token()["sub"]
+    console = globus_sdk.AuthClient(
+        base_url=f"{shared.server.url}/auth/",
+        authorizer=globus_sdk.AccessTokenAuthorizer(
+            developer.by_resource_server["auth.globus.org"]["access_token"]
+        ),
+    )
+    project = console.create_project("Doomed", "dev@example.edu", admin_ids=[sub])["project"]
+    app = console.create_client(
+        "Doomed app", project["id"], public_client=True, redirect_uris=[CALLBACK]
+    )["client"]
+    tokens = native_tokens(shared.server, client_id=app["id"])
+    token = tokens.by_resource_server["transfer.api.globus.org"]["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"{shared.api}/task_list"
+    for _ in range(3):  # verified once, then answered from the cache
+        assert httpx.get(url, headers=headers).status_code == 200
+    console.delete_client(app["id"])
+    refused = httpx.get(url, headers=headers)
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "ClientError.AuthenticationFailed"
+    console.delete_project(project["id"])
 
 
 def test_another_users_objects_by_id(shared: Session) -> None:

@@ -49,7 +49,9 @@ from arctern.auth.hashing import digest, new_secret, same_digest
 from arctern.auth.keys import ALGORITHM, SigningKey
 from arctern.auth.registry import CLI_TEMPLATE_ID, PUBLIC
 from arctern.auth.scopes import AUTH_RS, ScopeError, root_scopes, split_by_resource_server
+from arctern.auth.verifier import TOKENS_REVOKED
 from arctern.config import Settings
+from arctern.db.engine import mark_changed
 from arctern.db.models.auth import (
     AuthorizationCode,
     ClientCredential,
@@ -352,6 +354,7 @@ class CodeGrant(AuthorizationCodeGrant):
                 .where(OAuthToken.code_id == row.id)
                 .values(access_revoked=True, refresh_revoked=True)
             )
+            mark_changed(session, TOKENS_REVOKED)
             return None
         if row.expires_at <= self.server.now:
             return None
@@ -471,6 +474,7 @@ class GlobusRevocation(RevocationEndpoint):
         token.row.access_revoked = True
         if token.matched == "refresh_token":
             token.row.refresh_revoked = True
+        mark_changed(self.server.session, TOKENS_REVOKED)
         self.server.session.flush()
 
     def create_endpoint_response(self, request: OAuth2Request) -> tuple[int, Any, list[Any]]:

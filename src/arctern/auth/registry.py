@@ -25,6 +25,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arctern.auth.hashing import digest, new_secret
+from arctern.db.engine import mark_changed
 from arctern.db.models.auth import ClientCredential, OAuthClient, Project
 from arctern.errors import InvalidRequest, NotFound
 
@@ -215,11 +216,13 @@ async def update_client(
 
 
 async def delete_client(session: AsyncSession, client: OAuthClient) -> None:
+    from arctern.auth.verifier import TOKENS_REVOKED
     from arctern.db.models.auth import AuthorizationCode, Consent, OAuthToken
 
     # Explicit deletes: SQLite only cascades when foreign keys are on, PostgreSQL always.
     for model in (OAuthToken, AuthorizationCode, Consent, ClientCredential):
         await session.execute(delete(model).where(model.client_id == client.id))
+    mark_changed(session, TOKENS_REVOKED)
     await session.delete(client)
     await session.flush()
 
