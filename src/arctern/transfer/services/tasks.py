@@ -13,10 +13,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, not_, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    RowMapping,
+    and_,
+    bindparam,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from arctern.context import AppContext
+from arctern.db.models.auth import Identity
 from arctern.db.models.transfer import Collection, Task, TaskEvent
 from arctern.db.models.work import TaskFile
 from arctern.errors import ArcternError, NotFound
@@ -180,11 +194,46 @@ async def _own_task(session: AsyncSession, caller: Caller, task_id: object) -> T
     return task
 
 
+_SOURCE = aliased(Collection)
+_DESTINATION = aliased(Collection)
+_TASK_ATTRIBUTES = tuple(attribute.key for attribute in Task.__mapper__.column_attrs)
+# The task document in one statement: the task, its owner's name and both collection names.
+_TASK_DOCUMENT = (
+    select(
+        *(getattr(Task, key).label(key) for key in _TASK_ATTRIBUTES),
+        Identity.username.label("owner_username"),
+        _SOURCE.display_name.label("source_name"),
+        _DESTINATION.display_name.label("destination_name"),
+    )
+    .outerjoin(Identity, Identity.id == Task.owner_id)
+    .outerjoin(_SOURCE, _SOURCE.id == Task.source_endpoint_id)
+    .outerjoin(_DESTINATION, _DESTINATION.id == Task.destination_endpoint_id)
+    .where(Task.id == bindparam("task_id"), Task.owner_id == bindparam("owner_id"))
+)
+
+
 async def get_task(ctx: AppContext, caller: Caller, task_id: object) -> TaskView:
-    async with ctx.db.session() as session:
-        task = await _own_task(session, caller, task_id)
-        endpoint_names, owners = await _names(session, [task])
-    return TaskView(task, owners.get(task.owner_id, caller.username), endpoint_names)
+    """The caller's task with the names its document shows, read in one statement."""
+    try:
+        key = task_id if isinstance(task_id, uuid.UUID) else uuid.UUID(str(task_id))
+    except ValueError:
+        raise task_not_found(task_id) from None
+    params = {"task_id": key, "owner_id": caller.identity_id}
+
+    def load(connection: Connection) -> RowMapping | None:
+        return connection.execute(_TASK_DOCUMENT, params).mappings().first()
+
+    row = await ctx.db.lookup(load)
+    if row is None:
+        raise task_not_found(task_id)
+    # A detached Task built from the row: no session, no identity map, same attributes.
+    task = Task(**{key: row[key] for key in _TASK_ATTRIBUTES})
+    names = {}
+    if row["source_name"] is not None:
+        names[task.source_endpoint_id] = row["source_name"]
+    if row["destination_name"] is not None and task.destination_endpoint_id is not None:
+        names[task.destination_endpoint_id] = row["destination_name"]
+    return TaskView(task, row["owner_username"] or caller.username, names)
 
 
 async def update_task(
