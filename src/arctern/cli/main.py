@@ -69,6 +69,7 @@ def serve(
     """Start the server: Auth, Transfer, the web UI and (by default) transfer workers."""
     from arctern.app import create_app
     from arctern.demo import seed_demo
+    from arctern.httpserver import BoundedHttpToolsProtocol
 
     settings = prepare(
         home, database, host=host, port=port, public_url=public_url, embedded_worker=worker
@@ -90,6 +91,8 @@ def serve(
         port=settings.port,
         log_level="warning",
         proxy_headers=True,
+        # httptools with a bound on the request head: oversized heads get 431 at once.
+        http=BoundedHttpToolsProtocol,
     )
 
 

@@ -1,0 +1,113 @@
+"""The HTTP/1.1 protocol ``arctern serve`` runs: uvicorn's httptools protocol with a bound on the
+request head (request line plus headers), which httptools itself does not have.
+
+A head larger than ``MAX_REQUEST_HEAD`` is answered ``431 Request Header Fields Too Large``
+(a JSON error body) as soon as that many bytes of it have arrived, or as soon as it is parsed
+when it arrived whole, and the connection is closed. uvicorn's h11 protocol has a bound too
+(``h11_max_incomplete_event_size``), but it answers uvicorn's generic plain-text 400, lets a
+head that arrives in one read (up to 256 KiB) through, and closes the socket with the rest of
+the client's head unread, which resets the connection: a client sending a 1 MiB header got
+ECONNRESET instead of the answer. Here the refusal is followed by a lingering close: the write
+side is shut down and what the client still sends is read and discarded (for at most
+``LINGER_SECONDS`` or ``LINGER_BYTES``). The bound costs nothing measurable: ``get_task``
+takes about 3 ms of server CPU per request with either protocol (docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+# Request line plus headers, in bytes: room for long cookies and tokens, nothing more.
+MAX_REQUEST_HEAD = 64 << 10
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 64 << 20
+
+_BODY = json.dumps(
+    {
+        "code": "RequestHeaderFieldsTooLarge",
+        "error": "request_header_fields_too_large",
+        "message": f"The request line and headers exceed {MAX_REQUEST_HEAD} bytes.",
+        "http_status": 431,
+    }
+).encode()
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """``HttpToolsProtocol`` refusing request heads over ``MAX_REQUEST_HEAD`` bytes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_received: int | None = None  # bytes received since this head began
+        self._head_size = 0  # request line plus headers parsed so far
+        self._draining: int | None = None  # bytes still read and discarded after a refusal
+
+    def data_received(self, data: bytes) -> None:
+        if self._draining is not None:
+            self._draining -= len(data)
+            if self._draining <= 0:
+                self.transport.close()
+            return
+        super().data_received(data)
+        # A head still incomplete after this many bytes is too large, whatever follows.
+        if (
+            self._head_received is not None
+            and self._draining is None
+            and not self.transport.is_closing()
+        ):
+            self._head_received += len(data)
+            if self._head_received > MAX_REQUEST_HEAD:
+                self._refuse()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_received = 0
+        self._head_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._head_size += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._head_received = None
+        if self._head_size > MAX_REQUEST_HEAD:  # a whole oversized head in one read
+            raise _HeadTooLarge  # the parser raises HttpParserCallbackError: see below
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        if self._head_size > MAX_REQUEST_HEAD:
+            self._refuse()
+        else:
+            super().send_400_response(msg)
+
+    def _refuse(self) -> None:
+        self._head_received = None
+        content = [b"HTTP/1.1 431 Request Header Fields Too Large\r\n"]
+        for name, value in self.server_state.default_headers:
+            content.extend([name, b": ", value, b"\r\n"])
+        content.extend(
+            [
+                b"content-type: application/json\r\n",
+                b"content-length: " + str(len(_BODY)).encode("ascii") + b"\r\n",
+                b"connection: close\r\n",
+                b"\r\n",
+                _BODY,
+            ]
+        )
+        self.transport.write(b"".join(content))
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        self._draining = LINGER_BYTES
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
