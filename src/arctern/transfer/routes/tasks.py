@@ -110,8 +110,10 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
         }
 
     @router.get("/task/{task_id}")
-    async def get_task(task_id: str, caller: Caller = Auth) -> dict[str, Any]:
-        return _task_doc(ctx, await tasks.get_task(ctx, caller, task_id))
+    async def get_task(task_id: str, caller: Caller = Auth) -> JSONResponse:
+        # A JSONResponse, not a dict: FastAPI would validate and re-encode the document
+        # against the return annotation on every poll.
+        return JSONResponse(_task_doc(ctx, await tasks.get_task(ctx, caller, task_id)))
 
     @router.put("/task/{task_id}")
     async def update_task(task_id: str, request: Request, caller: Caller = Auth) -> JSONResponse:
