@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     worker_batch_files: int = Field(
         default=1000, description="Files per batch: the unit one worker leases and copies"
     )
+    worker_copy_processes: int = Field(
+        default=2,
+        description=(
+            "Helper processes per worker that copy small files between local collections in "
+            "groups (0 = threads of the worker process itself)"
+        ),
+    )
     # Fair share across the deployment (0 = unlimited): batches running at once per task
     # owner, and per collection (as source or destination).
     max_active_batches_per_user: int = 0

@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
 from arctern.connectors.base import Connector, FileInfo, WriteState
-from arctern.connectors.errors import ConnectorError, ObjectNotFound, QuotaExceeded
+from arctern.connectors.errors import (
+    ConnectorError,
+    ObjectNotFound,
+    QuotaExceeded,
+    TransientError,
+)
 from arctern.engine.checksums import (
     THREAD_THRESHOLD,
     Hasher,
@@ -35,7 +40,8 @@ from arctern.engine.errors import (
     is_source_side,
     mark_source_side,
 )
-from arctern.engine.local import copy_small_local
+from arctern.engine.local import copy_group_local, copy_small_local
+from arctern.engine.offload import Offload, ThreadOffload
 from arctern.engine.options import FileJob, TransferOptions
 
 T = TypeVar("T")
@@ -102,12 +108,6 @@ class _Progress:
     hasher: Hasher | None = None  # covers exactly the first ``done`` bytes when set
 
 
-def _temp_key(job: FileJob) -> str | None:
-    """A temporary name tied to the persisted file record, so a crashed attempt's partial
-    file is found and reused by whichever worker retries the file."""
-    return None if job.key is None else f"file{job.key}"
-
-
 class Copier:
     """Copies files from ``source`` to ``destination`` under one task's options."""
 
@@ -122,6 +122,7 @@ class Copier:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         parallel_chunks: int = 4,
         retry: RetryPolicy | None = None,
+        offload: Offload | None = None,
     ) -> None:
         self.source = source
         self.destination = destination
@@ -131,6 +132,7 @@ class Copier:
         self.chunk_size = chunk_size
         self.parallel_chunks = max(1, parallel_chunks)
         self.retry = retry or RetryPolicy()
+        self.offload: Offload = offload or ThreadOffload()
         self._fast_path = _posix_pair(source, destination)
 
     # -- orchestration -------------------------------------------------------------------
@@ -257,6 +259,77 @@ class Copier:
                 raise
         return CopyResult("done", checksum, algorithm if checksum else None, job.size)
 
+    # -- many small local files at once -------------------------------------------------
+
+    def groupable(self, job: FileJob, resume: Resume | None) -> bool:
+        """Whether ``job`` may go through ``copy_group``: at most one chunk, between two local
+        collections, not resuming a partial copy, and no sync check to make first."""
+        return (
+            self._fast_path
+            and resume is None
+            and job.size <= self.chunk_size
+            and self.options.sync_level is None
+        )
+
+    async def copy_group(self, jobs: list[FileJob]) -> list[CopyResult | FileFailed | Canceled]:
+        """Copy ``groupable`` jobs one after another in a single ``offload`` call.
+
+        Thousands of 4 KiB files cost far more in thread hand-offs than in I/O, and a thread
+        making system calls in a tight loop waits for the GIL after every one of them while
+        the event loop is busy (measured: 20,000 small copies took 33 s beside a busy thread,
+        3 s alone). The worker therefore runs groups in helper processes; a file that fails
+        inside the group has its fault counted and is retried through ``copy``.
+        """
+        outcomes: list[CopyResult | FileFailed | Canceled | None] = [None] * len(jobs)
+        work: list[tuple[int, FileJob, str | None]] = []
+        for index, job in enumerate(jobs):
+            try:
+                algorithm = normalize_algorithm(job.checksum_algorithm)
+            except UnsupportedAlgorithm as exc:
+                outcomes[index] = FileFailed("UNSUPPORTED_CHECKSUM_ALGORITHM", str(exc))
+                continue
+            work.append((index, job, algorithm if self._needs_checksum(job) else None))
+        verify = self.options.verify_checksum
+        if self.cancel.cancelled:
+            return [Canceled(self.cancel.reason)] * len(jobs)
+        results: list[str | BaseException | None] = []
+        if work:
+            try:
+                results = await self.offload.run(
+                    copy_group_local,
+                    self.source.root,  # type: ignore[attr-defined]
+                    self.destination.root,  # type: ignore[attr-defined]
+                    [(job, algorithm) for _index, job, algorithm in work],
+                    verify=verify,
+                    preserve_timestamp=self.options.preserve_timestamp,
+                )
+            except Exception as exc:  # the helper process died: every file goes one by one
+                results = [TransientError(f"local copy helper failed: {exc}")] * len(work)
+        moved = checked = 0
+        for (index, job, wanted), result in zip(work, results, strict=True):
+            if not isinstance(result, BaseException):
+                moved += job.size
+                checked += job.size if verify and wanted else 0
+                outcomes[index] = CopyResult("done", result, wanted if result else None, job.size)
+                continue
+            if isinstance(result, Canceled | FileFailed):
+                outcomes[index] = result
+                continue
+            if isinstance(result, ChecksumMismatch):
+                self.sink.fault("VERIFY_CHECKSUM", str(result))
+            elif isinstance(result, ConnectorError) and result.retryable:
+                self.sink.fault(result.code, str(result))
+            elif not isinstance(result, ConnectorError):
+                raise result
+            try:
+                outcomes[index] = await self.copy(job)
+            except (FileFailed, Canceled) as exc:
+                outcomes[index] = exc
+        self.sink.count(bytes_transferred=moved, bytes_checksummed=checked)
+        final = [outcome for outcome in outcomes if outcome is not None]
+        assert len(final) == len(jobs)
+        return final
+
     async def _copy_small_local(self, job: FileJob, algorithm: str | None) -> CopyResult:
         """A file of at most one chunk between local collections: one thread hop in all."""
         verify = self.options.verify_checksum and algorithm is not None
@@ -268,7 +341,7 @@ class Copier:
             algorithm=algorithm,
             verify=verify,
             mtime=job.mtime if self.options.preserve_timestamp else None,
-            temp_key=_temp_key(job),
+            temp_key=job.temp_key,
         )
         self.sink.count(bytes_transferred=job.size, bytes_checksummed=job.size if verify else 0)
         return CopyResult("done", checksum, algorithm if checksum else None, job.size)
@@ -363,7 +436,7 @@ class Copier:
         self, job: FileJob, algorithm: str | None, progress: _Progress
     ) -> str | None:
         state = await self.destination.begin_write(
-            job.destination_path, job.size, resume=progress.state, temp_key=_temp_key(job)
+            job.destination_path, job.size, resume=progress.state, temp_key=job.temp_key
         )
         if progress.state is None or state.temp_path != progress.state.temp_path:
             progress.done = 0
@@ -457,7 +530,7 @@ class Copier:
         src = self.source
         dst = self.destination
         state = await dst.begin_write(
-            job.destination_path, job.size, resume=progress.state, temp_key=_temp_key(job)
+            job.destination_path, job.size, resume=progress.state, temp_key=job.temp_key
         )
         if progress.state is None or state.temp_path != progress.state.temp_path:
             progress.done = 0

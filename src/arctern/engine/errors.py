@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 
 class FileFailed(Exception):
     """A file could not be transferred; ``code`` is a Globus event code."""
@@ -16,6 +19,13 @@ class FileFailed(Exception):
         # The source could not be read (what skip_source_errors may skip); destination
         # failures always count.
         self.source_side = source_side
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Raised in helper processes too: pickle with the keyword arguments.
+        return (
+            functools.partial(FileFailed, quota=self.quota, source_side=self.source_side),
+            (self.code, self.message),
+        )
 
 
 def mark_source_side(exc: BaseException) -> BaseException:

@@ -88,3 +88,38 @@ def _verify(written: bytes, job: FileJob, algorithm: str, expected: str) -> None
             f"checksum mismatch for {job.destination_path}: "
             f"source {algorithm} {expected}, destination {actual}"
         )
+
+
+def copy_group_local(
+    source_root: str,
+    destination_root: str,
+    work: list[tuple[FileJob, str | None]],
+    *,
+    verify: bool,
+    preserve_timestamp: bool,
+) -> list[str | BaseException | None]:
+    """``copy_small_local`` for each ``(job, algorithm)``; one outcome (checksum or the
+    exception) per job. Takes roots, not connectors, so that it can run in another process."""
+    source = PosixConnector(source_root)
+    destination = PosixConnector(destination_root)
+    outcomes: list[str | BaseException | None] = []
+    try:
+        for job, algorithm in work:
+            try:
+                outcomes.append(
+                    copy_small_local(
+                        source,
+                        destination,
+                        job,
+                        algorithm=algorithm,
+                        verify=verify and algorithm is not None,
+                        mtime=job.mtime if preserve_timestamp else None,
+                        temp_key=job.temp_key,
+                    )
+                )
+            except Exception as exc:  # reported per file to the caller
+                outcomes.append(exc)
+    finally:
+        source.release()
+        destination.release()
+    return outcomes

@@ -88,3 +88,9 @@ class FileJob:
     external_checksum: str | None = None
     checksum_algorithm: str | None = None
     key: int | None = None  # the worker's TaskFile id, echoed back in checkpoints
+
+    @property
+    def temp_key(self) -> str | None:
+        """A temporary name tied to the persisted file record, so a crashed attempt's
+        partial file is found and reused by whichever worker retries the file."""
+        return None if self.key is None else f"file{self.key}"

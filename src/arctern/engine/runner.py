@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from arctern.connectors.base import Connector, FileInfo, WriteState
 from arctern.connectors.errors import ConnectorError, ObjectNotFound
 from arctern.connectors.paths import normalize
-from arctern.engine.copier import Copier, ProgressSink, RetryPolicy
+from arctern.engine.copier import DEFAULT_CHUNK_SIZE, Copier, ProgressSink, RetryPolicy
 from arctern.engine.errors import Canceled, CancelToken, FileFailed
 from arctern.engine.options import (
     DeleteOptions,
@@ -115,8 +115,15 @@ async def run_transfer(
 ) -> TransferSummary:
     """Plan and copy everything; per-file failures are reported in the summary."""
     summary = TransferSummary()
-    kwargs = {"chunk_size": chunk_size} if chunk_size else {}
-    copier = Copier(source, destination, options, sink, cancel, retry=retry, **kwargs)
+    copier = Copier(
+        source,
+        destination,
+        options,
+        sink,
+        cancel,
+        retry=retry,
+        chunk_size=chunk_size or DEFAULT_CHUNK_SIZE,
+    )
     planner = Planner(source, destination, options, same_storage=same_storage)
     slots = asyncio.Semaphore(max(1, concurrency))
     running: set[asyncio.Task[None]] = set()

@@ -25,8 +25,9 @@ from arctern.connectors.errors import ConnectorError, ObjectNotFound
 from arctern.context import AppContext
 from arctern.db.models.transfer import Collection, Task, TaskEvent, TaskItem
 from arctern.db.models.work import TaskFile, TaskPlan, WorkBatch
-from arctern.engine.copier import Copier, Resume, RetryPolicy
+from arctern.engine.copier import Copier, CopyResult, Resume, RetryPolicy
 from arctern.engine.errors import Canceled, CancelToken, FileFailed
+from arctern.engine.offload import Offload
 from arctern.engine.options import DeleteOptions, FileJob, ItemSpec, TransferOptions
 from arctern.engine.planner import (
     CopyFile,
@@ -576,7 +577,26 @@ class _PlanBuffer:
 
 
 class BatchJob(Job):
-    """Copies the pending files of one leased batch."""
+    """Copies the pending files of one leased batch.
+
+    ``offload`` runs groups of small local files (the pool's helper processes), and
+    ``group_slots`` limits how many run at once; the pool shares both among its jobs.
+    """
+
+    def __init__(
+        self,
+        ctx: AppContext,
+        config: WorkerConfig,
+        claim: Claim,
+        factory: ConnectorFactory,
+        cancel: CancelToken,
+        *,
+        group_slots: asyncio.Semaphore | None = None,
+        offload: Offload | None = None,
+    ) -> None:
+        super().__init__(ctx, config, claim, factory, cancel)
+        self.group_slots = group_slots or asyncio.Semaphore(1)
+        self.offload = offload
 
     async def run(self) -> None:
         task = await load_task(self.ctx, self.claim.task_id)
@@ -607,6 +627,7 @@ class BatchJob(Job):
             chunk_size=self.config.chunk_size,
             parallel_chunks=self.config.parallel_chunks,
             retry=self.config.retry,
+            offload=self.offload,
         )
         self.fatal: tuple[str, str] | None = None
         try:
@@ -646,66 +667,121 @@ class BatchJob(Job):
         self, files: list[TaskFile], copier: Copier, options: TransferOptions
     ) -> None:
         slots = asyncio.Semaphore(self.config.file_concurrency)
+        group_slots = self.group_slots
+        singles: list[tuple[TaskFile, FileJob, Resume | None]] = []
+        small: list[tuple[TaskFile, FileJob]] = []
+        for row in files:
+            job, resume = _job_of(row)
+            if copier.groupable(job, resume):
+                small.append((row, job))
+            else:
+                singles.append((row, job, resume))
 
-        async def one(row: TaskFile) -> None:
+        async def one(row: TaskFile, job: FileJob, resume: Resume | None) -> None:
             async with slots:
                 if self.cancel.cancelled:
                     return
-                await self._copy_one(row, copier, options)
+                try:
+                    outcome: CopyResult | FileFailed | Canceled = await copier.copy(job, resume)
+                except (FileFailed, Canceled) as exc:
+                    outcome = exc
+                self._record(row, outcome, options)
 
-        await asyncio.gather(*(one(row) for row in files))
+        async def group(members: list[tuple[TaskFile, FileJob]]) -> None:
+            async with group_slots:
+                if self.cancel.cancelled:
+                    return
+                outcomes = await copier.copy_group([job for _row, job in members])
+            for (row, _job), outcome in zip(members, outcomes, strict=True):
+                self._record(row, outcome, options)
 
-    async def _copy_one(self, row: TaskFile, copier: Copier, options: TransferOptions) -> None:
-        job = FileJob(
-            source_path=row.source_path,
-            destination_path=row.destination_path,
-            size=row.size,
-            mtime=row.mtime,
-            external_checksum=row.external_checksum,
-            checksum_algorithm=row.checksum_algorithm,
-            key=row.id,
+        await asyncio.gather(
+            *(group(members) for members in _groups(small)),
+            *(one(row, job, resume) for row, job, resume in singles),
         )
-        resume = None
-        if row.write_state and row.bytes_done:
-            resume = Resume(row.bytes_done, WriteState(**row.write_state))
-        elif row.write_state:
-            resume = Resume(0, WriteState(**row.write_state))
+
+    def _record(
+        self,
+        row: TaskFile,
+        outcome: CopyResult | FileFailed | Canceled,
+        options: TransferOptions,
+    ) -> None:
+        """Account for one file's outcome (buffered; written by the next flush)."""
         progress = self.progress
-        try:
-            result = await copier.copy(job, resume)
-        except Canceled:
+        if isinstance(outcome, Canceled):
             return
-        except FileFailed as exc:
-            if exc.quota and options.fail_on_quota_errors:
-                self.fatal = (exc.code, exc.message)
+        if isinstance(outcome, FileFailed):
+            if outcome.quota and options.fail_on_quota_errors:
+                self.fatal = (outcome.code, outcome.message)
                 self.cancel.cancel("QUOTA")
-            skipped = options.skip_source_errors and exc.source_side and not exc.quota
+            skipped = options.skip_source_errors and outcome.source_side and not outcome.quota
             progress.file_done(
                 row.id,
                 "skipped" if skipped else "failed",
-                error_code=exc.code,
-                error_message=exc.message,
+                error_code=outcome.code,
+                error_message=outcome.message,
             )
             progress.add(
                 subtasks_pending=-1,
                 subtasks_skipped_errors=1 if skipped else 0,
                 subtasks_failed=0 if skipped else 1,
             )
-            progress.event(event_code(exc.code), exc.message, row.source_path, is_error=True)
+            progress.event(
+                event_code(outcome.code), outcome.message, row.source_path, is_error=True
+            )
             return
-        if result.status == "skipped":
+        if outcome.status == "skipped":
             progress.file_done(row.id, "unchanged")
             progress.add(subtasks_pending=-1, subtasks_succeeded=1, files_skipped=1)
         else:
             progress.file_done(
                 row.id,
                 "done",
-                checksum=result.checksum,
-                checksum_algorithm=result.algorithm.upper() if result.algorithm else None,
+                checksum=outcome.checksum,
+                checksum_algorithm=outcome.algorithm.upper() if outcome.algorithm else None,
             )
             progress.add(subtasks_pending=-1, subtasks_succeeded=1, files_transferred=1)
         if progress.nice_status not in (None, "OK"):
             progress.nice_status = "OK"
+
+
+# Small files per offloaded call: enough to make the hand-off negligible, few enough that a
+# cancel waits for little.
+GROUP_FILES = 100
+GROUP_BYTES = 32 << 20
+
+
+def _job_of(row: TaskFile) -> tuple[FileJob, Resume | None]:
+    job = FileJob(
+        source_path=row.source_path,
+        destination_path=row.destination_path,
+        size=row.size,
+        mtime=row.mtime,
+        external_checksum=row.external_checksum,
+        checksum_algorithm=row.checksum_algorithm,
+        key=row.id,
+    )
+    resume = None
+    if row.write_state:
+        resume = Resume(row.bytes_done or 0, WriteState(**row.write_state))
+    return job, resume
+
+
+def _groups(
+    members: list[tuple[TaskFile, FileJob]],
+) -> list[list[tuple[TaskFile, FileJob]]]:
+    groups: list[list[tuple[TaskFile, FileJob]]] = []
+    current: list[tuple[TaskFile, FileJob]] = []
+    size = 0
+    for member in members:
+        if current and (len(current) >= GROUP_FILES or size + member[1].size > GROUP_BYTES):
+            groups.append(current)
+            current, size = [], 0
+        current.append(member)
+        size += member[1].size
+    if current:
+        groups.append(current)
+    return groups
 
 
 # -- finalization ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from arctern.context import AppContext
 from arctern.db.models.transfer import Task
 from arctern.db.models.work import TaskPlan, WorkBatch
 from arctern.engine.errors import CancelToken
+from arctern.engine.offload import ThreadOffload
 from arctern.worker import leases
 from arctern.worker.executor import (
     BatchJob,
@@ -36,6 +37,7 @@ from arctern.worker.executor import (
     finalize_stopped,
 )
 from arctern.worker.leases import Claim
+from arctern.worker.processes import ProcessOffload
 
 log = logging.getLogger("arctern.worker")
 
@@ -99,6 +101,12 @@ class WorkerPool:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        processes = settings.worker_copy_processes
+        self._offload: ProcessOffload | ThreadOffload = (
+            ProcessOffload(processes) if processes > 0 else ThreadOffload()
+        )
+        # As many groups of small files at once as there are helpers to copy them.
+        self._group_slots = asyncio.Semaphore(max(1, processes))
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -127,6 +135,11 @@ class WorkerPool:
             for job in pending:
                 job.cancel()
         await self._cancel_loops()
+        await self._stop_helpers()
+
+    async def _stop_helpers(self) -> None:
+        if isinstance(self._offload, ProcessOffload):
+            await asyncio.to_thread(self._offload.shutdown)
 
     async def abort(self) -> None:
         """Stop dead, as a crash would: no flush, no lease release (tests of takeover)."""
@@ -137,6 +150,7 @@ class WorkerPool:
             with contextlib.suppress(BaseException):
                 await job
         await self._cancel_loops()
+        await self._stop_helpers()
 
     async def _cancel_loops(self) -> None:
         for loop_task in self._tasks:
@@ -192,7 +206,15 @@ class WorkerPool:
         if claim.kind == "plan":
             job = PlanJob(self.ctx, self.config, claim, self.factory, token)
         else:
-            job = BatchJob(self.ctx, self.config, claim, self.factory, token)
+            job = BatchJob(
+                self.ctx,
+                self.config,
+                claim,
+                self.factory,
+                token,
+                group_slots=self._group_slots,
+                offload=self._offload,
+            )
         runner = asyncio.create_task(self._run_job(job), name=f"{self.name}-{claim.kind}")
         self._running[runner] = token
         runner.add_done_callback(self._finished)

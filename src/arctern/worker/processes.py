@@ -1,0 +1,69 @@
+"""Helper processes for the engine's blocking work (``arctern.engine.offload.Offload``).
+
+Copying a group of small local files is a tight loop of system calls. In a thread of the
+worker process every call releases the GIL and must win it back from the event loop, which
+is busy planning, flushing progress and serving the API; in a helper process it has a GIL of
+its own and the worker's two jobs run on two cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class ProcessOffload:
+    """Runs calls in up to ``processes`` helper processes, started on first use.
+
+    Helpers are spawned (never forked from a threaded event loop) and exit by themselves
+    when the worker process goes away, even when it was killed.
+    """
+
+    def __init__(self, processes: int) -> None:
+        self.processes = max(1, processes)
+        self._executor: ProcessPoolExecutor | None = None
+
+    async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        executor = self._executor
+        if executor is None:
+            executor = self._executor = ProcessPoolExecutor(
+                self.processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))
+        except BrokenProcessPool:
+            # A helper died (killed, out of memory): start afresh next time.
+            if self._executor is executor:
+                self._executor = None
+                executor.shutdown(wait=False, cancel_futures=True)
+            raise
+
+    def shutdown(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a helper: leave as soon as the worker process that started it is gone."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="arctern-parent-watch", daemon=True).start()
