@@ -172,18 +172,21 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             "latency", "One-file task, submit → SUCCEEDED, median", "≤ 150 ms", latency, 150, " ms"
         )
     )
-    rps = service.get("get_task", {}).get("requests_per_second")
-    targets.append(
-        _target(
-            "get_task",
-            "get_task with 32 concurrent clients",
-            "≥ 1,500 req/s",
-            rps,
-            1500,
-            " req/s",
-            higher_is_better=True,
-        )
+    get_task = service.get("get_task", {})
+    rps = get_task.get("requests_per_second")
+    target = _target(
+        "get_task",
+        "get_task with 32 concurrent clients",
+        "≥ 1,500 req/s",
+        rps,
+        1500,
+        " req/s",
+        higher_is_better=True,
     )
+    if get_task.get("errors"):
+        # Only 200 answers are counted, but a run with failed requests does not meet it.
+        target.update(met=False, gap=f"{get_task['errors']} requests failed")
+    targets.append(target)
     tl = service.get("task_list", {})
     targets.append(
         _target(
