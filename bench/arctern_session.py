@@ -97,7 +97,14 @@ class ArcternSession:
             )
         return self._client
 
-    def submit(self, items: list[tuple[str, str, bool]], *, verify: bool, label: str) -> str:
+    def submit(
+        self,
+        items: list[tuple[str, str, bool]],
+        *,
+        verify: bool,
+        label: str,
+        algorithm: str | None = None,
+    ) -> str:
         import globus_sdk
 
         data = globus_sdk.TransferData(
@@ -106,8 +113,9 @@ class ArcternSession:
             label=label,
             verify_checksum=verify,
         )
+        extra = {"checksum_algorithm": algorithm} if algorithm else {}
         for source, destination, recursive in items:
-            data.add_item(source, destination, recursive=recursive)
+            data.add_item(source, destination, recursive=recursive, **extra)
         return str(self.client().submit_transfer(data)["task_id"])
 
     def wait(
@@ -133,7 +141,9 @@ class ArcternSession:
     def relative(self, path: Path, root: Path) -> str:
         return "/" + path.relative_to(root).as_posix()
 
-    def copy_tree(self, src: Path, dst: Path, *, verify: bool, timeout: float) -> dict[str, Any]:
+    def copy_tree(
+        self, src: Path, dst: Path, *, verify: bool, timeout: float, algorithm: str | None = None
+    ) -> dict[str, Any]:
         task_id = self.submit(
             [
                 (
@@ -144,6 +154,7 @@ class ArcternSession:
             ],
             verify=verify,
             label=f"bench {src.name}",
+            algorithm=algorithm,
         )
         return self.wait(task_id, timeout=timeout)
 
@@ -160,10 +171,13 @@ class ArcternContender:
     verify: bool
     timeout: float = 3600.0
     last_task: dict[str, Any] = field(default_factory=dict)
+    # A checksum_algorithm the user asked for; None is Globus's default, MD5.
+    algorithm: str | None = None
 
     @property
     def name(self) -> str:
-        return f"Arctern verify {'on' if self.verify else 'off'}"
+        suffix = f" ({self.algorithm})" if self.algorithm else ""
+        return f"Arctern verify {'on' if self.verify else 'off'}{suffix}"
 
     @property
     def verifies(self) -> bool:
@@ -172,8 +186,11 @@ class ArcternContender:
     @property
     def note(self) -> str:
         if self.verify:
-            return "checksum while reading the source, destination read back and compared"
+            algorithm = self.algorithm or "MD5"
+            return f"{algorithm} while reading the source, destination read back and compared"
         return "no integrity check"
 
     def copy(self, src: Path, dst: Path) -> None:
-        self.last_task = self.session.copy_tree(src, dst, verify=self.verify, timeout=self.timeout)
+        self.last_task = self.session.copy_tree(
+            src, dst, verify=self.verify, timeout=self.timeout, algorithm=self.algorithm
+        )

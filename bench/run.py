@@ -387,8 +387,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("starting arctern serve")
         try:
             session = ArcternSession(home=home, src_root=src_root, dst_root=dst_root).start()
-            for verify in (True, False):
-                contender = ArcternContender(session, verify=verify, timeout=cfg.copy_timeout)
+            for verify, algorithm in ((True, None), (False, None), (True, "CRC32C")):
+                contender = ArcternContender(
+                    session, verify=verify, timeout=cfg.copy_timeout, algorithm=algorithm
+                )
                 contenders[contender.name] = contender
         except (ArcternUnavailable, RuntimeError) as exc:
             skipped.append(f"Arctern: {exc}"[:800])

@@ -517,3 +517,15 @@ async def test_recursive_symlinks(tmp_path: Path, mode: str) -> None:
         assert copied == ["d/file-link", "d/sub/dir-link/o.txt", "d/sub/f.txt"]
         assert summary.symlinks == 1  # the loop
         assert [o.code for o in summary.failed] == ["PERMISSION_DENIED"]  # the escape
+
+
+async def test_a_recursive_items_checksum_algorithm_applies_to_every_file(
+    source: MemoryConnector,
+) -> None:
+    from arctern.engine.planner import CopyFile, Planner
+
+    planner = Planner(source, MemoryConnector(), TransferOptions(verify_checksum=True))
+    item = ItemSpec("/data", "/out", recursive=True, checksum_algorithm="SHA256")
+    jobs = [e.job async for e in planner.plan_item(item) if isinstance(e, CopyFile)]
+    assert len(jobs) == 4
+    assert {job.checksum_algorithm for job in jobs} == {"SHA256"}

@@ -121,7 +121,9 @@ class Planner:
                 )
                 return
             yield MakeDir(dst, counted=True)
-            async for entry in self._walk(src, dst, frozenset({info.path})):
+            async for entry in self._walk(
+                src, dst, frozenset({info.path}), algorithm=item.checksum_algorithm
+            ):
                 yield entry
             return
         if info.type == "dir":
@@ -143,8 +145,15 @@ class Planner:
         )
 
     async def _walk(
-        self, src_dir: str, dst_dir: str, ancestors: frozenset[str] = frozenset()
+        self,
+        src_dir: str,
+        dst_dir: str,
+        ancestors: frozenset[str] = frozenset(),
+        *,
+        algorithm: str | None = None,
     ) -> AsyncIterator[PlanEntry]:
+        """The entries under ``src_dir``; ``algorithm`` is the item's ``checksum_algorithm``,
+        which applies to every file of a recursive item."""
         rules = self.options.filter_rules
         try:
             entries = await _sorted_listing(self.source, src_dir)
@@ -187,6 +196,7 @@ class Planner:
                         destination_path=_child(dst_dir, info.name),
                         size=info.size,
                         mtime=info.mtime,
+                        checksum_algorithm=algorithm,
                     )
                 )
         if self.options.delete_destination_extra:
@@ -196,7 +206,7 @@ class Planner:
             sub_dst = _child(dst_dir, info.name)
             yield MakeDir(sub_dst, counted=True)
             async for entry in self._walk(
-                _child(src_dir, info.name), sub_dst, ancestors | {info.path}
+                _child(src_dir, info.name), sub_dst, ancestors | {info.path}, algorithm=algorithm
             ):
                 yield entry
 
