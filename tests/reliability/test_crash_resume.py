@@ -34,7 +34,7 @@ CHUNK = WorkerConfig.chunk_size
 PARALLEL = WorkerConfig.parallel_chunks
 WINDOW = CHUNK * PARALLEL
 RESENT_LIMIT = CHUNK * (PARALLEL + 1)  # the issue: one chunk plus what was in flight
-KILL_AFTER = 256 << 20
+KILL_AFTER = BIG_SIZE // 2  # the fallback kill point should the small files be done first
 
 
 def make_big(path: Path) -> None:
