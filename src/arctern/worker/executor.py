@@ -603,13 +603,23 @@ class BatchJob(Job):
         if task is None or task.status in FINISHED:
             return
         async with self.ctx.db.session() as session:
-            files = list(
-                await session.scalars(
-                    select(TaskFile)
-                    .where(TaskFile.batch_id == self.claim.batch_id, TaskFile.state == "pending")
-                    .order_by(TaskFile.id)
+            # Plain rows, not ORM objects: a batch holds a thousand files.
+            rows = await session.execute(
+                select(
+                    TaskFile.id,
+                    TaskFile.source_path,
+                    TaskFile.destination_path,
+                    TaskFile.size,
+                    TaskFile.mtime,
+                    TaskFile.external_checksum,
+                    TaskFile.checksum_algorithm,
+                    TaskFile.write_state,
+                    TaskFile.bytes_done,
                 )
+                .where(TaskFile.batch_id == self.claim.batch_id, TaskFile.state == "pending")
+                .order_by(TaskFile.id)
             )
+            files = [_job_of(row) for row in rows]
         options = TransferOptions.from_dict(task.options)
         try:
             source, destination = await self.open_connectors(task)
@@ -664,20 +674,17 @@ class BatchJob(Job):
                 await self.flush(heartbeat=False)
 
     async def _copy_all(
-        self, files: list[TaskFile], copier: Copier, options: TransferOptions
+        self,
+        files: list[tuple[FileJob, Resume | None]],
+        copier: Copier,
+        options: TransferOptions,
     ) -> None:
         slots = asyncio.Semaphore(self.config.file_concurrency)
         group_slots = self.group_slots
-        singles: list[tuple[TaskFile, FileJob, Resume | None]] = []
-        small: list[tuple[TaskFile, FileJob]] = []
-        for row in files:
-            job, resume = _job_of(row)
-            if copier.groupable(job, resume):
-                small.append((row, job))
-            else:
-                singles.append((row, job, resume))
+        singles = [(job, resume) for job, resume in files if not copier.groupable(job, resume)]
+        small = [job for job, resume in files if copier.groupable(job, resume)]
 
-        async def one(row: TaskFile, job: FileJob, resume: Resume | None) -> None:
+        async def one(job: FileJob, resume: Resume | None) -> None:
             async with slots:
                 if self.cancel.cancelled:
                     return
@@ -685,29 +692,31 @@ class BatchJob(Job):
                     outcome: CopyResult | FileFailed | Canceled = await copier.copy(job, resume)
                 except (FileFailed, Canceled) as exc:
                     outcome = exc
-                self._record(row, outcome, options)
+                self._record(job, outcome, options)
 
-        async def group(members: list[tuple[TaskFile, FileJob]]) -> None:
+        async def group(members: list[FileJob]) -> None:
             async with group_slots:
                 if self.cancel.cancelled:
                     return
-                outcomes = await copier.copy_group([job for _row, job in members])
-            for (row, _job), outcome in zip(members, outcomes, strict=True):
-                self._record(row, outcome, options)
+                outcomes = await copier.copy_group(members)
+            for job, outcome in zip(members, outcomes, strict=True):
+                self._record(job, outcome, options)
 
         await asyncio.gather(
             *(group(members) for members in _groups(small)),
-            *(one(row, job, resume) for row, job, resume in singles),
+            *(one(job, resume) for job, resume in singles),
         )
 
     def _record(
         self,
-        row: TaskFile,
+        job: FileJob,
         outcome: CopyResult | FileFailed | Canceled,
         options: TransferOptions,
     ) -> None:
         """Account for one file's outcome (buffered; written by the next flush)."""
         progress = self.progress
+        assert job.key is not None
+        file_id = job.key
         if isinstance(outcome, Canceled):
             return
         if isinstance(outcome, FileFailed):
@@ -716,7 +725,7 @@ class BatchJob(Job):
                 self.cancel.cancel("QUOTA")
             skipped = options.skip_source_errors and outcome.source_side and not outcome.quota
             progress.file_done(
-                row.id,
+                file_id,
                 "skipped" if skipped else "failed",
                 error_code=outcome.code,
                 error_message=outcome.message,
@@ -727,15 +736,15 @@ class BatchJob(Job):
                 subtasks_failed=0 if skipped else 1,
             )
             progress.event(
-                event_code(outcome.code), outcome.message, row.source_path, is_error=True
+                event_code(outcome.code), outcome.message, job.source_path, is_error=True
             )
             return
         if outcome.status == "skipped":
-            progress.file_done(row.id, "unchanged")
+            progress.file_done(file_id, "unchanged")
             progress.add(subtasks_pending=-1, subtasks_succeeded=1, files_skipped=1)
         else:
             progress.file_done(
-                row.id,
+                file_id,
                 "done",
                 checksum=outcome.checksum,
                 checksum_algorithm=outcome.algorithm.upper() if outcome.algorithm else None,
@@ -751,7 +760,8 @@ GROUP_FILES = 100
 GROUP_BYTES = 32 << 20
 
 
-def _job_of(row: TaskFile) -> tuple[FileJob, Resume | None]:
+def _job_of(row: Any) -> tuple[FileJob, Resume | None]:
+    """The engine's job (and resume point) for a TaskFile row."""
     job = FileJob(
         source_path=row.source_path,
         destination_path=row.destination_path,
@@ -767,18 +777,16 @@ def _job_of(row: TaskFile) -> tuple[FileJob, Resume | None]:
     return job, resume
 
 
-def _groups(
-    members: list[tuple[TaskFile, FileJob]],
-) -> list[list[tuple[TaskFile, FileJob]]]:
-    groups: list[list[tuple[TaskFile, FileJob]]] = []
-    current: list[tuple[TaskFile, FileJob]] = []
+def _groups(jobs: list[FileJob]) -> list[list[FileJob]]:
+    groups: list[list[FileJob]] = []
+    current: list[FileJob] = []
     size = 0
-    for member in members:
-        if current and (len(current) >= GROUP_FILES or size + member[1].size > GROUP_BYTES):
+    for job in jobs:
+        if current and (len(current) >= GROUP_FILES or size + job.size > GROUP_BYTES):
             groups.append(current)
             current, size = [], 0
-        current.append(member)
-        size += member[1].size
+        current.append(job)
+        size += job.size
     if current:
         groups.append(current)
     return groups
