@@ -9,9 +9,12 @@ its own and the worker's two jobs run on two cores.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import functools
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +23,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+_PR_SET_PDEATHSIG = 1
 
 
 class ProcessOffload:
@@ -59,7 +64,17 @@ class ProcessOffload:
 
 
 def _exit_with_parent(parent: int) -> None:
-    """In a helper: leave as soon as the worker process that started it is gone."""
+    """In a helper: leave as soon as the worker process that started it is gone.
+
+    A helper outliving a killed worker could still be copying when the restarted worker
+    copies the same file again, so Linux kills it with the parent (``PR_SET_PDEATHSIG``);
+    a watchdog thread covers other platforms and a parent that died before that was set.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(0)
 
     def watch() -> None:
         while os.getppid() == parent:
