@@ -4,6 +4,7 @@ server resumes the large file from its last persisted chunk and the task succeed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import uuid
@@ -43,6 +44,15 @@ def make_big(path: Path) -> None:
         for offset in range(0, BIG_SIZE, ISLAND_EVERY):
             f.seek(offset)
             f.write(os.urandom(ISLAND))
+
+
+def temp_size(directory: Path) -> int:
+    """Size of the largest temporary file directly in ``directory`` (the large file's)."""
+    sizes = [0]
+    for path in directory.glob(".arctern-*"):
+        with contextlib.suppress(FileNotFoundError):
+            sizes.append(path.stat().st_size)
+    return max(sizes)
 
 
 def same_content(a: Path, b: Path) -> bool:
@@ -122,20 +132,30 @@ def _crash_and_resume(
         me.c1, me.c2, [("/crash/", "/crash/", True)], verify_checksum=True, label="crash test"
     )
 
-    # Kill while both are under way: the large file has a durable resume point (a window at
-    # least) well before its end, and small files are being copied; should the small files
-    # be all done first, once the large file is KILL_AFTER in.
-    big_done = small_done = 0
+    # Kill while both are under way: the large file well inside its copy, small files being
+    # copied (should those be all done first, once the large file is KILL_AFTER in). The
+    # moment is taken from the large file's temporary file on disk, not from its persisted
+    # resume point: killing just after a progress flush was seen would hide a resume point
+    # that lags behind the data.
+    written = small_done = 0
     end = time.monotonic() + 120
     while time.monotonic() < end:
-        big_done, small_done = progress_of(live, task_id)
-        if WINDOW <= big_done < BIG_SIZE - 2 * WINDOW and (
-            0 < small_done < SMALL_FILES or big_done >= KILL_AFTER
+        written = temp_size(dst)
+        _big_done, small_done = progress_of(live, task_id)
+        if 2 * WINDOW <= written < BIG_SIZE - 2 * WINDOW and (
+            0 < small_done < SMALL_FILES or written >= KILL_AFTER
         ):
             break
         time.sleep(0.05)
     else:
-        pytest.fail(f"no resume point to kill at: {big_done} B, {small_done} small files done")
+        pytest.fail(f"no point to kill at: {written} B written, {small_done} small files done")
+    # Then wait for the large file's persisted point to move (a flush landed) and kill 0.3 s
+    # later, just before the next periodic progress flush (every 0.5 s): a resume point written
+    # only by those would lag 0.3 s of copying behind the data (> 40 MiB here).
+    seen = progress_of(live, task_id)[0]
+    while progress_of(live, task_id)[0] == seen and time.monotonic() < end:
+        time.sleep(0.01)
+    time.sleep(0.3)
     live.kill()
     rows, task_at_kill = rows_of(live, task_id)
     big_row = next(r for r in rows if r.source_path == "/crash/big.bin")
