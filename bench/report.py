@@ -96,7 +96,8 @@ def _target(
         "id": ident,
         "description": description,
         "target": target,
-        "measured": f"{measured:.3g}{unit}",
+        # Three significant digits, but never in exponent form (2,455 req/s, not 2.46e+03).
+        "measured": (f"{measured:,.0f}" if measured >= 1000 else f"{measured:.3g}") + unit,
         "value": measured,
         "met": met,
         "gap": gap,
