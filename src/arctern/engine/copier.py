@@ -173,7 +173,9 @@ class Copier:
                 self.sink.fault("VERIFY_CHECKSUM", str(exc))
                 if mismatches >= self.retry.checksum_attempts:
                     raise FileFailed("VERIFY_CHECKSUM", str(exc)) from exc
-                attempts -= 1  # checksum retries have their own budget
+                # The file starts over: checksum retries have their own budget, and the
+                # transient errors met before the mismatch say nothing about this new copy.
+                attempts = 0
             except QuotaExceeded as exc:
                 if self.options.fail_on_quota_errors or attempts >= self.retry.max_attempts:
                     await self._discard(progress)
@@ -532,10 +534,22 @@ class Copier:
                 if checker is not None:
                     writes.append(_fingerprint_all([d for _o, d in good], fingerprints))
                 try:
-                    await _gather(writes)
+                    outcomes = await asyncio.gather(*writes, return_exceptions=True)
                 except BaseException:
                     progress.hasher = None  # it may have hashed bytes that were not written
                     raise
+                for outcome in outcomes[len(good) :]:  # hashing itself failed: nothing is known
+                    if isinstance(outcome, BaseException):
+                        progress.hasher = None
+                        raise outcome
+                # Keep the contiguous prefix that was written: a failed write is retried, not
+                # the chunks before it (and the progress resets the attempt budget).
+                failed = [r for r in outcomes[: len(good)] if isinstance(r, BaseException)]
+                hashed_all = not failed
+                if failed:
+                    kept = next(i for i, r in enumerate(outcomes) if isinstance(r, BaseException))
+                    good, fingerprints = good[:kept], fingerprints[:kept]
+                    error = failed[0]
                 written = sum(len(d) for _o, d in good)
                 if checker is not None:
                     checker.add(
@@ -543,7 +557,9 @@ class Copier:
                     )
                 offset += written
                 progress.done = offset
-                progress.hasher = hasher
+                # The hash covered every chunk read; after a failed write it runs ahead of
+                # the data, and the next attempt rebuilds it from the source.
+                progress.hasher = hasher if hashed_all else None
                 self.sink.count(bytes_transferred=written)
                 if size > chunk:
                     # Durable before the next window: a crash re-sends at most one window.
@@ -703,12 +719,6 @@ async def _hash(hasher: Hasher, data: bytes) -> None:
 async def _hash_all(hasher: Hasher, chunks: list[bytes]) -> None:
     for data in chunks:
         await _hash(hasher, data)
-
-
-async def _gather(awaitables: list[Awaitable[T]]) -> list[T]:
-    if len(awaitables) == 1:
-        return [await awaitables[0]]
-    return list(await asyncio.gather(*awaitables))
 
 
 # Re-exported for callers that classify engine outcomes.
