@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, Protocol
 
 import xxhash
 
@@ -45,8 +45,6 @@ from arctern.engine.errors import (
 from arctern.engine.local import copy_group_local, copy_small_local
 from arctern.engine.offload import Offload, ThreadOffload
 from arctern.engine.options import FileJob, TransferOptions
-
-T = TypeVar("T")
 
 DEFAULT_CHUNK_SIZE = 8 << 20
 FAST_PATH_CHUNK = 64 << 20
@@ -323,7 +321,7 @@ class Copier:
                 checked += job.size if verify and wanted else 0
                 outcomes[index] = CopyResult("done", result, wanted if result else None, job.size)
                 continue
-            if isinstance(result, Canceled | FileFailed):
+            if isinstance(result, FileFailed):
                 outcomes[index] = result
                 continue
             if isinstance(result, ChecksumMismatch):
@@ -351,8 +349,7 @@ class Copier:
             job,
             algorithm=algorithm,
             verify=verify,
-            mtime=job.mtime if self.options.preserve_timestamp else None,
-            temp_key=job.temp_key,
+            preserve_timestamp=self.options.preserve_timestamp,
         )
         self.sink.count(bytes_transferred=job.size, bytes_checksummed=job.size if verify else 0)
         return CopyResult("done", checksum, algorithm if checksum else None, job.size)
@@ -544,12 +541,18 @@ class Copier:
                         raise outcome
                 # Keep the contiguous prefix that was written: a failed write is retried, not
                 # the chunks before it (and the progress resets the attempt budget).
-                failed = [r for r in outcomes[: len(good)] if isinstance(r, BaseException)]
-                hashed_all = not failed
-                if failed:
-                    kept = next(i for i, r in enumerate(outcomes) if isinstance(r, BaseException))
+                kept = next(
+                    (
+                        i
+                        for i, r in enumerate(outcomes[: len(good)])
+                        if isinstance(r, BaseException)
+                    ),
+                    len(good),
+                )
+                hashed_all = kept == len(good)
+                if not hashed_all:
+                    error = outcomes[kept]
                     good, fingerprints = good[:kept], fingerprints[:kept]
-                    error = failed[0]
                 written = sum(len(d) for _o, d in good)
                 if checker is not None:
                     checker.add(

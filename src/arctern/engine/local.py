@@ -25,10 +25,10 @@ def copy_small_local(
     *,
     algorithm: str | None,
     verify: bool,
-    mtime: float | None,
-    temp_key: str | None,
+    preserve_timestamp: bool,
 ) -> str | None:
-    """Copy ``job`` (at most one chunk) and return its checksum when ``algorithm`` is set.
+    """Copy ``job`` (at most one chunk) and return its checksum when ``algorithm`` is set;
+    ``verify`` reads the copy back and compares it (only when there is an ``algorithm``).
 
     Raises connector errors (source ones marked), ``FileFailed`` or ``ChecksumMismatch``;
     on any failure the temporary file is gone and the destination untouched.
@@ -45,12 +45,12 @@ def copy_small_local(
                 f"{job.source_path}: {algorithm} is {checksum}, expected {job.external_checksum}",
                 source_side=True,
             )
-    temp = destination.create_temp_blocking(job.destination_path, temp_key)
+    temp = destination.create_temp_blocking(job.destination_path, job.temp_key)
     try:
         temp.write(data)
         if verify and algorithm and checksum is not None:
             _verify(temp.read_back(job.size + 1), data, job, algorithm, checksum)
-        temp.commit(mtime)
+        temp.commit(job.mtime if preserve_timestamp else None)
     finally:
         temp.close()
     return checksum
@@ -113,9 +113,8 @@ def copy_group_local(
                         destination,
                         job,
                         algorithm=algorithm,
-                        verify=verify and algorithm is not None,
-                        mtime=job.mtime if preserve_timestamp else None,
-                        temp_key=job.temp_key,
+                        verify=verify,
+                        preserve_timestamp=preserve_timestamp,
                     )
                 )
             except Exception as exc:  # reported per file to the caller

@@ -486,20 +486,7 @@ class _PlanBuffer:
 
     async def write(self, session: Any, config: WorkerConfig, progress: TaskProgress) -> None:
         now = progress.clock_now()
-        batches: list[list[FileJob]] = []
-        current: list[FileJob] = []
-        current_bytes = 0
-        for job in self.files:
-            if current and (
-                len(current) >= config.batch_files or current_bytes + job.size > config.batch_bytes
-            ):
-                batches.append(current)
-                current, current_bytes = [], 0
-            current.append(job)
-            current_bytes += job.size
-        if current:
-            batches.append(current)
-        for group in batches:
+        for group in split_jobs(self.files, config.batch_files, config.batch_bytes):
             batch_id = (
                 await session.execute(
                     insert(WorkBatch)
@@ -681,8 +668,13 @@ class BatchJob(Job):
     ) -> None:
         slots = asyncio.Semaphore(self.config.file_concurrency)
         group_slots = self.group_slots
-        singles = [(job, resume) for job, resume in files if not copier.groupable(job, resume)]
-        small = [job for job, resume in files if copier.groupable(job, resume)]
+        singles: list[tuple[FileJob, Resume | None]] = []
+        small: list[FileJob] = []
+        for job, resume in files:
+            if copier.groupable(job, resume):
+                small.append(job)
+            else:
+                singles.append((job, resume))
 
         async def one(job: FileJob, resume: Resume | None) -> None:
             async with slots:
@@ -703,7 +695,7 @@ class BatchJob(Job):
                 self._record(job, outcome, options)
 
         await asyncio.gather(
-            *(group(members) for members in _groups(small)),
+            *(group(members) for members in split_jobs(small, GROUP_FILES, GROUP_BYTES)),
             *(one(job, resume) for job, resume in singles),
         )
 
@@ -777,19 +769,21 @@ def _job_of(row: Any) -> tuple[FileJob, Resume | None]:
     return job, resume
 
 
-def _groups(jobs: list[FileJob]) -> list[list[FileJob]]:
-    groups: list[list[FileJob]] = []
+def split_jobs(jobs: list[FileJob], max_files: int, max_bytes: int) -> list[list[FileJob]]:
+    """``jobs`` in order, cut into runs of at most ``max_files`` files and ``max_bytes`` bytes
+    (a single larger file makes a run of its own): work batches, and groups of small files."""
+    runs: list[list[FileJob]] = []
     current: list[FileJob] = []
     size = 0
     for job in jobs:
-        if current and (len(current) >= GROUP_FILES or size + job.size > GROUP_BYTES):
-            groups.append(current)
+        if current and (len(current) >= max_files or size + job.size > max_bytes):
+            runs.append(current)
             current, size = [], 0
         current.append(job)
         size += job.size
     if current:
-        groups.append(current)
-    return groups
+        runs.append(current)
+    return runs
 
 
 # -- finalization ---------------------------------------------------------------------------

@@ -522,8 +522,8 @@ class PosixConnector:
         """
         try:
             with self._resolve(path, follow_last=False) as (pfd, name, comps):
-                if name == ".":
-                    raise IsADirectory("cannot write over the collection root")
+                # No directory check here: the final rename refuses to replace one (EISDIR).
+                _refuse_root(name)
                 state, fd = self._create_temp(pfd, comps, temp_key, os.O_RDWR)
                 try:
                     held = os.dup(pfd)
@@ -536,8 +536,7 @@ class PosixConnector:
 
     @staticmethod
     def _refuse_directory(pfd: int, name: str, path: str) -> None:
-        if name == ".":
-            raise IsADirectory("cannot write over the collection root")
+        _refuse_root(name)
         with contextlib.suppress(FileNotFoundError):
             if stat_mod.S_ISDIR(os.stat(name, dir_fd=pfd, follow_symlinks=False).st_mode):
                 raise IsADirectory(f"Is a directory: {path}")
@@ -558,12 +557,7 @@ class PosixConnector:
         def run() -> None:
             fd = self.open_write_fd(state)
             try:
-                view = memoryview(data)
-                pos = offset
-                while view:
-                    n = os.pwrite(fd, view, pos)
-                    view = view[n:]
-                    pos += n
+                _pwrite_all(fd, data, offset)
             finally:
                 os.close(fd)
 
@@ -635,11 +629,8 @@ class LocalTempFile:
         self._committed = False
 
     def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        offset = 0
         try:
-            while offset < len(view):
-                offset += os.pwrite(self._fd, view[offset:], offset)
+            _pwrite_all(self._fd, data, 0)
         except OSError as exc:
             raise map_os_error(exc, self.path) from exc
 
@@ -670,3 +661,17 @@ class LocalTempFile:
                     os.unlink(self._temp, dir_fd=self._dir_fd)
             os.close(self._dir_fd)
             self._dir_fd = -1
+
+
+def _refuse_root(name: str) -> None:
+    if name == ".":
+        raise IsADirectory("cannot write over the collection root")
+
+
+def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` (``pwrite`` may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view = view[n:]
+        offset += n
