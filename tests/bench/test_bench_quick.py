@@ -15,7 +15,9 @@ ARCTERN = {"Arctern verify on", "Arctern verify off"}
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(170)
+# Generous limits: the quick run takes ~1 min alone and several times that on a busy 2-core
+# machine; the test guards the harness, not its speed.
+@pytest.mark.timeout(1260)
 def test_quick_benchmark_writes_table_json_and_plot(tmp_path: Path) -> None:
     out = tmp_path / "results"
     done = subprocess.run(
@@ -32,7 +34,7 @@ def test_quick_benchmark_writes_table_json_and_plot(tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=160,
+        timeout=1200,
     )
     assert done.returncode == 0, done.stderr[-4000:]
 
