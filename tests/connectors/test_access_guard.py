@@ -140,7 +140,7 @@ async def test_live_guard_narrowing_applies_to_the_next_operation(root: Path) ->
 def test_copy_helpers_apply_the_pickled_guard(root: Path, tmp_path: Path) -> None:
     dest = tmp_path / "dest"
     dest.mkdir()
-    jobs = [
+    jobs: list[tuple[FileJob, str | None]] = [
         (FileJob("/shared/link/secret.txt", "/out.txt", len(SECRET), 0.0), None),
         (FileJob("/shared/ok.txt", "/ok.txt", 2, 0.0), None),
     ]
