@@ -228,3 +228,26 @@ def test_deadline_within_the_maximum_is_accepted(server: LiveServer) -> None:
     data.add_item("/hello.txt", f"/dl-ok-{uuid.uuid4().hex[:6]}.txt")
     task_id = str(session.tc.submit_transfer(data)["task_id"])
     assert session.wait(task_id)["status"] == "SUCCEEDED"
+
+
+def test_deadline_update_beyond_the_maximum_is_a_clean_400(
+    revocable: tuple[LiveServer, Session, Session, str, Path],
+) -> None:
+    """``update_task`` may not push a queued task past the maximum either (no worker runs
+    here, so the task stays ACTIVE)."""
+    _server, owner, _guest, collection, _root = revocable
+    task_id = owner.transfer(collection, collection, [("/src/f00000.dat", "/dst/one.dat", False)])
+    for deadline in (
+        "9999-12-31T23:59:59-14:00",
+        (datetime.now(UTC) + timedelta(days=31)).isoformat(),
+    ):
+        response = httpx.put(
+            f"{owner.api}/task/{task_id}",
+            json={"DATA_TYPE": "task", "deadline": deadline},
+            headers=owner.headers,
+        )
+        assert response.status_code == 400, (deadline, response.status_code, response.text)
+        assert response.json()["code"] == "ClientError.BadRequest"
+    fine = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    updated = owner.tc.update_task(task_id, {"DATA_TYPE": "task", "deadline": fine})
+    assert updated.http_status == 200

@@ -102,6 +102,14 @@ def _deadline(raw: str | None, now: datetime, max_deadline: timedelta) -> dateti
     """The task's deadline: a day from now by default, never past ``now + max_deadline``."""
     if not raw:
         return now + min(DEFAULT_DEADLINE, max_deadline)
+    return parse_deadline(raw, now, now, max_deadline)
+
+
+def parse_deadline(
+    raw: str, now: datetime, request_time: datetime, max_deadline: timedelta
+) -> datetime:
+    """A client's deadline, in the future and at most ``max_deadline`` after the task's
+    ``request_time`` (so updating the deadline cannot push a task on for ever)."""
     try:
         deadline = parse_datetime(raw)
     except (OverflowError, ValueError):
@@ -110,9 +118,10 @@ def _deadline(raw: str | None, now: datetime, max_deadline: timedelta) -> dateti
         raise bad_request(f"Invalid deadline '{raw}'") from None
     if deadline <= now:
         raise bad_request("The deadline is in the past")
-    if deadline - now > max_deadline:
+    if deadline - request_time > max_deadline:
         raise bad_request(
-            f"The deadline is too far in the future: at most {_days(max_deadline)} from now"
+            f"The deadline is too far in the future: at most {_days(max_deadline)} after "
+            "the task was submitted"
         )
     return deadline
 
@@ -344,13 +353,13 @@ async def _store(
     return Submitted(task.id, plan.submission_id, duplicate=False)
 
 
-def _max_deadline(ctx: AppContext) -> timedelta:
+def deadline_limit(ctx: AppContext) -> timedelta:
     return timedelta(days=ctx.settings.max_task_deadline_days)
 
 
 async def submit_transfer(ctx: AppContext, caller: Caller, body: dict[str, Any]) -> Submitted:
     now = ctx.clock.now()
-    plan, source_id, destination_id = parse_transfer(body, now, max_deadline=_max_deadline(ctx))
+    plan, source_id, destination_id = parse_transfer(body, now, max_deadline=deadline_limit(ctx))
     if (found := await _existing(ctx, caller, plan.submission_id)) is not None:
         return found
     async with ctx.db.session() as session:
@@ -391,7 +400,7 @@ async def submit_transfer(ctx: AppContext, caller: Caller, body: dict[str, Any])
 
 async def submit_delete(ctx: AppContext, caller: Caller, body: dict[str, Any]) -> Submitted:
     now = ctx.clock.now()
-    plan, endpoint_id = parse_delete(body, now, max_deadline=_max_deadline(ctx))
+    plan, endpoint_id = parse_delete(body, now, max_deadline=deadline_limit(ctx))
     if (found := await _existing(ctx, caller, plan.submission_id)) is not None:
         return found
     async with ctx.db.session() as session:
