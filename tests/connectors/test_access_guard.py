@@ -174,3 +174,13 @@ async def test_stores_without_links_are_wrapped() -> None:
 async def _drain(conn: Connector, path: str) -> None:
     async for _ in conn.list(path):
         pass
+
+
+async def test_wrapper_checks_canonical_paths() -> None:
+    inner = MemoryConnector()
+    await inner.mkdir("/private")
+    conn = with_guard(inner, guard_rw())
+    with pytest.raises(ConnectorError):  # '..' is malformed, never matched against a grant
+        await conn.stat("/shared/../private")
+    await refused(lambda: conn.stat("//private/./"))
+    await conn.close()

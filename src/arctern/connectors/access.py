@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from arctern.connectors.base import Capabilities, Connector, FileInfo, WriteState
 from arctern.connectors.errors import PermissionDenied
+from arctern.connectors.paths import normalize
 
 Need = Literal["r", "rw"]
 
@@ -97,38 +98,49 @@ def with_guard(connector: Connector, guard: AccessGuard | None) -> Connector:
     return GuardedConnector(connector, guard)
 
 
+class _LogicalGuard:
+    """A guard applied to canonical logical paths (``/a//b/`` and ``/a/./b`` are ``/a/b``;
+    ``..`` is refused as a malformed path before any grant is consulted)."""
+
+    def __init__(self, guard: AccessGuard) -> None:
+        self.guard = guard
+
+    def check(self, path: str, need: Need) -> None:
+        self.guard.check(normalize(path), need)
+
+
 class GuardedConnector:
     """Checks every path of every operation against a guard, then delegates."""
 
     def __init__(self, inner: Connector, guard: AccessGuard) -> None:
         self.inner = inner
-        self.guard = guard
+        self._logical = _LogicalGuard(guard)
         self.capabilities: Capabilities = inner.capabilities
 
     async def stat(self, path: str) -> FileInfo:
-        self.guard.check(path, "r")
+        self._logical.check(path, "r")
         return await self.inner.stat(path)
 
     async def list(self, path: str) -> AsyncIterator[FileInfo]:
-        self.guard.check(path, "r")
+        self._logical.check(path, "r")
         async for info in self.inner.list(path):
             yield info
 
     async def mkdir(self, path: str, *, parents: bool = False, exist_ok: bool = False) -> None:
-        self.guard.check(path, "rw")
+        self._logical.check(path, "rw")
         await self.inner.mkdir(path, parents=parents, exist_ok=exist_ok)
 
     async def rename(self, old: str, new: str) -> None:
-        self.guard.check(old, "rw")
-        self.guard.check(new, "rw")
+        self._logical.check(old, "rw")
+        self._logical.check(new, "rw")
         await self.inner.rename(old, new)
 
     async def delete(self, path: str, *, recursive: bool = False) -> None:
-        self.guard.check(path, "rw")
+        self._logical.check(path, "rw")
         await self.inner.delete(path, recursive=recursive)
 
     async def read(self, path: str, offset: int, length: int) -> bytes:
-        self.guard.check(path, "r")
+        self._logical.check(path, "r")
         return await self.inner.read(path, offset, length)
 
     async def begin_write(
@@ -139,18 +151,18 @@ class GuardedConnector:
         resume: WriteState | None = None,
         temp_key: str | None = None,
     ) -> WriteState:
-        self.guard.check(path, "rw")
+        self._logical.check(path, "rw")
         return await self.inner.begin_write(path, size, resume=resume, temp_key=temp_key)
 
     async def write(self, state: WriteState, offset: int, data: bytes | memoryview) -> None:
         # The temporary object sits beside its target (same directory), both logical paths.
-        self.guard.check(state.target or state.temp_path, "rw")
+        self._logical.check(state.target or state.temp_path, "rw")
         await self.inner.write(state, offset, data)
 
     async def commit_write(
         self, state: WriteState, path: str, *, mtime: float | None = None
     ) -> None:
-        self.guard.check(path, "rw")
+        self._logical.check(path, "rw")
         await self.inner.commit_write(state, path, mtime=mtime)
 
     async def abort_write(self, state: WriteState) -> None:
@@ -159,13 +171,13 @@ class GuardedConnector:
         await self.inner.abort_write(state)
 
     async def set_mtime(self, path: str, mtime: float) -> None:
-        self.guard.check(path, "rw")
+        self._logical.check(path, "rw")
         setter: Any = getattr(self.inner, "set_mtime", None)
         if setter is not None:
             await setter(path, mtime)
 
     async def checksum(self, path: str, algorithm: str) -> str | None:
-        self.guard.check(path, "r")
+        self._logical.check(path, "r")
         return await self.inner.checksum(path, algorithm)
 
     async def close(self) -> None:
