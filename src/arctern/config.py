@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     # owner, and per collection (as source or destination).
     max_active_batches_per_user: int = 0
     max_active_batches_per_collection: int = 0
+    max_task_deadline_days: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Latest task deadline a submission may ask for, in days from now (later ones are "
+            "refused with 400): a task keeps its leases and access re-checks until then"
+        ),
+    )
 
     # Auth.
     secret_key: str | None = Field(default=None, description="Signs sessions; kept in the home")

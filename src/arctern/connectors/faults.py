@@ -10,6 +10,7 @@ import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from arctern.connectors.access import AccessGuard, with_guard
 from arctern.connectors.base import Capabilities, Connector, FileInfo, WriteState
 from arctern.connectors.errors import TransientError
 
@@ -52,6 +53,10 @@ class FaultInjectingConnector:
         self.injected_read_errors = 0
         self.injected_write_errors = 0
         self.flipped_writes = 0
+
+    def use_guard(self, guard: AccessGuard) -> None:
+        """Guard the wrapped connector itself, so a POSIX one still checks resolved paths."""
+        self.inner = with_guard(self.inner, guard)
 
     def _roll(self, probability: float) -> bool:
         return probability > 0 and self._random.random() < probability

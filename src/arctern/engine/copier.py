@@ -311,6 +311,9 @@ class Copier:
                     [(job, algorithm) for _index, job, algorithm in work],
                     verify=verify,
                     preserve_timestamp=self.options.preserve_timestamp,
+                    # A snapshot of a non-owner's grants: the helper applies them as well.
+                    source_guard=getattr(self.source, "guard", None),
+                    destination_guard=getattr(self.destination, "guard", None),
                 )
             except Exception as exc:  # the helper process died: every file goes one by one
                 results = [TransientError(f"local copy helper failed: {exc}")] * len(work)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from arctern.connectors.access import AccessGuard
 from arctern.connectors.errors import ConnectorError
 from arctern.connectors.posix.connector import PosixConnector, map_os_error
 from arctern.engine.checksums import new_hasher, same_checksum
@@ -98,11 +99,14 @@ def copy_group_local(
     *,
     verify: bool,
     preserve_timestamp: bool,
+    source_guard: AccessGuard | None = None,
+    destination_guard: AccessGuard | None = None,
 ) -> list[str | BaseException | None]:
     """``copy_small_local`` for each ``(job, algorithm)``; one outcome (checksum or the
-    exception) per job. Takes roots, not connectors, so that it can run in another process."""
-    source = PosixConnector(source_root)
-    destination = PosixConnector(destination_root)
+    exception) per job. Takes roots (and the picklable access guards of a non-owner's task),
+    not connectors, so that it can run in another process."""
+    source = PosixConnector(source_root, guard=source_guard)
+    destination = PosixConnector(destination_root, guard=destination_guard)
     outcomes: list[str | BaseException | None] = []
     try:
         for job, algorithm in work:

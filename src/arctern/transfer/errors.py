@@ -14,6 +14,7 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 from arctern.connectors import errors as cerr
+from arctern.connectors.access import AccessDenied
 from arctern.errors import ArcternError, NotFound, PermissionDenied, StorageError
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -52,6 +53,14 @@ def globus_code(error: ArcternError) -> str:
 def storage_error(exc: cerr.ConnectorError, operation: str, path: str) -> ArcternError:
     """Translate a connector failure during ``operation`` (e.g. ``DirListing``) on ``path``."""
     detail = str(exc) or exc.code
+    if isinstance(exc, AccessDenied):
+        # The path resolved (through a symlink) outside what the access rules grant: the
+        # same answer as a refused logical path.
+        return PermissionDenied(
+            f"You do not have permission to access '{path}': it resolves outside "
+            "the paths shared with you",
+            code="PermissionDenied",
+        )
     if isinstance(exc, cerr.ObjectNotFound):
         return NotFound(f"Path '{path}' not found", code="ClientError.NotFound")
     if isinstance(exc, cerr.PathOutsideRoot):

@@ -3,6 +3,12 @@
 Also finalizes tasks (success, failure, cancel, expiry). Every status change is a conditional
 UPDATE on an ACTIVE/INACTIVE task, so concurrent finalizers agree and finished tasks are
 never touched again.
+
+A task runs with its owner's access, read again when it is planned, when each batch is
+leased and at every progress flush: the connectors of a task whose owner does not own a
+collection enforce an access guard on every path they resolve, and once a rule is deleted or
+expires the files it no longer covers fail with PERMISSION_DENIED (the task then ends FAILED,
+like any task with failed files); files not yet copied are never written.
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select, update
 
+from arctern.connectors.access import AccessGuard, with_guard
 from arctern.connectors.base import Connector, WriteState
 from arctern.connectors.errors import ConnectorError, ObjectNotFound
 from arctern.context import AppContext
+from arctern.db.grants import access_guard, applicable_rules, guard_from_rules
 from arctern.db.models.transfer import Collection, Task, TaskEvent, TaskItem
 from arctern.db.models.work import TaskFile, TaskPlan, WorkBatch
 from arctern.engine.copier import Copier, CopyResult, Resume, RetryPolicy
@@ -100,6 +108,9 @@ class Job:
         self._persist_requested = 0
         self._persist_done = 0
         self.progress.persist = self.persist
+        # (collection id, guard) of the task's connectors that run under a non-owner's access.
+        self.guards: list[tuple[uuid.UUID, AccessGuard]] = []
+        self.task_owner: uuid.UUID | None = None
 
     def account_time(self) -> None:
         """Add the time spent since the last call to the task's active seconds."""
@@ -145,6 +156,8 @@ class Job:
                     )
                 ).first()
                 finished = not alive or row is None or row.status in FINISHED
+                if not finished:
+                    await self.refresh_access(session, now)
                 if extend and not finished:
                     self._last_extend = time.monotonic()
                     if not await leases.extend(
@@ -203,6 +216,9 @@ class Job:
         raise NotImplementedError
 
     async def open_connectors(self, task: Task) -> tuple[Connector, Connector | None]:
+        """The task's connectors, under its owner's access as the rules stand now."""
+        now = self.ctx.clock.now()
+        self.task_owner = task.owner_id
         async with self.ctx.db.session() as session:
             src = await session.get(Collection, task.source_endpoint_id)
             dst = (
@@ -210,13 +226,34 @@ class Job:
                 if task.destination_endpoint_id
                 else None
             )
-        if src is None or (task.destination_endpoint_id and dst is None):
-            raise FileFailed("ENDPOINT_ERROR", "the collection no longer exists")
-        source = self.factory(src.connector, src.root, dict(src.options or {}))
+            if src is None or (task.destination_endpoint_id and dst is None):
+                raise FileFailed("ENDPOINT_ERROR", "the collection no longer exists")
+            src_guard = await access_guard(session, task.owner_id, src, now)
+            dst_guard = await access_guard(session, task.owner_id, dst, now) if dst else None
+        self.guards = [
+            (collection.id, guard)
+            for collection, guard in ((src, src_guard), (dst, dst_guard))
+            if collection is not None and guard is not None
+        ]
+        source = with_guard(
+            self.factory(src.connector, src.root, dict(src.options or {})), src_guard
+        )
         destination = (
-            self.factory(dst.connector, dst.root, dict(dst.options or {})) if dst else None
+            with_guard(self.factory(dst.connector, dst.root, dict(dst.options or {})), dst_guard)
+            if dst
+            else None
         )
         return source, destination
+
+    async def refresh_access(self, session: Any, now: Any) -> None:
+        """Re-read the owner's rules into the live guards: a deleted or expired rule stops
+        the files it covered from the next operation on (in-flight system calls finish)."""
+        if self.task_owner is None:
+            return
+        for collection_id, guard in self.guards:
+            rules = await applicable_rules(session, self.task_owner, collection_id, now)
+            fresh = guard_from_rules(rules)
+            guard.replace(fresh.readable, fresh.writable)
 
 
 async def load_task(ctx: AppContext, task_id: uuid.UUID) -> Task | None:

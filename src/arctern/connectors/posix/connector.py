@@ -4,6 +4,12 @@ Confinement does not rely on string checks alone: every path is walked from the 
 component at a time with ``openat``-style calls (``dir_fd`` + ``O_NOFOLLOW``), so a symlink
 or a concurrent rename can never lead an operation outside the root. Symlinks whose target
 stays inside the root are followed by re-walking the resolved path from the root.
+
+For a caller who is not the collection's owner, an access guard (``connectors/access.py``)
+is applied to the *resolved* location of every path an operation opens, lists, creates,
+renames or deletes: the components ``_resolve`` actually walked (each directory opened
+``O_NOFOLLOW`` from the one before), so a symlink from a shared directory into a private one
+is refused, and one swapped in after the check is never followed.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import TypeVar
 
+from arctern.connectors.access import AccessGuard, Need
 from arctern.connectors.base import Capabilities, FileInfo, FileType, WriteState
 from arctern.connectors.errors import (
     AlreadyExists,
@@ -123,7 +130,9 @@ class PosixConnector:
         local_path=True,
     )
 
-    def __init__(self, root: str, *, create_root: bool = False) -> None:
+    def __init__(
+        self, root: str, *, create_root: bool = False, guard: AccessGuard | None = None
+    ) -> None:
         if "\x00" in root or not os.path.isabs(root):
             raise InvalidPath(f"collection root must be an absolute path: {root!r}")
         if create_root:
@@ -134,6 +143,22 @@ class PosixConnector:
         # operation was a third of the system calls of a small-file copy).
         self._root_fd = -1
         self._root_lock = threading.Lock()
+        self._guard = guard
+
+    # -- access guard --------------------------------------------------------------------
+
+    @property
+    def guard(self) -> AccessGuard | None:
+        return self._guard
+
+    def use_guard(self, guard: AccessGuard | None) -> None:
+        """Enforce ``guard`` on the resolved location of every later operation."""
+        self._guard = guard
+
+    def _check_access(self, comps: Sequence[str], need: Need | None) -> None:
+        guard = self._guard
+        if guard is not None and need is not None:
+            guard.check(join_path(list(comps)), need)
 
     # -- confinement ---------------------------------------------------------------------
 
@@ -216,8 +241,13 @@ class PosixConnector:
         return fd
 
     @contextmanager
-    def _resolve(self, path: str, *, follow_last: bool) -> Iterator[tuple[int, str, list[str]]]:
+    def _resolve(
+        self, path: str, *, follow_last: bool, need: Need | None
+    ) -> Iterator[tuple[int, str, list[str]]]:
         """Yield ``(parent_fd, name, components)`` for ``path``; the fd is closed afterwards.
+
+        ``components`` is where ``path`` resolved to inside the root; the access guard must
+        grant ``need`` there (``None``: no check, for removing our own temporary files).
 
         ``name`` is "." with ``parent_fd`` the root itself when ``path`` is the root.
         Intermediate directories are opened with ``O_NOFOLLOW``; symlinks met on the way (and
@@ -227,6 +257,7 @@ class PosixConnector:
         fast = self._resolve_beneath(todo, follow_last=follow_last)
         if fast is not None:
             try:
+                self._check_access(todo, need)
                 yield fast, todo[-1], todo
             except OSError as exc:
                 raise map_os_error(exc, path) from exc
@@ -247,6 +278,8 @@ class PosixConnector:
                 except FileNotFoundError:
                     if last:
                         break
+                    # Refused first: whether a path outside the grant exists is not told.
+                    self._check_access([*stack, name], need)
                     raise ObjectNotFound(f"No such file or directory: {path}") from None
                 if stat_mod.S_ISLNK(st.st_mode):
                     links += 1
@@ -262,6 +295,7 @@ class PosixConnector:
                 if last:
                     break
                 if not stat_mod.S_ISDIR(st.st_mode):
+                    self._check_access([*stack, name], need)
                     raise NotADirectory(f"Not a directory: {join_path([*stack, name])}")
                 # O_NOFOLLOW: if the entry was swapped for a symlink since the stat, fail.
                 new_fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
@@ -270,9 +304,12 @@ class PosixConnector:
                 stack.append(name)
                 todo = todo[1:]
             if not todo:
+                self._check_access(stack, need)
                 yield fd, ".", stack
             else:
-                yield fd, todo[0], [*stack, todo[0]]
+                resolved = [*stack, todo[0]]
+                self._check_access(resolved, need)
+                yield fd, todo[0], resolved
         except ConnectorError:
             raise
         except OSError as exc:
@@ -293,7 +330,7 @@ class PosixConnector:
 
     async def stat(self, path: str) -> FileInfo:
         def run() -> FileInfo:
-            with self._resolve(path, follow_last=True) as (fd, name, comps):
+            with self._resolve(path, follow_last=True, need="r") as (fd, name, comps):
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 return _info(comps[-1] if comps else "", join_path(comps), st)
 
@@ -303,7 +340,7 @@ class PosixConnector:
         """Like ``stat`` but reports a symlink itself (type "link") instead of its target."""
 
         def run() -> FileInfo:
-            with self._resolve(path, follow_last=False) as (fd, name, comps):
+            with self._resolve(path, follow_last=False, need="r") as (fd, name, comps):
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 target = os.readlink(name, dir_fd=fd) if stat_mod.S_ISLNK(st.st_mode) else None
                 return _info(comps[-1] if comps else "", join_path(comps), st, target)
@@ -311,7 +348,7 @@ class PosixConnector:
         return await self._run(run, path)
 
     def _scan(self, path: str) -> Generator[list[FileInfo], None, None]:
-        with self._resolve(path, follow_last=True) as (pfd, name, comps):
+        with self._resolve(path, follow_last=True, need="r") as (pfd, name, comps):
             dfd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
             base = join_path(comps)
             try:
@@ -362,7 +399,7 @@ class PosixConnector:
     async def mkdir(self, path: str, *, parents: bool = False, exist_ok: bool = False) -> None:
         def make(p: str, parents: bool, exist_ok: bool) -> None:
             try:
-                with self._resolve(p, follow_last=False) as (fd, name, _comps):
+                with self._resolve(p, follow_last=False, need="rw") as (fd, name, _comps):
                     if name == ".":
                         if exist_ok:
                             return
@@ -373,7 +410,7 @@ class PosixConnector:
                         if not exist_ok:
                             raise AlreadyExists(f"File exists: {p}") from None
                         # re-resolve so an existing symlink is only followed inside the root
-                        with self._resolve(p, follow_last=True) as (fd2, name2, _c):
+                        with self._resolve(p, follow_last=True, need="rw") as (fd2, name2, _c):
                             st = os.stat(name2, dir_fd=fd2, follow_symlinks=False)
                         if not stat_mod.S_ISDIR(st.st_mode):
                             raise AlreadyExists(f"File exists: {p}") from None
@@ -389,8 +426,8 @@ class PosixConnector:
     async def rename(self, old: str, new: str) -> None:
         def run() -> None:
             with (
-                self._resolve(old, follow_last=False) as (ofd, oname, ocomps),
-                self._resolve(new, follow_last=False) as (nfd, nname, ncomps),
+                self._resolve(old, follow_last=False, need="rw") as (ofd, oname, ocomps),
+                self._resolve(new, follow_last=False, need="rw") as (nfd, nname, ncomps),
             ):
                 if oname == "." or nname == ".":
                     raise PermissionDenied("the collection root cannot be renamed")
@@ -409,7 +446,7 @@ class PosixConnector:
 
     async def delete(self, path: str, *, recursive: bool = False) -> None:
         def run() -> None:
-            with self._resolve(path, follow_last=False) as (fd, name, _comps):
+            with self._resolve(path, follow_last=False, need="rw") as (fd, name, _comps):
                 if name == ".":
                     raise PermissionDenied("the collection root cannot be deleted")
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
@@ -433,7 +470,7 @@ class PosixConnector:
     def open_read_blocking(self, path: str) -> tuple[int, os.stat_result]:
         """A read-only fd for a regular file and its ``fstat`` (blocking)."""
         try:
-            fd = self._open_beneath(path, os.O_RDONLY)
+            fd = self._open_beneath(path, os.O_RDONLY, need="r")
             if fd is None:
                 fd = self._open_read_walking(path)
             st = os.fstat(fd)
@@ -444,16 +481,18 @@ class PosixConnector:
         except OSError as exc:
             raise map_os_error(exc, path) from exc
 
-    def _open_beneath(self, path: str, flags: int, mode: int = 0) -> int | None:
+    def _open_beneath(self, path: str, flags: int, mode: int = 0, *, need: Need) -> int | None:
         """``path`` opened in one ``openat2`` call if no symlink is on the way, else None."""
         parts = split_path(path)
         if not parts or not self._beneath.available:
             return None
+        # openat2 refuses every symlink, so what it opens is the logical path itself.
+        self._check_access(parts, need)
         return self._beneath.open(self._held_root(), "/".join(parts), flags, mode)
 
     def _open_read_walking(self, path: str) -> int:
         try:
-            with self._resolve(path, follow_last=True) as (pfd, name, _comps):
+            with self._resolve(path, follow_last=True, need="r") as (pfd, name, _comps):
                 if name == ".":
                     raise IsADirectory(f"Is a directory: {path}")
                 return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
@@ -463,7 +502,7 @@ class PosixConnector:
     def open_write_fd(self, state: WriteState) -> int:
         """A writable fd on the temporary file of ``state`` (blocking)."""
         try:
-            with self._resolve(state.temp_path, follow_last=False) as (pfd, name, _comps):
+            with self._resolve(state.temp_path, follow_last=False, need="rw") as (pfd, name, _c):
                 return os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
         except OSError as exc:
             raise map_os_error(exc, state.temp_path) from exc
@@ -497,7 +536,7 @@ class PosixConnector:
         temp_key: str | None = None,
     ) -> WriteState:
         def run() -> WriteState:
-            with self._resolve(path, follow_last=False) as (pfd, name, comps):
+            with self._resolve(path, follow_last=False, need="rw") as (pfd, name, comps):
                 self._refuse_directory(pfd, name, path)
                 if resume is not None and resume.temp_path:
                     rparts = split_path(resume.temp_path)
@@ -521,7 +560,7 @@ class PosixConnector:
         with plain system calls relative to the held directory, with no further lookups.
         """
         try:
-            with self._resolve(path, follow_last=False) as (pfd, name, comps):
+            with self._resolve(path, follow_last=False, need="rw") as (pfd, name, comps):
                 # No directory check here: the final rename refuses to replace one (EISDIR).
                 _refuse_root(name)
                 state, fd = self._create_temp(pfd, comps, temp_key, os.O_RDWR)
@@ -574,8 +613,8 @@ class PosixConnector:
         """Give the temporary file of ``state`` its final name (blocking)."""
         try:
             with (
-                self._resolve(state.temp_path, follow_last=False) as (tfd, tname, _t),
-                self._resolve(path, follow_last=False) as (dfd, dname, _d),
+                self._resolve(state.temp_path, follow_last=False, need="rw") as (tfd, tname, _t),
+                self._resolve(path, follow_last=False, need="rw") as (dfd, dname, _d),
             ):
                 self._refuse_directory(dfd, dname, path)
                 if mtime is not None:
@@ -588,11 +627,16 @@ class PosixConnector:
         await self._run(lambda: self.abort_write_blocking(state), state.temp_path)
 
     def abort_write_blocking(self, state: WriteState) -> None:
-        """Remove the temporary file of ``state`` if it exists (blocking)."""
+        """Remove the temporary file of ``state`` if it exists (blocking).
+
+        Not access-checked, so that a revoked grant does not leave half-written files behind;
+        under a guard only an engine temporary name may be removed this way."""
+        if self._guard is not None and not _is_temp_name(state.temp_path.rsplit("/", 1)[-1]):
+            raise PermissionDenied(f"not a temporary file: {state.temp_path}")
         try:
             with (
                 contextlib.suppress(ObjectNotFound, FileNotFoundError),
-                self._resolve(state.temp_path, follow_last=False) as (fd, name, _c),
+                self._resolve(state.temp_path, follow_last=False, need=None) as (fd, name, _c),
             ):
                 os.unlink(name, dir_fd=fd)
         except OSError as exc:
@@ -600,7 +644,7 @@ class PosixConnector:
 
     async def set_mtime(self, path: str, mtime: float) -> None:
         def run() -> None:
-            with self._resolve(path, follow_last=True) as (fd, name, _c):
+            with self._resolve(path, follow_last=True, need="rw") as (fd, name, _c):
                 os.utime(name, (mtime, mtime), dir_fd=fd, follow_symlinks=False)
 
         await self._run(run, path)
@@ -661,6 +705,10 @@ class LocalTempFile:
                     os.unlink(self._temp, dir_fd=self._dir_fd)
             os.close(self._dir_fd)
             self._dir_fd = -1
+
+
+def _is_temp_name(name: str) -> bool:
+    return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
 
 
 def _refuse_root(name: str) -> None:

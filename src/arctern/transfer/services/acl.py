@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from arctern.connectors.access import AccessGuard
 from arctern.context import AppContext
+from arctern.db.grants import access_guard, applicable_rules, principal_matches
 from arctern.db.models.auth import Identity
 from arctern.db.models.transfer import AclRule, Collection
 from arctern.errors import ArcternError, NotFound, PermissionDenied
@@ -27,19 +29,8 @@ Access = Literal["", "r", "rw"]
 PRINCIPAL_TYPES = ("identity", "all_authenticated_users", "anonymous")
 
 
-def _rule_applies(rule: AclRule, caller: Caller, now: datetime) -> bool:
-    if rule.expiration_date is not None and rule.expiration_date <= now:
-        return False
-    if rule.principal_type in ("all_authenticated_users", "anonymous"):
-        return True
-    return rule.principal_type == "identity" and rule.principal == str(caller.identity_id)
-
-
 def _principal_matches(caller: Caller) -> ColumnElement[bool]:
-    return or_(
-        AclRule.principal_type.in_(("all_authenticated_users", "anonymous")),
-        (AclRule.principal_type == "identity") & (AclRule.principal == str(caller.identity_id)),
-    )
+    return principal_matches(caller.identity_id)
 
 
 async def shared_collection_ids(
@@ -56,10 +47,17 @@ async def caller_rules(
     session: AsyncSession, caller: Caller, collection_id: uuid.UUID, now: datetime
 ) -> list[AclRule]:
     """The unexpired rules on the collection that apply to the caller."""
-    rows = await session.scalars(
-        select(AclRule).where(AclRule.collection_id == collection_id, _principal_matches(caller))
-    )
-    return [rule for rule in rows if _rule_applies(rule, caller, now)]
+    return await applicable_rules(session, caller.identity_id, collection_id, now)
+
+
+async def caller_guard(
+    session: AsyncSession, caller: Caller, collection: Collection, now: datetime
+) -> AccessGuard | None:
+    """The caller's grants for the connector to enforce on resolved paths (None: owner).
+
+    ``require_access`` checks the path the client named; this guard is checked by the
+    connector again at the location that path actually resolves to (symlinks)."""
+    return await access_guard(session, caller.identity_id, collection, now)
 
 
 async def effective_access(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from arctern.connectors.access import AccessGuard, with_guard
 from arctern.connectors.base import Connector
 from arctern.connectors.errors import ConnectorError
 from arctern.connectors.registry import open_connector
@@ -70,8 +71,11 @@ async def usernames(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUI
 
 
 @asynccontextmanager
-async def open_storage(ctx: AppContext, collection: Collection) -> AsyncIterator[Connector]:
-    """The collection's connector, closed afterwards."""
+async def open_storage(
+    ctx: AppContext, collection: Collection, guard: AccessGuard | None = None
+) -> AsyncIterator[Connector]:
+    """The collection's connector, closed afterwards; ``guard`` (a non-owner's grants, from
+    ``acl.caller_guard``) is enforced on the location each path resolves to."""
     options = dict(collection.options or {})
     try:
         if collection.connector == "s3":
@@ -79,7 +83,9 @@ async def open_storage(ctx: AppContext, collection: Collection) -> AsyncIterator
             from arctern.connectors.s3.secrets import decrypt_options
 
             options = decrypt_options(options, ctx.settings.secret_key or "")
-        connector = open_connector(collection.connector, collection.root, options)
+        connector = with_guard(
+            open_connector(collection.connector, collection.root, options), guard
+        )
     except ConnectorError as exc:
         raise StorageError(
             f"The storage of collection '{collection.display_name}' is unavailable: {exc}",

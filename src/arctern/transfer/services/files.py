@@ -19,7 +19,7 @@ from arctern.transfer.filters import (
     patterns_match,
 )
 from arctern.transfer.paths import display_path, normalize_path
-from arctern.transfer.services.acl import require_access, visible_collection
+from arctern.transfer.services.acl import caller_guard, require_access, visible_collection
 from arctern.transfer.services.common import Caller, open_storage
 
 LS_FILTER_FIELDS = frozenset(
@@ -128,8 +128,9 @@ async def list_directory(
         canonical = normalize_path(path, default=default)
         shown = display_path(path, default=default)
         await require_access(session, caller, collection, canonical, "r", now)
+        guard = await caller_guard(session, caller, collection, now)
     entries: list[FileInfo] = []
-    async with open_storage(ctx, collection) as storage:
+    async with open_storage(ctx, collection, guard) as storage:
         try:
             info = await storage.stat(canonical)
             if info.type != "dir":
@@ -165,7 +166,8 @@ async def stat_path(ctx: AppContext, caller: Caller, endpoint_id: object, path: 
         collection = await visible_collection(session, caller, endpoint_id, now)
         canonical = normalize_path(path, default=collection.default_directory or "/~/")
         await require_access(session, caller, collection, canonical, "r", now)
-    async with open_storage(ctx, collection) as storage:
+        guard = await caller_guard(session, caller, collection, now)
+    async with open_storage(ctx, collection, guard) as storage:
         try:
             return await storage.stat(canonical)
         except ConnectorError as exc:
@@ -187,7 +189,8 @@ async def make_directory(ctx: AppContext, caller: Caller, endpoint_id: object, p
                 status=502,
             )
         await require_access(session, caller, collection, canonical, "rw", now)
-    async with open_storage(ctx, collection) as storage:
+        guard = await caller_guard(session, caller, collection, now)
+    async with open_storage(ctx, collection, guard) as storage:
         try:
             await storage.mkdir(canonical)
         except ConnectorError as exc:
@@ -211,7 +214,8 @@ async def rename_path(
             raise bad_request("The collection root cannot be renamed")
         await require_access(session, caller, collection, old, "rw", now)
         await require_access(session, caller, collection, new, "rw", now)
-    async with open_storage(ctx, collection) as storage:
+        guard = await caller_guard(session, caller, collection, now)
+    async with open_storage(ctx, collection, guard) as storage:
         try:
             try:
                 await storage.stat(new)

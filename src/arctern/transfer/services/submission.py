@@ -14,19 +14,24 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from arctern.connectors.access import AccessGuard
 from arctern.connectors.errors import ConnectorError
 from arctern.context import AppContext
 from arctern.db.models.transfer import Collection, Task, TaskItem
 from arctern.errors import ArcternError, Conflict, RequestTooLarge
 from arctern.transfer.filters import bad_request, parse_datetime
 from arctern.transfer.paths import is_within, normalize_path
-from arctern.transfer.services.acl import require_access, visible_collection
+from arctern.transfer.services.acl import caller_guard, require_access, visible_collection
 from arctern.transfer.services.common import Caller, open_storage, parse_uuid
 
 MAX_ITEMS = 100_000
 MAX_FILTER_RULES = 1_000
 MAX_LABEL = 128
 DEFAULT_DEADLINE = timedelta(days=1)
+# The latest deadline a task may ask for, unless ``Settings.max_task_deadline_days`` says
+# otherwise: a task is retried, re-planned and re-checked against the access rules until its
+# deadline, so "never" is not an option.
+DEFAULT_MAX_DEADLINE = timedelta(days=30)
 SYNC_LEVELS = {"exists": 0, "size": 1, "mtime": 2, "checksum": 3}
 CHECKSUM_ALGORITHMS = ("MD5", "SHA1", "SHA256", "SHA512", "ADLER32", "CRC32", "CRC32C")
 TRANSFER_BOOLS = (
@@ -93,7 +98,40 @@ def _string(body: dict[str, Any], name: str, *, required: bool = False) -> str |
     return value
 
 
-def _common(body: dict[str, Any], data_type: str, now: datetime) -> _Plan:
+def _deadline(raw: str | None, now: datetime, max_deadline: timedelta) -> datetime:
+    """The task's deadline: a day from now by default, never past ``now + max_deadline``."""
+    if not raw:
+        return now + min(DEFAULT_DEADLINE, max_deadline)
+    return parse_deadline(raw, now, now, max_deadline)
+
+
+def parse_deadline(
+    raw: str, now: datetime, request_time: datetime, max_deadline: timedelta
+) -> datetime:
+    """A client's deadline, in the future and at most ``max_deadline`` after the task's
+    ``request_time`` (so updating the deadline cannot push a task on for ever)."""
+    try:
+        deadline = parse_datetime(raw)
+    except (OverflowError, ValueError):
+        # Dates at the edge of the calendar (year 9999 in a -14:00 zone) cannot be moved to
+        # UTC; they are far beyond any allowed deadline anyway.
+        raise bad_request(f"Invalid deadline '{raw}'") from None
+    if deadline <= now:
+        raise bad_request("The deadline is in the past")
+    if deadline - request_time > max_deadline:
+        raise bad_request(
+            f"The deadline is too far in the future: at most {_days(max_deadline)} after "
+            "the task was submitted"
+        )
+    return deadline
+
+
+def _days(span: timedelta) -> str:
+    days = span.total_seconds() / 86400
+    return f"{days:g} day" + ("" if days == 1 else "s")
+
+
+def _common(body: dict[str, Any], data_type: str, now: datetime, max_deadline: timedelta) -> _Plan:
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object")
     if "DATA_TYPE" in body and body["DATA_TYPE"] != data_type:
@@ -106,10 +144,7 @@ def _common(body: dict[str, Any], data_type: str, now: datetime) -> _Plan:
             raise bad_request(f"The label is longer than {MAX_LABEL} characters")
         if any(ch in label for ch in "\r\n\x00"):
             raise bad_request("The label must be a single line")
-    raw_deadline = _string(body, "deadline")
-    deadline = parse_datetime(raw_deadline) if raw_deadline else now + DEFAULT_DEADLINE
-    if deadline <= now:
-        raise bad_request("The deadline is in the past")
+    deadline = _deadline(_string(body, "deadline"), now, max_deadline)
     options: dict[str, Any] = {name: _bool(body, name, False) for name in NOTIFY_BOOLS}
     data = body.get("DATA")
     if not isinstance(data, list):
@@ -174,9 +209,11 @@ def _sync_level(raw: Any) -> int | None:
     raise bad_request("sync_level must be 0-3 or exists/size/mtime/checksum")
 
 
-def parse_transfer(body: dict[str, Any], now: datetime) -> tuple[_Plan, uuid.UUID, uuid.UUID]:
+def parse_transfer(
+    body: dict[str, Any], now: datetime, *, max_deadline: timedelta = DEFAULT_MAX_DEADLINE
+) -> tuple[_Plan, uuid.UUID, uuid.UUID]:
     """Validate a transfer document; returns the plan and the two endpoint ids."""
-    plan = _common(body, "transfer", now)
+    plan = _common(body, "transfer", now, max_deadline)
     source = parse_uuid(body.get("source_endpoint"), "source_endpoint")
     destination = parse_uuid(body.get("destination_endpoint"), "destination_endpoint")
     plan.options.update({name: _bool(body, name, False) for name in TRANSFER_BOOLS})
@@ -215,8 +252,10 @@ def parse_transfer(body: dict[str, Any], now: datetime) -> tuple[_Plan, uuid.UUI
     return plan, source, destination
 
 
-def parse_delete(body: dict[str, Any], now: datetime) -> tuple[_Plan, uuid.UUID]:
-    plan = _common(body, "delete", now)
+def parse_delete(
+    body: dict[str, Any], now: datetime, *, max_deadline: timedelta = DEFAULT_MAX_DEADLINE
+) -> tuple[_Plan, uuid.UUID]:
+    plan = _common(body, "delete", now, max_deadline)
     endpoint = parse_uuid(body.get("endpoint"), "endpoint")
     plan.options.update({name: _bool(body, name, False) for name in DELETE_BOOLS})
     recursive = plan.options["recursive"]
@@ -246,12 +285,17 @@ async def _existing(ctx: AppContext, caller: Caller, submission_id: uuid.UUID) -
     return Submitted(task.id, submission_id, duplicate=True)
 
 
-async def _detect_recursion(ctx: AppContext, collection: Collection, items: list[_Item]) -> None:
-    """Items without ``recursive`` are directories if their source is one (auto-detection)."""
+async def _detect_recursion(
+    ctx: AppContext, collection: Collection, items: list[_Item], guard: AccessGuard | None
+) -> None:
+    """Items without ``recursive`` are directories if their source is one (auto-detection).
+
+    Under the caller's guard: a source that resolves outside their grant tells nothing here
+    and fails at execution with PERMISSION_DENIED."""
     pending = [item for item in items if item.recursive is None]
     if not pending:
         return
-    async with open_storage(ctx, collection) as storage:
+    async with open_storage(ctx, collection, guard) as storage:
         for item in pending:
             try:
                 item.recursive = (await storage.stat(item.source_path)).type == "dir"
@@ -309,9 +353,13 @@ async def _store(
     return Submitted(task.id, plan.submission_id, duplicate=False)
 
 
+def deadline_limit(ctx: AppContext) -> timedelta:
+    return timedelta(days=ctx.settings.max_task_deadline_days)
+
+
 async def submit_transfer(ctx: AppContext, caller: Caller, body: dict[str, Any]) -> Submitted:
     now = ctx.clock.now()
-    plan, source_id, destination_id = parse_transfer(body, now)
+    plan, source_id, destination_id = parse_transfer(body, now, max_deadline=deadline_limit(ctx))
     if (found := await _existing(ctx, caller, plan.submission_id)) is not None:
         return found
     async with ctx.db.session() as session:
@@ -321,7 +369,8 @@ async def submit_transfer(ctx: AppContext, caller: Caller, body: dict[str, Any])
             await require_access(session, caller, source, item.source_path, "r", now)
             assert item.destination_path is not None
             await require_access(session, caller, destination, item.destination_path, "rw", now)
-    await _detect_recursion(ctx, source, plan.items)
+        source_guard = await caller_guard(session, caller, source, now)
+    await _detect_recursion(ctx, source, plan.items, source_guard)
     for item in plan.items:
         assert item.destination_path is not None
         if item.destination_path == "/" and not item.recursive:
@@ -351,7 +400,7 @@ async def submit_transfer(ctx: AppContext, caller: Caller, body: dict[str, Any])
 
 async def submit_delete(ctx: AppContext, caller: Caller, body: dict[str, Any]) -> Submitted:
     now = ctx.clock.now()
-    plan, endpoint_id = parse_delete(body, now)
+    plan, endpoint_id = parse_delete(body, now, max_deadline=deadline_limit(ctx))
     if (found := await _existing(ctx, caller, plan.submission_id)) is not None:
         return found
     async with ctx.db.session() as session:

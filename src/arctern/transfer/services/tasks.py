@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -37,11 +36,11 @@ from arctern.errors import ArcternError, NotFound
 from arctern.transfer.filters import (
     Clauses,
     bad_request,
-    parse_datetime,
     parse_pattern,
     parse_time_range,
 )
 from arctern.transfer.services.common import Caller, usernames
+from arctern.transfer.services.submission import deadline_limit, parse_deadline
 
 TASK_FILTER_FIELDS = frozenset(
     {"task_id", "type", "status", "label", "request_time", "completion_time"}
@@ -266,10 +265,7 @@ async def update_task(
             raw = body["deadline"]
             if not isinstance(raw, str):
                 raise bad_request("deadline must be a date string")
-            deadline: datetime = parse_datetime(raw)
-            if deadline <= now:
-                raise bad_request("The deadline is in the past")
-            task.deadline = deadline
+            task.deadline = parse_deadline(raw, now, task.request_time, deadline_limit(ctx))
         endpoint_names, owners = await _names(session, [task])
     return TaskView(task, owners.get(task.owner_id, caller.username), endpoint_names)
 

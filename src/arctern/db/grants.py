@@ -1,0 +1,56 @@
+"""An identity's access rules on one collection, as a connector access guard.
+
+Shared by the API (file operations, submission) and the worker (planning, leasing and every
+progress flush of a running task), so both read the same rules the same way. The owner of a
+collection gets no guard: full access, unchanged behaviour and speed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from arctern.connectors.access import AccessGuard
+from arctern.db.models.transfer import AclRule, Collection
+
+# Rules that apply to every caller, whoever they are.
+OPEN_PRINCIPALS = ("all_authenticated_users", "anonymous")
+
+
+def principal_matches(identity_id: uuid.UUID) -> ColumnElement[bool]:
+    """Rules granted to ``identity_id`` itself or to everyone."""
+    return or_(
+        AclRule.principal_type.in_(OPEN_PRINCIPALS),
+        (AclRule.principal_type == "identity") & (AclRule.principal == str(identity_id)),
+    )
+
+
+async def applicable_rules(
+    session: AsyncSession, identity_id: uuid.UUID, collection_id: uuid.UUID, now: datetime
+) -> list[AclRule]:
+    """The unexpired rules on the collection that apply to ``identity_id``."""
+    rows = await session.scalars(
+        select(AclRule).where(
+            AclRule.collection_id == collection_id, principal_matches(identity_id)
+        )
+    )
+    return [rule for rule in rows if rule.expiration_date is None or rule.expiration_date > now]
+
+
+def guard_from_rules(rules: list[AclRule]) -> AccessGuard:
+    return AccessGuard(
+        readable=[rule.path for rule in rules],
+        writable=[rule.path for rule in rules if rule.permissions == "rw"],
+    )
+
+
+async def access_guard(
+    session: AsyncSession, identity_id: uuid.UUID, collection: Collection, now: datetime
+) -> AccessGuard | None:
+    """What ``identity_id`` may touch on ``collection`` now; None for its owner."""
+    if collection.owner_id == identity_id:
+        return None
+    return guard_from_rules(await applicable_rules(session, identity_id, collection.id, now))
