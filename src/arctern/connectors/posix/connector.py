@@ -146,10 +146,8 @@ def _group_name(gid: int) -> str:
         return str(gid)
 
 
-def _info(
-    name: str, parts: Sequence[str], st: os.stat_result, link_target: str | None = None
-) -> FileInfo:
-    """The ``FileInfo`` of ``os``-form ``name`` at components ``parts`` (text on the way out)."""
+def _info(name: str, path: str, st: os.stat_result, link_target: str | None = None) -> FileInfo:
+    """The ``FileInfo`` of ``os``-form ``name`` at collection path ``path`` (already text)."""
     mode = st.st_mode
     kind: FileType
     if stat_mod.S_ISLNK(mode):
@@ -162,7 +160,7 @@ def _info(
         kind = _special_kind(mode)[0]
     return FileInfo(
         name=shown_name(name),
-        path=_shown_path(parts),
+        path=path,
         type=kind,
         size=st.st_size,
         mtime=st.st_mtime,
@@ -356,7 +354,7 @@ class PosixConnector:
         def run() -> FileInfo:
             with self._resolve(path, follow_last=True) as (fd, name, comps):
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-                return _info(comps[-1] if comps else "", comps, st)
+                return _info(comps[-1] if comps else "", _shown_path(comps), st)
 
         return await self._run(run, path)
 
@@ -367,13 +365,14 @@ class PosixConnector:
             with self._resolve(path, follow_last=False) as (fd, name, comps):
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 target = os.readlink(name, dir_fd=fd) if stat_mod.S_ISLNK(st.st_mode) else None
-                return _info(comps[-1] if comps else "", comps, st, target)
+                return _info(comps[-1] if comps else "", _shown_path(comps), st, target)
 
         return await self._run(run, path)
 
     def _scan(self, path: str) -> Generator[list[FileInfo], None, None]:
         with self._resolve(path, follow_last=True) as (pfd, name, comps):
             dfd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+            base = _shown_path(comps).rstrip("/") + "/"
             try:
                 batch: list[FileInfo] = []
                 with os.scandir(dfd) as it:
@@ -387,7 +386,8 @@ class PosixConnector:
                             )
                         except FileNotFoundError:
                             continue
-                        batch.append(_info(entry.name, [*comps, entry.name], st, target))
+                        shown = base + shown_name(entry.name)
+                        batch.append(_info(entry.name, shown, st, target))
                         if len(batch) >= _LIST_BATCH:
                             yield batch
                             batch = []
