@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -85,3 +86,28 @@ def test_shown_name_and_safe_text() -> None:
     assert shown_name(raw_name) == "bad\\xffname"
     assert safe_text(f"cannot open {raw_name}") == "cannot open bad\\xffname"
     assert shown_name("plain") == "plain"
+
+
+async def test_posix_connector_speaks_escaped_names_only(tmp_path: Path) -> None:
+    from arctern.connectors.posix.connector import PosixConnector
+
+    raw_dir = os.fsencode(tmp_path) + b"/d\xff"
+    os.mkdir(raw_dir)
+    with open(raw_dir + b"/f\x80", "wb") as f:
+        f.write(b"data")
+    os.symlink(b"f\x80", raw_dir + b"/link\xfe")
+    conn = PosixConnector(str(tmp_path))
+    listing = {info.name: info async for info in conn.list("/d\\xff")}
+    assert set(listing) == {"f\\x80", "link\\xfe"}
+    assert listing["f\\x80"].path == "/d\\xff/f\\x80"
+    assert listing["link\\xfe"].link_target == "f\\x80"
+    assert await conn.read("/d\\xff/f\\x80", 0, 10) == b"data"
+    # A write through an escaped path: the temporary path persisted is text, the final name
+    # has the raw bytes.
+    state = await conn.begin_write("/d\\xff/new\\xe9", 3, temp_key="k")
+    state.temp_path.encode("utf-8")
+    await conn.write(state, 0, b"abc")
+    await conn.commit_write(state, "/d\\xff/new\\xe9")
+    assert sorted(os.listdir(raw_dir)) == [b"f\x80", b"link\xfe", b"new\xe9"]
+    with pytest.raises(InvalidPath):
+        await conn.stat("/d\\xff/new\\xc3\\xa9")
