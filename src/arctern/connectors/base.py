@@ -10,11 +10,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-FileType = Literal["file", "dir", "link"]
+FileType = Literal["file", "dir", "link", "pipe", "chr", "blk", "other"]
+# Named pipes, character and block devices, and anything else that is not a regular file,
+# a directory or a symlink (sockets): listed under Globus's own type names, never read.
+SPECIAL_TYPES: frozenset[str] = frozenset({"pipe", "chr", "blk", "other"})
 
 
 @dataclass(frozen=True, slots=True)
 class FileInfo:
+    # Text: a name that is not valid UTF-8 is in the escaped form of
+    # ``arctern.connectors.names`` (never a lone surrogate).
     name: str
     path: str
     type: FileType

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+def safe_text(text: str) -> str:
+    """``text`` with any undecodable byte (the lone surrogate ``os`` functions use for it)
+    written ``\\xHH``, as in ``arctern.connectors.names``: a last defence so that a raw
+    file name in a message never reaches JSON, the database or a page."""
+    if text.isascii():
+        return text
+    return _UNDECODABLE.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", text)
+
 
 class ConnectorError(Exception):
     retryable: bool = False
     # Globus-style error code shown in task events and API errors.
     code: str = "ENDPOINT_ERROR"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(safe_text(a) if isinstance(a, str) else a for a in args))
 
 
 class ObjectNotFound(ConnectorError):
@@ -54,3 +71,10 @@ class InvalidPath(PathOutsideRoot):
 
 class DirectoryNotEmpty(ConnectorError):
     code = "DIRECTORY_NOT_EMPTY"
+
+
+class NotARegularFile(ConnectorError):
+    """A named pipe, socket or device: never opened for data (a FIFO blocks its reader
+    forever, a device may never end or act on being opened). Permanent."""
+
+    code = "NOT_A_REGULAR_FILE"

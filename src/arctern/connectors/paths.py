@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from arctern.connectors.errors import InvalidPath, PathOutsideRoot
+from arctern.connectors.names import unescape_name
 
-# Linux NAME_MAX and PATH_MAX, in bytes of the UTF-8 encoding.
+# Linux NAME_MAX and PATH_MAX, in bytes of the name (UTF-8, or the bytes an escaped name
+# stands for: see ``arctern.connectors.names``).
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4096
 
@@ -13,7 +15,8 @@ def split_path(path: str) -> list[str]:
     """The components of an absolute collection path; ``[]`` is the root.
 
     Refuses NUL bytes, ``..`` components, relative paths and over-long names. Nothing is
-    percent-decoded: ``%2e%2e`` is an ordinary (odd) name inside the root.
+    percent-decoded: ``%2e%2e`` is an ordinary (odd) name inside the root. Names stay in
+    their escaped text form; lengths are those of the bytes they stand for.
     """
     if not isinstance(path, str):
         raise InvalidPath(f"path must be a string, not {type(path).__name__}")
@@ -25,6 +28,8 @@ def split_path(path: str) -> list[str]:
         encoded = path.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidPath("path is not valid UTF-8") from exc
+    if "\\" in path:
+        encoded = unescape_name(path)
     if len(encoded) > MAX_PATH_BYTES:
         raise InvalidPath("path is too long")
     parts: list[str] = []
@@ -33,7 +38,7 @@ def split_path(path: str) -> list[str]:
             continue
         if part == "..":
             raise PathOutsideRoot(f"'..' is not allowed in paths: {path!r}")
-        if len(part.encode("utf-8")) > MAX_NAME_BYTES:
+        if len(unescape_name(part)) > MAX_NAME_BYTES:
             raise InvalidPath(f"file name too long: {part[:40]!r}…")
         parts.append(part)
     return parts

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from arctern.connectors.base import Connector, FileInfo
+from arctern.connectors.base import SPECIAL_TYPES, Connector, FileInfo
 from arctern.connectors.errors import ConnectorError, ObjectNotFound
 from arctern.connectors.paths import normalize
 from arctern.engine.filters import is_included
@@ -65,6 +65,18 @@ def _child(base: str, name: str) -> str:
 def _parent(path: str) -> str:
     head = path.rstrip("/").rsplit("/", 1)[0]
     return head or "/"
+
+
+_SPECIAL_WORDS = {"pipe": "named pipe", "chr": "character device", "blk": "block device"}
+
+
+def _special_error(info: FileInfo, source: str, destination: str) -> PlanError:
+    """A named pipe, device or socket: listed, never read (reading a pipe blocks forever).
+    A source error, so ``skip_source_errors`` skips it."""
+    words = _SPECIAL_WORDS.get(info.type, "socket or other special file")
+    return PlanError(
+        source, destination, "NOT_A_REGULAR_FILE", f"Not a regular file ({words}): {source}"
+    )
 
 
 async def _sorted_listing(connector: Connector, path: str) -> list[FileInfo]:
@@ -131,6 +143,9 @@ class Planner:
                 src, dst, "IS_A_DIRECTORY", f"{src} is a directory; use recursive", True
             )
             return
+        if info.type in SPECIAL_TYPES:
+            yield _special_error(info, src, dst)
+            return
         if dst != "/":
             yield MakeDir(_parent(dst), counted=False)
         yield CopyFile(
@@ -189,6 +204,8 @@ class Planner:
             kept.add(info.name)
             if is_dir:
                 subdirs.append(info)
+            elif info.type in SPECIAL_TYPES:
+                yield _special_error(info, _child(src_dir, info.name), _child(dst_dir, info.name))
             else:
                 yield CopyFile(
                     FileJob(

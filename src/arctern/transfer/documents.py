@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from arctern.connectors.base import FileInfo
+from arctern.connectors.base import SPECIAL_TYPES, FileInfo
 from arctern.db.models.transfer import AclRule, Bookmark, Collection, Task, TaskEvent
 from arctern.transfer.services.collections import ENTITY_TYPE
 
@@ -101,8 +101,19 @@ def endpoint_document(
     }
 
 
+def globus_file_type(info: FileInfo) -> str:
+    """The ``type`` of a file document: Globus's own vocabulary, which has names for special
+    files (``pipe``, ``chr``, ``blk``, ``other`` for sockets) besides ``file``, ``dir`` and
+    ``invalid_symlink`` (a symlink listed as itself is one whose target cannot be used)."""
+    if info.type in ("file", "dir") or info.type in SPECIAL_TYPES:
+        return info.type
+    return "invalid_symlink"
+
+
 def file_document(info: FileInfo) -> dict[str, Any]:
-    kind = {"file": "file", "dir": "dir"}.get(info.type, "invalid_symlink")
+    # ``name`` is text: a name that is not valid UTF-8 is in the escaped form of
+    # ``arctern.connectors.names``, which the API accepts back in paths.
+    kind = globus_file_type(info)
     return {
         "DATA_TYPE": "file",
         "name": info.name,

@@ -27,13 +27,25 @@ PANES = ("origin", "destination")
 MAX_ROWS = 1000
 
 
+# Files that are listed but never transferred (see ``SPECIAL_TYPES``), by Globus type.
+SPECIAL_LABELS = {
+    "pipe": "named pipe",
+    "chr": "character device",
+    "blk": "block device",
+    "other": "socket / special",
+}
+
+
 @dataclass
 class Entry:
+    # Text (HTML-escaped by the template); a name that is not valid UTF-8 is in the escaped
+    # form of ``arctern.connectors.names``, which the file service accepts back.
     name: str
     is_dir: bool
     size: int
     modified: datetime
     path: str
+    special: str | None = None  # a label for named pipes, devices, sockets
 
 
 @dataclass
@@ -103,6 +115,7 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
                 size=info.size,
                 modified=datetime.fromtimestamp(info.mtime, UTC),
                 path=pane.path + info.name + ("/" if info.type == "dir" else ""),
+                special=SPECIAL_LABELS.get(info.type),
             )
             for info in listing.entries
         ]

@@ -80,7 +80,8 @@ class BeneathOpener:
         if syscall is None:
             return None
         how = _OpenHow(flags | os.O_CLOEXEC, mode, _RESOLVE)
-        fd = int(syscall(_SYS_OPENAT2, dir_fd, relative.encode(), ctypes.byref(how), 24))
+        # fsencode: names that are not UTF-8 arrive in the os module's surrogateescape form.
+        fd = int(syscall(_SYS_OPENAT2, dir_fd, os.fsencode(relative), ctypes.byref(how), 24))
         if fd >= 0:
             return fd
         code = ctypes.get_errno()

@@ -10,6 +10,13 @@ is applied to the *resolved* location of every path an operation opens, lists, c
 renames or deletes: the components ``_resolve`` actually walked (each directory opened
 ``O_NOFOLLOW`` from the one before), so a symlink from a shared directory into a private one
 is refused, and one swapped in after the check is never followed.
+
+Names: paths come in and go out as text in the escaped form of ``arctern.connectors.names``
+(a name that is not valid UTF-8 shows its odd bytes as ``\\xHH``). Inside, components are in
+the ``os`` module's form (``os.fsdecode`` of the bytes), converted by ``_os_parts`` on the way
+in and by ``_info``/``_shown_path`` on the way out.
+
+Data is only ever read from regular files: see ``open_read_blocking``.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import grp
 import os
 import pwd
@@ -38,12 +46,14 @@ from arctern.connectors.errors import (
     InvalidPath,
     IsADirectory,
     NotADirectory,
+    NotARegularFile,
     ObjectNotFound,
     PathOutsideRoot,
     PermissionDenied,
     QuotaExceeded,
     TransientError,
 )
+from arctern.connectors.names import os_name, shown_name
 from arctern.connectors.paths import join_path, split_path
 from arctern.connectors.posix.beneath import BeneathOpener
 
@@ -54,6 +64,11 @@ TEMP_SUFFIX = ".part"
 _MAX_SYMLINKS = 40
 _LIST_BATCH = 256
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# Opening a file for data: O_NONBLOCK so that a named pipe without a writer cannot block the
+# open (it would hold a worker thread forever, out of reach of cancel), O_NOCTTY so that a
+# terminal device never becomes the process's controlling terminal. The fd is checked with
+# fstat before a byte is read, and O_NONBLOCK is cleared again for regular files.
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
 def map_os_error(exc: OSError, path: str) -> ConnectorError:
@@ -78,7 +93,48 @@ def map_os_error(exc: OSError, path: str) -> ConnectorError:
         return InvalidPath(text)
     if code == errno.ELOOP:
         return PathOutsideRoot(f"symbolic link refused: {path}")
+    if code in (errno.ENXIO, errno.ENODEV):
+        # open() of a socket, or of a device without a driver: retrying cannot help.
+        return NotARegularFile(f"Not a regular file (socket or device): {path}")
     return TransientError(text)
+
+
+def _os_parts(path: str) -> list[str]:
+    """The components of a collection path in the ``os`` module's form (escapes decoded;
+    a name in a non-canonical spelling is refused with ``InvalidPath``)."""
+    return [os_name(part) for part in split_path(path)]
+
+
+def _shown_path(parts: Sequence[str]) -> str:
+    """The collection path (escaped text) of ``os``-form components."""
+    return join_path([shown_name(part) for part in parts])
+
+
+_SPECIAL_KINDS: tuple[tuple[Callable[[int], bool], FileType, str], ...] = (
+    (stat_mod.S_ISFIFO, "pipe", "named pipe"),
+    (stat_mod.S_ISCHR, "chr", "character device"),
+    (stat_mod.S_ISBLK, "blk", "block device"),
+    (stat_mod.S_ISSOCK, "other", "socket"),
+)
+
+
+def _special_kind(mode: int) -> tuple[FileType, str]:
+    """Globus's type name and a description of a file that is not regular, a directory or
+    a symlink."""
+    for test, kind, words in _SPECIAL_KINDS:
+        if test(mode):
+            return kind, words
+    return "other", "special file"
+
+
+def refuse_special(st: os.stat_result, path: str) -> None:
+    """Raise ``NotARegularFile`` unless ``st`` is a regular file (or a directory, which the
+    callers report as such)."""
+    mode = st.st_mode
+    if stat_mod.S_ISREG(mode) or stat_mod.S_ISDIR(mode):
+        return
+    _, words = _special_kind(mode)
+    raise NotARegularFile(f"Not a regular file ({words}): {path}")
 
 
 @lru_cache(maxsize=256)
@@ -98,16 +154,19 @@ def _group_name(gid: int) -> str:
 
 
 def _info(name: str, path: str, st: os.stat_result, link_target: str | None = None) -> FileInfo:
+    """The ``FileInfo`` of ``os``-form ``name`` at collection path ``path`` (already text)."""
     mode = st.st_mode
     kind: FileType
     if stat_mod.S_ISLNK(mode):
         kind = "link"
     elif stat_mod.S_ISDIR(mode):
         kind = "dir"
-    else:
+    elif stat_mod.S_ISREG(mode):
         kind = "file"
+    else:
+        kind = _special_kind(mode)[0]
     return FileInfo(
-        name=name,
+        name=shown_name(name),
         path=path,
         type=kind,
         size=st.st_size,
@@ -115,7 +174,7 @@ def _info(name: str, path: str, st: os.stat_result, link_target: str | None = No
         permissions=stat_mod.S_IMODE(mode),
         user=_user_name(st.st_uid),
         group=_group_name(st.st_gid),
-        link_target=link_target,
+        link_target=None if link_target is None else shown_name(link_target),
     )
 
 
@@ -158,7 +217,8 @@ class PosixConnector:
     def _check_access(self, comps: Sequence[str], need: Need | None) -> None:
         guard = self._guard
         if guard is not None and need is not None:
-            guard.check(join_path(list(comps)), need)
+            # Rules name paths in the escaped text form, as the API shows them.
+            guard.check(_shown_path(comps), need)
 
     # -- confinement ---------------------------------------------------------------------
 
@@ -253,7 +313,7 @@ class PosixConnector:
         Intermediate directories are opened with ``O_NOFOLLOW``; symlinks met on the way (and
         the last component when ``follow_last``) are resolved and re-walked from the root.
         """
-        todo = split_path(path)
+        todo = _os_parts(path)
         fast = self._resolve_beneath(todo, follow_last=follow_last)
         if fast is not None:
             try:
@@ -332,7 +392,7 @@ class PosixConnector:
         def run() -> FileInfo:
             with self._resolve(path, follow_last=True, need="r") as (fd, name, comps):
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-                return _info(comps[-1] if comps else "", join_path(comps), st)
+                return _info(comps[-1] if comps else "", _shown_path(comps), st)
 
         return await self._run(run, path)
 
@@ -343,14 +403,14 @@ class PosixConnector:
             with self._resolve(path, follow_last=False, need="r") as (fd, name, comps):
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 target = os.readlink(name, dir_fd=fd) if stat_mod.S_ISLNK(st.st_mode) else None
-                return _info(comps[-1] if comps else "", join_path(comps), st, target)
+                return _info(comps[-1] if comps else "", _shown_path(comps), st, target)
 
         return await self._run(run, path)
 
     def _scan(self, path: str) -> Generator[list[FileInfo], None, None]:
         with self._resolve(path, follow_last=True, need="r") as (pfd, name, comps):
             dfd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
-            base = join_path(comps)
+            base = _shown_path(comps).rstrip("/") + "/"
             try:
                 batch: list[FileInfo] = []
                 with os.scandir(dfd) as it:
@@ -364,8 +424,8 @@ class PosixConnector:
                             )
                         except FileNotFoundError:
                             continue
-                        child = base.rstrip("/") + "/" + entry.name
-                        batch.append(_info(entry.name, child, st, target))
+                        shown = base + shown_name(entry.name)
+                        batch.append(_info(entry.name, shown, st, target))
                         if len(batch) >= _LIST_BATCH:
                             yield batch
                             batch = []
@@ -468,22 +528,34 @@ class PosixConnector:
         return self.open_read_blocking(path)[0]
 
     def open_read_blocking(self, path: str) -> tuple[int, os.stat_result]:
-        """A read-only fd for a regular file and its ``fstat`` (blocking)."""
+        """A read-only fd for a regular file and its ``fstat`` (blocking).
+
+        Anything else raises (``IsADirectory``, ``NotARegularFile``) before a byte is read:
+        the planner already leaves special files out, and this check on the open fd closes
+        the race of a file replaced by a named pipe after it was listed.
+        """
         try:
-            fd = self._open_beneath(path, os.O_RDONLY, need="r")
+            fd = self._open_beneath(path, _READ_FLAGS, need="r")
             if fd is None:
                 fd = self._open_read_walking(path)
-            st = os.fstat(fd)
-            if stat_mod.S_ISDIR(st.st_mode):
+            try:
+                st = os.fstat(fd)
+                if stat_mod.S_ISDIR(st.st_mode):
+                    raise IsADirectory(f"Is a directory: {path}")
+                refuse_special(st, path)
+                # Back to blocking reads (the only status flag set was O_NONBLOCK): FUSE and
+                # network filesystems may honour it for regular files too.
+                fcntl.fcntl(fd, fcntl.F_SETFL, 0)
+            except BaseException:
                 os.close(fd)
-                raise IsADirectory(f"Is a directory: {path}")
+                raise
             return fd, st
         except OSError as exc:
             raise map_os_error(exc, path) from exc
 
     def _open_beneath(self, path: str, flags: int, mode: int = 0, *, need: Need) -> int | None:
         """``path`` opened in one ``openat2`` call if no symlink is on the way, else None."""
-        parts = split_path(path)
+        parts = _os_parts(path)
         if not parts or not self._beneath.available:
             return None
         # openat2 refuses every symlink, so what it opens is the logical path itself.
@@ -495,7 +567,7 @@ class PosixConnector:
             with self._resolve(path, follow_last=True, need="r") as (pfd, name, _comps):
                 if name == ".":
                     raise IsADirectory(f"Is a directory: {path}")
-                return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+                return os.open(name, _READ_FLAGS | os.O_NOFOLLOW, dir_fd=pfd)
         except OSError as exc:
             raise map_os_error(exc, path) from exc
 
@@ -539,7 +611,7 @@ class PosixConnector:
             with self._resolve(path, follow_last=False, need="rw") as (pfd, name, comps):
                 self._refuse_directory(pfd, name, path)
                 if resume is not None and resume.temp_path:
-                    rparts = split_path(resume.temp_path)
+                    rparts = _os_parts(resume.temp_path)
                     if rparts[:-1] == comps[:-1]:
                         try:
                             st = os.stat(rparts[-1], dir_fd=pfd, follow_symlinks=False)
@@ -590,7 +662,8 @@ class PosixConnector:
         fd = os.open(
             temp, access | os.O_CREAT | reuse | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=pfd
         )
-        return WriteState(temp_path=join_path(list(comps[:-1])).rstrip("/") + "/" + temp), fd
+        # The state is persisted: its path is text in escaped form, like every other path.
+        return WriteState(temp_path=_shown_path([*comps[:-1], temp])), fd
 
     async def write(self, state: WriteState, offset: int, data: bytes | memoryview) -> None:
         def run() -> None:

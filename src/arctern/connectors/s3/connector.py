@@ -39,6 +39,7 @@ from arctern.connectors.errors import (
     PermissionDenied,
     TransientError,
 )
+from arctern.connectors.names import escape_name, os_name, unescape_name
 from arctern.connectors.paths import child, join_path, split_path
 from arctern.connectors.s3.errors import error_code, http_status, mapped
 from arctern.connectors.s3.secrets import is_encrypted
@@ -116,6 +117,28 @@ def _temp_name(parts: Parts) -> str:
     upload); a new name on resume tells the engine that earlier progress was lost.
     """
     return join_path([*parts[:-1], f".arctern-{uuid.uuid4().hex}.part"])
+
+
+def _key_name(part: str) -> str:
+    """The S3 key component for a collection path component in escaped text form.
+
+    Keys are UTF-8: a name whose bytes are not (copied from a POSIX collection) is refused
+    for that file, clearly, instead of being stored under a different name.
+    """
+    if "\\" not in part:
+        return part
+    os_name(part)  # refuses a second spelling of a name
+    try:
+        return unescape_name(part).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidPath(
+            f"{part!r}: S3 object keys must be valid UTF-8, and this name is not"
+        ) from None
+
+
+def _shown_key_name(name: str) -> str:
+    """The escaped text form of a key component (only backslashes may need escaping)."""
+    return name if "\\" not in name else escape_name(name.encode("utf-8"))
 
 
 def _valid_name(name: str) -> bool:
@@ -302,7 +325,7 @@ class S3Connector:
         return {"ContentMD5": base64.b64encode(digest).decode("ascii")}
 
     def _key(self, parts: Parts) -> str:
-        key = self.prefix + "/".join(parts)
+        key = self.prefix + "/".join(_key_name(part) for part in parts)
         if len(key.encode("utf-8")) > MAX_KEY_BYTES - 1:  # room for a directory marker's "/"
             raise InvalidPath("path is too long for an S3 key")
         return key
@@ -435,6 +458,7 @@ class S3Connector:
                     name = obj["Key"][len(prefix) :]
                     if not _valid_name(name):
                         continue  # the directory's own marker, or a name no path can reach
+                    name = _shown_key_name(name)
                     entries.append(
                         FileInfo(
                             name=name,
@@ -449,6 +473,7 @@ class S3Connector:
                     name = common["Prefix"][len(prefix) : -1]
                     if not _valid_name(name):
                         continue
+                    name = _shown_key_name(name)
                     entries.append(
                         FileInfo(
                             name=name,

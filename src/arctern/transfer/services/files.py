@@ -10,6 +10,7 @@ from arctern.connectors.errors import ConnectorError
 from arctern.context import AppContext
 from arctern.db.models.transfer import Collection
 from arctern.errors import ArcternError
+from arctern.transfer.documents import globus_file_type
 from arctern.transfer.errors import storage_error
 from arctern.transfer.filters import (
     Clauses,
@@ -41,13 +42,9 @@ class Listing:
     total: int
 
 
-def _kind(info: FileInfo) -> str:
-    return {"file": "file", "dir": "dir"}.get(info.type, "invalid_symlink")
-
-
 def _entry_value(info: FileInfo, field: str) -> Any:
     if field == "type":
-        return _kind(info)
+        return globus_file_type(info)
     if field == "permissions":
         return f"{info.permissions & 0o7777:04o}"
     if field == "last_modified":
