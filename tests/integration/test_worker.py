@@ -218,7 +218,9 @@ async def test_one_file_task_completes_quickly(
     task = await wait_done(ctx, task_id)
     elapsed = time.monotonic() - started
     assert task.status == "SUCCEEDED", task.fatal_error
-    assert elapsed < 1.0, elapsed
+    # Latency is measured in bench/ (about 40 ms); here only "promptly, not at some later
+    # poll or lease expiry", with room for a busy machine.
+    assert elapsed < 15.0, elapsed
     assert (dst_root / "out" / "hello.txt").read_bytes() == b"hello, arctern"
     assert task.nice_status is None and task.completion_time is not None
     assert (task.files, task.files_transferred, task.bytes_transferred) == (1, 1, 14)
