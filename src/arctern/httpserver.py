@@ -11,10 +11,19 @@ ECONNRESET instead of the answer. Here the refusal is followed by a lingering cl
 side is shut down and what the client still sends is read and discarded (for at most
 ``LINGER_SECONDS`` or ``LINGER_BYTES``). The bound costs nothing measurable, while h11 takes
 13 % off ``get_task`` throughput (docs/reliability.md).
+
+It also bounds the time a request head may take: uvicorn has no such limit (its keep-alive
+timer is cancelled by the first byte that arrives), so a client trickling one header line
+every few seconds held its connection, and its slot, forever. Here a connection that has not
+delivered a complete head ``head_timeout`` seconds after it opened, or after its previous
+response was sent, is closed; this is also the idle limit of a keep-alive connection.
+``with_head_timeout`` makes the class ``arctern serve`` hands uvicorn, whose
+``limit_concurrency`` then bounds open connections (over it, requests get 503).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -24,6 +33,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 MAX_REQUEST_HEAD = 64 << 10
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 64 << 20
+DEFAULT_HEAD_TIMEOUT = 10.0
 
 _BODY = json.dumps(
     {
@@ -40,13 +50,45 @@ class _HeadTooLarge(Exception):
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """``HttpToolsProtocol`` refusing request heads over ``MAX_REQUEST_HEAD`` bytes."""
+    """``HttpToolsProtocol`` refusing request heads over ``MAX_REQUEST_HEAD`` bytes and
+    closing connections whose head takes longer than ``head_timeout`` seconds."""
+
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_received: int | None = None  # bytes received since this head began
         self._head_size = 0  # request line plus headers parsed so far
         self._draining: int | None = None  # bytes still read and discarded after a refusal
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # Idle again (unless a pipelined request is already parsed and now runs).
+        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+            self._arm_head_timer()
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self._draining is not None:
@@ -79,6 +121,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        self._cancel_head_timer()
         self._head_received = None
         if self._head_size > MAX_REQUEST_HEAD:  # a whole oversized head in one read
             raise _HeadTooLarge  # the parser raises HttpParserCallbackError: see below
@@ -111,3 +154,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write_eof()
         self._draining = LINGER_BYTES
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+def with_head_timeout(seconds: float) -> type[BoundedHttpToolsProtocol]:
+    """The protocol class with this head timeout (uvicorn instantiates the class itself)."""
+    return type("BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), {"head_timeout": seconds})
