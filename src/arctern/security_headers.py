@@ -25,7 +25,6 @@ def security_headers(https: bool) -> list[tuple[str, str]]:
         ("X-Content-Type-Options", "nosniff"),
         # Authorization codes and task ids travel in URLs: never send them to other sites.
         ("Referrer-Policy", "no-referrer"),
-        ("Cross-Origin-Opener-Policy", "same-origin"),
     ]
     if https:
         headers.append(("Strict-Transport-Security", HSTS))
