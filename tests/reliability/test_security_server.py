@@ -232,7 +232,9 @@ def test_trickling_request_heads_are_closed(server_factory: Callable[..., LiveSe
 # ---------------------------------------------------------------- file modes (item 14)
 
 
-def test_home_and_database_files_are_private(server: LiveServer) -> None:
+def test_home_and_database_files_are_private(server_factory: Callable[..., LiveServer]) -> None:
+    # start_server makes the home with the usual umask (0755) before `arctern serve --demo`.
+    server = server_factory()
     mode = stat.S_IMODE(os.stat(server.home).st_mode)
     assert mode == 0o700, oct(mode)
     if "--database" in server.extra_args:
