@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     )
     http_max_connections: int = Field(
         default=1000,
-        description="Open connections (plus running requests) before new requests get 503",
+        description="Open connections per process; one more is answered 503 and closed",
     )
     clock_offset_file: Path | None = Field(
         default=None, description="Test-only: a file holding seconds added to the clock"

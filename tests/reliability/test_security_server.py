@@ -186,12 +186,16 @@ def test_a_login_flood_does_not_take_unbounded_memory(
     )
 
 
-# ---------------------------------------------------------------- slow heads (item 13)
+# ---------------------------------------------------------------- slow heads, connections (item 13)
 
 
 def test_trickling_request_heads_are_closed(server_factory: Callable[..., LiveServer]) -> None:
-    live = server_factory(demo=False, extra_env={"ARCTERN_HTTP_HEAD_TIMEOUT": "3"})
+    live = server_factory(
+        demo=False,
+        extra_env={"ARCTERN_HTTP_HEAD_TIMEOUT": "3", "ARCTERN_HTTP_MAX_CONNECTIONS": "60"},
+    )
     count = 100
+    refused = 0
     sockets = []
     for _ in range(count):
         sock = socket.create_connection(("127.0.0.1", live.port), timeout=30)
@@ -215,17 +219,21 @@ def test_trickling_request_heads_are_closed(server_factory: Callable[..., LiveSe
                     data = sock.recv(65536)
                 except OSError:
                     data = b""
-                if not data:
+                if data.startswith(b"HTTP/1.1 503"):
+                    refused += 1  # over the connection limit: answered, then closed
+                if not data or data.startswith(b"HTTP/1.1 503"):
                     open_socks.discard(sock)
         elapsed = time.monotonic() - opened
         assert not open_socks, f"{len(open_socks)} of {count} trickling sockets still open"
+        assert refused >= count - 60, refused
         assert httpx.get(f"{live.url}/health", timeout=30).status_code == 200
     finally:
         for sock in sockets:
             sock.close()
     print(
-        f"\nRELIABILITY slow heads: {count} sockets trickling a header line a second all "
-        f"closed within {elapsed:.1f} s (head timeout 3 s); a new request got 200"
+        f"\nRELIABILITY slow heads: {count} sockets trickling a header line a second: "
+        f"{refused} refused at once with 503 (limit 60 connections), the rest closed, all "
+        f"within {elapsed:.1f} s (head timeout 3 s); a new request got 200"
     )
 
 
