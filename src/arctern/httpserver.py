@@ -72,8 +72,9 @@ class _HeadTooLarge(Exception):
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """``HttpToolsProtocol`` refusing request heads over ``MAX_REQUEST_HEAD`` bytes and
-    closing connections whose head takes longer than ``head_timeout`` seconds."""
+    """``HttpToolsProtocol`` refusing request heads over ``MAX_REQUEST_HEAD`` bytes, closing
+    connections whose head takes longer than ``head_timeout`` seconds, and refusing
+    connections beyond ``max_connections``."""
 
     head_timeout: float = DEFAULT_HEAD_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS
