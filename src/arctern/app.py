@@ -19,6 +19,8 @@ from arctern.auth.app import create_auth_app
 from arctern.auth.verifier import TokenVerifier
 from arctern.config import Settings
 from arctern.context import AppContext
+from arctern.metrics import metrics_allowed
+from arctern.security_headers import SecurityHeadersMiddleware
 from arctern.transfer.app import create_transfer_app
 from arctern.web.routes import create_web_router, install_error_pages, static_files
 from arctern.worker.pool import WorkerPool
@@ -48,7 +50,11 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
         session_cookie="arctern_session",
         same_site="lax",
         https_only=settings.base_url.startswith("https://"),
+        # The login itself lives server side (arctern.auth.sessions) with its own idle and
+        # absolute limits; the cookie need not outlive it.
+        max_age=settings.web_session_lifetime_seconds,
     )
+    app.add_middleware(SecurityHeadersMiddleware, https=settings.base_url.startswith("https://"))
     app.mount("/auth", create_auth_app(ctx))
     app.mount("/transfer", create_transfer_app(ctx, verifier))
     app.mount("/static", static_files(), name="static")
@@ -78,7 +84,14 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
         return RedirectResponse("/auth/v2/web/auth-code" + (f"?{query}" if query else ""))
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        if not metrics_allowed(settings, request.headers.get("authorization")):
+            # Off unless a token is configured; the same answer for a wrong token, so the
+            # endpoint does not announce itself.
+            return JSONResponse(
+                {"code": "ClientError.NotFound", "message": "Not Found", "resource": "/metrics"},
+                status_code=404,
+            )
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -77,7 +77,47 @@ class Settings(BaseSettings):
     authorization_code_lifetime: int = 600
     argon2_time_cost: int = 3
     argon2_memory_cost: int = 65536
-    login_attempts_per_minute: int = 10
+    login_attempts_per_minute: int = Field(
+        default=10, description="Failed password logins per minute for one user from one address"
+    )
+    login_attempts_per_address_per_minute: int = Field(
+        default=30, description="Failed password logins per minute from one address, any user"
+    )
+    login_attempts_global_per_minute: int = Field(
+        default=300,
+        description="Failed password logins per minute across the deployment (all hosts)",
+    )
+    password_hash_concurrency: int = Field(
+        default=2,
+        description=(
+            "Password checks (argon2, argon2_memory_cost KiB each) running at once in one "
+            "process; more wait, which bounds the memory a login flood can take"
+        ),
+    )
+    web_session_idle_seconds: int = Field(
+        default=2 * 3600, description="A browser login ends after this long without a request"
+    )
+    web_session_lifetime_seconds: int = Field(
+        default=12 * 3600, description="A browser login ends this long after the password"
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        description=(
+            "Bearer token that /metrics requires; without one /metrics is off (404), since "
+            "it tells anyone the request volume and the software's versions"
+        ),
+    )
+    http_head_timeout: float = Field(
+        default=10.0,
+        description=(
+            "Seconds a connection may take to send a complete request head (also the idle "
+            "limit between keep-alive requests) before it is closed"
+        ),
+    )
+    http_max_connections: int = Field(
+        default=1000,
+        description="Open connections per process; one more is answered 503 and closed",
+    )
     clock_offset_file: Path | None = Field(
         default=None, description="Test-only: a file holding seconds added to the clock"
     )
@@ -154,8 +194,13 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def ensure_home(settings: Settings) -> Settings:
-    """Create the home directory and a persistent secret key; return settings with the key set."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    """Create the home directory and a persistent secret key; return settings with the key set.
+
+    The home is private (0700, also when it existed before): it holds the database with
+    password hashes and every file name, the secret key and the demo collections.
+    """
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    settings.home.chmod(0o700)
     if settings.secret_key:
         return settings
     key_file = settings.home / "secret.key"

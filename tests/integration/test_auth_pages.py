@@ -167,9 +167,14 @@ def test_consent_page_and_prompt_login(server: LiveServer) -> None:
 
 
 def test_auth_code_page(server: LiveServer) -> None:
-    page = httpx.get(f"{server.url}/auth/v2/web/auth-code", params={"code": "abc123", "state": "s"})
+    auth = native_auth_client(server, create_native_client(server, name="Code Page App"))
+    auth.oauth2_start_flow([TRANSFER_SCOPE])
+    code = authorize_over_http(
+        server.url, auth.oauth2_get_authorize_url(), DEMO_USERNAME, DEMO_PASSWORD
+    )
+    page = httpx.get(f"{server.url}/auth/v2/web/auth-code", params={"code": code, "state": "s"})
     assert page.status_code == 200
-    assert 'data-testid="auth-code">abc123<' in page.text
+    assert f'data-testid="auth-code">{code}<' in page.text
     assert "10 minutes" in page.text
     assert "Copy" in page.text
     failed = httpx.get(
@@ -177,7 +182,9 @@ def test_auth_code_page(server: LiveServer) -> None:
         params={"error": "access_denied", "error_description": "The user denied access"},
     )
     assert failed.status_code == 400
-    assert "The user denied access" in failed.text
+    # A fixed text for the error code: the description comes from the URL, i.e. anyone.
+    assert "You did not allow the application access." in failed.text
+    assert "The user denied access" not in failed.text
 
 
 def test_unknown_client_gets_an_error_page(server: LiveServer) -> None:

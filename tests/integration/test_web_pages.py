@@ -150,8 +150,9 @@ def test_invalid_redirect_uri_is_explained_next_to_the_field(user: httpx.Client)
 
 
 def test_logout_clears_the_session(user: httpx.Client) -> None:
-    assert user.get("/developers").status_code == 200
-    response = user.get("/logout")
+    page = user.get("/developers")
+    assert page.status_code == 200
+    response = user.post("/logout", data={"csrf_token": hidden(page.text, "csrf_token")})
     assert response.status_code == 303
     assert user.get("/developers").status_code == 303
 

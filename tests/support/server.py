@@ -51,6 +51,8 @@ class LiveServer:
             ARCTERN_ARGON2_TIME_COST="1",
             ARCTERN_ARGON2_MEMORY_COST="8192",
             ARCTERN_LOGIN_ATTEMPTS_PER_MINUTE="1000",
+            ARCTERN_LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE="100000",
+            ARCTERN_LOGIN_ATTEMPTS_GLOBAL_PER_MINUTE="100000",
         )
         if self.clock_file:
             env["ARCTERN_CLOCK_OFFSET_FILE"] = str(self.home / "clock-offset")

@@ -11,7 +11,12 @@ from typing import Any
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from arctern.httpserver import LINGER_BYTES, MAX_REQUEST_HEAD, BoundedHttpToolsProtocol
+from arctern.httpserver import (
+    LINGER_BYTES,
+    MAX_REQUEST_HEAD,
+    BoundedHttpToolsProtocol,
+    with_limits,
+)
 
 
 class FakeTransport(asyncio.Transport):
@@ -110,3 +115,60 @@ async def test_heads_under_the_limit_and_malformed_requests_are_unchanged() -> N
     protocol.data_received(b"NOT HTTP AT ALL\r\n\r\n")
     assert transport.written.startswith(b"HTTP/1.1 400 "), transport.written[:100]
     assert transport.closed
+
+
+def connect_with_limits(
+    head_timeout: float, max_connections: int = 100, state: ServerState | None = None
+) -> tuple[BoundedHttpToolsProtocol, FakeTransport]:
+    config = Config(app=app, log_level="warning", lifespan="off")
+    protocol = with_limits(head_timeout=head_timeout, max_connections=max_connections)(
+        config=config,
+        server_state=state or ServerState(),
+        app_state={},
+        _loop=asyncio.get_running_loop(),
+    )
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+async def test_a_head_trickling_past_the_timeout_is_closed() -> None:
+    protocol, transport = connect_with_limits(0.2)
+    protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    for _ in range(5):  # data keeps arriving, but the head never completes
+        await asyncio.sleep(0.1)
+        if transport.closed:
+            break
+        protocol.data_received(b"X-Trickle: a\r\n")
+    assert transport.closed
+
+
+async def test_a_complete_head_stops_the_timer_and_idle_keep_alive_rearms_it() -> None:
+    protocol, transport = connect_with_limits(0.3)
+    protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if transport.written.endswith(b"0\r\n\r\n"):  # the chunked body ended
+            break
+    assert transport.written.startswith(b"HTTP/1.1 200")
+    assert not transport.closed  # kept alive, now idle: the head timer runs again
+    await asyncio.sleep(0.6)
+    assert transport.closed
+
+
+async def test_a_connection_over_the_limit_gets_a_json_503() -> None:
+    state = ServerState()
+    first, first_transport = connect_with_limits(10, max_connections=2, state=state)
+    second, second_transport = connect_with_limits(10, max_connections=2, state=state)
+    third, third_transport = connect_with_limits(10, max_connections=2, state=state)
+    assert not first_transport.written and not second_transport.written
+    head, _, body = third_transport.written.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 Service Unavailable"), head
+    assert json.loads(body)["code"] == "ServiceUnavailable"
+    assert third_transport.eof
+    third.connection_lost(None)
+    first.connection_lost(None)
+    fourth, fourth_transport = connect_with_limits(10, max_connections=2, state=state)
+    assert not fourth_transport.written  # a slot was free again
+    for protocol in (second, fourth):
+        protocol.connection_lost(None)

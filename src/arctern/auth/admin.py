@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import arctern.auth.registry as registry
 from arctern.auth.hashing import hash_password
+from arctern.auth.sessions import end_sessions_of
+from arctern.auth.verifier import TOKENS_REVOKED
 from arctern.context import AppContext
-from arctern.db.models.auth import Identity, IdentityProvider, OAuthClient
+from arctern.db.engine import mark_changed
+from arctern.db.models.auth import (
+    AuthorizationCode,
+    Identity,
+    IdentityProvider,
+    OAuthClient,
+    OAuthToken,
+)
 from arctern.errors import Conflict, InvalidRequest, NotFound
+
+# Globus's identity status for an account that can no longer be used.
+DISABLED = "closed"
 
 
 async def create_identity_provider(ctx: AppContext, name: str, domain: str) -> IdentityProvider:
@@ -102,14 +114,47 @@ async def create_user(
 
 
 async def set_password(ctx: AppContext, username: str, password: str) -> None:
+    """Change a password; every browser session of the user ends (on every host at once),
+    so whoever learnt the old password or copied a session cookie is out."""
     if not password:
         raise InvalidRequest("The password must not be empty")
     password_hash = hash_password(ctx.settings, password)
     async with ctx.db.session() as session:
-        identity = await session.scalar(select(Identity).where(Identity.username == username))
-        if identity is None:
-            raise NotFound(f"No user {username}")
+        identity = await _identity_named(session, username)
         identity.password_hash = password_hash
+        await end_sessions_of(session, identity.id)
+
+
+async def set_disabled(ctx: AppContext, username: str, disabled: bool) -> None:
+    """Disable (or re-enable) an account. Disabling ends its browser sessions and revokes
+    its access and refresh tokens and unused authorization codes, so nothing issued before
+    keeps working; logging in, refreshing and code exchange refuse a disabled identity."""
+    async with ctx.db.session() as session:
+        identity = await _identity_named(session, username)
+        if not disabled:
+            if identity.status == DISABLED:
+                identity.status = "used"
+            return
+        identity.status = DISABLED
+        await end_sessions_of(session, identity.id)
+        await session.execute(
+            update(OAuthToken)
+            .where(OAuthToken.identity_id == identity.id)
+            .values(access_revoked=True, refresh_revoked=True)
+        )
+        await session.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.identity_id == identity.id)
+            .values(used=True)
+        )
+        mark_changed(session, TOKENS_REVOKED)
+
+
+async def _identity_named(session: AsyncSession, username: str) -> Identity:
+    identity = await session.scalar(select(Identity).where(Identity.username == username))
+    if identity is None:
+        raise NotFound(f"No user {username}")
+    return identity
 
 
 async def get_identity_by_username(ctx: AppContext, username: str) -> Identity | None:

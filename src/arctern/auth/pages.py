@@ -5,24 +5,23 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from authlib.oauth2.rfc6749 import OAuth2Error
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import delete, func, select
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy import select
 
 from arctern.auth import sessions
 from arctern.auth.consents import has_consented, record_consents
 from arctern.auth.csrf import csrf_ok, csrf_token
-from arctern.auth.hashing import check_password, hash_password, new_secret
+from arctern.auth.hashing import digest
 from arctern.auth.oauth import ArcternAuthorizationServer, HttpRequest
 from arctern.auth.scopes import ScopeError, ScopeNode, describe, parse_scopes
-from arctern.auth.service import AuthService, timestamp_to_datetime
-from arctern.db.models.auth import Identity, IdentityProvider, LoginFailure, OAuthClient
+from arctern.auth.service import AuthService
+from arctern.auth.throttle import LoginThrottle
+from arctern.db.models.auth import AuthorizationCode, Identity, IdentityProvider, OAuthClient
 
 
 @dataclass(frozen=True)
@@ -34,6 +33,17 @@ class ConsentNeeded:
 
 
 AuthorizeOutcome = Response | ConsentNeeded | None
+
+# What the auth-code page says for an ``error=`` redirect: fixed texts by OAuth error code.
+AUTH_CODE_FAILURES = {
+    "access_denied": "You did not allow the application access.",
+    "invalid_scope": "The application asked for access this server does not offer.",
+    "invalid_request": "The application's sign-in request was not valid.",
+    "unauthorized_client": "The application may not sign in this way.",
+    "server_error": "The server could not complete the sign-in.",
+    "temporarily_unavailable": "The server is busy. Try again in a moment.",
+}
+AUTH_CODE_FAILURE_DEFAULT = "The sign-in could not be completed."
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -65,12 +75,7 @@ def create_pages_router(service: AuthService) -> APIRouter:
         context["csrf_token"] = csrf_token(request)
         return templates.TemplateResponse(request, name, context, status_code=status)
 
-    dummy: list[str] = []
-
-    def dummy_hash() -> str:
-        if not dummy:
-            dummy.append(hash_password(ctx.settings, new_secret(16)))
-        return dummy[0]
+    throttle = LoginThrottle(ctx)
 
     async def providers() -> list[IdentityProvider]:
         async with ctx.db.session() as session:
@@ -120,42 +125,28 @@ def create_pages_router(service: AuthService) -> APIRouter:
             return again("Choose your institution and enter your username and password.", 400)
         full_name = username if "@" in username else f"{username}@{provider.domain}"
         address = request.client.host if request.client else "unknown"
-        now = ctx.clock.now()
-        window_start = now - timedelta(seconds=60)
-        async with ctx.db.session() as session:
-            failures = await session.scalar(
-                select(func.count(LoginFailure.id)).where(
-                    LoginFailure.username == full_name,
-                    LoginFailure.address == address,
-                    LoginFailure.time > window_start,
-                )
+        reservation = await throttle.reserve(full_name, address)
+        if isinstance(reservation, str):
+            return again(
+                "Too many failed login attempts. Wait a minute and try again."
+                if reservation == "global"
+                else "Too many failed login attempts for this account. Wait a minute and try "
+                "again.",
+                429,
             )
+        async with ctx.db.session() as session:
             identity = await session.scalar(
                 select(Identity).where(
                     Identity.username == full_name, Identity.provider_id == provider.id
                 )
             )
-        if (failures or 0) >= ctx.settings.login_attempts_per_minute:
-            return again(
-                "Too many failed login attempts for this account. Wait a minute and try again.",
-                429,
-            )
-        # Unknown users are checked against a dummy hash so response times do not reveal
-        # which usernames exist.
         password_hash = identity.password_hash if identity is not None else None
-        verified = await run_in_threadpool(
-            check_password, ctx.settings, password, password_hash or dummy_hash()
-        )
-        ok = identity is not None and identity.status == "used" and bool(password_hash) and verified
-        if not ok or identity is None:
-            async with ctx.db.session() as session:
-                session.add(LoginFailure(username=full_name, address=address, time=now))
-                # Old rows are useless for a one-minute window; keep the table small.
-                await session.execute(
-                    delete(LoginFailure).where(LoginFailure.time < now - timedelta(hours=1))
-                )
+        verified = await throttle.check_password(password, password_hash)
+        if not verified or identity is None or identity.status != "used":
+            await throttle.failed()
             return again("Incorrect username or password.", 401)
-        sessions.log_in(request, identity, int(now.timestamp()))
+        await throttle.succeeded(reservation)
+        await sessions.log_in(request, ctx, identity)
         return RedirectResponse(next_url, status_code=303)
 
     # ------------------------------------------------------------------ authorize
@@ -236,7 +227,8 @@ def create_pages_router(service: AuthService) -> APIRouter:
         if decision is None and "login" in prompts:
             # Forced re-authentication: validate first, then show the login form.
             identity = None
-        auth_time = timestamp_to_datetime(request.session.get(sessions.AUTH_TIME_KEY))
+        login = await sessions.current_login(request, ctx)
+        auth_time = login.auth_time if login is not None else None
         result = await service.run(
             request,
             authorize_view(request, oreq, identity, decision),
@@ -284,6 +276,9 @@ def create_pages_router(service: AuthService) -> APIRouter:
 
     @router.get("/v2/web/auth-code", include_in_schema=False)
     async def auth_code_page(request: Request) -> Response:
+        # Anyone can link to this page with any query, and it looks like ours: it shows only
+        # a code this server issued and nobody has used yet, and fixed texts for errors,
+        # never text from the URL (a "code" or "error_description" could be a phishing line).
         params = request.query_params
         error = params.get("error")
         if error:
@@ -292,17 +287,27 @@ def create_pages_router(service: AuthService) -> APIRouter:
                 "auth_code.html",
                 400,
                 code=None,
-                failure=params.get("error_description") or error,
+                failure=AUTH_CODE_FAILURES.get(error, AUTH_CODE_FAILURE_DEFAULT),
             )
         code = params.get("code")
-        if not code:
+        if not code or not await is_pending_code(code):
             return error_page(
                 request,
                 "No authorization code",
-                "This page shows the code an application asks you to copy. Start the sign-in "
+                "This page shows the code an application asks you to copy. The link you "
+                "followed has no valid code (codes work once and expire). Start the sign-in "
                 "from your application to get one.",
             )
         minutes = max(1, ctx.settings.authorization_code_lifetime // 60)
         return page(request, "auth_code.html", code=code, failure=None, minutes=minutes)
+
+    async def is_pending_code(code: str) -> bool:
+        if len(code) > 200:
+            return False
+        async with ctx.db.session() as session:
+            row = await session.scalar(
+                select(AuthorizationCode).where(AuthorizationCode.code_hash == digest(code))
+            )
+        return row is not None and not row.used and row.expires_at > ctx.clock.now()
 
     return router

@@ -1,46 +1,127 @@
-"""The browser login session: who is logged in, read from the signed session cookie."""
+"""The browser login session, kept server side in ``auth_web_sessions``.
+
+The signed session cookie carries a random session id (plus per-browser state that grants
+nothing by itself: the CSRF token and one-shot notices); the database holds its SHA-256
+digest, the identity, and when it was created and last used. So a logout, a password change
+or disabling the account ends the session on every API host at once, and a copied cookie is
+worth nothing afterwards. A session ends ``web_session_idle_seconds`` after its last request
+and ``web_session_lifetime_seconds`` after the password was typed, whichever comes first.
+"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
+from arctern.auth.hashing import digest, new_secret
 from arctern.context import AppContext
-from arctern.db.models.auth import Identity
+from arctern.db.models.auth import Identity, WebSession
 
-IDENTITY_KEY = "identity_id"
-AUTH_TIME_KEY = "auth_time"
+SESSION_ID_KEY = "sid"
+# Refreshing ``last_seen`` is a write; once a minute is precise enough for an idle timeout
+# measured in hours, and keeps page views read-only otherwise.
+TOUCH_INTERVAL = timedelta(seconds=60)
+_SCOPE_KEY = "arctern.login"
 
 
-def session_identity_id(request: Request) -> uuid.UUID | None:
-    raw = request.session.get(IDENTITY_KEY)
-    if not isinstance(raw, str):
-        return None
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        return None
+@dataclass(frozen=True)
+class Login:
+    """A live browser login: who, and when they typed their password."""
+
+    identity: Identity
+    auth_time: datetime
+
+
+async def current_login(request: Request, ctx: AppContext) -> Login | None:
+    """This browser's live login, or None (also when ended, expired, idle or disabled)."""
+    if _SCOPE_KEY in request.scope:
+        cached: Login | None = request.scope[_SCOPE_KEY]
+        return cached
+    login = await _load_login(request, ctx)
+    request.scope[_SCOPE_KEY] = login
+    return login
 
 
 async def current_identity(request: Request, ctx: AppContext) -> Identity | None:
     """The logged-in identity, or None (also when the account is gone or disabled)."""
-    identity_id = session_identity_id(request)
-    if identity_id is None:
+    login = await current_login(request, ctx)
+    return login.identity if login is not None else None
+
+
+async def _load_login(request: Request, ctx: AppContext) -> Login | None:
+    session_id = request.session.get(SESSION_ID_KEY)
+    if not isinstance(session_id, str) or not session_id:
         return None
+    settings = ctx.settings
+    now = ctx.clock.now()
     async with ctx.db.session() as session:
-        identity = await session.get(Identity, identity_id)
-    if identity is None or identity.status != "used":
-        return None
-    return identity
+        found = (
+            await session.execute(
+                select(WebSession, Identity)
+                .join(Identity, Identity.id == WebSession.identity_id)
+                .where(WebSession.session_hash == digest(session_id))
+            )
+        ).first()
+        if found is None:
+            request.session.pop(SESSION_ID_KEY, None)
+            return None
+        row, identity = found
+        idle_limit = row.last_seen + timedelta(seconds=settings.web_session_idle_seconds)
+        if now >= row.expires_at or now >= idle_limit or identity.status != "used":
+            await session.delete(row)
+            request.session.pop(SESSION_ID_KEY, None)
+            return None
+        if now - row.last_seen >= TOUCH_INTERVAL:
+            row.last_seen = now
+    return Login(identity=identity, auth_time=row.created_at)
 
 
-def log_in(request: Request, identity: Identity, auth_time: int) -> None:
-    """Start a fresh session for ``identity`` (a new CSRF token too, against fixation)."""
+async def log_in(request: Request, ctx: AppContext, identity: Identity) -> None:
+    """Start a fresh session for ``identity``: a new id (and a new CSRF token, against
+    fixation); the browser's previous session, if any, ends."""
+    now = ctx.clock.now()
+    session_id = new_secret()
+    previous = request.session.get(SESSION_ID_KEY)
+    async with ctx.db.session() as session:
+        if isinstance(previous, str) and previous:
+            await session.execute(
+                delete(WebSession).where(WebSession.session_hash == digest(previous))
+            )
+        # Sessions nobody logged out of would otherwise stay forever; the index makes this
+        # cheap, and logins are rare.
+        await session.execute(delete(WebSession).where(WebSession.expires_at <= now))
+        session.add(
+            WebSession(
+                session_hash=digest(session_id),
+                identity_id=identity.id,
+                created_at=now,
+                last_seen=now,
+                expires_at=now + timedelta(seconds=ctx.settings.web_session_lifetime_seconds),
+            )
+        )
     request.session.clear()
-    request.session[IDENTITY_KEY] = str(identity.id)
-    request.session[AUTH_TIME_KEY] = auth_time
+    request.session[SESSION_ID_KEY] = session_id
+    request.scope[_SCOPE_KEY] = Login(identity=identity, auth_time=now)
 
 
-def log_out(request: Request) -> None:
+async def log_out(request: Request, ctx: AppContext) -> None:
+    """End this browser's session everywhere (the row goes, so a copied cookie is dead)."""
+    session_id = request.session.get(SESSION_ID_KEY)
+    if isinstance(session_id, str) and session_id:
+        async with ctx.db.session() as session:
+            await session.execute(
+                delete(WebSession).where(WebSession.session_hash == digest(session_id))
+            )
     request.session.clear()
+    request.scope[_SCOPE_KEY] = None
+
+
+async def end_sessions_of(session: AsyncSession, identity_id: uuid.UUID) -> int:
+    """End every browser session of one identity (password change, account disabled)."""
+    result = await session.execute(delete(WebSession).where(WebSession.identity_id == identity_id))
+    return int(getattr(result, "rowcount", 0) or 0)

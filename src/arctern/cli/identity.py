@@ -131,6 +131,32 @@ def user_set_password(
     typer.echo(f"Password changed for {username}")
 
 
+@user_app.command("disable")
+def user_disable(
+    username: Annotated[str, typer.Argument(help="name@domain")],
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Disable an account: ends its web sessions and revokes its tokens on every host."""
+    from arctern.auth.admin import set_disabled
+
+    run_admin(home, database, lambda ctx: set_disabled(ctx, username, True))
+    typer.echo(f"Disabled {username}; its sessions and tokens are revoked")
+
+
+@user_app.command("enable")
+def user_enable(
+    username: Annotated[str, typer.Argument(help="name@domain")],
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Re-enable a disabled account (it logs in again; old tokens stay revoked)."""
+    from arctern.auth.admin import set_disabled
+
+    run_admin(home, database, lambda ctx: set_disabled(ctx, username, False))
+    typer.echo(f"Enabled {username}")
+
+
 @user_app.command("list")
 def user_list(home: HomeOption = None, database: DatabaseOption = None) -> None:
     """List user accounts."""
@@ -143,4 +169,5 @@ def user_list(home: HomeOption = None, database: DatabaseOption = None) -> None:
             return list(await session.scalars(select(Identity).order_by(Identity.username)))
 
     for identity in run_admin(home, database, action):
-        typer.echo(f"{identity.id}  {identity.username}")
+        status = "" if identity.status in ("used", "unused") else f"  ({identity.status})"
+        typer.echo(f"{identity.id}  {identity.username}{status}")

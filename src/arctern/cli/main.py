@@ -69,7 +69,7 @@ def serve(
     """Start the server: Auth, Transfer, the web UI and (by default) transfer workers."""
     from arctern.app import create_app
     from arctern.demo import seed_demo
-    from arctern.httpserver import BoundedHttpToolsProtocol
+    from arctern.httpserver import with_limits
 
     settings = prepare(
         home, database, host=host, port=port, public_url=public_url, embedded_worker=worker
@@ -91,8 +91,12 @@ def serve(
         port=settings.port,
         log_level="warning",
         proxy_headers=True,
-        # httptools with a bound on the request head: oversized heads get 431 at once.
-        http=BoundedHttpToolsProtocol,
+        # httptools with bounds: oversized heads get 431 at once, slow ones are closed after
+        # http_head_timeout seconds, connections over http_max_connections get 503.
+        http=with_limits(
+            head_timeout=settings.http_head_timeout,
+            max_connections=settings.http_max_connections,
+        ),
     )
 
 

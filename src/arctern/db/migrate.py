@@ -7,6 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from arctern.db.filemodes import restrict_sqlite_files
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -19,5 +21,10 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the database to ``revision``. Synchronous: call outside the event loop."""
+    """Bring the database to ``revision``. Synchronous: call outside the event loop.
+
+    Every command that opens the database comes through here first, so this is where an
+    SQLite file is created private (see ``filemodes``).
+    """
+    restrict_sqlite_files(database_url)
     command.upgrade(alembic_config(database_url), revision)

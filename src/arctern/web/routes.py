@@ -29,9 +29,21 @@ def create_web_router(ctx: AppContext, verifier: TokenVerifier) -> APIRouter:
         user = await pages.user(request)
         return pages.render(request, "index.html", user=user)
 
-    @router.get("/logout")
+    @router.get("/logout", response_class=HTMLResponse)
+    async def logout_page(request: Request) -> Response:
+        # A GET never logs out: a link or an <img> on another site must not end the
+        # session. Old bookmarks land on a page with the (CSRF-protected) button.
+        user = await pages.user(request)
+        if user is None:
+            return pages.redirect("/")
+        return pages.render(request, "logout.html", user=user)
+
+    @router.post("/logout")
     async def logout(request: Request) -> Response:
-        sessions.log_out(request)
+        form = await request.form()
+        if (denied := pages.csrf_failure(request, form)) is not None:
+            return denied
+        await sessions.log_out(request, ctx)
         pages.flash(request, "You are logged out.")
         return pages.redirect("/")
 

@@ -6,11 +6,12 @@ from arctern.db.models.auth import (
     Consent,
     Identity,
     IdentityProvider,
-    LoginFailure,
+    LoginAttemptCounter,
     OAuthClient,
     OAuthToken,
     Project,
     SigningKeyRecord,
+    WebSession,
 )
 from arctern.db.models.transfer import (
     AclRule,
@@ -31,7 +32,7 @@ __all__ = [
     "Consent",
     "Identity",
     "IdentityProvider",
-    "LoginFailure",
+    "LoginAttemptCounter",
     "OAuthClient",
     "OAuthToken",
     "Project",
@@ -41,5 +42,6 @@ __all__ = [
     "TaskFile",
     "TaskItem",
     "TaskPlan",
+    "WebSession",
     "WorkBatch",
 ]

@@ -176,16 +176,41 @@ class Consent(Base):
     last_used: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class LoginFailure(Base):
-    """A failed password login, counted per username and address to throttle guessing."""
+class LoginAttemptCounter(Base):
+    """Password attempts in one fixed minute for one throttling key.
 
-    __tablename__ = "auth_login_failures"
-    __table_args__ = (Index("ix_auth_login_failures_key_time", "username", "address", "time"),)
+    Keys are ``user:<username>|<address>``, ``addr:<address>`` and ``global``. A login
+    increments all three with one upsert each *before* hashing (``INSERT .. ON CONFLICT DO
+    UPDATE .. RETURNING``: atomic on SQLite and PostgreSQL, so concurrent attempts cannot all
+    read a count below the limit) and gives the slots back when the password was right.
+    """
+
+    __tablename__ = "auth_login_attempts"
+    __table_args__ = (UniqueConstraint("key", "window_start"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    username: Mapped[str] = mapped_column(String(300))
-    address: Mapped[str] = mapped_column(String(100))
-    time: Mapped[datetime] = mapped_column(UTCDateTime())
+    key: Mapped[str] = mapped_column(String(420))
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WebSession(Base):
+    """A browser login, server side, so logout and revocation reach every API host at once.
+
+    The session cookie carries only a random id; this row holds its SHA-256 digest. A session
+    ends at ``expires_at`` (absolute lifetime) or after the idle timeout since ``last_seen``.
+    """
+
+    __tablename__ = "auth_web_sessions"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    identity_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("identities.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())  # also the auth_time
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 class SigningKeyRecord(Base):
