@@ -19,8 +19,14 @@ from arctern.auth.app import create_auth_app
 from arctern.auth.verifier import TokenVerifier
 from arctern.config import Settings
 from arctern.context import AppContext
+from arctern.http_limits import BodyLimit
 from arctern.transfer.app import create_transfer_app
-from arctern.web.routes import create_web_router, install_error_pages, static_files
+from arctern.web.routes import (
+    create_web_router,
+    install_error_pages,
+    static_files,
+    too_large_page,
+)
 from arctern.worker.pool import WorkerPool
 
 
@@ -49,6 +55,9 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
         same_site="lax",
         https_only=settings.base_url.startswith("https://"),
     )
+    # Outermost: oversized browser posts are refused before the session is decoded. /auth and
+    # /transfer enforce their own limits in their own error formats.
+    app.add_middleware(BodyLimit, render=too_large_page, skip_prefixes=("/auth/", "/transfer/"))
     app.mount("/auth", create_auth_app(ctx))
     app.mount("/transfer", create_transfer_app(ctx, verifier))
     app.mount("/static", static_files(), name="static")

@@ -51,6 +51,8 @@ class LiveServer:
             ARCTERN_ARGON2_TIME_COST="1",
             ARCTERN_ARGON2_MEMORY_COST="8192",
             ARCTERN_LOGIN_ATTEMPTS_PER_MINUTE="1000",
+            # Many globus logins from 127.0.0.1 in one test process.
+            ARCTERN_TEMPLATE_CLIENTS_PER_ADDRESS_PER_HOUR="1000",
         )
         if self.clock_file:
             env["ARCTERN_CLOCK_OFFSET_FILE"] = str(self.home / "clock-offset")
