@@ -122,6 +122,25 @@ def test_every_app_answers_oversized_bodies_in_its_own_format(shared: Session) -
     assert auth_errors(token, 413) == "REQUEST_TOO_LARGE"
 
 
+def test_transfer_submissions_keep_their_larger_limit(shared: Session) -> None:
+    # 3 MiB of items: over the 1 MiB default, so a 400 about the document (not a 413) shows
+    # the body reached the submission code.
+    items = [
+        {"DATA_TYPE": "transfer_item", "source_path": f"/f{i:06}", "destination_path": f"/g{i}"}
+        for i in range(40_000)
+    ]
+    body = json.dumps({"DATA_TYPE": "not_a_transfer", "DATA": items}).encode()
+    assert len(body) > 3 * MiB
+    response = httpx.post(
+        f"{shared.api}/transfer",
+        content=body,
+        headers={**shared.headers, "Content-Type": "application/json"},
+        timeout=60,
+    )
+    assert response.status_code == 400, response.text[:300]
+    assert response.json()["code"] != "ClientError.RequestTooLarge"
+
+
 def test_stored_strings_are_bounded(server: LiveServer, shared: Session) -> None:
     url = f"{server.url}/auth/v2/api/clients"
     long_name = httpx.post(
