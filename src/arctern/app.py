@@ -19,10 +19,16 @@ from arctern.auth.app import create_auth_app
 from arctern.auth.verifier import TokenVerifier
 from arctern.config import Settings
 from arctern.context import AppContext
+from arctern.http_limits import BodyLimit
 from arctern.metrics import metrics_allowed
 from arctern.security_headers import SecurityHeadersMiddleware
 from arctern.transfer.app import create_transfer_app
-from arctern.web.routes import create_web_router, install_error_pages, static_files
+from arctern.web.routes import (
+    create_web_router,
+    install_error_pages,
+    static_files,
+    too_large_page,
+)
 from arctern.worker.pool import WorkerPool
 
 
@@ -54,6 +60,10 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
         # absolute limits; the cookie need not outlive it.
         max_age=settings.web_session_lifetime_seconds,
     )
+    # Browser posts over the limit are refused before the session is decoded; /auth and
+    # /transfer enforce their own limits in their own error formats.
+    app.add_middleware(BodyLimit, render=too_large_page, skip_prefixes=("/auth/", "/transfer/"))
+    # Outermost, so every answer carries the headers, refusals included.
     app.add_middleware(SecurityHeadersMiddleware, https=settings.base_url.startswith("https://"))
     app.mount("/auth", create_auth_app(ctx))
     app.mount("/transfer", create_transfer_app(ctx, verifier))

@@ -118,6 +118,27 @@ class Settings(BaseSettings):
         default=1000,
         description="Open connections per process; one more is answered 503 and closed",
     )
+    template_clients_per_address_per_hour: int = Field(
+        default=20,
+        description=(
+            "Clients an address may create anonymously from the globus-cli template per hour, "
+            "counted per API process (0 = unlimited)"
+        ),
+    )
+    identity_provisions_per_hour: int = Field(
+        default=100,
+        description=(
+            "Unused identities one user may create per hour through identities?provision=true, "
+            "counted per API process (0 = unlimited)"
+        ),
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Host names a request's Host header may carry when no public_url is set; others "
+            "get URLs built from HOST:PORT (default: the bind host and loopback names)"
+        ),
+    )
     clock_offset_file: Path | None = Field(
         default=None, description="Test-only: a file holding seconds added to the clock"
     )
@@ -140,6 +161,13 @@ class Settings(BaseSettings):
         if self.public_url:
             return self.public_url.rstrip("/")
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def trusted_hosts(self) -> frozenset[str]:
+        """Host names (no port, lower case) that may name this server in URLs it hands out."""
+        if self.allowed_hosts:
+            return frozenset(h.strip().lower() for h in self.allowed_hosts if h.strip())
+        return frozenset({self.host.lower(), "localhost", "127.0.0.1", "::1", "[::1]"})
 
     @property
     def auth_url(self) -> str:

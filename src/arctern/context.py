@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from arctern.clock import Clock
 from arctern.config import Settings
 from arctern.db.engine import Database
+from arctern.ratelimit import RateLimiter
 
 
 class WorkNotifier:
@@ -37,11 +38,22 @@ class AppContext:
     db: Database
     clock: Clock
     new_work: WorkNotifier = field(default_factory=WorkNotifier)
+    # Anonymous globus-cli template clients per client address (in-process counts).
+    template_clients: RateLimiter | None = None
+    # Identities provisioned through the identities API per user (in-process counts).
+    identity_provisions: RateLimiter | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:
+        clock = Clock(settings.clock_offset_file)
         return cls(
             settings=settings,
             db=Database(settings.resolved_database_url),
-            clock=Clock(settings.clock_offset_file),
+            clock=clock,
+            template_clients=RateLimiter(
+                settings.template_clients_per_address_per_hour, 3600.0, clock.timestamp
+            ),
+            identity_provisions=RateLimiter(
+                settings.identity_provisions_per_hour, 3600.0, clock.timestamp
+            ),
         )

@@ -42,6 +42,17 @@ class NotFound(ArcternError):
     code = "ClientError.NotFound"
 
 
+class TooManyRequests(ArcternError):
+    """A rate limit refused the call; ``retry_after`` seconds is sent as ``Retry-After``."""
+
+    status = 429
+    code = "TOO_MANY_REQUESTS"
+
+    def __init__(self, message: str, *, retry_after: float, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
 class Conflict(ArcternError):
     status = 409
     code = "Conflict"

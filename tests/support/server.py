@@ -53,6 +53,8 @@ class LiveServer:
             ARCTERN_LOGIN_ATTEMPTS_PER_MINUTE="1000",
             ARCTERN_LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE="100000",
             ARCTERN_LOGIN_ATTEMPTS_GLOBAL_PER_MINUTE="100000",
+            # Many globus logins from 127.0.0.1 in one test process.
+            ARCTERN_TEMPLATE_CLIENTS_PER_ADDRESS_PER_HOUR="1000",
         )
         if self.clock_file:
             env["ARCTERN_CLOCK_OFFSET_FILE"] = str(self.home / "clock-offset")

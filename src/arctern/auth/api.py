@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +33,22 @@ from arctern.db.models.auth import (
     OAuthClient,
     Project,
 )
-from arctern.errors import InvalidRequest, NotFound, PermissionDenied, Unauthorized
+from arctern.errors import (
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    TooManyRequests,
+    Unauthorized,
+)
+from arctern.json_input import InvalidJson, parse_json
+from arctern.limits import (
+    MAX_IDENTITY_LOOKUP,
+    MAX_NAME,
+    MAX_URI,
+    MAX_USERNAME,
+    bounded_count,
+    bounded_text,
+)
 
 
 class NotAuthenticated(Unauthorized):
@@ -67,9 +81,9 @@ def _csv(value: str | None) -> list[str]:
 
 async def _json_object(request: Request, key: str) -> dict[str, Any]:
     try:
-        body = json.loads(await request.body() or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidRequest("The request body is not valid JSON", code="INVALID_JSON") from None
+        body = parse_json(await request.body() or b"{}")
+    except InvalidJson as exc:
+        raise InvalidRequest(str(exc), code="INVALID_JSON") from None
     inner = body.get(key) if isinstance(body, dict) else None
     if not isinstance(inner, dict):
         raise InvalidRequest(f'The body must be {{"{key}": {{...}}}}', code="INVALID_PARAMETERS")
@@ -193,13 +207,24 @@ def create_api_router(service: AuthService, verifier: TokenVerifier) -> APIRoute
 
     # ------------------------------------------------------------------ identities
 
+    async def user_caller(request: Request) -> Caller:
+        """A user's token for auth.globus.org: a client alone (Basic, client credentials, or
+        an anonymously made CLI-template client) may not look people up."""
+        who = await caller(request)
+        if who.identity_id is None:
+            raise Forbidden("Identity lookups need a user's token")
+        return who
+
     @router.get("/identities")
     async def identities(request: Request) -> Response:
-        await caller(request)
+        who = await user_caller(request)
         ids = _csv(request.query_params.get("ids"))
         usernames = _csv(request.query_params.get("usernames"))
         if ids and usernames:
             raise InvalidRequest("Use ids or usernames, not both", code="INVALID_PARAMETERS")
+        bounded_count(ids or usernames, "ids or usernames", MAX_IDENTITY_LOOKUP)
+        for name in usernames:
+            bounded_text(name, "A username", MAX_USERNAME)
         found: list[Identity] = []
         async with ctx.db.session() as session:
             if ids:
@@ -221,14 +246,23 @@ def create_api_router(service: AuthService, verifier: TokenVerifier) -> APIRoute
                 )
                 by_name = {row.username.lower(): row for row in rows}
                 provision = request.query_params.get("provision", "false").lower() == "true"
-                if provision:
-                    for name in lowered:
-                        if name not in by_name:
-                            created = await _provision(session, name, ctx.clock.now())
-                            if created is not None:
-                                by_name[name] = created
+                missing = list(dict.fromkeys(n for n in lowered if n not in by_name))
+                if provision and missing:
+                    await charge_provisions(who, len(missing))
+                    for name in missing:
+                        created = await _provision(session, name, ctx.clock.now())
+                        if created is not None:
+                            by_name[name] = created
                 found = [by_name[u] for u in lowered if u in by_name]
         return JSONResponse({"identities": [identity_document(i) for i in found]})
+
+    async def charge_provisions(who: Caller, count: int) -> None:
+        limiter = ctx.identity_provisions
+        wait = limiter.acquire(str(who.identity_id), count) if limiter is not None else None
+        if wait is not None:
+            raise TooManyRequests(
+                "Too many identities provisioned; try again later", retry_after=wait
+            )
 
     @router.get("/identity_providers")
     async def identity_providers(request: Request) -> Response:
@@ -344,7 +378,7 @@ def create_api_router(service: AuthService, verifier: TokenVerifier) -> APIRoute
     async def create_client(request: Request) -> Response:
         body = await _json_object(request, "client")
         if body.get("template_id"):
-            return await instantiate_template(body)
+            return await instantiate_template(request, body)
         identity_id = await developer(request)
         name = str(body.get("name") or "")
         if "public_client" in body and "client_type" in body:
@@ -383,18 +417,30 @@ def create_api_router(service: AuthService, verifier: TokenVerifier) -> APIRoute
             )
             links = body.get("links")
             if isinstance(links, dict):
-                client.links = {k: links.get(k) for k in ("terms_and_conditions", "privacy_policy")}
+                client.links = {
+                    k: _link(links.get(k)) for k in ("terms_and_conditions", "privacy_policy")
+                }
         return JSONResponse({"client": client_document(client)}, status_code=201)
 
-    async def instantiate_template(body: dict[str, Any]) -> Response:
+    async def instantiate_template(request: Request, body: dict[str, Any]) -> Response:
         template = _uuid(str(body["template_id"]), "template")
         if template != registry.CLI_TEMPLATE_ID:
             raise NotFound(f"No template client {template}", code="NOT_FOUND")
+        # Anyone may call this (globus login before any token exists), so each address may
+        # only make a few clients an hour; the name is bounded like every stored string.
+        name = bounded_text(str(body.get("name") or "Globus CLI"), "name", MAX_NAME)
+        limiter = ctx.template_clients
+        address = request.client.host if request.client else "unknown"
+        wait = limiter.acquire(address) if limiter is not None else None
+        if wait is not None:
+            raise TooManyRequests(
+                "Too many clients created from this address; try again later", retry_after=wait
+            )
         async with ctx.db.session() as session:
             client, secret = await registry.create_client(
                 session,
                 ctx.clock.now(),
-                name=str(body.get("name") or "Globus CLI"),
+                name=name,
                 public_client=False,
                 redirect_uris=[],
                 parent_client=template,
@@ -533,6 +579,14 @@ async def _provision(session: AsyncSession, username: str, now: Any) -> Identity
     await session.flush()
     identity.provider = provider
     return identity
+
+
+def _link(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest("links must be URL strings", code="INVALID_PARAMETERS")
+    return bounded_text(value, "A link", MAX_URI)
 
 
 def _admin_uuid(value: Any) -> uuid.UUID:

@@ -7,6 +7,7 @@ error page; never FastAPI's default ``{"detail": ...}`` body and never a bare 50
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,7 +20,8 @@ from arctern.auth.pages import create_pages_router
 from arctern.auth.service import AuthService
 from arctern.auth.verifier import TokenVerifier
 from arctern.context import AppContext
-from arctern.errors import ArcternError
+from arctern.errors import ArcternError, TooManyRequests
+from arctern.http_limits import BodyLimit, too_large_message
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +45,23 @@ def create_auth_app(ctx: AppContext) -> FastAPI:
     app.include_router(create_pages_router(service))
     app.include_router(create_endpoints_router(service, verifier))
     app.include_router(create_api_router(service, verifier))
+    app.add_middleware(BodyLimit, render=_too_large)
     install_error_handlers(app)
     return app
+
+
+def _too_large(_request: Request, limit: int) -> Response:
+    return globus_error(413, "REQUEST_TOO_LARGE", too_large_message(limit))
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ArcternError)
     async def arctern_error(_request: Request, exc: ArcternError) -> Response:
         code = exc.code if exc.code.isupper() else _HTTP_CODES.get(exc.status, "BAD_REQUEST")
-        return globus_error(exc.status, code, exc.message)
+        response = globus_error(exc.status, code, exc.message)
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> Response:

@@ -9,7 +9,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from arctern.auth.oauth import ArcternAuthorizationServer, identity_claims
+from arctern.auth.oauth import (
+    ArcternAuthorizationServer,
+    identity_claims,
+    malformed_parameter,
+    oauth_error_body,
+)
 from arctern.auth.scopes import AUTH_RS, OIDC_SCOPES
 from arctern.auth.service import AuthService
 from arctern.auth.verifier import AccessGrant, TokenVerifier
@@ -39,6 +44,12 @@ def globus_error(status: int, code: str, detail: str, **extra: Any) -> JSONRespo
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def invalid_request(description: str) -> JSONResponse:
+    """An RFC 6749 ``invalid_request`` (with the Globus ``errors`` list) for /token and kin."""
+    body = oauth_error_body({"error": "invalid_request", "error_description": description}, 400)
+    return JSONResponse(body, status_code=400, headers=NO_STORE)
+
+
 async def bearer_grant(request: Request, verifier: TokenVerifier) -> AccessGrant | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -53,9 +64,16 @@ def create_endpoints_router(service: AuthService, verifier: TokenVerifier) -> AP
 
     @router.post("/v2/oauth2/token", include_in_schema=False)
     async def token(request: Request) -> Response:
-        response: Response = await service.run(
-            request, lambda server: server.create_token_response(server.current_request)
-        )
+        oreq = await service.http_request(request)
+        problem = malformed_parameter(oreq)
+        if problem is not None:
+            response = invalid_request(problem)
+        else:
+            response = await service.run(
+                request,
+                lambda server: server.create_token_response(server.current_request),
+                oauth_request=oreq,
+            )
         response.headers.update(NO_STORE)
         return response
 
@@ -64,7 +82,11 @@ def create_endpoints_router(service: AuthService, verifier: TokenVerifier) -> AP
             def action(server: ArcternAuthorizationServer) -> Response:
                 return server.create_endpoint_response(name, server.current_request)
 
-            return await service.run(request, action)
+            oreq = await service.http_request(request)
+            problem = malformed_parameter(oreq)
+            if problem is not None:
+                return invalid_request(problem)
+            return await service.run(request, action, oauth_request=oreq)
 
         return handler
 

@@ -14,6 +14,7 @@ tokens of its templated client using the template's client id.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ from arctern.db.models.auth import (
     OAuthClient,
     OAuthToken,
 )
+from arctern.limits import MAX_NONCE, MAX_OAUTH_PARAMETER, MAX_URI
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
@@ -138,6 +140,38 @@ class HttpRequest(OAuth2Request):
     @property
     def form(self) -> dict[str, str]:
         return self._form
+
+
+# RFC 6749 appendix A: scope tokens are NQCHAR (%x21 / %x23-5B / %x5D-7E), space separated.
+_SCOPE_TEXT = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
+# An absolute URI (RFC 3986) is printable ASCII without space, quote, backslash, <>^`{|}.
+_URI_TEXT = re.compile(r"[\x21\x23-\x3b\x3d\x3f-\x5b\x5d\x5f\x61-\x7a\x7e]*")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def malformed_parameter(request: HttpRequest) -> str | None:
+    """Why the request's parameters cannot be processed at all, or None.
+
+    Authlib copies ``scope`` and ``redirect_uri`` into its error descriptions and refuses to
+    build one holding ``"``, ``\\`` or non-ASCII (a ValueError, i.e. a 500); such values are
+    outside the RFC grammar anyway, so they are refused here with a fixed message.
+    """
+    for key, values in request.payload.datalist.items():
+        for value in values:
+            if len(key) > MAX_OAUTH_PARAMETER or len(value) > MAX_OAUTH_PARAMETER:
+                return f"A parameter is longer than {MAX_OAUTH_PARAMETER} characters."
+            if _CONTROL_CHARS.search(key) or _CONTROL_CHARS.search(value):
+                return "The request contains control characters."
+    data = request.payload.data
+    if not _SCOPE_TEXT.fullmatch(data.get("scope", "")):
+        return "The scope parameter may only contain printable ASCII other than '\"' and '\\'."
+    if not _URI_TEXT.fullmatch(data.get("redirect_uri", "")):
+        return "The redirect_uri parameter must be an ASCII URI (percent-encode other characters)."
+    if len(data.get("redirect_uri", "")) > MAX_URI:
+        return f"The redirect_uri parameter is longer than {MAX_URI} characters."
+    if len(data.get("nonce", "")) > MAX_NONCE:
+        return f"The nonce parameter is longer than {MAX_NONCE} characters."
+    return None
 
 
 # --------------------------------------------------------------------------- models

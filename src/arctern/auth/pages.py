@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ from arctern.auth import sessions
 from arctern.auth.consents import has_consented, record_consents
 from arctern.auth.csrf import csrf_ok, csrf_token
 from arctern.auth.hashing import digest
-from arctern.auth.oauth import ArcternAuthorizationServer, HttpRequest
+from arctern.auth.oauth import ArcternAuthorizationServer, HttpRequest, malformed_parameter
 from arctern.auth.scopes import ScopeError, ScopeNode, describe, parse_scopes
 from arctern.auth.service import AuthService
 from arctern.auth.throttle import LoginThrottle
@@ -44,8 +43,6 @@ AUTH_CODE_FAILURES = {
     "temporarily_unavailable": "The server is busy. Try again in a moment.",
 }
 AUTH_CODE_FAILURE_DEFAULT = "The sign-in could not be completed."
-
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
@@ -217,13 +214,10 @@ def create_pages_router(service: AuthService) -> APIRouter:
                 "Go back to the application and start the sign-in again.",
                 403,
             )
-        if any(_CONTROL_CHARS.search(str(v)) for v in oreq.payload.data.values()):
+        problem = malformed_parameter(oreq)
+        if problem is not None:
             # Authlib cannot even build an error description from such values.
-            return error_page(
-                request,
-                "This sign-in request cannot be completed",
-                "The request contains control characters.",
-            )
+            return error_page(request, "This sign-in request cannot be completed", problem)
         if decision is None and "login" in prompts:
             # Forced re-authentication: validate first, then show the login form.
             identity = None

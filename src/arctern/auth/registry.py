@@ -28,6 +28,15 @@ from arctern.auth.hashing import digest, new_secret
 from arctern.db.engine import mark_changed
 from arctern.db.models.auth import ClientCredential, OAuthClient, Project
 from arctern.errors import InvalidRequest, NotFound
+from arctern.limits import (
+    MAX_ADMINS,
+    MAX_EMAIL,
+    MAX_NAME,
+    MAX_REDIRECT_URIS,
+    MAX_URI,
+    bounded_count,
+    bounded_text,
+)
 
 PUBLIC = "public_installed_client"
 CONFIDENTIAL = "confidential_client"
@@ -37,9 +46,10 @@ CLI_TEMPLATE_ID = uuid.UUID("95fdeba8-fac2-42bd-a357-e068d82ff78e")
 
 def validate_redirect_uris(uris: list[str]) -> list[str]:
     """Absolute http(s) URLs without fragments; duplicates dropped, order kept."""
+    bounded_count(uris, "redirect_uris", MAX_REDIRECT_URIS)
     clean: list[str] = []
     for uri in uris:
-        uri = uri.strip()
+        uri = bounded_text(uri.strip(), "A redirect URI", MAX_URI)
         if not uri:
             continue
         parts = urlsplit(uri)
@@ -62,7 +72,10 @@ async def create_project(
     admin_ids: list[uuid.UUID],
     admin_group_ids: list[str] | None = None,
 ) -> Project:
-    display_name, contact_email = display_name.strip(), contact_email.strip()
+    display_name = bounded_text(display_name.strip(), "display_name", MAX_NAME)
+    contact_email = bounded_text(contact_email.strip(), "contact_email", MAX_EMAIL)
+    bounded_count(admin_ids, "admin_ids", MAX_ADMINS)
+    bounded_count(admin_group_ids or [], "admin_group_ids", MAX_ADMINS)
     if not display_name:
         raise InvalidRequest("A project needs a display name", code="INVALID_PARAMETERS")
     if "@" not in contact_email:
@@ -106,10 +119,11 @@ async def update_project(
     if display_name is not None:
         if not display_name.strip():
             raise InvalidRequest("A project needs a display name", code="INVALID_PARAMETERS")
-        project.display_name = display_name.strip()
+        project.display_name = bounded_text(display_name.strip(), "display_name", MAX_NAME)
     if contact_email is not None:
-        project.contact_email = contact_email.strip()
+        project.contact_email = bounded_text(contact_email.strip(), "contact_email", MAX_EMAIL)
     if admin_ids is not None:
+        bounded_count(admin_ids, "admin_ids", MAX_ADMINS)
         if not admin_ids:
             raise InvalidRequest("A project needs at least one admin", code="INVALID_PARAMETERS")
         project.admin_ids = [str(a) for a in admin_ids]
@@ -139,7 +153,7 @@ async def create_client(
 ) -> tuple[OAuthClient, str | None]:
     """Register a client; a confidential one gets a first credential (unless
     ``with_credential`` is False), whose secret is returned once."""
-    name = name.strip()
+    name = bounded_text(name.strip(), "name", MAX_NAME)
     if not name:
         raise InvalidRequest("A client needs a name", code="INVALID_PARAMETERS")
     if visibility not in ("public", "private"):
@@ -205,7 +219,7 @@ async def update_client(
     if name is not None:
         if not name.strip():
             raise InvalidRequest("A client needs a name", code="INVALID_PARAMETERS")
-        client.name = name.strip()
+        client.name = bounded_text(name.strip(), "name", MAX_NAME)
     if redirect_uris is not None:
         client.redirect_uris = validate_redirect_uris(redirect_uris)
     if visibility is not None:
@@ -234,6 +248,7 @@ async def create_credential(
         raise InvalidRequest(
             "Public (native) clients cannot have credentials", code="INVALID_PARAMETERS"
         )
+    bounded_text(name, "name", MAX_NAME)
     secret = new_secret(32)
     credential = ClientCredential(
         client_id=client.id, name=name, secret_hash=digest(secret), created_at=now

@@ -30,10 +30,19 @@ class AuthService:
         self.templates: Jinja2Templates = make_templates(TEMPLATES_DIR)
 
     def auth_base(self, request: Request) -> str:
-        """The auth service root with a trailing slash, as clients should address it."""
-        if self.ctx.settings.public_url:
-            return self.ctx.settings.auth_url
+        """The auth service root with a trailing slash, as clients should address it.
+
+        The Host header is the client's to choose, and this URL becomes the OIDC issuer and an
+        allowed redirect target for codes; so it comes from the request only when no public
+        URL is configured and the host is one of ``settings.trusted_hosts``.
+        """
+        settings = self.ctx.settings
+        if settings.public_url or not self.trusted_host(request):
+            return settings.auth_url
         return self.request_auth_base(request)
+
+    def trusted_host(self, request: Request) -> bool:
+        return (request.url.hostname or "").lower() in self.ctx.settings.trusted_hosts
 
     @staticmethod
     def request_auth_base(request: Request) -> str:
@@ -45,15 +54,13 @@ class AuthService:
         return self.auth_base(request).rstrip("/")
 
     def auth_code_pages(self, request: Request) -> frozenset[str]:
-        return frozenset(
-            {
-                self.ctx.settings.auth_url + AUTH_CODE_PATH,
-                self.request_auth_base(request) + AUTH_CODE_PATH,
-                # GLOBUS_SDK_SERVICE_URL_AUTH without its trailing slash makes clients build
-                # ".../authv2/web/auth-code"; the main app redirects that path to the real page.
-                self.request_auth_base(request).rstrip("/") + AUTH_CODE_PATH,
-            }
-        )
+        pages = set()
+        for base in {self.ctx.settings.auth_url, self.auth_base(request)}:
+            pages.add(base + AUTH_CODE_PATH)
+            # GLOBUS_SDK_SERVICE_URL_AUTH without its trailing slash makes clients build
+            # ".../authv2/web/auth-code"; the main app redirects that path to the real page.
+            pages.add(base.rstrip("/") + AUTH_CODE_PATH)
+        return frozenset(pages)
 
     async def http_request(self, request: Request) -> HttpRequest:
         """Read the body now: Authlib's callbacks are synchronous."""

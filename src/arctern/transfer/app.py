@@ -1,4 +1,4 @@
-"""The Transfer ASGI application mounted at ``/transfer``: routes, body limit, error rendering.
+"""The Transfer ASGI application mounted at ``/transfer``: routes, body limits, error rendering.
 
 Every response that is not a success is a Globus error document; FastAPI's own error bodies
 (``{"detail": …}``) never leave this app, and nothing answers a client mistake with a 5xx.
@@ -7,17 +7,19 @@ Every response that is not a success is a Globus error document; FastAPI's own e
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.responses import Response
 
 from arctern.auth.verifier import TokenVerifier
 from arctern.connectors.errors import ConnectorError
 from arctern.context import AppContext
-from arctern.errors import ArcternError, RequestTooLarge
+from arctern.errors import ArcternError
+from arctern.http_limits import MIB, BodyLimit, RouteLimit, too_large_message
 from arctern.transfer.errors import error_response, globus_code, storage_error
 from arctern.transfer.http import resource
 from arctern.transfer.routes import bookmarks, endpoints, operations, tasks
@@ -25,51 +27,20 @@ from arctern.transfer.security import make_authenticator
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 100 * 1024 * 1024
+# A submission of 100,000 items is about 20 MiB; everything else is small.
+MAX_SUBMISSION_BYTES = 100 * MIB
 API_PREFIX = "/v0.10"
+SUBMISSION_ROUTES = (
+    RouteLimit(
+        "POST", re.compile(re.escape(API_PREFIX) + r"/(transfer|delete)/?"), MAX_SUBMISSION_BYTES
+    ),
+)
 
 
-class BodyLimit:
-    """Refuses request bodies larger than ``limit`` bytes, announced or streamed."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    announced = int(value)
-                except ValueError:
-                    announced = 0
-                if announced > self.limit:
-                    response = error_response(
-                        413,
-                        "ClientError.RequestTooLarge",
-                        f"The request body exceeds {self.limit} bytes",
-                        scope.get("path", ""),
-                    )
-                    await response(scope, receive, send)
-                    return
-        seen = 0
-
-        async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise RequestTooLarge(
-                        f"The request body exceeds {self.limit} bytes",
-                        code="ClientError.RequestTooLarge",
-                    )
-            return message
-
-        await self.app(scope, limited_receive, send)
+def _too_large(request: Request, limit: int) -> Response:
+    return error_response(
+        413, "ClientError.RequestTooLarge", too_large_message(limit), resource(request)
+    )
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -121,7 +92,7 @@ def create_transfer_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
     app = FastAPI(
         title="Arctern Transfer", docs_url=None, redoc_url=None, openapi_url="/openapi.json"
     )
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(BodyLimit, render=_too_large, routes=SUBMISSION_ROUTES)
     _install_error_handlers(app)
     authenticate = make_authenticator(verifier)
     for module in (endpoints, operations, tasks, bookmarks):

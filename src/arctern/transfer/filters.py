@@ -52,11 +52,12 @@ def parse_datetime(text: str) -> datetime:
     candidate = raw.replace("Z", "+00:00")
     try:
         value = datetime.fromisoformat(candidate)
-    except ValueError:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        # 9999-12-31T23:59:59-14:00 is after datetime.max in UTC: OverflowError, not a 5xx.
+        return value.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise bad_request(f"Invalid date '{raw}'") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def parse_time_range(values: list[str], field: str) -> tuple[datetime | None, datetime | None]:

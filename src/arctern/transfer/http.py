@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from arctern.json_input import InvalidJson, parse_json
 from arctern.transfer.documents import result_document
 from arctern.transfer.errors import new_request_id
 from arctern.transfer.filters import bad_request, parse_bool, parse_int
@@ -25,9 +25,9 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not raw.strip():
         raise bad_request("A JSON request body is required")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting too
-        raise bad_request("The request body is not valid JSON") from None
+        body = parse_json(raw)
+    except InvalidJson as exc:
+        raise bad_request(str(exc)) from None
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object")
     return body

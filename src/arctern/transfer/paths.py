@@ -25,6 +25,13 @@ def normalize_path(raw: str | None, *, default: str = "/") -> str:
         raise InvalidRequest("A path must not contain NUL bytes", code="ClientError.BadRequest")
     if len(raw) > MAX_PATH_LENGTH:
         raise InvalidRequest("The path is too long", code="ClientError.BadRequest")
+    if not raw.isascii():
+        try:
+            raw.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: no file system can name it
+            raise InvalidRequest(
+                "A path must be valid Unicode", code="ClientError.BadRequest"
+            ) from None
     text = raw
     if text == "~" or text.startswith("~/"):
         text = "/" + text

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from arctern.limits import MAX_EMAIL, MAX_REDIRECT_URIS, MAX_URI
+
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 # Scopes an app may request when it starts a login flow (Globus does not fix them at
@@ -39,6 +41,8 @@ def clean_project(name: str, email: str) -> FormResult:
         result.errors["name"] = "Use at most 200 characters."
     if not email.strip():
         result.errors["email"] = "Enter a contact email so people can reach the project."
+    elif len(email.strip()) > MAX_EMAIL:
+        result.errors["email"] = f"Use at most {MAX_EMAIL} characters."
     elif not _EMAIL.match(email.strip()):
         result.errors["email"] = "Enter a valid email address, like you@example.edu."
     return result
@@ -61,7 +65,11 @@ def clean_app(name: str, app_type: str, redirect_text: str) -> FormResult:
     if app_type not in ("native", "confidential"):
         result.errors["app_type"] = "Choose Native app or Portal / server app."
     bad = [uri for uri in uris if not _valid_redirect(uri)]
-    if bad:
+    if len(uris) > MAX_REDIRECT_URIS:
+        result.errors["redirect_uris"] = f"Enter at most {MAX_REDIRECT_URIS} redirect URIs."
+    elif any(len(uri) > MAX_URI for uri in uris):
+        result.errors["redirect_uris"] = f"Use at most {MAX_URI} characters per redirect URI."
+    elif bad:
         result.errors["redirect_uris"] = (
             f"Not a valid redirect URI: {bad[0]}. Use an absolute http:// or https:// URL "
             "without a #fragment."

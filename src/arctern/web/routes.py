@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -10,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from arctern.auth import sessions
 from arctern.auth.verifier import TokenVerifier
 from arctern.context import AppContext
+from arctern.http_limits import too_large_message
 from arctern.web.activity import create_activity_router
 from arctern.web.console import create_console_router
 from arctern.web.files import create_files_router
@@ -78,6 +81,17 @@ def install_error_pages(app: FastAPI, ctx: AppContext) -> None:
             status_code=exc.status_code,
             headers=exc.headers,
         )
+
+
+def too_large_page(_request: Request, limit: int) -> Response:
+    """The 413 for browser forms; static, so it needs neither the session nor a database."""
+    message = html.escape(too_large_message(limit))
+    body = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        "<title>Request too large</title></head><body><h1>Request too large</h1>"
+        f'<p>{message}.</p><p><a href="/">Back to Arctern</a></p></body></html>'
+    )
+    return HTMLResponse(body, status_code=413)
 
 
 def static_files() -> StaticFiles:
