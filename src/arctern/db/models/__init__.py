@@ -12,6 +12,7 @@ from arctern.db.models.auth import (
     Project,
     SigningKeyRecord,
 )
+from arctern.db.models.connect import AgentRequest, Endpoint
 from arctern.db.models.transfer import (
     AclRule,
     Bookmark,
@@ -24,11 +25,13 @@ from arctern.db.models.work import TaskFile, TaskPlan, WorkBatch
 
 __all__ = [
     "AclRule",
+    "AgentRequest",
     "AuthorizationCode",
     "Bookmark",
     "ClientCredential",
     "Collection",
     "Consent",
+    "Endpoint",
     "Identity",
     "IdentityProvider",
     "LoginFailure",
