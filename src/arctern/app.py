@@ -18,6 +18,7 @@ from arctern import __version__
 from arctern.auth.app import create_auth_app
 from arctern.auth.verifier import TokenVerifier
 from arctern.config import Settings
+from arctern.connect.api import create_agent_app
 from arctern.context import AppContext
 from arctern.transfer.app import create_transfer_app
 from arctern.web.routes import create_web_router, install_error_pages, static_files
@@ -51,6 +52,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
     )
     app.mount("/auth", create_auth_app(ctx))
     app.mount("/transfer", create_transfer_app(ctx, verifier))
+    app.mount("/agent", create_agent_app(ctx))
     app.mount("/static", static_files(), name="static")
     app.include_router(create_web_router(ctx, verifier))
     install_error_pages(app, ctx)

@@ -72,7 +72,7 @@ class BodyLimit:
         await self.app(scope, limited_receive, send)
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ArcternError)
     async def arctern_error(request: Request, exc: ArcternError) -> JSONResponse:
         return error_response(exc.status, globus_code(exc), exc.message, resource(request))
@@ -122,7 +122,7 @@ def create_transfer_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
         title="Arctern Transfer", docs_url=None, redoc_url=None, openapi_url="/openapi.json"
     )
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
-    _install_error_handlers(app)
+    install_error_handlers(app)
     authenticate = make_authenticator(verifier)
     for module in (endpoints, operations, tasks, bookmarks):
         app.include_router(module.create_router(ctx, authenticate), prefix=API_PREFIX)

@@ -29,7 +29,9 @@ SEARCH_SCOPES = (
     "shared-with-me",
     "administered-by-me",
 )
-ENTITY_TYPE = "GCP_mapped_collection"
+# Every collection is a Globus Connect Server v5 mapped collection: of an Arctern Connect
+# endpoint (an agent), or of the built-in endpoint that stands for the deployment's own storage.
+ENTITY_TYPE = "GCSv5_mapped_collection"
 
 
 @dataclass(frozen=True, slots=True)

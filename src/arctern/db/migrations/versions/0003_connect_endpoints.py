@@ -12,7 +12,6 @@ from alembic import op
 
 import arctern.db.base
 
-
 revision: str = "0003_connect_endpoints"
 # Written against 0001_initial; the merge rechains it onto "0002_sessions_login_limits".
 down_revision: str | None = "0001_initial"

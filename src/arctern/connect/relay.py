@@ -1,0 +1,243 @@
+"""File operations relayed to agents through the database.
+
+Requester (any API or worker process): ``relay`` inserts an ``AgentRequest`` row and waits for
+its answer. Agent side (whichever API process holds the agent's long poll): ``take`` hands out
+pending rows, ``answer`` stores the result. Every process polls the rows at ``POLL_SECONDS``;
+commits made in the same process wake the waiters at once (``AppContext.agent_requests``), so
+one API process answers without polling delay and several processes stay correct.
+
+Presence: while a long poll is held, ``connected_until`` is in the future; when the agent's
+connection closes the holder sets it to now. A request to an endpoint not marked connected
+fails at once; one the agent does not take within ``connect_pickup_seconds`` (e.g. the API
+process holding the poll died) fails then. Both with ``EndpointDisconnected``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from arctern.connect.endpoints import is_connected
+from arctern.connectors.errors import ConnectorError, TransientError
+from arctern.context import AGENT_REQUESTS_TOPIC, AppContext
+from arctern.db.engine import mark_changed
+from arctern.db.models.connect import AgentRequest, Endpoint
+from arctern.db.models.transfer import Collection
+from arctern.errors import Unauthorized
+
+POLL_SECONDS = 0.2
+# connected_until is refreshed at each poll; past the hold it stays valid this much longer,
+# the time the agent needs to come back with its next poll.
+PRESENCE_GRACE = timedelta(seconds=10)
+MAX_BATCH = 32
+
+
+class EndpointDisconnected(TransientError):
+    """The collection's agent is not connected (Globus: GC_NOT_CONNECTED)."""
+
+    code = "GC_NOT_CONNECTED"
+
+    def __init__(self, name: str, detail: str = "") -> None:
+        super().__init__(
+            f"The endpoint '{name}' is not currently connected: its Arctern Connect agent "
+            f"is offline{detail}"
+        )
+
+
+class AgentTimeout(TransientError):
+    code = "ENDPOINT_TIMEOUT"
+
+
+async def relay(ctx: AppContext, collection_id: uuid.UUID, request: dict[str, Any]) -> Any:
+    """Run ``request`` on the agent serving ``collection_id``; its ``ok`` value, or the
+    ``ConnectorError`` it answered with."""
+    settings = ctx.settings
+    now = ctx.clock.now()
+    pickup_by = now + timedelta(seconds=settings.connect_pickup_seconds)
+    answer_by = pickup_by + timedelta(seconds=settings.connect_answer_seconds)
+    async with ctx.db.session() as session:
+        collection = await session.get(Collection, collection_id)
+        endpoint = (
+            await session.get(Endpoint, collection.endpoint_id)
+            if collection is not None and collection.endpoint_id is not None
+            else None
+        )
+        name = collection.display_name if collection is not None else str(collection_id)
+        if endpoint is None:
+            raise EndpointDisconnected(name, " (its endpoint was deleted)")
+        if not is_connected(endpoint, now):
+            raise EndpointDisconnected(name)
+        # Rows whose requester gave up long ago (a crashed process) are cleared here.
+        await session.execute(
+            delete(AgentRequest).where(
+                AgentRequest.endpoint_id == endpoint.id, AgentRequest.expires_at < now
+            )
+        )
+        row = AgentRequest(
+            endpoint_id=endpoint.id,
+            state="pending",
+            request={**request, "collection_id": str(collection_id)},
+            created_at=now,
+            expires_at=answer_by,
+        )
+        session.add(row)
+        await session.flush()
+        request_id = row.id
+        mark_changed(session, AGENT_REQUESTS_TOPIC)
+    try:
+        while True:
+            async with ctx.agent_requests.listening() as changed:
+                async with ctx.db.session() as session:
+                    state, response = (
+                        await session.execute(
+                            select(AgentRequest.state, AgentRequest.response).where(
+                                AgentRequest.id == request_id
+                            )
+                        )
+                    ).one_or_none() or (None, None)
+                if state == "done":
+                    return _unwrap(response)
+                now = ctx.clock.now()
+                if state is None:
+                    raise EndpointDisconnected(name, " (its endpoint was deleted)")
+                if state == "pending" and now >= pickup_by:
+                    raise EndpointDisconnected(name)
+                if now >= answer_by:
+                    raise AgentTimeout(f"The endpoint of '{name}' did not answer in time")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), POLL_SECONDS)
+    finally:
+        async with ctx.db.session() as session:
+            await session.execute(delete(AgentRequest).where(AgentRequest.id == request_id))
+
+
+_ERRORS: dict[str, type[ConnectorError]] = {}
+
+
+def _error_classes() -> dict[str, type[ConnectorError]]:
+    if not _ERRORS:
+        from arctern.connectors import errors
+        from arctern.connectors.access import AccessDenied
+
+        for value in [*vars(errors).values(), AccessDenied]:
+            if isinstance(value, type) and issubclass(value, ConnectorError):
+                _ERRORS[value.__name__] = value
+    return _ERRORS
+
+
+def error_answer(exc: ConnectorError) -> dict[str, Any]:
+    """How the agent reports a connector failure (class name within a fixed set)."""
+    return {"error": {"kind": type(exc).__name__, "message": str(exc)}}
+
+
+def _unwrap(response: dict[str, Any] | None) -> Any:
+    if not isinstance(response, dict):
+        raise ConnectorError("The agent sent a malformed answer")
+    if "error" in response:
+        error = response["error"] if isinstance(response["error"], dict) else {}
+        cls = _error_classes().get(str(error.get("kind")), ConnectorError)
+        if cls is EndpointDisconnected:
+            cls = ConnectorError
+        raise cls(str(error.get("message", "")))
+    return response.get("ok")
+
+
+# -- agent side (called by the agent API) ---------------------------------------------------
+
+
+async def take(
+    ctx: AppContext,
+    endpoint_id: uuid.UUID,
+    credential_hash: str,
+    *,
+    hold: float,
+    gone: Callable[[], Awaitable[bool]],
+) -> list[dict[str, Any]]:
+    """Pending requests for the endpoint, waiting up to ``hold`` seconds for some. Refuses
+    (401) as soon as the credential is revoked; marks the agent offline when ``gone()``."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + hold
+    async with ctx.db.session() as session:
+        await session.execute(
+            update(Endpoint)
+            .where(Endpoint.id == endpoint_id)
+            .values(connected_until=ctx.clock.now() + timedelta(seconds=hold) + PRESENCE_GRACE)
+        )
+    while True:
+        async with ctx.agent_requests.listening() as changed:
+            now = ctx.clock.now()
+            async with ctx.db.session() as session:
+                current = await session.scalar(
+                    select(Endpoint.credential_hash).where(Endpoint.id == endpoint_id)
+                )
+                if current != credential_hash:
+                    raise Unauthorized(
+                        "The endpoint credential was revoked (endpoint deleted or "
+                        "credentials rotated)"
+                    )
+                rows = list(
+                    await session.scalars(
+                        select(AgentRequest)
+                        .where(
+                            AgentRequest.endpoint_id == endpoint_id,
+                            AgentRequest.state == "pending",
+                            AgentRequest.expires_at > now,
+                        )
+                        .order_by(AgentRequest.created_at)
+                        .limit(MAX_BATCH)
+                    )
+                )
+                taken: list[dict[str, Any]] = []
+                for row in rows:
+                    claimed = await session.execute(
+                        update(AgentRequest)
+                        .where(AgentRequest.id == row.id, AgentRequest.state == "pending")
+                        .values(state="taken")
+                    )
+                    if getattr(claimed, "rowcount", 0) == 1:
+                        taken.append({"id": str(row.id), **row.request})
+            if taken:
+                return taken
+            if await gone():
+                async with ctx.db.session() as session:
+                    await session.execute(
+                        update(Endpoint)
+                        .where(Endpoint.id == endpoint_id)
+                        .values(connected_until=ctx.clock.now())
+                    )
+                return []
+            if loop.time() >= until:
+                return []
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), POLL_SECONDS)
+
+
+async def answer(
+    ctx: AppContext, endpoint_id: uuid.UUID, request_id: uuid.UUID, response: dict[str, Any]
+) -> bool:
+    """Store the agent's answer; False when the requester has given up already."""
+    async with ctx.db.session() as session:
+        result = await session.execute(
+            update(AgentRequest)
+            .where(
+                AgentRequest.id == request_id,
+                AgentRequest.endpoint_id == endpoint_id,
+                AgentRequest.state == "taken",
+            )
+            .values(state="done", response=response)
+        )
+        mark_changed(session, AGENT_REQUESTS_TOPIC)
+    return getattr(result, "rowcount", 0) == 1
+
+
+async def went_offline(ctx: AppContext, endpoint_id: uuid.UUID) -> None:
+    async with ctx.db.session() as session:
+        await session.execute(
+            update(Endpoint).where(Endpoint.id == endpoint_id).values(connected_until=None)
+        )
