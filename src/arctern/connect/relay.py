@@ -43,11 +43,15 @@ class EndpointDisconnected(TransientError):
 
     code = "GC_NOT_CONNECTED"
 
-    def __init__(self, name: str, detail: str = "") -> None:
-        super().__init__(
-            f"The endpoint '{name}' is not currently connected: its Arctern Connect agent "
-            f"is offline{detail}"
-        )
+    def __init__(self, collection: str, endpoint: str | None = None) -> None:
+        if endpoint is None:
+            message = f"The endpoint of collection '{collection}' is not connected: it was deleted"
+        else:
+            message = (
+                f"The endpoint '{endpoint}' (collection '{collection}') is not currently "
+                "connected: its Arctern Connect agent is offline"
+            )
+        super().__init__(message)
 
 
 class AgentTimeout(TransientError):
@@ -70,9 +74,10 @@ async def relay(ctx: AppContext, collection_id: uuid.UUID, request: dict[str, An
         )
         name = collection.display_name if collection is not None else str(collection_id)
         if endpoint is None:
-            raise EndpointDisconnected(name, " (its endpoint was deleted)")
-        if not is_connected(endpoint, now):
             raise EndpointDisconnected(name)
+        host = endpoint.display_name
+        if not is_connected(endpoint, now):
+            raise EndpointDisconnected(name, host)
         # Rows whose requester gave up long ago (a crashed process) are cleared here.
         await session.execute(
             delete(AgentRequest).where(
@@ -105,11 +110,11 @@ async def relay(ctx: AppContext, collection_id: uuid.UUID, request: dict[str, An
                     return _unwrap(response)
                 now = ctx.clock.now()
                 if state is None:
-                    raise EndpointDisconnected(name, " (its endpoint was deleted)")
-                if state == "pending" and now >= pickup_by:
                     raise EndpointDisconnected(name)
+                if state == "pending" and now >= pickup_by:
+                    raise EndpointDisconnected(name, host)
                 if now >= answer_by:
-                    raise AgentTimeout(f"The endpoint of '{name}' did not answer in time")
+                    raise AgentTimeout(f"The endpoint '{host}' did not answer in time")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), POLL_SECONDS)
     finally:

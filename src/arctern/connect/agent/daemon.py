@@ -84,6 +84,28 @@ class Agent:
         connected = False
         try:
             while not self.stop.is_set():
+                if not connected:
+                    # Check the credential first: a refused one is reported at once, not
+                    # after a first poll's hold.
+                    try:
+                        await client.endpoint()
+                    except CredentialRefused as exc:
+                        self._refuse(str(exc))
+                        break
+                    except (httpx.HTTPError, AgentApiError) as exc:
+                        message = f"deployment unreachable ({exc}); retrying in {backoff:g}s"
+                        write_status(self.home, "unreachable", message)
+                        self.say(message)
+                        await self._pause(backoff)
+                        backoff = min(backoff * 2, MAX_BACKOFF)
+                        continue
+                    connected = True
+                    message = (
+                        f"connected to {config.deployment_url} as endpoint "
+                        f"'{config.display_name}' ({config.endpoint_id})"
+                    )
+                    write_status(self.home, "connected", message)
+                    self.say(message)
                 poll = asyncio.ensure_future(client.poll())
                 stopping = asyncio.ensure_future(self.stop.wait())
                 await asyncio.wait({poll, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -107,14 +129,6 @@ class Agent:
                     backoff = min(backoff * 2, MAX_BACKOFF)
                     continue
                 backoff = 0.5
-                if not connected:
-                    connected = True
-                    message = (
-                        f"connected to {config.deployment_url} as endpoint "
-                        f"'{config.display_name}' ({config.endpoint_id})"
-                    )
-                    write_status(self.home, "connected", message)
-                    self.say(message)
                 for request in requests:
                     task = asyncio.ensure_future(self._handle(client, request))
                     self._tasks.add(task)
@@ -128,9 +142,9 @@ class Agent:
             await client.close()
         if self.refused is not None:
             message = (
-                f"the deployment refused this endpoint's credential: {self.refused}. "
-                "The endpoint was deleted or its credentials rotated; get a new setup key "
-                "from the administrator and run `arctern connect setup` again."
+                f"the deployment refused this endpoint's credential (HTTP 401: {self.refused}). "
+                "Get a new setup key from the administrator (`arctern endpoint "
+                "rotate-credentials`) and run `arctern connect setup` again."
             )
             write_status(self.home, "credential-refused", message)
             self.say(f"Error: {message}")
