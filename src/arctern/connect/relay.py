@@ -32,9 +32,10 @@ from arctern.db.models.transfer import Collection
 from arctern.errors import Unauthorized
 
 POLL_SECONDS = 0.2
-# connected_until is refreshed at each poll; past the hold it stays valid this much longer,
-# the time the agent needs to come back with its next poll.
-PRESENCE_GRACE = timedelta(seconds=10)
+# While a poll is held the agent counts as connected until the hold ends plus this much; once
+# the poll has answered, for this much only: the agent polls again at once, and one that died
+# after its poll returned (or whose answer went into a closed socket) is offline this soon.
+PRESENCE_GRACE = timedelta(seconds=5)
 MAX_BATCH = 32
 
 
@@ -106,12 +107,16 @@ async def relay(ctx: AppContext, collection_id: uuid.UUID, request: dict[str, An
                             )
                         )
                     ).one_or_none() or (None, None)
+                    presence = await session.scalar(
+                        select(Endpoint.connected_until).where(Endpoint.id == endpoint.id)
+                    )
                 if state == "done":
                     return _unwrap(response)
                 now = ctx.clock.now()
                 if state is None:
                     raise EndpointDisconnected(name)
-                if state == "pending" and now >= pickup_by:
+                if (state == "pending" and now >= pickup_by) or presence is None or presence <= now:
+                    # Not taken in time, or the agent went away (possibly with the request).
                     raise EndpointDisconnected(name, host)
                 if now >= answer_by:
                     raise AgentTimeout(f"The endpoint '{host}' did not answer in time")
@@ -207,20 +212,34 @@ async def take(
                     )
                     if getattr(claimed, "rowcount", 0) == 1:
                         taken.append({"id": str(row.id), **row.request})
-            if taken:
-                return taken
-            if await gone():
+            if taken or loop.time() >= until:
+                if await gone():
+                    await _mark_offline(ctx, endpoint_id)
+                    return []
+                # Presence now lasts only until the agent's next poll is due.
                 async with ctx.db.session() as session:
                     await session.execute(
                         update(Endpoint)
                         .where(Endpoint.id == endpoint_id)
-                        .values(connected_until=ctx.clock.now())
+                        .values(connected_until=ctx.clock.now() + PRESENCE_GRACE)
                     )
-                return []
-            if loop.time() >= until:
+                return taken
+            if await gone():
+                await _mark_offline(ctx, endpoint_id)
                 return []
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), POLL_SECONDS)
+
+
+async def _mark_offline(ctx: AppContext, endpoint_id: uuid.UUID) -> None:
+    async with ctx.db.session() as session:
+        await session.execute(
+            update(Endpoint)
+            .where(Endpoint.id == endpoint_id)
+            .values(connected_until=ctx.clock.now())
+        )
+        # Requesters waiting on this endpoint learn at once that it went away.
+        mark_changed(session, AGENT_REQUESTS_TOPIC)
 
 
 async def answer(
@@ -242,7 +261,5 @@ async def answer(
 
 
 async def went_offline(ctx: AppContext, endpoint_id: uuid.UUID) -> None:
-    async with ctx.db.session() as session:
-        await session.execute(
-            update(Endpoint).where(Endpoint.id == endpoint_id).values(connected_until=None)
-        )
+    """The agent said it is stopping."""
+    await _mark_offline(ctx, endpoint_id)

@@ -142,7 +142,11 @@ async def search_collections(
         raise bad_request(f"Invalid filter_scope '{scope}'; one of {', '.join(SEARCH_SCOPES)}")
     now = ctx.clock.now()
     async with ctx.db.session() as session:
-        query = select(Collection)
+        # Collections of a deleted Connect endpoint that tasks still name are kept for the
+        # tasks' history only.
+        query = select(Collection).where(
+            ~((Collection.connector == "agent") & Collection.endpoint_id.is_(None))
+        )
         if scope in ("my-endpoints", "my-gcp-endpoints", "administered-by-me"):
             query = query.where(Collection.owner_id == caller.identity_id)
         elif scope == "shared-by-me":
