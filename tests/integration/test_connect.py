@@ -232,6 +232,16 @@ def test_agent_collection_is_a_gcsv5_mapped_collection(site: Site, tmp_path: Pat
     assert doc["host_endpoint_id"] == site.endpoint_id
     assert doc["owner_string"] == DEMO_USERNAME
     assert doc["gcs_version"].startswith("5.") and doc["https_server"] is None
+    # The host endpoints are GCSv5 endpoints: the agent's, and the built-in one of the
+    # deployment's own collections.
+    host = site.owner.tc.get_endpoint(site.endpoint_id)
+    assert host["entity_type"] == "GCSv5_endpoint" and host["display_name"] == "Lab DTN"
+    assert host["owner_string"] == DEMO_USERNAME
+    central = site.owner.tc.get_endpoint(site.central)
+    builtin = site.owner.tc.get_endpoint(central["host_endpoint_id"])
+    assert builtin["entity_type"] == "GCSv5_endpoint" and builtin["owner_id"] is None
+    hosts = site.owner.tc.endpoint_search("Lab", filter_entity_type="GCSv5_endpoint")
+    assert [h["id"] for h in hosts] == [site.endpoint_id]
 
     # globus-cli finds it (and the central collections) with the same filter.
     cli_home = tmp_path / "cli"
@@ -249,6 +259,8 @@ def test_agent_collection_is_a_gcsv5_mapped_collection(site: Site, tmp_path: Pat
     )
     assert listed.returncode == 0, listed.stderr
     assert site.collection_id in {e["id"] for e in json.loads(listed.stdout)["DATA"]}
+    shown = globus(site.server, cli_home, "endpoint", "show", site.endpoint_id)
+    assert shown.returncode == 0 and "Lab DTN" in shown.stdout, shown.stderr
     names = globus(site.server, cli_home, "ls", f"{site.collection_id}:/")
     assert names.returncode == 0, names.stderr
     assert set(names.stdout.split()) == {"hello.txt", "results/"}

@@ -219,3 +219,32 @@ async def endpoint_collection_count(session: AsyncSession, endpoint_id: uuid.UUI
         select(func.count()).select_from(Collection).where(Collection.endpoint_id == endpoint_id)
     )
     return int(count or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class HostEndpoint:
+    """What a GCSv5 endpoint document shows (agents, and the built-in endpoint)."""
+
+    id: uuid.UUID
+    display_name: str
+    owner_id: uuid.UUID | None
+    owner_username: str
+
+
+BUILTIN_ENDPOINT = HostEndpoint(BUILTIN_ENDPOINT_ID, BUILTIN_ENDPOINT_NAME, None, "")
+
+
+async def host_endpoints(
+    ctx: AppContext, endpoint_id: uuid.UUID | None = None
+) -> list[HostEndpoint]:
+    """Every GCSv5 endpoint (or the one with ``endpoint_id``); any signed-in user may see
+    them, as with public collections: a name and an owner, no files."""
+    if endpoint_id == BUILTIN_ENDPOINT_ID:
+        return [BUILTIN_ENDPOINT]
+    async with ctx.db.session() as session:
+        query = select(Endpoint, Identity.username).join(Identity, Identity.id == Endpoint.owner_id)
+        if endpoint_id is not None:
+            query = query.where(Endpoint.id == endpoint_id)
+        rows = (await session.execute(query.order_by(Endpoint.display_name))).all()
+    found = [HostEndpoint(e.id, e.display_name, e.owner_id, name) for e, name in rows]
+    return found if endpoint_id is not None else [BUILTIN_ENDPOINT, *found]

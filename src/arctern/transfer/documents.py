@@ -31,6 +31,7 @@ def file_time(epoch: float) -> str:
 
 # GCSv5 documents carry the server's version; ours says which Arctern serves the collection.
 GCS_VERSION = f"5.4.0+arctern.{__version__}"
+HOST_ENTITY_TYPE = "GCSv5_endpoint"
 
 
 def endpoint_document(
@@ -97,7 +98,9 @@ def endpoint_document(
         "oauth_server": None,
         "s3_url": None,
         "s3_owner_activated": False,
-        "my_effective_roles": ["administrator"] if viewer_id == collection.owner_id else [],
+        "my_effective_roles": (
+            ["administrator"] if viewer_id is not None and viewer_id == collection.owner_id else []
+        ),
         "last_accessed_time": None,
         "location": None,
         "network_use": None,
@@ -109,6 +112,41 @@ def endpoint_document(
         "authentication_timeout_mins": None,
         "DATA": [],
     }
+
+
+def host_endpoint_document(
+    endpoint_id: uuid.UUID,
+    display_name: str,
+    owner_id: uuid.UUID | None,
+    owner_username: str,
+    viewer_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    """The document of a GCSv5 endpoint: an Arctern Connect agent, or the built-in endpoint
+    of the deployment's own storage (which has no owner). It holds no files itself."""
+    doc = endpoint_document(
+        Collection(
+            id=endpoint_id,
+            display_name=display_name,
+            owner_id=owner_id,
+            public=True,
+            default_directory="/~/",
+        ),
+        owner_username,
+        viewer_id,
+    )
+    doc.update(
+        {
+            "entity_type": HOST_ENTITY_TYPE,
+            "owner_id": str(owner_id) if owner_id else None,
+            "host_endpoint": None,
+            "host_endpoint_id": None,
+            "host_endpoint_display_name": None,
+            "default_directory": None,
+            "acl_available": False,
+            "acl_editable": False,
+        }
+    )
+    return doc
 
 
 def file_document(info: FileInfo) -> dict[str, Any]:
