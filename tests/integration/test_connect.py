@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import time
@@ -26,7 +28,9 @@ from typing import Any
 import globus_sdk
 import httpx
 import pytest
+import typer
 
+from arctern.cli.main import app
 from tests.conftest import _database_args
 from tests.integration.test_auth_globus_cli import globus, globus_login
 from tests.integration.test_transfer_api import Account, login, make_user
@@ -463,3 +467,16 @@ def test_rotated_then_deleted_credentials_are_refused(site: Site, tmp_path: Path
     assert gone.status_code == 401
     assert list(site.owner.tc.endpoint_search("Lab data")) == []
     assert "Lab DTN" not in server.admin("endpoint", "list").stdout
+
+
+def test_the_example_systemd_unit_runs_a_real_command() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs/deploy/arctern-connect.service").read_text()
+    exec_start = re.search(r"^ExecStart=(.+)$", text, re.M)
+    assert exec_start
+    argv = shlex.split(exec_start.group(1))
+    assert argv[0].endswith("/arctern") and argv[1:3] == ["connect", "run"]
+    connect = typer.main.get_command(app).commands["connect"]  # type: ignore[attr-defined]
+    command = connect.commands["run"]
+    known = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+    assert {arg for arg in argv[3:] if arg.startswith("--")} <= known
+    assert "RestartPreventExitStatus=3" in text
