@@ -6,10 +6,13 @@ pending rows, ``answer`` stores the result. Every process polls the rows at ``PO
 commits made in the same process wake the waiters at once (``AppContext.agent_requests``), so
 one API process answers without polling delay and several processes stay correct.
 
-Presence: while a long poll is held, ``connected_until`` is in the future; when the agent's
-connection closes the holder sets it to now. A request to an endpoint not marked connected
-fails at once; one the agent does not take within ``connect_pickup_seconds`` (e.g. the API
-process holding the poll died) fails then. Both with ``EndpointDisconnected``.
+Presence: while a long poll is held, ``connected_until`` lies past the hold's end; when the
+agent's connection closes the holder sets it to now; when the poll answers, it lasts only
+``PRESENCE_GRACE`` more, the time the agent has to poll again. A request fails with
+``EndpointDisconnected`` (Globus: 502 ``ExternalError.<Op>Failed.GCDisconnected``) when the
+endpoint is not marked connected, at once or while waiting (an agent that died holding the
+request), or when no agent takes it within ``connect_pickup_seconds`` (e.g. the API process
+holding the poll died).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from arctern.connect.endpoints import is_connected
+from arctern.connectors import errors as connector_errors
+from arctern.connectors.access import AccessDenied
 from arctern.connectors.errors import ConnectorError, TransientError
 from arctern.context import AGENT_REQUESTS_TOPIC, AppContext
 from arctern.db.engine import mark_changed
@@ -127,18 +132,12 @@ async def relay(ctx: AppContext, collection_id: uuid.UUID, request: dict[str, An
             await session.execute(delete(AgentRequest).where(AgentRequest.id == request_id))
 
 
-_ERRORS: dict[str, type[ConnectorError]] = {}
-
-
-def _error_classes() -> dict[str, type[ConnectorError]]:
-    if not _ERRORS:
-        from arctern.connectors import errors
-        from arctern.connectors.access import AccessDenied
-
-        for value in [*vars(errors).values(), AccessDenied]:
-            if isinstance(value, type) and issubclass(value, ConnectorError):
-                _ERRORS[value.__name__] = value
-    return _ERRORS
+# The errors an agent may answer with, by class name; anything else is a plain ConnectorError.
+_ERROR_KINDS: dict[str, type[ConnectorError]] = {
+    cls.__name__: cls
+    for cls in [*vars(connector_errors).values(), AccessDenied]
+    if isinstance(cls, type) and issubclass(cls, ConnectorError)
+}
 
 
 def error_answer(exc: ConnectorError) -> dict[str, Any]:
@@ -151,9 +150,7 @@ def _unwrap(response: dict[str, Any] | None) -> Any:
         raise ConnectorError("The agent sent a malformed answer")
     if "error" in response:
         error = response["error"] if isinstance(response["error"], dict) else {}
-        cls = _error_classes().get(str(error.get("kind")), ConnectorError)
-        if cls is EndpointDisconnected:
-            cls = ConnectorError
+        cls = _ERROR_KINDS.get(str(error.get("kind")), ConnectorError)
         raise cls(str(error.get("message", "")))
     return response.get("ok")
 
