@@ -18,6 +18,7 @@ from arctern import __version__
 from arctern.auth.app import create_auth_app
 from arctern.auth.verifier import TokenVerifier
 from arctern.config import Settings
+from arctern.connect.api import create_agent_app
 from arctern.context import AppContext
 from arctern.http_limits import BodyLimit
 from arctern.metrics import metrics_allowed
@@ -60,13 +61,16 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
         # absolute limits; the cookie need not outlive it.
         max_age=settings.web_session_lifetime_seconds,
     )
-    # Browser posts over the limit are refused before the session is decoded; /auth and
-    # /transfer enforce their own limits in their own error formats.
-    app.add_middleware(BodyLimit, render=too_large_page, skip_prefixes=("/auth/", "/transfer/"))
+    # Browser posts over the limit are refused before the session is decoded; /auth,
+    # /transfer and /agent enforce their own limits in their own error formats.
+    app.add_middleware(
+        BodyLimit, render=too_large_page, skip_prefixes=("/auth/", "/transfer/", "/agent/")
+    )
     # Outermost, so every answer carries the headers, refusals included.
     app.add_middleware(SecurityHeadersMiddleware, https=settings.base_url.startswith("https://"))
     app.mount("/auth", create_auth_app(ctx))
     app.mount("/transfer", create_transfer_app(ctx, verifier))
+    app.mount("/agent", create_agent_app(ctx))
     app.mount("/static", static_files(), name="static")
     app.include_router(create_web_router(ctx, verifier))
     install_error_pages(app, ctx)

@@ -62,6 +62,22 @@ class Settings(BaseSettings):
         ),
     )
 
+    # Arctern Connect: file operations relayed to agents over their outbound long poll.
+    connect_poll_hold_seconds: float = Field(
+        default=20.0, gt=0, description="How long the agent API holds an agent's long poll"
+    )
+    connect_pickup_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "How long a relayed file operation waits for its agent to take it before the "
+            "endpoint is reported as not connected"
+        ),
+    )
+    connect_answer_seconds: float = Field(
+        default=30.0, gt=0, description="How long an agent may take to answer a relayed operation"
+    )
+
     # Auth.
     secret_key: str | None = Field(default=None, description="Signs sessions; kept in the home")
     access_token_lifetime: int = 48 * 3600

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from arctern.clock import Clock
@@ -32,6 +34,36 @@ class WorkNotifier:
             listener()
 
 
+class ChangeSignal:
+    """Wakes this process's coroutines waiting for a change to some shared rows.
+
+    Changes committed by other processes are not announced: waiters also re-read the
+    database at their own poll interval, so the signal only shortens the wait.
+    """
+
+    def __init__(self) -> None:
+        self._events: set[asyncio.Event] = set()
+
+    def notify(self) -> None:
+        for event in list(self._events):
+            event.set()
+
+    @asynccontextmanager
+    async def listening(self) -> AsyncIterator[asyncio.Event]:
+        """An event set by every ``notify`` from now on (register before reading, so a
+        change between the read and the wait is not missed)."""
+        event = asyncio.Event()
+        self._events.add(event)
+        try:
+            yield event
+        finally:
+            self._events.discard(event)
+
+
+# Topic marked (``db.mark_changed``) by transactions that add or answer relayed operations.
+AGENT_REQUESTS_TOPIC = "connect.agent_requests"
+
+
 @dataclass(frozen=True)
 class AppContext:
     settings: Settings
@@ -42,6 +74,10 @@ class AppContext:
     template_clients: RateLimiter | None = None
     # Identities provisioned through the identities API per user (in-process counts).
     identity_provisions: RateLimiter | None = None
+    agent_requests: ChangeSignal = field(default_factory=ChangeSignal)
+
+    def __post_init__(self) -> None:
+        self.db.subscribe(AGENT_REQUESTS_TOPIC, self.agent_requests.notify)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:

@@ -82,11 +82,19 @@ def test_endpoint_search_and_show(cli: Cli) -> None:
     text = cli.ok("endpoint", "search", "Demo Collection")
     assert "Demo Collection 1" in text and "Demo Collection 2" in text
     assert cli.c1 in text
-    shown = cli.ok("endpoint", "show", cli.c1)
+    # Collections are GCSv5 mapped collections: like Globus, `endpoint show` sends the user
+    # to `collection show` (exit 3); its hidden type-check bypass still shows the document.
+    refused = cli.run("endpoint", "show", cli.c1)
+    assert refused.returncode == 3 and "collection show" in refused.stderr
+    shown = cli.ok("endpoint", "show", "--skip-endpoint-type-check", cli.c1)
     assert "Demo Collection 1" in shown and "researcher@example.edu" in shown
     assert "/~/" in shown
-    doc = cli.json("endpoint", "show", cli.c2)
-    assert doc["entity_type"] == "GCP_mapped_collection"
+    doc = cli.json("endpoint", "show", "--skip-endpoint-type-check", cli.c2)
+    assert doc["entity_type"] == "GCSv5_mapped_collection"
+    found = cli.json(
+        "endpoint", "search", "Demo", "--filter-entity-type", "GCSv5_mapped_collection"
+    )
+    assert {cli.c1, cli.c2} <= {e["id"] for e in found["DATA"]}
     roles = cli.ok("endpoint", "role", "list", cli.c1)
     assert "researcher@example.edu" in roles and "administrator" in roles
     missing = cli.run("endpoint", "show", str(uuid.uuid4()))

@@ -177,7 +177,10 @@ def test_endpoint_document(env: Env) -> None:
     assert doc["DATA_TYPE"] == "endpoint"
     assert doc["id"] == env.c1
     assert doc["display_name"] == "Demo Collection 1"
-    assert doc["entity_type"] == "GCP_mapped_collection"
+    # A GCSv5 mapped collection of the built-in endpoint (the deployment's own storage).
+    assert doc["entity_type"] == "GCSv5_mapped_collection"
+    assert doc["host_endpoint_id"] == "6a7c6e2e-0000-4000-8000-61726374e001"
+    assert doc["gcs_version"].startswith("5.") and doc["https_server"] is None
     assert doc["owner_string"] == env.owner.username
     assert doc["owner_id"] == env.owner.identity_id
     assert doc["default_directory"] == "/~/"

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from arctern.cli import clients, collections, identity
+from arctern.cli import clients, collections, connect, endpoints, identity
 from arctern.cli import worker as worker_cli
 from arctern.config import Settings, ensure_home, load_settings
 from arctern.db.migrate import upgrade
@@ -23,6 +23,8 @@ app.add_typer(identity.user_app, name="user")
 app.add_typer(identity.idp_app, name="idp")
 app.add_typer(collections.app, name="collection")
 app.add_typer(clients.app, name="client")
+app.add_typer(endpoints.app, name="endpoint")
+app.add_typer(connect.app, name="connect")
 app.command(name="worker")(worker_cli.worker)
 
 HomeOption = Annotated[

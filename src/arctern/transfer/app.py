@@ -37,13 +37,14 @@ SUBMISSION_ROUTES = (
 )
 
 
-def _too_large(request: Request, limit: int) -> Response:
+def too_large_response(request: Request, limit: int) -> Response:
+    """A 413 in the Transfer API's error format (also used by the agent API)."""
     return error_response(
         413, "ClientError.RequestTooLarge", too_large_message(limit), resource(request)
     )
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ArcternError)
     async def arctern_error(request: Request, exc: ArcternError) -> JSONResponse:
         return error_response(exc.status, globus_code(exc), exc.message, resource(request))
@@ -92,8 +93,8 @@ def create_transfer_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
     app = FastAPI(
         title="Arctern Transfer", docs_url=None, redoc_url=None, openapi_url="/openapi.json"
     )
-    app.add_middleware(BodyLimit, render=_too_large, routes=SUBMISSION_ROUTES)
-    _install_error_handlers(app)
+    app.add_middleware(BodyLimit, render=too_large_response, routes=SUBMISSION_ROUTES)
+    install_error_handlers(app)
     authenticate = make_authenticator(verifier)
     for module in (endpoints, operations, tasks, bookmarks):
         app.include_router(module.create_router(ctx, authenticate), prefix=API_PREFIX)

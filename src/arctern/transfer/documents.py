@@ -10,6 +10,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from arctern import __version__
+from arctern.connect.endpoints import BUILTIN_ENDPOINT_ID, BUILTIN_ENDPOINT_NAME
 from arctern.connectors.base import SPECIAL_TYPES, FileInfo
 from arctern.db.models.transfer import AclRule, Bookmark, Collection, Task, TaskEvent
 from arctern.transfer.services.collections import ENTITY_TYPE
@@ -27,10 +29,17 @@ def file_time(epoch: float) -> str:
     return datetime.fromtimestamp(int(epoch), UTC).isoformat(sep=" ")
 
 
+# GCSv5 documents carry the server's version; ours says which Arctern serves the collection.
+GCS_VERSION = f"5.4.0+arctern.{__version__}"
+HOST_ENTITY_TYPE = "GCSv5_endpoint"
+
+
 def endpoint_document(
     collection: Collection, owner_username: str, viewer_id: uuid.UUID | None = None
 ) -> dict[str, Any]:
-    """The endpoint document; ``viewer_id`` decides ``my_effective_roles``."""
+    """The endpoint document of a collection (a GCSv5 mapped collection of its host
+    endpoint); ``viewer_id`` decides ``my_effective_roles``."""
+    host_id = collection.endpoint_id or BUILTIN_ENDPOINT_ID
     return {
         "DATA_TYPE": "endpoint",
         "id": str(collection.id),
@@ -64,14 +73,16 @@ def endpoint_document(
         "is_globus_connect": False,
         "gcp_connected": None,
         "gcp_paused": None,
-        "host_endpoint": None,
-        "host_endpoint_id": None,
-        "host_endpoint_display_name": None,
+        "host_endpoint": str(host_id),
+        "host_endpoint_id": str(host_id),
+        "host_endpoint_display_name": (
+            BUILTIN_ENDPOINT_NAME if collection.endpoint_id is None else None
+        ),
         "host_path": None,
         "mapped_collection_id": None,
         "mapped_collection_display_name": None,
         "gcs_manager_url": None,
-        "gcs_version": None,
+        "gcs_version": GCS_VERSION,
         "tlsftp_server": None,
         "https_server": None,
         "local_user_info_available": False,
@@ -87,7 +98,9 @@ def endpoint_document(
         "oauth_server": None,
         "s3_url": None,
         "s3_owner_activated": False,
-        "my_effective_roles": ["administrator"] if viewer_id == collection.owner_id else [],
+        "my_effective_roles": (
+            ["administrator"] if viewer_id is not None and viewer_id == collection.owner_id else []
+        ),
         "last_accessed_time": None,
         "location": None,
         "network_use": None,
@@ -108,6 +121,41 @@ def globus_file_type(info: FileInfo) -> str:
     if info.type in ("file", "dir") or info.type in SPECIAL_TYPES:
         return info.type
     return "invalid_symlink"
+
+
+def host_endpoint_document(
+    endpoint_id: uuid.UUID,
+    display_name: str,
+    owner_id: uuid.UUID | None,
+    owner_username: str,
+    viewer_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    """The document of a GCSv5 endpoint: an Arctern Connect agent, or the built-in endpoint
+    of the deployment's own storage (which has no owner). It holds no files itself."""
+    doc = endpoint_document(
+        Collection(
+            id=endpoint_id,
+            display_name=display_name,
+            owner_id=owner_id,
+            public=True,
+            default_directory="/~/",
+        ),
+        owner_username,
+        viewer_id,
+    )
+    doc.update(
+        {
+            "entity_type": HOST_ENTITY_TYPE,
+            "owner_id": str(owner_id) if owner_id else None,
+            "host_endpoint": None,
+            "host_endpoint_id": None,
+            "host_endpoint_display_name": None,
+            "default_directory": None,
+            "acl_available": False,
+            "acl_editable": False,
+        }
+    )
+    return doc
 
 
 def file_document(info: FileInfo) -> dict[str, Any]:

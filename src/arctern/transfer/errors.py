@@ -53,6 +53,10 @@ def globus_code(error: ArcternError) -> str:
 def storage_error(exc: cerr.ConnectorError, operation: str, path: str) -> ArcternError:
     """Translate a connector failure during ``operation`` (e.g. ``DirListing``) on ``path``."""
     detail = str(exc) or exc.code
+    if exc.code == "GC_NOT_CONNECTED":
+        # An Arctern Connect agent that is offline; Globus answers a disconnected Globus
+        # Connect endpoint with 502 ExternalError.DirListingFailed.GCDisconnected.
+        return StorageError(detail, code=f"ExternalError.{operation}Failed.GCDisconnected")
     if isinstance(exc, AccessDenied):
         # The path resolved (through a symlink) outside what the access rules grant: the
         # same answer as a refused logical path.

@@ -54,6 +54,11 @@ def connector_factory_for(ctx: AppContext) -> ConnectorFactory:
     settings = ctx.settings
 
     def factory(kind: str, root: str, options: dict[str, Any]) -> Connector:
+        if kind == "agent":
+            # A Connect agent's collection (root is the collection id): relayed operations.
+            from arctern.connect.agent_connector import AgentConnector
+
+            return AgentConnector(ctx, uuid.UUID(root))
         if kind == "s3":
             from arctern.connectors.s3.secrets import decrypt_options
 

@@ -13,6 +13,7 @@ from arctern.db.models.auth import (
     SigningKeyRecord,
     WebSession,
 )
+from arctern.db.models.connect import AgentRequest, Endpoint
 from arctern.db.models.transfer import (
     AclRule,
     Bookmark,
@@ -25,11 +26,13 @@ from arctern.db.models.work import TaskFile, TaskPlan, WorkBatch
 
 __all__ = [
     "AclRule",
+    "AgentRequest",
     "AuthorizationCode",
     "Bookmark",
     "ClientCredential",
     "Collection",
     "Consent",
+    "Endpoint",
     "Identity",
     "IdentityProvider",
     "LoginAttemptCounter",

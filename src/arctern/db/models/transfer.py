@@ -33,7 +33,7 @@ class Collection(Base):
     display_name: Mapped[str] = mapped_column(String(300), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("identities.id"))
-    # "posix", "s3", "memory"; ``root`` is a directory for posix, bucket[/prefix] for s3.
+    # "posix", "s3", "memory", "agent"; ``root`` is a directory for posix, bucket[/prefix] for s3.
     connector: Mapped[str] = mapped_column(String(20), default="posix")
     root: Mapped[str] = mapped_column(Text)
     # Connector options; secrets inside are encrypted and never rendered by any API.
@@ -46,6 +46,11 @@ class Collection(Base):
     info_link: Mapped[str] = mapped_column(String(1000), default="")
     public: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The Connect endpoint (agent) serving this collection; None: the deployment's own
+    # storage, i.e. the built-in endpoint. Agent collections have connector "agent".
+    endpoint_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("connect_endpoints.id", ondelete="CASCADE"), nullable=True, index=True
+    )
 
 
 class AclRule(Base):

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from arctern.connect.endpoints import host_endpoints
 from arctern.context import AppContext
-from arctern.transfer.documents import access_document, endpoint_document, owner_role_document
+from arctern.errors import NotFound
+from arctern.transfer.documents import (
+    HOST_ENTITY_TYPE,
+    access_document,
+    endpoint_document,
+    host_endpoint_document,
+    owner_role_document,
+)
 from arctern.transfer.http import json_body, query_bool, query_int, result
 from arctern.transfer.services import acl, collections
 from arctern.transfer.services.common import Caller
@@ -33,6 +42,8 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
             if "filter_non_functional" in q
             else None
         )
+        if q.get("filter_entity_type") == HOST_ENTITY_TYPE:
+            return await _host_search(request, caller, limit, offset)
         views, has_next = await collections.search_collections(
             ctx,
             caller,
@@ -54,9 +65,53 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
             "has_next_page": has_next and offset + limit < SEARCH_MAX_RESULTS,
         }
 
+    async def _host_search(
+        request: Request, caller: Caller, limit: int, offset: int
+    ) -> dict[str, Any]:
+        """GCSv5 endpoints (Connect agents and the built-in one) matching the search."""
+        q = request.query_params
+        terms = (q.get("filter_fulltext") or "").lower().split()
+        scope = q.get("filter_scope") or "all"
+        hosts = [
+            h
+            for h in await host_endpoints(ctx)
+            if all(t in f"{h.display_name} {h.owner_username} {h.id}".lower() for t in terms)
+            and (
+                scope not in ("my-endpoints", "administered-by-me")
+                or h.owner_id == caller.identity_id
+            )
+        ]
+        page = hosts[offset : offset + limit]
+        return {
+            "DATA_TYPE": "endpoint_list",
+            "DATA": [
+                host_endpoint_document(
+                    h.id, h.display_name, h.owner_id, h.owner_username, caller.identity_id
+                )
+                for h in page
+            ],
+            "offset": offset,
+            "limit": limit,
+            "has_next_page": offset + limit < len(hosts),
+        }
+
     @router.get("/endpoint/{endpoint_id}")
     async def get_endpoint(endpoint_id: str, caller: Caller = Auth) -> dict[str, Any]:
-        view = await collections.get_collection(ctx, caller, endpoint_id)
+        try:
+            view = await collections.get_collection(ctx, caller, endpoint_id)
+        except NotFound as missing:
+            # Not a collection: perhaps the GCSv5 endpoint hosting some.
+            try:
+                key = uuid.UUID(endpoint_id)
+            except ValueError:
+                raise missing from None
+            hosts = await host_endpoints(ctx, key)
+            if not hosts:
+                raise
+            h = hosts[0]
+            return host_endpoint_document(
+                h.id, h.display_name, h.owner_id, h.owner_username, caller.identity_id
+            )
         return endpoint_document(view.collection, view.owner_username, caller.identity_id)
 
     @router.get("/endpoint/{endpoint_id}/role_list")

@@ -29,7 +29,9 @@ SEARCH_SCOPES = (
     "shared-with-me",
     "administered-by-me",
 )
-ENTITY_TYPE = "GCP_mapped_collection"
+# Every collection is a Globus Connect Server v5 mapped collection: of an Arctern Connect
+# endpoint (an agent), or of the built-in endpoint that stands for the deployment's own storage.
+ENTITY_TYPE = "GCSv5_mapped_collection"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +142,11 @@ async def search_collections(
         raise bad_request(f"Invalid filter_scope '{scope}'; one of {', '.join(SEARCH_SCOPES)}")
     now = ctx.clock.now()
     async with ctx.db.session() as session:
-        query = select(Collection)
+        # Collections of a deleted Connect endpoint that tasks still name are kept for the
+        # tasks' history only.
+        query = select(Collection).where(
+            ~((Collection.connector == "agent") & Collection.endpoint_id.is_(None))
+        )
         if scope in ("my-endpoints", "my-gcp-endpoints", "administered-by-me"):
             query = query.where(Collection.owner_id == caller.identity_id)
         elif scope == "shared-by-me":

@@ -77,6 +77,12 @@ async def open_storage(
     """The collection's connector, closed afterwards; ``guard`` (a non-owner's grants, from
     ``acl.caller_guard``) is enforced on the location each path resolves to."""
     options = dict(collection.options or {})
+    if collection.connector == "agent":
+        # Served by an Arctern Connect agent: operations are relayed to it.
+        from arctern.connect.agent_connector import AgentConnector
+
+        yield with_guard(AgentConnector(ctx, collection.id), guard)
+        return
     try:
         if collection.connector == "s3":
             # Stored S3 credentials are encrypted with the server's secret key.

@@ -357,6 +357,20 @@ def deadline_limit(ctx: AppContext) -> timedelta:
     return timedelta(days=ctx.settings.max_task_deadline_days)
 
 
+def _refuse_agent_transfer(source: Collection, destination: Collection) -> None:
+    """Transfers to or from Arctern Connect agents need the data channel, which does not
+    exist yet: refuse them now rather than accept a task no worker can run."""
+    for collection in (source, destination):
+        if collection.connector == "agent":
+            raise ArcternError(
+                f"Collection '{collection.display_name}' is on an Arctern Connect endpoint; "
+                "transfers to and from Connect endpoints are not available yet (the data "
+                "channel is not implemented). File operations (ls, mkdir, rename, delete) work.",
+                code="ClientError.NotSupported",
+                status=409,
+            )
+
+
 async def submit_transfer(ctx: AppContext, caller: Caller, body: dict[str, Any]) -> Submitted:
     now = ctx.clock.now()
     plan, source_id, destination_id = parse_transfer(body, now, max_deadline=deadline_limit(ctx))
@@ -365,6 +379,7 @@ async def submit_transfer(ctx: AppContext, caller: Caller, body: dict[str, Any])
     async with ctx.db.session() as session:
         source = await visible_collection(session, caller, source_id, now)
         destination = await visible_collection(session, caller, destination_id, now)
+        _refuse_agent_transfer(source, destination)
         for item in plan.items:
             await require_access(session, caller, source, item.source_path, "r", now)
             assert item.destination_path is not None

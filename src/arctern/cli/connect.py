@@ -1,0 +1,198 @@
+"""``arctern connect``: the agent that serves a data host's directories to a deployment.
+
+It needs only the deployment's URL and its own home directory (never the database).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+
+from arctern.connect.agent.client import (
+    AgentApiError,
+    AgentClient,
+    CredentialRefused,
+    exchange_setup_key,
+)
+from arctern.connect.agent.daemon import EXIT_CREDENTIAL_REFUSED, read_status, run_agent
+from arctern.connect.agent.home import AgentConfig, AgentConfigError, AgentHome, LocalCollection
+
+app = typer.Typer(
+    help="Arctern Connect agent: serve this host's directories as collections of a deployment.",
+    no_args_is_help=True,
+)
+collection_app = typer.Typer(help="Collections this agent serves.", no_args_is_help=True)
+app.add_typer(collection_app, name="collection")
+
+AgentHomeOption = Annotated[
+    Path,
+    typer.Option(
+        "--home",
+        envvar="ARCTERN_CONNECT_HOME",
+        help="The agent's state directory (configuration and credential).",
+    ),
+]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"Error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command("setup")
+def setup(
+    url: Annotated[
+        str, typer.Argument(help="The deployment's URL, e.g. https://transfer.example.edu")
+    ],
+    home: AgentHomeOption,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Expected endpoint name (checked).")
+    ] = None,
+    setup_key_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--setup-key-stdin",
+            help="Read the setup key printed by `arctern endpoint create` from standard input.",
+        ),
+    ] = False,
+) -> None:
+    """Register this host as an endpoint: exchange a setup key for the endpoint credential."""
+    if not setup_key_stdin:
+        raise _fail(
+            "interactive setup (login link) is not available yet: ask an administrator for a "
+            "setup key (`arctern endpoint create NAME --owner USER`) and pass --setup-key-stdin",
+            2,
+        )
+    key = sys.stdin.readline().strip()
+    if not key:
+        raise _fail("no setup key on standard input", 2)
+    agent_home = AgentHome(home)
+    previous: AgentConfig | None = None
+    if agent_home.config_path.exists():
+        try:
+            previous = agent_home.load_config()
+        except AgentConfigError:
+            previous = None
+    try:
+        info = exchange_setup_key(url, key)
+    except CredentialRefused as exc:
+        raise _fail(f"the deployment refused the setup key: {exc}") from None
+    except (httpx.HTTPError, AgentApiError) as exc:
+        raise _fail(f"cannot reach the deployment at {url}: {exc}") from None
+    collections: list[LocalCollection] = []
+    if previous is not None and previous.endpoint_id == info["endpoint_id"]:
+        # New credentials for the same endpoint: the collections configured here stay.
+        collections = previous.collections
+    agent_home.create()
+    agent_home.save_credential(str(info["credential"]))
+    agent_home.save_config(
+        AgentConfig(
+            deployment_url=url.rstrip("/"),
+            endpoint_id=str(info["endpoint_id"]),
+            display_name=str(info["display_name"]),
+            owner=str(info.get("owner", "")),
+            collections=collections,
+        )
+    )
+    if name is not None and name != info["display_name"]:
+        typer.echo(
+            f"Warning: the setup key belongs to endpoint '{info['display_name']}', not '{name}'",
+            err=True,
+        )
+    typer.echo(f"Endpoint '{info['display_name']}' ({info['endpoint_id']}), owner {info['owner']}")
+    typer.echo(f"Credential stored in {agent_home.credential_path} (mode 0600)")
+
+
+def _load(home: Path) -> tuple[AgentHome, AgentConfig, str]:
+    agent_home = AgentHome(home)
+    try:
+        return agent_home, agent_home.load_config(), agent_home.load_credential()
+    except AgentConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+@collection_app.command("create")
+def collection_create(
+    name: Annotated[str, typer.Option("--name", help="Display name users see.")],
+    posix: Annotated[Path, typer.Option("--posix", help="Local directory to export.")],
+    home: AgentHomeOption,
+    description: Annotated[str, typer.Option("--description", help="Shown in search.")] = "",
+) -> None:
+    """Export a local directory as a collection. The root stays in this host's
+    configuration; the deployment learns only the collection's name, id and owner."""
+    agent_home, config, credential = _load(home)
+    root = posix.expanduser().absolute()
+    if not root.is_dir():
+        raise _fail(f"{root} is not a directory")
+    root_text = os.path.realpath(root)
+    if any(c.name == name for c in config.collections):
+        raise _fail(f"this agent already has a collection named '{name}'")
+    try:
+        created = AgentClient(config.deployment_url, credential).add_collection(name, description)
+    except CredentialRefused as exc:
+        raise _fail(
+            f"the endpoint credential was refused: {exc}", EXIT_CREDENTIAL_REFUSED
+        ) from None
+    except (httpx.HTTPError, AgentApiError) as exc:
+        raise _fail(str(exc)) from None
+    config.collections.append(LocalCollection(id=str(created["id"]), name=name, root=root_text))
+    agent_home.save_config(config)
+    typer.echo(f"{created['id']}\t{name}\t{root_text}")
+
+
+@collection_app.command("list")
+def collection_list(home: AgentHomeOption) -> None:
+    """The collections this agent serves: id, name, local root."""
+    _, config, _ = _load(home)
+    for c in config.collections:
+        typer.echo(f"{c.id}\t{c.name}\t{c.root}")
+
+
+@app.command("run")
+def run(
+    home: AgentHomeOption,
+    poll_hold: Annotated[
+        float,
+        typer.Option("--poll-hold", help="Seconds the deployment may hold each long poll."),
+    ] = 20.0,
+) -> None:
+    """Run the agent: connect out to the deployment and answer relayed file operations."""
+    agent_home, _config, _credential = _load(home)
+
+    def say(message: str) -> None:
+        typer.echo(f"arctern-connect: {message}", err=True)
+
+    raise typer.Exit(run_agent(agent_home, poll_hold=poll_hold, say=say))
+
+
+@app.command("status")
+def status(home: AgentHomeOption) -> None:
+    """Connected?, endpoint, collections, and the agent's last recorded state."""
+    agent_home, config, credential = _load(home)
+    typer.echo(f"Deployment:  {config.deployment_url}")
+    typer.echo(f"Endpoint:    {config.display_name} ({config.endpoint_id})")
+    local = read_status(agent_home)
+    if local is not None:
+        typer.echo(f"Agent:       {local.get('state')}: {local.get('message')}")
+    else:
+        typer.echo("Agent:       has not run yet")
+    code = 0
+    try:
+        remote = AgentClient(config.deployment_url, credential).endpoint()
+        typer.echo(f"Connected:   {'yes' if remote.get('connected') else 'no'}")
+    except CredentialRefused as exc:
+        typer.echo(f"Connected:   no: the credential is refused ({exc})")
+        code = EXIT_CREDENTIAL_REFUSED
+    except (httpx.HTTPError, AgentApiError) as exc:
+        typer.echo(f"Connected:   unknown: the deployment is unreachable ({exc})")
+        code = 1
+    typer.echo("Collections:")
+    for c in config.collections:
+        typer.echo(f"  {c.id}\t{c.name}\t{c.root}")
+    typer.echo("Active transfers: none (transfers to Connect endpoints come in a later version)")
+    raise typer.Exit(code)

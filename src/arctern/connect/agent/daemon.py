@@ -1,0 +1,165 @@
+"""``arctern connect run``: keep a long poll open to the deployment and answer what arrives.
+
+The agent connects out only. Each poll returns the relayed operations waiting for it (or
+nothing when the hold ends); each runs as its own task so a slow one does not hold up the
+next poll. A refused credential stops the agent with a clear message (exit code 3): it was
+revoked by ``arctern endpoint delete`` or ``rotate-credentials`` and retrying cannot help.
+An unreachable deployment is retried with backoff. The last state is kept in
+``status.json`` for ``arctern connect status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from arctern.connect.agent.client import AgentApiError, AsyncAgentClient, CredentialRefused
+from arctern.connect.agent.home import AgentHome
+from arctern.connect.agent.operations import execute
+
+STATUS_FILE = "status.json"
+EXIT_CREDENTIAL_REFUSED = 3
+MAX_BACKOFF = 30.0
+
+
+def write_status(home: AgentHome, state: str, message: str) -> None:
+    data = {"state": state, "message": message, "pid": os.getpid(), "time": time.time()}
+    target = home.path / STATUS_FILE
+    temp = home.path / f".{STATUS_FILE}.{os.getpid()}"
+    temp.write_text(json.dumps(data) + "\n")
+    os.chmod(temp, 0o600)
+    os.replace(temp, target)
+
+
+def read_status(home: AgentHome) -> dict[str, Any] | None:
+    try:
+        data = json.loads((home.path / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class Agent:
+    def __init__(self, home: AgentHome, *, poll_hold: float, say: Callable[[str], None]) -> None:
+        self.home = home
+        self.poll_hold = poll_hold
+        self.say = say
+        self.stop = asyncio.Event()
+        self.refused: str | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _handle(self, client: AsyncAgentClient, request: dict[str, Any]) -> None:
+        # Re-read the configuration: a collection added while running is served at once.
+        config = self.home.load_config()
+        answer = await execute(config, request)
+        try:
+            await client.answer(str(request.get("id")), answer)
+        except CredentialRefused as exc:
+            self._refuse(str(exc))
+        except (httpx.HTTPError, AgentApiError) as exc:
+            self.say(f"could not send an answer: {exc}")
+
+    def _refuse(self, message: str) -> None:
+        self.refused = message
+        self.stop.set()
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
+
+    async def run(self) -> int:
+        config = self.home.load_config()
+        client = AsyncAgentClient(
+            config.deployment_url, self.home.load_credential(), self.poll_hold
+        )
+        backoff = 0.5
+        connected = False
+        try:
+            while not self.stop.is_set():
+                if not connected:
+                    # Check the credential first: a refused one is reported at once, not
+                    # after a first poll's hold.
+                    try:
+                        await client.endpoint()
+                    except CredentialRefused as exc:
+                        self._refuse(str(exc))
+                        break
+                    except (httpx.HTTPError, AgentApiError) as exc:
+                        message = f"deployment unreachable ({exc}); retrying in {backoff:g}s"
+                        write_status(self.home, "unreachable", message)
+                        self.say(message)
+                        await self._pause(backoff)
+                        backoff = min(backoff * 2, MAX_BACKOFF)
+                        continue
+                    connected = True
+                    message = (
+                        f"connected to {config.deployment_url} as endpoint "
+                        f"'{config.display_name}' ({config.endpoint_id})"
+                    )
+                    write_status(self.home, "connected", message)
+                    self.say(message)
+                poll = asyncio.ensure_future(client.poll())
+                stopping = asyncio.ensure_future(self.stop.wait())
+                await asyncio.wait({poll, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                stopping.cancel()
+                if not poll.done():
+                    poll.cancel()
+                    with contextlib.suppress(BaseException):
+                        await poll
+                    break
+                try:
+                    requests = poll.result()
+                except CredentialRefused as exc:
+                    self._refuse(str(exc))
+                    break
+                except (httpx.HTTPError, AgentApiError) as exc:
+                    connected = False
+                    message = f"deployment unreachable ({exc}); retrying in {backoff:g}s"
+                    write_status(self.home, "unreachable", message)
+                    self.say(message)
+                    await self._pause(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF)
+                    continue
+                backoff = 0.5
+                for request in requests:
+                    task = asyncio.ensure_future(self._handle(client, request))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            if self.refused is None:
+                with contextlib.suppress(Exception):
+                    await client.offline()
+            await client.close()
+        if self.refused is not None:
+            message = (
+                f"the deployment refused this endpoint's credential (HTTP 401: {self.refused}). "
+                "Get a new setup key from the administrator (`arctern endpoint "
+                "rotate-credentials`) and run `arctern connect setup` again."
+            )
+            write_status(self.home, "credential-refused", message)
+            self.say(f"Error: {message}")
+            return EXIT_CREDENTIAL_REFUSED
+        write_status(self.home, "stopped", "the agent was stopped")
+        self.say("stopped")
+        return 0
+
+
+def run_agent(home: AgentHome, *, poll_hold: float, say: Callable[[str], None]) -> int:
+    async def main() -> int:
+        agent = Agent(home, poll_hold=poll_hold, say=say)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, agent.stop.set)
+        return await agent.run()
+
+    return asyncio.run(main())

@@ -1,0 +1,118 @@
+"""The agent's home directory: its configuration and its endpoint credential.
+
+The home is mode 0700 and both files 0600; they are written atomically (temporary file,
+then rename). The collection roots live only here: the local administrator decides what is
+exported, and nothing the deployment sends can add a root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "agent.json"
+CREDENTIAL_FILE = "credential.json"
+
+
+class AgentConfigError(Exception):
+    """The home is missing, incomplete or unsafe."""
+
+
+@dataclass
+class LocalCollection:
+    id: str
+    name: str
+    root: str
+
+
+@dataclass
+class AgentConfig:
+    deployment_url: str
+    endpoint_id: str
+    display_name: str
+    owner: str
+    collections: list[LocalCollection] = field(default_factory=list)
+
+    def root_of(self, collection_id: str) -> str | None:
+        for collection in self.collections:
+            if collection.id == collection_id:
+                return collection.root
+        return None
+
+
+class AgentHome:
+    def __init__(self, path: Path) -> None:
+        self.path = path.expanduser().absolute()
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def credential_path(self) -> Path:
+        return self.path / CREDENTIAL_FILE
+
+    def create(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.path, 0o700)
+
+    def _write(self, target: Path, data: dict[str, Any]) -> None:
+        self.create()
+        fd, temp = tempfile.mkstemp(dir=self.path, prefix=".tmp-")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(data, handle, indent=2)
+                handle.write("\n")
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+    def _read(self, target: Path) -> dict[str, Any]:
+        try:
+            data = json.loads(target.read_text())
+        except FileNotFoundError:
+            raise AgentConfigError(
+                f"{target} does not exist: run `arctern connect setup` with --home {self.path}"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise AgentConfigError(f"{target} cannot be read: {exc}") from None
+        if not isinstance(data, dict):
+            raise AgentConfigError(f"{target} is not a JSON object")
+        return data
+
+    def save_config(self, config: AgentConfig) -> None:
+        self._write(self.config_path, asdict(config))
+
+    def load_config(self) -> AgentConfig:
+        data = self._read(self.config_path)
+        try:
+            collections = [LocalCollection(**c) for c in data.get("collections", [])]
+            return AgentConfig(
+                deployment_url=data["deployment_url"],
+                endpoint_id=data["endpoint_id"],
+                display_name=data["display_name"],
+                owner=data.get("owner", ""),
+                collections=collections,
+            )
+        except (KeyError, TypeError) as exc:
+            raise AgentConfigError(f"{self.config_path} is incomplete: {exc}") from None
+
+    def save_credential(self, credential: str) -> None:
+        self._write(self.credential_path, {"credential": credential})
+
+    def load_credential(self) -> str:
+        mode = self.credential_path.stat().st_mode & 0o777 if self.credential_path.exists() else 0
+        if mode & 0o077:
+            raise AgentConfigError(
+                f"{self.credential_path} is readable by others (mode {mode:04o}); it must be 0600"
+            )
+        credential = self._read(self.credential_path).get("credential")
+        if not isinstance(credential, str) or not credential:
+            raise AgentConfigError(f"{self.credential_path} holds no credential")
+        return credential

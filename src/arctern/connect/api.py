@@ -1,0 +1,146 @@
+"""The agent API under ``/agent/v1``: what Connect agents call, outbound, over HTTP(S).
+
+Agents authenticate with ``Authorization: Bearer <endpoint credential>``; the credential is
+checked against the database on every call (and during a held long poll), so deleting the
+endpoint or rotating its credentials refuses the agent at once with 401. Errors are Globus
+error documents, as in the Transfer API.
+
+Routes:
+  POST /agent/v1/setup                      setup key -> endpoint credential (no auth)
+  GET  /agent/v1/endpoint                   the endpoint and its collections
+  POST /agent/v1/collections                announce a collection (name only)
+  POST /agent/v1/poll                       long poll: relayed file operations to run
+  POST /agent/v1/requests/{id}/answer       the result of one of them
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from sqlalchemy import select
+
+from arctern import __version__
+from arctern.connect import endpoints, relay
+from arctern.connect.secrets import secret_hash
+from arctern.context import AppContext
+from arctern.db.models.auth import Identity
+from arctern.db.models.connect import Endpoint
+from arctern.errors import Unauthorized
+from arctern.http_limits import BodyLimit, RouteLimit
+from arctern.transfer.app import install_error_handlers, too_large_response
+from arctern.transfer.filters import bad_request
+from arctern.transfer.http import json_body
+
+# A listing of a large directory comes back in one answer; every other agent call is small
+# and keeps the default limit.
+MAX_AGENT_ANSWER_BODY = 256 * 1024 * 1024
+AGENT_ANSWER_ROUTES = (
+    RouteLimit("POST", re.compile(r"/v1/requests/[^/]+/answer/?"), MAX_AGENT_ANSWER_BODY),
+)
+API_VERSION = "v1"
+
+
+def _credential(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthorized("An endpoint credential is required (Authorization: Bearer ...)")
+    return value.strip()
+
+
+def create_agent_app(ctx: AppContext) -> FastAPI:
+    app = FastAPI(title="Arctern agent API", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(BodyLimit, render=too_large_response, routes=AGENT_ANSWER_ROUTES)
+    install_error_handlers(app)
+    prefix = f"/{API_VERSION}"
+
+    async def authenticated(request: Request) -> tuple[Endpoint, str]:
+        credential = _credential(request)
+        async with ctx.db.session() as session:
+            endpoint = await endpoints.authenticate(session, credential)
+        return endpoint, secret_hash(credential)
+
+    async def describe(endpoint_id: uuid.UUID) -> dict[str, Any]:
+        view = await endpoints.show_endpoint(ctx, str(endpoint_id))
+        return {
+            "endpoint_id": str(view.endpoint.id),
+            "display_name": view.endpoint.display_name,
+            "owner": view.owner_username,
+            "connected": view.connected,
+            "collections": [
+                {"id": str(c.id), "display_name": c.display_name} for c in view.collections
+            ],
+            "server_version": __version__,
+        }
+
+    @app.post(f"{prefix}/setup")
+    async def setup(request: Request) -> dict[str, Any]:
+        body = await json_body(request)
+        key = body.get("setup_key")
+        if not isinstance(key, str) or not key:
+            raise bad_request("'setup_key' is required")
+        endpoint, credential = await endpoints.exchange_setup_key(ctx, key)
+        return {**await describe(endpoint.id), "credential": credential}
+
+    @app.get(f"{prefix}/endpoint")
+    async def endpoint_info(request: Request) -> dict[str, Any]:
+        endpoint, _ = await authenticated(request)
+        return await describe(endpoint.id)
+
+    @app.post(f"{prefix}/collections")
+    async def add_collection(request: Request) -> dict[str, Any]:
+        endpoint, _ = await authenticated(request)
+        body = await json_body(request)
+        name = body.get("name")
+        if not isinstance(name, str):
+            raise bad_request("'name' is required")
+        description = body.get("description") or ""
+        if not isinstance(description, str):
+            raise bad_request("'description' must be a string")
+        collection = await endpoints.register_collection(ctx, endpoint.id, name, description)
+        async with ctx.db.session() as session:
+            owner = await session.scalar(
+                select(Identity.username).where(Identity.id == collection.owner_id)
+            )
+        return {"id": str(collection.id), "display_name": collection.display_name, "owner": owner}
+
+    @app.post(f"{prefix}/poll")
+    async def poll(request: Request) -> dict[str, Any]:
+        endpoint, credential_hash = await authenticated(request)
+        # The agent may ask for a shorter hold (tests, networks that cut idle connections).
+        wanted = request.query_params.get("hold")
+        hold = ctx.settings.connect_poll_hold_seconds
+        if wanted is not None:
+            try:
+                hold = min(hold, max(0.0, float(wanted)))
+            except ValueError:
+                raise bad_request("'hold' must be a number of seconds") from None
+        taken = await relay.take(
+            ctx, endpoint.id, credential_hash, hold=hold, gone=request.is_disconnected
+        )
+        return {"requests": taken}
+
+    @app.post(f"{prefix}/requests/{{request_id}}/answer")
+    async def answer(request_id: str, request: Request) -> dict[str, Any]:
+        endpoint, _ = await authenticated(request)
+        try:
+            key = uuid.UUID(request_id)
+        except ValueError:
+            raise bad_request("Invalid request id") from None
+        body = await json_body(request)
+        if ("ok" in body) == ("error" in body):
+            raise bad_request("An answer has exactly one of 'ok' and 'error'")
+        accepted = await relay.answer(ctx, endpoint.id, key, body)
+        return {"accepted": accepted}
+
+    @app.post(f"{prefix}/offline")
+    async def offline(request: Request) -> dict[str, Any]:
+        """The agent is stopping: report it disconnected now rather than at the poll's end."""
+        endpoint, _ = await authenticated(request)
+        await relay.went_offline(ctx, endpoint.id)
+        return {"offline": True}
+
+    return app
