@@ -259,7 +259,7 @@ def test_checksum_vectors() -> None:
 async def test_transient_errors_are_retried_and_counted(source: MemoryConnector) -> None:
     dst = MemoryConnector()
     sink = MemorySink()
-    noisy: Any = FaultInjectingConnector(source, FaultSpec(read_error=0.1, seed=7))
+    noisy: Any = FaultInjectingConnector(source, FaultSpec(read_error=0.1, seed=1))
     summary = await transfer(noisy, dst, [ItemSpec("/data", "/o", recursive=True)], sink)
     assert not summary.failed
     assert await read_all(dst, "/o/nested/deep/c.txt") == b"charlie" * 1000
