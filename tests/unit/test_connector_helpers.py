@@ -73,6 +73,32 @@ async def test_fault_injector_is_deterministic_and_counts() -> None:
     assert outcomes[0] == outcomes[1] and b"" in outcomes[0] and b"data" in outcomes[0]
 
 
+async def test_fault_injector_gives_each_file_the_same_faults_in_any_interleaving() -> None:
+    # Concurrent files reach the injector in whatever order they are scheduled; a file's
+    # faults must not depend on that order, or a seeded test passes or fails by timing.
+    inner = MemoryConnector()
+    for name in ("/a", "/b"):
+        state = await inner.begin_write(name, 4)
+        await inner.write(state, 0, b"data")
+        await inner.commit_write(state, name)
+
+    async def faults_per_file(order: list[str]) -> dict[str, list[bool]]:
+        faulty = FaultInjectingConnector(inner, parse_fault_spec("read_error=0.5,seed=42"))
+        seen: dict[str, list[bool]] = {"/a": [], "/b": []}
+        for name in order:
+            try:
+                await faulty.read(name, 0, 4)
+                seen[name].append(False)
+            except TransientError:
+                seen[name].append(True)
+        return seen
+
+    alternating = await faults_per_file(["/a", "/b"] * 10)
+    one_after_the_other = await faults_per_file(["/a"] * 10 + ["/b"] * 10)
+    assert alternating == one_after_the_other
+    assert all(True in runs and False in runs for runs in alternating.values())
+
+
 async def test_fault_injector_flips_written_bytes() -> None:
     inner = MemoryConnector()
     faulty = FaultInjectingConnector(inner, parse_fault_spec("flip=1,seed=3"))

@@ -259,7 +259,7 @@ def test_checksum_vectors() -> None:
 async def test_transient_errors_are_retried_and_counted(source: MemoryConnector) -> None:
     dst = MemoryConnector()
     sink = MemorySink()
-    noisy: Any = FaultInjectingConnector(source, FaultSpec(read_error=0.1, seed=7))
+    noisy: Any = FaultInjectingConnector(source, FaultSpec(read_error=0.1, seed=1))
     summary = await transfer(noisy, dst, [ItemSpec("/data", "/o", recursive=True)], sink)
     assert not summary.failed
     assert await read_all(dst, "/o/nested/deep/c.txt") == b"charlie" * 1000
@@ -411,6 +411,48 @@ async def test_retry_gives_up_on_persistent_transient_errors(source: MemoryConne
         await copier.copy(FileJob("/data/a.txt", "/a", info.size, info.mtime))
     assert caught.value.code == "TRANSIENT"
     assert sink.faults == FAST_RETRY.max_attempts - 1
+
+
+class FailingReads:
+    """Raises TransientError on the first ``count`` reads of paths ``matching`` selects."""
+
+    def __init__(self, inner: Connector, count: int, matching: Any = lambda path: True) -> None:
+        self.inner = inner
+        self.left = count
+        self.matching = matching
+        self.capabilities = inner.capabilities
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def read(self, path: str, offset: int, length: int) -> bytes:
+        if self.left > 0 and self.matching(path):
+            self.left -= 1
+            raise TransientError(f"injected read error: {path}")
+        return await self.inner.read(path, offset, length)
+
+
+async def test_a_failed_attempt_that_made_progress_does_not_use_up_the_retries(
+    source: MemoryConnector,
+) -> None:
+    # Attempt 1: the source read fails (no progress). Attempt 2 writes the whole file, then
+    # reading it back for verification fails: that attempt moved the file forward, so it
+    # must not be the one that exhausts a budget of two stalled attempts.
+    retry = RetryPolicy(max_attempts=2, base_delay=0.001, max_delay=0.01)
+    dst = MemoryConnector()
+    src: Any = FailingReads(source, 1)
+    readback: Any = FailingReads(dst, 1, matching=lambda path: path != "/a")
+    sink = MemorySink()
+    info = await source.stat("/data/nested/deep/c.txt")
+    copier = Copier(
+        src, readback, TransferOptions(verify_checksum=True), sink, CancelToken(), retry=retry
+    )
+    result = await copier.copy(FileJob("/data/nested/deep/c.txt", "/a", info.size, info.mtime))
+    assert result.status == "done"
+    assert await read_all(dst, "/a") == b"charlie" * 1000
+    assert sink.fault_codes == ["TRANSIENT", "TRANSIENT"]
+    assert src.left == 0 and readback.left == 0
+    assert dst.temp_files() == []
 
 
 async def test_delete_recursive_globs_and_missing() -> None:

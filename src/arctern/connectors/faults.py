@@ -2,11 +2,23 @@
 
 Enabled only through ``settings.fault_injection`` (e.g.
 ``"read_error=0.05,write_error=0.05,flip=0.01,seed=1"``); never in production.
+
+Whether an operation fails is decided by a hash of the seed, the kind of operation, its path
+and offset, and how many times that same operation was tried before, so the n-th read of a
+given chunk meets the same fate on every run, whatever order concurrent files happen to be
+scheduled in. A single random stream does not do: consumed in scheduling order, it handed
+the long run of faults to a different file on each run; and the source and destination
+injectors, built from the same seed, drew the very same numbers, so one low number failed a
+read and then again a write (a seeded test passed on a quiet machine and failed about one
+run in ten under load). Here the two sides only share numbers for the same path, and a
+file's source path and temporary destination name differ.
 """
 
 from __future__ import annotations
 
-import random
+import hashlib
+import secrets
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -49,7 +61,8 @@ class FaultInjectingConnector:
         self.inner = inner
         self.spec = spec
         self.capabilities: Capabilities = inner.capabilities
-        self._random = random.Random(spec.seed)
+        self._salt = spec.seed if spec.seed is not None else secrets.randbits(64)
+        self._tries: Counter[tuple[str, str, int]] = Counter()
         self.injected_read_errors = 0
         self.injected_write_errors = 0
         self.flipped_writes = 0
@@ -58,8 +71,17 @@ class FaultInjectingConnector:
         """Guard the wrapped connector itself, so a POSIX one still checks resolved paths."""
         self.inner = with_guard(self.inner, guard)
 
-    def _roll(self, probability: float) -> bool:
-        return probability > 0 and self._random.random() < probability
+    def _draw(self, kind: str, path: str, offset: int) -> float:
+        """A uniform number in [0, 1) for this try of (``kind``, ``path``, ``offset``)."""
+        key = (kind, path, offset)
+        tried = self._tries[key]
+        self._tries[key] = tried + 1
+        text = f"{self._salt}\0{kind}\0{path}\0{offset}\0{tried}"
+        value = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+        return value / 2**64
+
+    def _roll(self, probability: float, kind: str, path: str, offset: int) -> bool:
+        return probability > 0 and self._draw(kind, path, offset) < probability
 
     async def stat(self, path: str) -> FileInfo:
         return await self.inner.stat(path)
@@ -77,7 +99,7 @@ class FaultInjectingConnector:
         await self.inner.delete(path, recursive=recursive)
 
     async def read(self, path: str, offset: int, length: int) -> bytes:
-        if self._roll(self.spec.read_error):
+        if self._roll(self.spec.read_error, "read", path, offset):
             self.injected_read_errors += 1
             raise TransientError(f"injected read error: {path}")
         return await self.inner.read(path, offset, length)
@@ -93,13 +115,14 @@ class FaultInjectingConnector:
         return await self.inner.begin_write(path, size, resume=resume, temp_key=temp_key)
 
     async def write(self, state: WriteState, offset: int, data: bytes | memoryview) -> None:
-        if self._roll(self.spec.write_error):
+        path = state.temp_path
+        if self._roll(self.spec.write_error, "write", path, offset):
             self.injected_write_errors += 1
-            raise TransientError(f"injected write error: {state.temp_path}")
-        if len(data) and self._roll(self.spec.flip):
+            raise TransientError(f"injected write error: {path}")
+        if len(data) and self._roll(self.spec.flip, "flip", path, offset):
             self.flipped_writes += 1
             corrupted = bytearray(data)
-            index = self._random.randrange(len(corrupted))
+            index = int(self._draw("flip-at", path, offset) * len(corrupted))
             corrupted[index] ^= 0xFF
             data = bytes(corrupted)
         await self.inner.write(state, offset, data)

@@ -146,16 +146,15 @@ class Copier:
         progress = _Progress(
             state=resume.state if resume else None, done=resume.bytes_done if resume else 0
         )
-        attempts = 0
+        # Failed attempts in a row that copied nothing new. An attempt that moved the file
+        # forward before failing (say its read-back hit an error after every byte was
+        # written) starts the count again: sporadic faults must not doom a long file, and
+        # the next attempt has less to do.
+        stalled = 0
         mismatches = 0
-        high_water = progress.done
         while True:
             self.cancel.check()
-            if progress.done > high_water:
-                # Progress since the last fault: sporadic faults must not doom a long file.
-                attempts = 0
-            high_water = progress.done
-            attempts += 1
+            started_at = progress.done
             try:
                 return await self._attempt(job, algorithm, progress)
             except Canceled:
@@ -173,19 +172,21 @@ class Copier:
                     raise FileFailed("VERIFY_CHECKSUM", str(exc)) from exc
                 # The file starts over: checksum retries have their own budget, and the
                 # transient errors met before the mismatch say nothing about this new copy.
-                attempts = 0
+                stalled = 0
             except QuotaExceeded as exc:
-                if self.options.fail_on_quota_errors or attempts >= self.retry.max_attempts:
+                stalled = 0 if progress.done > started_at else stalled + 1
+                if self.options.fail_on_quota_errors or stalled >= self.retry.max_attempts:
                     await self._discard(progress)
                     raise FileFailed(exc.code, str(exc), quota=True) from exc
                 self.sink.fault(exc.code, str(exc))
-                await self._sleep(self.retry.delay(attempts))
+                await self._sleep(self.retry.delay(stalled))
             except ConnectorError as exc:
-                if not exc.retryable or attempts >= self.retry.max_attempts:
+                stalled = 0 if progress.done > started_at else stalled + 1
+                if not exc.retryable or stalled >= self.retry.max_attempts:
                     await self._discard(progress)
                     raise FileFailed(exc.code, str(exc), source_side=is_source_side(exc)) from exc
                 self.sink.fault(exc.code, str(exc))
-                await self._sleep(self.retry.delay(attempts))
+                await self._sleep(self.retry.delay(stalled))
 
     async def _discard(self, progress: _Progress) -> None:
         if progress.state is not None:

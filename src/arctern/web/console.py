@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import uuid
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -19,33 +16,9 @@ from arctern.errors import ArcternError, NotFound
 from arctern.web.forms import KNOWN_SCOPES, clean_app, clean_project
 from arctern.web.pages import Pages
 
-_SECRET_KEY = "web_new_secret"
-
-
-class SecretFlash:
-    """Carries a new client secret to the very next page view, encrypted inside the session.
-
-    The session cookie is signed but readable, so the secret is encrypted with a key derived
-    from the server's secret key; it is removed from the session the first time it is shown.
-    """
-
-    def __init__(self, secret_key: str) -> None:
-        raw = hashlib.sha256(b"arctern-web-secret-flash:" + secret_key.encode()).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(raw))
-
-    def put(self, request: Request, client_id: uuid.UUID, secret: str) -> None:
-        token = self._fernet.encrypt(secret.encode()).decode()
-        request.session[_SECRET_KEY] = {"client": str(client_id), "token": token}
-
-    def take(self, request: Request, client_id: uuid.UUID) -> str | None:
-        held = request.session.get(_SECRET_KEY)
-        if not isinstance(held, dict) or held.get("client") != str(client_id):
-            return None
-        request.session.pop(_SECRET_KEY, None)
-        try:
-            return self._fernet.decrypt(str(held.get("token", "")).encode()).decode()
-        except InvalidToken:
-            return None
+# Where an earlier version carried a new secret (encrypted) to the next page inside the
+# session cookie; dropped from any cookie that still holds it.
+_LEGACY_SECRET_KEY = "web_new_secret"
 
 
 def _uuid(text: str) -> uuid.UUID | None:
@@ -57,7 +30,6 @@ def _uuid(text: str) -> uuid.UUID | None:
 
 def create_console_router(ctx: AppContext, pages: Pages) -> APIRouter:
     router = APIRouter(prefix="/developers")
-    secrets = SecretFlash(ctx.settings.secret_key or "")
     native_redirect = f"{ctx.settings.auth_url}v2/web/auth-code"
     scope_rows = [(name, describe(name)) for name in KNOWN_SCOPES]
 
@@ -184,6 +156,38 @@ def create_console_router(ctx: AppContext, pages: Pages) -> APIRouter:
             native_redirect=native_redirect,
         )
 
+    def app_page(
+        request: Request,
+        user: Identity,
+        project: Project,
+        client: OAuthClient,
+        credential_count: int,
+        *,
+        new_secret: str | None = None,
+        notice: str | None = None,
+    ) -> HTMLResponse:
+        """The app's page; with ``new_secret`` it is the answer to the POST that made the
+        secret. The secret goes into this one response body and nowhere else: not into the
+        session cookie (which the browser stores and proxies log, and which would show it
+        again when replayed), not into a redirect URL. ``no_store`` keeps it out of caches;
+        ``app_url`` lets the page's script swap the POST out of the history, so reloading
+        or coming back shows the app without the secret."""
+        return pages.render(
+            request,
+            "developers/app.html",
+            user=user,
+            active_nav="developers",
+            no_store=True,
+            project=project,
+            app=client,
+            native=client.is_public,
+            new_secret=new_secret,
+            notice=notice,
+            app_url=f"/developers/projects/{project.id}/apps/{client.id}",
+            credential_count=credential_count,
+            scopes=scope_rows,
+        )
+
     @router.get("/projects/{project_id}/apps/new", response_class=HTMLResponse)
     async def new_app(request: Request, project_id: str) -> Response:
         user = await pages.user(request)
@@ -235,9 +239,16 @@ def create_console_router(ctx: AppContext, pages: Pages) -> APIRouter:
             return app_form(
                 request, user, project, result.values, {"redirect_uris": exc.message}, 400
             )
+        registered = f"App “{client.name}” registered."
         if secret is not None:
-            secrets.put(request, client.id, secret)
-        pages.flash(request, f"App “{client.name}” registered.")
+            try:
+                project, client, count = await load_app(user, str(project.id), str(client.id))
+            except NotFound:  # deleted in the meantime: nobody can use the secret
+                return pages.not_found(request, user, "App")
+            return app_page(
+                request, user, project, client, count, new_secret=secret, notice=registered
+            )
+        pages.flash(request, registered)
         return pages.redirect(f"/developers/projects/{project.id}/apps/{client.id}")
 
     @router.get("/projects/{project_id}/apps/{client_id}", response_class=HTMLResponse)
@@ -249,20 +260,8 @@ def create_console_router(ctx: AppContext, pages: Pages) -> APIRouter:
             project, client, credential_count = await load_app(user, project_id, client_id)
         except NotFound:
             return pages.not_found(request, user, "App")
-        new_secret = secrets.take(request, client.id)
-        return pages.render(
-            request,
-            "developers/app.html",
-            user=user,
-            active_nav="developers",
-            no_store=True,
-            project=project,
-            app=client,
-            native=client.is_public,
-            new_secret=new_secret,
-            credential_count=credential_count,
-            scopes=scope_rows,
-        )
+        request.session.pop(_LEGACY_SECRET_KEY, None)
+        return app_page(request, user, project, client, credential_count)
 
     @router.post("/projects/{project_id}/apps/{client_id}/delete", response_class=HTMLResponse)
     async def delete_app(request: Request, project_id: str, client_id: str) -> Response:
@@ -293,13 +292,20 @@ def create_console_router(ctx: AppContext, pages: Pages) -> APIRouter:
                 _, secret = await registry.create_credential(
                     session, ctx.clock.now(), row, name=str(form.get("label", "")).strip()
                 )
+            project, client, count = await load_app(user, project_id, client_id)
         except NotFound:
             return pages.not_found(request, user, "App")
         except ArcternError as exc:
             pages.flash(request, exc.message)
             return pages.redirect(f"/developers/projects/{project_id}/apps/{client_id}")
-        secrets.put(request, client.id, secret)
-        pages.flash(request, "New client secret generated. Earlier secrets keep working.")
-        return pages.redirect(f"/developers/projects/{project.id}/apps/{client.id}")
+        return app_page(
+            request,
+            user,
+            project,
+            client,
+            count,
+            new_secret=secret,
+            notice="New client secret generated. Earlier secrets keep working.",
+        )
 
     return router

@@ -97,7 +97,19 @@
     setTimeout(tick, seconds * 1000);
   }
 
+  // A page answering a POST (a new client secret, shown only in that response) names its
+  // own address: the history entry becomes that plain GET, so reloading or coming back
+  // shows the page without the secret instead of sending the form again.
+  function replaceUrl() {
+    var el = document.querySelector("[data-replace-url]");
+    var url = el && el.getAttribute("data-replace-url");
+    if (url && window.history && window.history.replaceState) {
+      window.history.replaceState(null, "", url);
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    replaceUrl();
     enhance(document);
     setupRefresh();
   });
