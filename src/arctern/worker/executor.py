@@ -841,6 +841,13 @@ async def _event(
     )
 
 
+async def _has_event(session: Any, task_id: uuid.UUID, code: str) -> bool:
+    found = await session.scalar(
+        select(TaskEvent.id).where(TaskEvent.task_id == task_id, TaskEvent.code == code).limit(1)
+    )
+    return found is not None
+
+
 async def finalize_if_complete(ctx: AppContext, task_id: uuid.UUID) -> bool:
     """SUCCEEDED/FAILED once planning is done and no batch is outstanding."""
     now = ctx.clock.now()
@@ -895,7 +902,10 @@ async def finalize_if_complete(ctx: AppContext, task_id: uuid.UUID) -> bool:
             await _event(session, task_id, now, "SKIPPED_ERRORS", f"{skipped} errors were skipped")
         if failed is None:
             await _event(session, task_id, now, "SUCCEEDED", "succeeded")
-        else:
+        elif not await _has_event(session, task_id, values["fatal_error"]["code"]):
+            # The fatal error is the first failed file's, whose event the planner or the copier
+            # has normally written already; a second event with the same code would show the
+            # one failure twice in the event list.
             await _event(
                 session,
                 task_id,
