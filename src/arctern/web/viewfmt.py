@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +39,15 @@ def when(value: Any) -> str:
     return str(value)
 
 
+def iso(value: Any) -> str:
+    """The ISO-8601 UTC form for ``<time datetime>``, from which the page shows local time."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return ""
+
+
 def short_when(value: Any) -> str:
     """``2026-11-26 00:12`` (UTC) for tables, where seconds and the zone are noise."""
     full = when(value)
@@ -54,8 +64,79 @@ def percent(done: Any, total: Any) -> int:
     return max(0, min(100, round(100 * d / t)))
 
 
+def duration(seconds: float | None) -> str:
+    """``1 h 5 min``, ``3 min 20 s``, ``42 s``; empty when unknown."""
+    if seconds is None or seconds < 0:
+        return ""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} s"
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What a progress line says about a task: the bar counts bytes, the text adds the rest.
+
+    The same reading as ``arctern_client.watch()`` (bytes, files, rate, total, ETA), computed
+    here because the server must not import the client package."""
+
+    percent: int | None  # None while the total is unknown (still planning)
+    bytes_text: str  # "1.2 GB of 3.4 GB" or "1.2 GB"
+    files_text: str  # "400 of 401 files"
+    rate_text: str  # "12.3 MB/s" or ""
+    eta_text: str  # "about 3 min 20 s left" or ""
+    total_text: str  # "3.4 GB" or ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "percent": self.percent,
+            "bytes": self.bytes_text,
+            "files": self.files_text,
+            "rate": self.rate_text,
+            "eta": self.eta_text,
+            "total": self.total_text,
+        }
+
+
+def task_progress(
+    *,
+    bytes_done: int,
+    bytes_total: int | None,
+    files_done: int,
+    files_total: int | None,
+    bytes_per_second: float,
+    finished: bool,
+    succeeded: bool,
+) -> Progress:
+    """``bytes_total``/``files_total`` are None until the task's source tree is planned."""
+    total_text = human_size(bytes_total) if bytes_total is not None else ""
+    if bytes_total is not None and bytes_total > 0:
+        percent: int | None = max(0, min(100, int(100 * bytes_done / bytes_total)))
+        bytes_text = f"{human_size(bytes_done)} of {total_text}"
+    elif bytes_total == 0 and files_total is not None:
+        percent = 100 if files_total == files_done else 0
+        bytes_text = human_size(bytes_done)
+    else:
+        percent, bytes_text = None, human_size(bytes_done)
+    if succeeded:
+        percent = 100
+    files_text = f"{files_done}{f' of {files_total}' if files_total is not None else ''} file"
+    files_text += "" if (files_total if files_total is not None else files_done) == 1 else "s"
+    rate_text = f"{human_size(bytes_per_second)}/s" if bytes_per_second > 0 else ""
+    eta_text = ""
+    if not finished and bytes_total and bytes_per_second > 0 and bytes_done < bytes_total:
+        eta_text = f"about {duration((bytes_total - bytes_done) / bytes_per_second)} left"
+    return Progress(percent, bytes_text, files_text, rate_text, eta_text, total_text)
+
+
 def register_filters(env: Environment) -> None:
     env.filters["human_size"] = human_size
     env.filters["when"] = when
     env.filters["short_when"] = short_when
+    env.filters["iso"] = iso
     env.globals["percent"] = percent

@@ -18,6 +18,7 @@ from sqlalchemy import (
     RowMapping,
     and_,
     bindparam,
+    case,
     false,
     func,
     not_,
@@ -30,7 +31,7 @@ from sqlalchemy.orm import aliased
 
 from arctern.context import AppContext
 from arctern.db.models.auth import Identity
-from arctern.db.models.transfer import Collection, Task, TaskEvent
+from arctern.db.models.transfer import Collection, Task, TaskEvent, TaskItem
 from arctern.db.models.work import TaskFile
 from arctern.errors import ArcternError, NotFound
 from arctern.transfer.filters import (
@@ -40,7 +41,16 @@ from arctern.transfer.filters import (
     parse_time_range,
 )
 from arctern.transfer.services.common import Caller, usernames
-from arctern.transfer.services.submission import deadline_limit, parse_deadline
+from arctern.transfer.services.submission import (
+    DELETE_BOOLS,
+    NOTIFY_BOOLS,
+    TRANSFER_BOOLS,
+    Submitted,
+    deadline_limit,
+    parse_deadline,
+    submit_delete,
+    submit_transfer,
+)
 
 TASK_FILTER_FIELDS = frozenset(
     {"task_id", "type", "status", "label", "request_time", "completion_time"}
@@ -361,3 +371,107 @@ async def task_file_records(
     more = len(rows) > RECORDS_PAGE
     rows = rows[:RECORDS_PAGE]
     return rows, (int(rows[-1].id) if more and rows else None)
+
+
+async def bytes_totals(
+    ctx: AppContext, caller: Caller, task_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """Bytes each task has to copy, from its planned file records (unchanged files excluded).
+
+    Only the caller's tasks are counted; a task without records yet has no entry."""
+    if not task_ids:
+        return {}
+    async with ctx.db.session() as session:
+        rows = await session.execute(
+            select(TaskFile.task_id, func.coalesce(func.sum(TaskFile.size), 0))
+            .join(Task, Task.id == TaskFile.task_id)
+            .where(
+                Task.owner_id == caller.identity_id,
+                TaskFile.task_id.in_(task_ids),
+                TaskFile.is_directory.is_(False),
+                TaskFile.state != "unchanged",
+            )
+            .group_by(TaskFile.task_id)
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
+
+async def task_items(ctx: AppContext, caller: Caller, task_id: object) -> list[TaskItem]:
+    """The task's submitted DATA items, in submission order."""
+    async with ctx.db.session() as session:
+        task = await _own_task(session, caller, task_id)
+        return list(
+            await session.scalars(
+                select(TaskItem).where(TaskItem.task_id == task.id).order_by(TaskItem.position)
+            )
+        )
+
+
+async def task_file_page(
+    ctx: AppContext, caller: Caller, task_id: object, *, limit: int, offset: int
+) -> tuple[list[TaskFile], int]:
+    """A page of the task's per-file records in every state, errors first; and their count."""
+    errors_first = case((TaskFile.state.in_(("failed", "skipped")), 0), else_=1)
+    async with ctx.db.session() as session:
+        task = await _own_task(session, caller, task_id)
+        condition = TaskFile.task_id == task.id
+        total = await session.scalar(select(func.count()).select_from(TaskFile).where(condition))
+        rows = await session.scalars(
+            select(TaskFile)
+            .where(condition)
+            .order_by(errors_first, TaskFile.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return list(rows), int(total or 0)
+
+
+async def rerun_task(ctx: AppContext, caller: Caller, task_id: object) -> Submitted:
+    """Submit the task's items and options again, as a new task (a fresh submission id).
+
+    The document is rebuilt from what was stored and goes through the same validation and
+    access checks as any submission, so a rerun cannot do what a new submission could not."""
+    async with ctx.db.session() as session:
+        task = await _own_task(session, caller, task_id)
+        items = list(
+            await session.scalars(
+                select(TaskItem).where(TaskItem.task_id == task.id).order_by(TaskItem.position)
+            )
+        )
+        options = dict(task.options or {})
+        kind, label = task.type, task.label
+        source_id, destination_id = task.source_endpoint_id, task.destination_endpoint_id
+    body: dict[str, Any] = {"label": label} if label else {}
+    body.update({name: options[name] for name in NOTIFY_BOOLS if name in options})
+    if kind == "DELETE":
+        body.update({name: options[name] for name in DELETE_BOOLS if name in options})
+        body.update(
+            DATA_TYPE="delete",
+            endpoint=str(source_id),
+            DATA=[{"DATA_TYPE": "delete_item", "path": item.source_path} for item in items],
+        )
+        return await submit_delete(ctx, caller, body)
+    body.update({name: options[name] for name in TRANSFER_BOOLS if name in options})
+    for name in ("sync_level", "filter_rules", "recursive_symlinks"):
+        if options.get(name) is not None:
+            body[name] = options[name]
+    data = []
+    for item in items:
+        entry: dict[str, Any] = {
+            "DATA_TYPE": "transfer_item",
+            "source_path": item.source_path,
+            "destination_path": item.destination_path,
+            "recursive": item.recursive,
+        }
+        if item.external_checksum:
+            entry["external_checksum"] = item.external_checksum
+        if item.checksum_algorithm:
+            entry["checksum_algorithm"] = item.checksum_algorithm
+        data.append(entry)
+    body.update(
+        DATA_TYPE="transfer",
+        source_endpoint=str(source_id),
+        destination_endpoint=str(destination_id),
+        DATA=data,
+    )
+    return await submit_transfer(ctx, caller, body)

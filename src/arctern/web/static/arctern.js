@@ -71,30 +71,108 @@
     root.querySelectorAll("[data-copy-target][hidden]").forEach(function (b) { b.hidden = false; });
   }
 
-  // Auto-refresh: an element with an id and data-refresh="SECONDS" is re-fetched from the same
-  // URL and swapped in place while it carries data-live="true" (something is still running).
-  function setupRefresh() {
-    var region = document.querySelector("[data-refresh][id]");
-    if (!region) { return; }
-    var id = region.id;
-    var seconds = parseFloat(region.getAttribute("data-refresh")) || 3;
+  // Live progress: a region with data-live-url and data-refresh="SECONDS" polls a small JSON
+  // document for its [data-live-task] rows and writes the values into their [data-field]
+  // elements in place. Nothing is re-rendered, so keyboard focus and selection stay put.
+  function setText(root, field, value) {
+    root.querySelectorAll('[data-field="' + field + '"]').forEach(function (el) {
+      var text = value === null || value === undefined || value === "" ? (el.tagName === "DD" ? "\u2014" : "") : String(value);
+      if (el.textContent !== text) { el.textContent = text; }
+    });
+  }
+
+  function showPart(root, field, visible) {
+    root.querySelectorAll('[data-field="' + field + '"]').forEach(function (el) { el.hidden = !visible; });
+  }
+
+  function applyTask(row, values) {
+    setText(row, "status_label", values.status_label);
+    setText(row, "status_text", values.status_text);
+    showPart(row, "status_text-part", !!values.status_text);
+    ["bytes", "files", "rate", "eta", "total", "bytes_verified", "faults"].forEach(function (f) {
+      setText(row, f, values[f]);
+    });
+    showPart(row, "rate-part", !!values.rate);
+    showPart(row, "eta-part", !!values.eta);
+    row.querySelectorAll('[data-field="bar"]').forEach(function (bar) {
+      var width = values.percent === null ? (values.status === "FAILED" ? 100 : 4) : values.percent;
+      var fill = bar.querySelector("span");
+      if (fill) { fill.style.width = width + "%"; }
+      if (values.percent === null) { bar.removeAttribute("aria-valuenow"); }
+      else { bar.setAttribute("aria-valuenow", String(values.percent)); }
+      bar.setAttribute("aria-valuetext", values.bytes || "");
+      bar.classList.toggle("done", values.status === "SUCCEEDED");
+      bar.classList.toggle("failed", values.status === "FAILED");
+    });
+    var badge = row.querySelector('[data-field="status_label"]');
+    if (badge) {
+      badge.className = "status status-" + (values.status_label === "Cancelled" ? "CANCELED" : values.status);
+    }
+    if (values.cancel_requested) {
+      row.querySelectorAll("[data-testid=cancel-task]").forEach(function (b) {
+        b.disabled = true;
+        b.textContent = "Canceling\u2026";
+      });
+    }
+    row.setAttribute("data-status", values.status);
+    // Counts the in-place updates, so tests (and curious people) can see them happen.
+    row.setAttribute("data-updates", String((parseInt(row.getAttribute("data-updates"), 10) || 0) + 1));
+  }
+
+  function setupLive() {
+    var region = document.querySelector("[data-live-url]");
+    if (!region || region.getAttribute("data-live") !== "true") { return; }
+    var seconds = parseFloat(region.getAttribute("data-refresh")) || 2;
     var tick = function () {
-      var current = document.getElementById(id);
-      if (!current || current.getAttribute("data-live") !== "true") { return; }
-      fetch(window.location.href, { credentials: "same-origin", cache: "no-store" })
-        .then(function (r) { return r.ok ? r.text() : null; })
-        .then(function (html) {
-          if (!html) { return; }
-          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(id);
-          if (fresh) {
-            current.replaceWith(fresh);
-            enhance(fresh);
-          }
+      var rows = region.querySelectorAll("[data-live-task][data-task-id]");
+      if (!rows.length) { return; }
+      var query = Array.prototype.map.call(rows, function (r) {
+        return "id=" + encodeURIComponent(r.getAttribute("data-task-id"));
+      }).join("&");
+      var again = true;
+      fetch(region.getAttribute("data-live-url") + "?" + query, {
+        credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" }
+      })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (doc) {
+          if (!doc || !doc.tasks) { return; }
+          setText(region, "as_of", doc.as_of);
+          rows.forEach(function (row) {
+            var values = doc.tasks[row.getAttribute("data-task-id")];
+            if (!values) { return; }
+            applyTask(row, values);
+            if (!values.active) {
+              row.removeAttribute("data-live-task");
+              // The task page also lists files and events; once the task has ended, show
+              // them complete with one reload (nothing left to act on while it ran).
+              if (region.hasAttribute("data-reload-when-done")) {
+                again = false;
+                window.location.reload();
+              }
+            }
+          });
         })
         .catch(function () { /* try again next tick */ })
-        .finally(function () { setTimeout(tick, seconds * 1000); });
+        .finally(function () { if (again) { setTimeout(tick, seconds * 1000); } });
     };
     setTimeout(tick, seconds * 1000);
+  }
+
+  // <time datetime="ISO" data-local-time>UTC text</time>: add the reader's local time beside it.
+  function localTimes(root) {
+    root.querySelectorAll("time[data-local-time]").forEach(function (el) {
+      if (el.nextElementSibling && el.nextElementSibling.classList.contains("local-time")) { return; }
+      var date = new Date(el.getAttribute("datetime"));
+      if (isNaN(date.getTime())) { return; }
+      var local = document.createElement("span");
+      local.className = "local-time";
+      var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+      var text = date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate()) +
+        " " + pad(date.getHours()) + ":" + pad(date.getMinutes());
+      local.textContent = " (" + text + " local)";
+      local.title = date.toString();
+      el.insertAdjacentElement("afterend", local);
+    });
   }
 
   // A page answering a POST (a new client secret, shown only in that response) names its
@@ -111,6 +189,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     replaceUrl();
     enhance(document);
-    setupRefresh();
+    localTimes(document);
+    setupLive();
   });
 })();
