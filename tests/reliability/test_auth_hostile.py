@@ -142,7 +142,16 @@ def test_every_post_form_refuses_missing_and_forged_csrf_tokens(
         for url in (project, *apps):
             assert browser.get(url).status_code == 200, url
         assert me.tc.get_task(task_id)["status"] == "ACTIVE"
-        expected = {"delete", "secrets", "cancel", "mkdir", "transfer", "login", "authorize"}
+        expected = {
+            "delete",
+            "secrets",
+            "cancel",
+            "rerun",
+            "mkdir",
+            "transfer",
+            "login",
+            "authorize",
+        }
         seen = " ".join(tried)
         assert all(word in seen for word in expected), sorted(tried)
         print(
