@@ -102,7 +102,9 @@
       else { bar.setAttribute("aria-valuenow", String(values.percent)); }
       bar.setAttribute("aria-valuetext", values.bytes || "");
       bar.classList.toggle("done", values.status === "SUCCEEDED");
-      bar.classList.toggle("failed", values.status === "FAILED");
+      var cancelled = values.status_label === "Cancelled";
+      bar.classList.toggle("failed", values.status === "FAILED" && !cancelled);
+      bar.classList.toggle("canceled", cancelled);
     });
     var badge = row.querySelector('[data-field="status_label"]');
     if (badge) {
