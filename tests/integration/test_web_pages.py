@@ -324,6 +324,7 @@ def test_activity_label_search_and_live_values(
     assert set(values) == {task_id}
     assert values[task_id]["bytes"] == "25.0 KB of 25.0 KB"
     assert values[task_id]["total"] == "25.0 KB" and values[task_id]["active"] is False
+    assert values[task_id]["status_label"] == "FAILED" and values[task_id]["completed"]
     # Another user's task is not in their live values, and the route needs a login.
     with httpx.Client(base_url=str(user.base_url), timeout=30) as anonymous:
         assert anonymous.get("/activity/live.json", params={"id": task_id}).status_code == 401

@@ -18,7 +18,7 @@ from arctern.transfer.services import tasks as task_service
 from arctern.transfer.services.common import Caller
 from arctern.web.files import caller_of
 from arctern.web.pages import Pages
-from arctern.web.viewfmt import Progress, human_size, task_progress, when
+from arctern.web.viewfmt import Progress, human_size, short_when, task_progress, when
 
 PAGE_SIZE = 25
 EVENTS_SHOWN = 50
@@ -73,6 +73,7 @@ class TaskRow:
             **self.progress.as_dict(),
             "bytes_verified": human_size(self.task.bytes_checksummed),
             "faults": self.task.faults,
+            "completed": short_when(self.task.completion_time),
         }
 
 

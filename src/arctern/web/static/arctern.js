@@ -89,7 +89,7 @@
     setText(row, "status_label", values.status_label);
     setText(row, "status_text", values.status_text);
     showPart(row, "status_text-part", !!values.status_text);
-    ["bytes", "files", "rate", "eta", "total", "bytes_verified", "faults"].forEach(function (f) {
+    ["bytes", "files", "rate", "eta", "total", "bytes_verified", "faults", "completed"].forEach(function (f) {
       setText(row, f, values[f]);
     });
     showPart(row, "rate-part", !!values.rate);
