@@ -2,8 +2,8 @@
 collections of its own endpoint, renews and hands back only its own leases, and learns of a
 cancel through its heartbeat; central workers never lease that work.
 
-Runs the agent API in process (ASGI) against a migrated SQLite database, so tasks of every
-topology can be made directly (submission still refuses the ones needing the data channel).
+Runs the agent API in process (ASGI) against migrated SQLite and PostgreSQL databases, so
+tasks of every topology can be made directly (submission still refuses all agent transfers).
 """
 
 from __future__ import annotations
@@ -34,9 +34,12 @@ from tests.scale.test_fair_share import user
 LEASE = timedelta(seconds=30)
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'work.db'}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres").create_database()
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'work.db'}"
     upgrade(url)
     return url
 

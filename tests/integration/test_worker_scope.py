@@ -27,9 +27,12 @@ from tests.scale.test_fair_share import user
 LEASE = timedelta(seconds=30)
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'scope.db'}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres").create_database()
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'scope.db'}"
     upgrade(url)
     return url
 
