@@ -11,6 +11,10 @@ Routes:
   POST /agent/v1/collections                announce a collection (name only)
   POST /agent/v1/poll                       long poll: relayed file operations to run
   POST /agent/v1/requests/{id}/answer       the result of one of them
+  POST /agent/v1/work/lease                 the next job of this endpoint (transfers between
+                                            two of its own collections), or null
+  POST /agent/v1/work/renew                 heartbeat of a held lease; says whether to stop
+  POST /agent/v1/work/release               hand a held lease back (drain)
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from fastapi import FastAPI, Request
 from sqlalchemy import select
 
 from arctern import __version__
-from arctern.connect import endpoints, relay
+from arctern.connect import endpoints, relay, work
 from arctern.connect.secrets import secret_hash
 from arctern.context import AppContext
 from arctern.db.models.auth import Identity
@@ -142,5 +146,23 @@ def create_agent_app(ctx: AppContext) -> FastAPI:
         endpoint, _ = await authenticated(request)
         await relay.went_offline(ctx, endpoint.id)
         return {"offline": True}
+
+    @app.post(f"{prefix}/work/lease")
+    async def work_lease(request: Request) -> dict[str, Any]:
+        endpoint, _ = await authenticated(request)
+        body = await json_body(request)
+        return await work.lease(ctx, work.worker_of(endpoint.id, body))
+
+    @app.post(f"{prefix}/work/renew")
+    async def work_renew(request: Request) -> dict[str, Any]:
+        endpoint, _ = await authenticated(request)
+        body = await json_body(request)
+        return await work.renew(ctx, work.worker_of(endpoint.id, body), work.claim_of(body))
+
+    @app.post(f"{prefix}/work/release")
+    async def work_release(request: Request) -> dict[str, Any]:
+        endpoint, _ = await authenticated(request)
+        body = await json_body(request)
+        return await work.release(ctx, work.worker_of(endpoint.id, body), work.claim_of(body))
 
     return app

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from arctern.db.models.transfer import Task
+from arctern.db.models.transfer import Collection, Task
 from arctern.db.models.work import TaskPlan, WorkBatch
 
 
@@ -32,11 +32,59 @@ class Claim:
     batch_id: int | None = None
 
 
-def _runnable_task(now: datetime) -> ColumnElement[bool]:
+@dataclass(frozen=True)
+class Scope:
+    """Which tasks a worker may lease: the reach of its storage.
+
+    ``agent_endpoint`` None: a central worker (``arctern worker``, the pool in ``serve``). It
+    reaches the deployment's own storage, and agent collections only through relayed file
+    operations, which are enough for delete tasks but not for moving data: a TRANSFER that
+    touches an agent collection is never its work. Set: the Connect agent of that endpoint,
+    which reaches only its own collections and so leases only TRANSFER tasks whose source and
+    destination are both on it (copied locally on that host).
+    """
+
+    agent_endpoint: uuid.UUID | None = None
+
+
+CENTRAL = Scope()
+
+
+def _on_agent(collection_id: Any) -> ColumnElement[bool]:
+    return exists().where(Collection.id == collection_id, Collection.connector == "agent")
+
+
+def _on_endpoint(collection_id: Any, endpoint: uuid.UUID) -> ColumnElement[bool]:
+    return exists().where(
+        Collection.id == collection_id,
+        Collection.connector == "agent",
+        Collection.endpoint_id == endpoint,
+    )
+
+
+def in_scope(scope: Scope) -> ColumnElement[bool]:
+    """Condition on ``Task``: the task is work for a worker of ``scope``."""
+    if scope.agent_endpoint is None:
+        return or_(
+            Task.type != "TRANSFER",
+            and_(
+                ~_on_agent(Task.source_endpoint_id),
+                ~_on_agent(Task.destination_endpoint_id),
+            ),
+        )
+    return and_(
+        Task.type == "TRANSFER",
+        _on_endpoint(Task.source_endpoint_id, scope.agent_endpoint),
+        _on_endpoint(Task.destination_endpoint_id, scope.agent_endpoint),
+    )
+
+
+def _runnable_task(now: datetime, scope: Scope = CENTRAL) -> ColumnElement[bool]:
     return and_(
         Task.status == "ACTIVE",
         Task.cancel_requested.is_(False),
         or_(Task.deadline.is_(None), Task.deadline > now),
+        in_scope(scope),
     )
 
 
@@ -70,11 +118,15 @@ async def adopt_new_tasks(session: AsyncSession, now: datetime, limit: int = 100
     return len(ids)
 
 
-def _plan_candidates(now: datetime):  # type: ignore[no-untyped-def]
+def _plan_candidates(now: datetime, scope: Scope = CENTRAL):  # type: ignore[no-untyped-def]
     return (
         select(TaskPlan.task_id)
         .join(Task, Task.id == TaskPlan.task_id)
-        .where(TaskPlan.done.is_(False), _free(TaskPlan.lease_expires, now), _runnable_task(now))
+        .where(
+            TaskPlan.done.is_(False),
+            _free(TaskPlan.lease_expires, now),
+            _runnable_task(now, scope),
+        )
         .order_by(TaskPlan.created_at)
         .limit(1)
     )
@@ -131,14 +183,16 @@ def _within_limits(now: datetime, limits: Limits) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _batch_candidates(now: datetime, limits: Limits = Limits()):  # type: ignore[no-untyped-def]
+def _batch_candidates(  # type: ignore[no-untyped-def]
+    now: datetime, limits: Limits = Limits(), scope: Scope = CENTRAL
+):
     return (
         select(WorkBatch.id)
         .join(Task, Task.id == WorkBatch.task_id)
         .where(
             WorkBatch.state == "pending",
             _free(WorkBatch.lease_expires, now),
-            _runnable_task(now),
+            _runnable_task(now, scope),
             *_within_limits(now, limits),
         )
         .order_by(WorkBatch.id)
@@ -147,12 +201,14 @@ def _batch_candidates(now: datetime, limits: Limits = Limits()):  # type: ignore
 
 
 async def claim_plan(
-    session: AsyncSession, owner: str, now: datetime, lease: timedelta
+    session: AsyncSession, owner: str, now: datetime, lease: timedelta, scope: Scope = CENTRAL
 ) -> Claim | None:
-    if await session.scalar(_plan_candidates(now)) is None:
+    if await session.scalar(_plan_candidates(now, scope)) is None:
         return None
     candidate = (
-        _plan_candidates(now).with_for_update(skip_locked=True, of=TaskPlan).scalar_subquery()
+        _plan_candidates(now, scope)
+        .with_for_update(skip_locked=True, of=TaskPlan)
+        .scalar_subquery()
     )
     row = await session.execute(
         update(TaskPlan)
@@ -171,8 +227,9 @@ async def claim_batch(
     now: datetime,
     lease: timedelta,
     limits: Limits = Limits(),
+    scope: Scope = CENTRAL,
 ) -> Claim | None:
-    if await session.scalar(_batch_candidates(now, limits)) is None:
+    if await session.scalar(_batch_candidates(now, limits, scope)) is None:
         return None
     if (limits.per_user or limits.per_collection) and session.get_bind().dialect.name == (
         "postgresql"
@@ -181,7 +238,7 @@ async def claim_batch(
         # free place: with limits, claims take turns (the lock ends with the transaction).
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
     candidate = (
-        _batch_candidates(now, limits)
+        _batch_candidates(now, limits, scope)
         .with_for_update(skip_locked=True, of=WorkBatch)
         .scalar_subquery()
     )

@@ -38,6 +38,7 @@ from arctern.worker.executor import (
 )
 from arctern.worker.leases import Claim
 from arctern.worker.processes import ProcessOffload
+from arctern.worker.source import DatabaseWorkSource, WorkSource
 
 log = logging.getLogger("arctern.worker")
 
@@ -82,6 +83,7 @@ class WorkerPool:
         reaper_interval: float = 0.5,
         config: WorkerConfig | None = None,
         crash_retry_delay: float = 2.0,
+        source: WorkSource | None = None,
     ) -> None:
         settings = ctx.settings
         self.ctx = ctx
@@ -98,6 +100,9 @@ class WorkerPool:
             ),
         )
         self.name = self.config.name
+        self.source: WorkSource = source or DatabaseWorkSource(
+            ctx, worker=self.name, lease=self.config.lease, limits=self.config.limits
+        )
         self.factory = connector_factory or connector_factory_for(ctx)
         self.poll_interval = poll_interval
         self.reaper_interval = reaper_interval
@@ -188,22 +193,12 @@ class WorkerPool:
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
                 continue
             if self._stopping.is_set():  # stop() began while claiming: hand it back
-                async with self.ctx.db.session() as session:
-                    await leases.release(session, claim, self.name)
+                await self.source.release(claim)
                 return
             self._launch(claim)
 
     async def _claim(self) -> Claim | None:
-        now = self.ctx.clock.now()
-        async with self.ctx.db.session() as session:
-            await leases.adopt_new_tasks(session, now)
-        async with self.ctx.db.session() as session:
-            claim = await leases.claim_plan(session, self.name, now, self.config.lease)
-            if claim is None:
-                claim = await leases.claim_batch(
-                    session, self.name, now, self.config.lease, self.config.limits
-                )
-        return claim
+        return await self.source.claim()
 
     def _launch(self, claim: Claim) -> None:
         token = CancelToken()
