@@ -7,7 +7,8 @@ disk; confinement (``..``, a symlink out of the root) and a non-owner's access r
 by the agent; a stopped or SIGKILLed agent answered with Globus's disconnected error within
 seconds, and working again once restarted; a second API process relaying to an agent whose
 long poll the first one holds; rotated or deleted credentials refused (401) and the agent
-stopping with a clear message; transfers touching an agent collection refused at submission.
+stopping with a clear message; transfers between an agent and the deployment's own storage
+refused at submission (transfers within one agent: ``test_connect_transfers.py``).
 """
 
 from __future__ import annotations
@@ -350,12 +351,11 @@ def test_access_rules_travel_with_relayed_operations(site: Site) -> None:
     assert not (root / "shared" / "new").exists()
 
 
-def test_transfers_with_agent_collections_are_refused_at_submission(site: Site) -> None:
+def test_transfers_between_agent_and_central_are_refused_at_submission(site: Site) -> None:
     tc = site.owner.tc
     for source, destination in (
         (site.central, site.collection_id),
         (site.collection_id, site.central),
-        (site.collection_id, site.collection_id),
     ):
         tdata = globus_sdk.TransferData(source_endpoint=source, destination_endpoint=destination)
         tdata.add_item("/hello.txt", f"/copy-{uuid.uuid4().hex[:6]}.txt")

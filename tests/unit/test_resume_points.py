@@ -4,14 +4,12 @@ flush), small files never wait for the database, and concurrent requests share o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -25,6 +23,8 @@ from arctern.engine.options import FileJob, TransferOptions
 from arctern.engine.runner import MemorySink
 from arctern.worker.executor import Job, WorkerConfig
 from arctern.worker.leases import Claim
+from arctern.worker.progress import TaskProgress
+from arctern.worker.source import Beat
 from tests.unit.test_engine import put, read_all
 
 
@@ -83,33 +83,21 @@ async def test_fast_path_persists_each_step(tmp_path: Path, monkeypatch: Any) ->
     assert sink.persisted == [4096, 8192]
 
 
-class FakeSession:
-    """Answers the job's flush queries: the task is ACTIVE; writes are recorded."""
+class FakeSource:
+    """A work source whose heartbeats take a round trip and record what they write."""
 
-    def __init__(self, db: FakeDatabase) -> None:
-        self.db = db
-
-    async def scalar(self, _statement: Any) -> str:
-        await asyncio.sleep(0.01)  # a database round trip: lets requests pile up
-        return "ACTIVE"
-
-    async def execute(self, statement: Any, rows: Any = None) -> Any:
-        if rows is not None:
-            self.db.written.extend(rows)
-        return SimpleNamespace(
-            first=lambda: SimpleNamespace(status="ACTIVE", cancel_requested=False, deadline=None)
-        )
-
-
-class FakeDatabase:
     def __init__(self) -> None:
-        self.sessions = 0
-        self.written: list[dict[str, Any]] = []
+        self.beats = 0
+        self.written: dict[int, int] = {}
 
-    @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[FakeSession]:
-        self.sessions += 1
-        yield FakeSession(self)
+    async def beat(
+        self, claim: Claim, progress: TaskProgress | None, *, extend: bool, guarded: Any
+    ) -> Beat:
+        self.beats += 1
+        await asyncio.sleep(0.01)  # a database round trip: lets requests pile up
+        if progress is not None:
+            self.written.update({key: done for key, (done, _) in progress.checkpoints.items()})
+        return Beat()
 
 
 def _id(row: dict[str, Any]) -> Any:
@@ -117,11 +105,13 @@ def _id(row: dict[str, Any]) -> Any:
 
 
 async def test_concurrent_resume_points_share_flushes() -> None:
-    db = FakeDatabase()
-    ctx: Any = SimpleNamespace(db=db, clock=SimpleNamespace(now=lambda: datetime.now(UTC)))
+    source = FakeSource()
+    clock: Any = SimpleNamespace(now=lambda: datetime.now(UTC))
     config = WorkerConfig(name="w", lease=timedelta(seconds=60))
     factory: Any = None  # no connectors are opened
-    job = Job(ctx, config, Claim("batch", uuid.uuid4(), 1), factory, CancelToken())
+    job = Job(
+        clock, config, Claim("batch", uuid.uuid4(), 1), cast(Any, source), factory, CancelToken()
+    )
     state = WriteState(temp_path="/.arctern-x.part")
 
     async def window(key: int, done: int) -> None:
@@ -130,15 +120,13 @@ async def test_concurrent_resume_points_share_flushes() -> None:
         )
         # Once the call returns, the point is written, not merely buffered.
         assert key not in job.progress.checkpoints
-        assert any(_id(r) == key and r.get("bytes_done") == done for r in db.written)
+        assert source.written.get(key) == done
 
     await asyncio.gather(*(window(key, 10 * key) for key in range(1, 9)))
     # Eight files finishing a window at once: the first flush and one more for all the rest.
-    assert db.sessions <= 2
-    assert {_id(r): r["bytes_done"] for r in db.written if "bytes_done" in r} == {
-        key: 10 * key for key in range(1, 9)
-    }
+    assert source.beats <= 2
+    assert source.written == {key: 10 * key for key in range(1, 9)}
     # Files without a database record (``key`` None) never wait for a flush.
-    before = db.sessions
+    before = source.beats
     await job.progress.persist_checkpoint(FileJob("/x", "/x", 99, 0.0), 5, state)
-    assert db.sessions == before
+    assert source.beats == before

@@ -15,6 +15,9 @@ Routes:
                                             two of its own collections), or null
   POST /agent/v1/work/renew                 heartbeat of a held lease; says whether to stop
   POST /agent/v1/work/release               hand a held lease back (drain)
+  POST /agent/v1/work/job/{op}              the rest of a held job's work source: read its
+                                            task, plan or files, heartbeat with progress,
+                                            commit plan output, finish, fail, stop
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ def create_agent_app(ctx: AppContext) -> FastAPI:
                 {"id": str(c.id), "display_name": c.display_name} for c in view.collections
             ],
             "server_version": __version__,
+            # The agent's worker heartbeats at the deployment's pace.
+            "lease_seconds": ctx.settings.lease_seconds,
+            "progress_flush_seconds": ctx.settings.progress_flush_seconds,
         }
 
     @app.post(f"{prefix}/setup")
@@ -164,5 +170,12 @@ def create_agent_app(ctx: AppContext) -> FastAPI:
         endpoint, _ = await authenticated(request)
         body = await json_body(request)
         return await work.release(ctx, work.worker_of(endpoint.id, body), work.claim_of(body))
+
+    @app.post(prefix + "/work/job/{op}")
+    async def work_job(op: str, request: Request) -> dict[str, Any]:
+        endpoint, _ = await authenticated(request)
+        body = await json_body(request)
+        who, claim = work.worker_of(endpoint.id, body), work.claim_of(body)
+        return await work.job_operation(ctx, who, claim, op, body)
 
     return app

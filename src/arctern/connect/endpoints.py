@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arctern.connect.secrets import (
@@ -248,3 +248,63 @@ async def host_endpoints(
         rows = (await session.execute(query.order_by(Endpoint.display_name))).all()
     found = [HostEndpoint(e.id, e.display_name, e.owner_id, name) for e, name in rows]
     return found if endpoint_id is not None else [BUILTIN_ENDPOINT, *found]
+
+
+# What Globus reports in a task's ``nice_status`` while an endpoint it needs is not connected.
+NOT_CONNECTED_STATUS = "GC_NOT_CONNECTED"
+
+
+def _needs_absent_agent(now: datetime) -> ColumnElement[bool]:
+    """Condition on ``Task``: a collection of the task is served by an agent that is not
+    connected now."""
+    absent = (
+        exists()
+        .where(
+            Collection.connector == AGENT_CONNECTOR,
+            Endpoint.id == Collection.endpoint_id,
+            or_(Endpoint.connected_until.is_(None), Endpoint.connected_until <= now),
+        )
+        .correlate(Task)
+    )
+    return or_(
+        absent.where(Collection.id == Task.source_endpoint_id),
+        absent.where(Collection.id == Task.destination_endpoint_id),
+    )
+
+
+async def mark_agent_presence(session: AsyncSession, now: datetime, limit: int = 200) -> int:
+    """Say on ACTIVE tasks whether an agent they need is away (``GC_NOT_CONNECTED``), and
+    clear it when it is back. Disconnection is a normal state: the task stays ACTIVE, its
+    leases expire, and the agent resumes it when it returns. Reads first, so that an idle
+    deployment takes no write lock."""
+    away = _needs_absent_agent(now)
+    to_mark = list(
+        await session.scalars(
+            select(Task.id)
+            .where(Task.status == "ACTIVE", away)
+            .where(or_(Task.nice_status.is_(None), Task.nice_status != NOT_CONNECTED_STATUS))
+            .limit(limit)
+        )
+    )
+    to_clear = list(
+        await session.scalars(
+            select(Task.id)
+            .where(Task.status == "ACTIVE", Task.nice_status == NOT_CONNECTED_STATUS, ~away)
+            .limit(limit)
+        )
+    )
+    if to_mark:
+        await session.execute(
+            update(Task)
+            .where(Task.id.in_(to_mark), Task.status == "ACTIVE")
+            .values(nice_status=NOT_CONNECTED_STATUS)
+            .execution_options(synchronize_session=False)
+        )
+    if to_clear:
+        await session.execute(
+            update(Task)
+            .where(Task.id.in_(to_clear), Task.nice_status == NOT_CONNECTED_STATUS)
+            .values(nice_status="OK")
+            .execution_options(synchronize_session=False)
+        )
+    return len(to_mark) + len(to_clear)

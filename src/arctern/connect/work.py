@@ -16,12 +16,16 @@ from typing import Any
 
 from sqlalchemy import select
 
+from arctern.connect import wire
 from arctern.context import AppContext
 from arctern.db.models.transfer import Task
+from arctern.db.models.work import TaskFile
+from arctern.engine.errors import Canceled, FileFailed
+from arctern.errors import NotFound
 from arctern.transfer.filters import bad_request
 from arctern.worker import leases
 from arctern.worker.leases import Claim, Scope
-from arctern.worker.source import DatabaseWorkSource
+from arctern.worker.source import Beat, DatabaseWorkSource
 
 _WORKER_NAME = re.compile(r"[A-Za-z0-9._-]{1,80}")
 
@@ -64,10 +68,13 @@ def claim_document(claim: Claim | None) -> dict[str, Any] | None:
 
 
 def _source(ctx: AppContext, who: AgentWorker) -> DatabaseWorkSource:
+    from arctern.worker.pool import connector_factory_for
+
     settings = ctx.settings
     return DatabaseWorkSource(
         ctx,
         worker=who.lease_owner,
+        factory=connector_factory_for(ctx),
         lease=timedelta(seconds=settings.lease_seconds),
         limits=leases.Limits(
             per_user=settings.max_active_batches_per_user,
@@ -111,3 +118,105 @@ async def renew(ctx: AppContext, who: AgentWorker, claim: Claim) -> dict[str, An
 async def release(ctx: AppContext, who: AgentWorker, claim: Claim) -> dict[str, Any]:
     await _source(ctx, who).release(claim)
     return {"released": True}
+
+
+# -- running a leased job: the rest of the work source, for the agent's jobs ------------------
+
+JOB_OPERATIONS = (
+    "task",
+    "plan",
+    "batch",
+    "collections",
+    "beat",
+    "commit",
+    "finish",
+    "finalize",
+    "fail",
+    "stop",
+    "crashed",
+)
+
+
+async def _batch_file_ids(ctx: AppContext, claim: Claim) -> set[int]:
+    if claim.kind != "batch":
+        return set()
+    async with ctx.db.session() as session:
+        return set(
+            await session.scalars(select(TaskFile.id).where(TaskFile.batch_id == claim.batch_id))
+        )
+
+
+async def job_operation(
+    ctx: AppContext, who: AgentWorker, claim: Claim, op: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """One call of a leased job's work source. Only the holder of the claim's lease may make
+    it; a job whose lease is gone learns it here (``lease_lost``) and stops, as a worker on
+    the database does."""
+    if op not in JOB_OPERATIONS:
+        raise NotFound(f"No work operation {op!r}")
+    source = _source(ctx, who)
+    if op == "stop":  # hands the lease in itself, and only if it is still this worker's
+        await source.stop(claim, _reason(body))
+        return {}
+    if op == "finalize":
+        await source.finalize(claim)
+        return {}
+    if not await source.holds(claim):
+        if op == "beat":
+            return {"beat": wire.beat_doc(Beat(lease_kept=False))}
+        return {"lease_lost": True}
+    if op == "task":
+        task = await source.load_task(claim)
+        return {"task": wire.task_doc(task) if task else None}
+    if op == "plan":
+        plan = await source.load_plan(claim)
+        return {"plan": wire.plan_doc(plan) if plan else None}
+    if op == "batch":
+        files = await source.load_batch(claim)
+        return {"files": [wire.file_doc(job, resume) for job, resume in files]}
+    if op == "collections":
+        task = await source.load_task(claim)
+        if task is None:
+            return {"lease_lost": True}
+        try:
+            found = await source.collections(claim, task)
+        except FileFailed as exc:
+            return {"error": {"code": exc.code, "message": exc.message}}
+        return {"collections": wire.collections_doc(found)}
+    progress = wire.progress_of(
+        body.get("progress"), claim.task_id, ctx.clock.now, await _batch_file_ids(ctx, claim)
+    )
+    if op == "beat":
+        guarded = [_uuid(value) for value in body.get("guarded") or []]
+        beat = await source.beat(claim, progress, extend=bool(body.get("extend")), guarded=guarded)
+        return {"beat": wire.beat_doc(beat)}
+    if op == "commit":
+        try:
+            await source.commit_plan(claim, wire.commit_of(body.get("commit")), progress)
+        except Canceled as exc:
+            return {"canceled": str(exc) or "FINISHED"}
+        return {}
+    if op == "finish":
+        await source.finish_batch(claim, progress)
+        return {}
+    message = str(body.get("message") or "")[:4096]
+    if op == "fail":
+        code = str(body.get("code") or "ENDPOINT_ERROR")[:64]
+        await source.fail(claim, code, message)
+        return {}
+    await source.crashed(claim, message)
+    return {}
+
+
+def _reason(body: dict[str, Any]) -> str:
+    reason = body.get("reason")
+    if reason not in ("CANCELED", "EXPIRED"):
+        raise bad_request("'reason' must be CANCELED or EXPIRED")
+    return str(reason)
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise bad_request("'guarded' must list collection ids") from None

@@ -1,8 +1,7 @@
 """Runs one claimed job: plan a task into batches, copy a batch, or execute a delete task.
 
-Also finalizes tasks (success, failure, cancel, expiry). Every status change is a conditional
-UPDATE on an ACTIVE/INACTIVE task, so concurrent finalizers agree and finished tasks are
-never touched again.
+Jobs read and report everything through their work source (``worker/source.py``): the same
+code runs in ``arctern worker`` on the database and in a Connect agent over HTTP.
 
 A task runs with its owner's access, read again when it is planned, when each batch is
 leased and at every progress flush: the connectors of a task whose owner does not own a
@@ -22,21 +21,16 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, func, insert, select, update
-
+from arctern.clock import Clock
 from arctern.connectors.access import AccessGuard, with_guard
-from arctern.connectors.base import Connector, WriteState
+from arctern.connectors.base import Connector
 from arctern.connectors.errors import ConnectorError, ObjectNotFound
-from arctern.context import AppContext
-from arctern.db.grants import access_guard, applicable_rules, guard_from_rules
-from arctern.db.models.transfer import Collection, Task, TaskEvent, TaskItem
-from arctern.db.models.work import TaskFile, TaskPlan, WorkBatch
 from arctern.engine.copier import Copier, CopyResult, Resume, RetryPolicy
 from arctern.engine.errors import Canceled, CancelToken, FileFailed
 from arctern.engine.offload import Offload
-from arctern.engine.options import DeleteOptions, FileJob, ItemSpec, TransferOptions
+from arctern.engine.options import DeleteOptions, FileJob, TransferOptions
 from arctern.engine.planner import (
     CopyFile,
     DeleteExtra,
@@ -54,12 +48,18 @@ from arctern.engine.runner import (
 from arctern.worker import leases
 from arctern.worker.leases import Claim
 from arctern.worker.progress import TaskProgress, event_code
+from arctern.worker.source import (
+    FINISHED,
+    PlanCommit,
+    PlanErrorRow,
+    PlanView,
+    TaskView,
+    WorkSource,
+)
 
 log = logging.getLogger("arctern.worker")
 
 ConnectorFactory = Callable[[str, str, dict[str, Any]], Connector]
-
-FINISHED = ("SUCCEEDED", "FAILED")
 
 
 @dataclass(frozen=True)
@@ -88,18 +88,20 @@ class Job:
 
     def __init__(
         self,
-        ctx: AppContext,
+        clock: Clock,
         config: WorkerConfig,
         claim: Claim,
+        source: WorkSource,
         factory: ConnectorFactory,
         cancel: CancelToken,
     ) -> None:
-        self.ctx = ctx
+        self.clock = clock
         self.config = config
         self.claim = claim
+        self.source = source
         self.factory = factory
         self.cancel = cancel
-        self.progress = TaskProgress(claim.task_id, ctx.clock.now)
+        self.progress = TaskProgress(claim.task_id, clock.now)
         self._last_flush = time.monotonic()
         self._last_extend = time.monotonic()  # the claim itself set a fresh lease
         self._flush_lock = asyncio.Lock()
@@ -110,7 +112,6 @@ class Job:
         self.progress.persist = self.persist
         # (collection id, guard) of the task's connectors that run under a non-owner's access.
         self.guards: list[tuple[uuid.UUID, AccessGuard]] = []
-        self.task_owner: uuid.UUID | None = None
 
     def account_time(self) -> None:
         """Add the time spent since the last call to the task's active seconds."""
@@ -138,39 +139,35 @@ class Job:
                 return
             requested = self._persist_requested
             self.account_time()
-            now = self.ctx.clock.now()
             # Idle beats only read (SQLite: no write lock); the lease is extended a few times
             # per lease period, progress is written when there is some.
             extend = heartbeat and (
                 time.monotonic() - self._last_extend >= self.config.lease.total_seconds() / 3
             )
-            async with self.ctx.db.session() as session:
-                alive = True
-                if extend or self.progress.has_news():
-                    alive = await self.progress.flush(session)
-                row = (
-                    await session.execute(
-                        select(Task.status, Task.cancel_requested, Task.deadline).where(
-                            Task.id == self.claim.task_id
-                        )
-                    )
-                ).first()
-                finished = not alive or row is None or row.status in FINISHED
-                if not finished:
-                    await self.refresh_access(session, now)
-                if extend and not finished:
-                    self._last_extend = time.monotonic()
-                    if not await leases.extend(
-                        session, self.claim, self.config.name, now, self.config.lease
-                    ):
-                        self.cancel.cancel("LEASE_LOST")
+            snapshot = self.progress.take() if extend or self.progress.has_news() else None
+            try:
+                beat = await self.source.beat(
+                    self.claim,
+                    snapshot,
+                    extend=extend,
+                    guarded=[collection_id for collection_id, _ in self.guards],
+                )
+            except BaseException:
+                if snapshot is not None:
+                    self.progress.merge(snapshot)
+                raise
+            # A deleted or expired rule stops the files it covered from the next operation
+            # on (in-flight system calls finish).
+            for collection_id, guard in self.guards:
+                fresh = beat.grants.get(collection_id)
+                if fresh is not None:
+                    guard.replace(fresh.readable, fresh.writable)
+            if extend and not beat.finished:
+                self._last_extend = time.monotonic()
             self._persist_done = requested
-            if finished or row is None:
-                self.cancel.cancel("FINISHED")
-            elif row.cancel_requested:
-                self.cancel.cancel("CANCELED")
-            elif row.deadline is not None and row.deadline <= now:
-                self.cancel.cancel("EXPIRED")
+            reason = beat.stop_reason
+            if reason is not None:
+                self.cancel.cancel(reason)
 
     async def stop_and_finalize(self, reason: str) -> None:
         """Cancel/expiry seen by this job: its partial files are gone; hand in the claim and
@@ -178,13 +175,12 @@ class Job:
         out, or the reaper, finalizes)."""
         with contextlib.suppress(Exception):
             await self.flush(heartbeat=False)
-        now = self.ctx.clock.now()
-        async with self.ctx.db.session() as session:
-            await leases.finish(session, self.claim, self.config.name)
-        async with self.ctx.db.session() as session:
-            busy = await leases.live_lease_exists(session, self.claim.task_id, now)
-        if not busy:
-            await finalize_stopped(self.ctx, self.claim.task_id, reason, self.factory)
+        await self.source.stop(self.claim, reason)
+
+    async def hand_back(self) -> None:
+        """Shutdown: persist progress and release the lease for another worker."""
+        await self.flush(heartbeat=False)
+        await self.source.release(self.claim)
 
     @asynccontextmanager
     async def heartbeat(self) -> AsyncIterator[None]:
@@ -215,50 +211,25 @@ class Job:
     async def run(self) -> None:
         raise NotImplementedError
 
-    async def open_connectors(self, task: Task) -> tuple[Connector, Connector | None]:
+    async def open_connectors(self, task: TaskView) -> tuple[Connector, Connector | None]:
         """The task's connectors, under its owner's access as the rules stand now."""
-        now = self.ctx.clock.now()
-        self.task_owner = task.owner_id
-        async with self.ctx.db.session() as session:
-            src = await session.get(Collection, task.source_endpoint_id)
-            dst = (
-                await session.get(Collection, task.destination_endpoint_id)
-                if task.destination_endpoint_id
-                else None
-            )
-            if src is None or (task.destination_endpoint_id and dst is None):
-                raise FileFailed("ENDPOINT_ERROR", "the collection no longer exists")
-            src_guard = await access_guard(session, task.owner_id, src, now)
-            dst_guard = await access_guard(session, task.owner_id, dst, now) if dst else None
+        found = await self.source.collections(self.claim, task)
+        src, dst = found.source, found.destination
         self.guards = [
             (collection.id, guard)
-            for collection, guard in ((src, src_guard), (dst, dst_guard))
+            for collection, guard in (
+                (src, found.source_guard),
+                (dst, found.destination_guard),
+            )
             if collection is not None and guard is not None
         ]
-        source = with_guard(
-            self.factory(src.connector, src.root, dict(src.options or {})), src_guard
-        )
+        source = with_guard(self.factory(src.connector, src.root, src.options), found.source_guard)
         destination = (
-            with_guard(self.factory(dst.connector, dst.root, dict(dst.options or {})), dst_guard)
+            with_guard(self.factory(dst.connector, dst.root, dst.options), found.destination_guard)
             if dst
             else None
         )
         return source, destination
-
-    async def refresh_access(self, session: Any, now: Any) -> None:
-        """Re-read the owner's rules into the live guards: a deleted or expired rule stops
-        the files it covered from the next operation on (in-flight system calls finish)."""
-        if self.task_owner is None:
-            return
-        for collection_id, guard in self.guards:
-            rules = await applicable_rules(session, self.task_owner, collection_id, now)
-            fresh = guard_from_rules(rules)
-            guard.replace(fresh.readable, fresh.writable)
-
-
-async def load_task(ctx: AppContext, task_id: uuid.UUID) -> Task | None:
-    async with ctx.db.session() as session:
-        return await session.get(Task, task_id)
 
 
 # -- planning -----------------------------------------------------------------------------
@@ -268,16 +239,10 @@ class PlanJob(Job):
     """Walks the source into TaskFile rows and batches (or runs a delete task)."""
 
     async def run(self) -> None:
-        task = await load_task(self.ctx, self.claim.task_id)
+        task = await self.source.load_task(self.claim)
         if task is None or task.status in FINISHED:
             return
-        async with self.ctx.db.session() as session:
-            plan = await session.get(TaskPlan, task.id)
-            items = list(
-                await session.scalars(
-                    select(TaskItem).where(TaskItem.task_id == task.id).order_by(TaskItem.position)
-                )
-            )
+        plan = await self.source.load_plan(self.claim)
         if plan is None:
             return
         if plan.item_index == 0 and plan.entries_done == 0:
@@ -287,40 +252,37 @@ class PlanJob(Job):
             source, destination = await self.open_connectors(task)
         except (FileFailed, ConnectorError) as exc:
             code = getattr(exc, "code", "ENDPOINT_ERROR")
-            await fail_task(self.ctx, task.id, code, str(exc))
+            await self.source.fail(self.claim, code, str(exc))
             return
         try:
             async with self.heartbeat():
                 if task.type == "DELETE":
-                    await self._delete(task, source, items, plan)
+                    await self._delete(task, source, plan)
                 else:
                     assert destination is not None
-                    await self._transfer(task, source, destination, items, plan)
+                    await self._transfer(task, source, destination, plan)
         except Canceled:
-            await self.stop_after_cancel(task.id)
+            await self.stop_after_cancel()
             return
         finally:
             await source.close()
             if destination is not None:
                 await destination.close()
-        await finalize_if_complete(self.ctx, task.id)
+        await self.source.finalize(self.claim)
 
-    async def stop_after_cancel(self, task_id: uuid.UUID) -> None:
+    async def stop_after_cancel(self) -> None:
         reason = self.cancel.reason
         if reason in ("CANCELED", "EXPIRED"):
             await self.stop_and_finalize(reason)
         elif reason == "SHUTDOWN":
-            await self.flush(heartbeat=False)
-            async with self.ctx.db.session() as session:
-                await leases.release(session, self.claim, self.config.name)
+            await self.hand_back()
 
     async def _transfer(
         self,
-        task: Task,
+        task: TaskView,
         source: Connector,
         destination: Connector,
-        items: list[TaskItem],
-        plan: TaskPlan,
+        plan: PlanView,
     ) -> None:
         options = TransferOptions.from_dict(task.options)
         planner = Planner(
@@ -329,18 +291,11 @@ class PlanJob(Job):
             options,
             same_storage=task.source_endpoint_id == task.destination_endpoint_id,
         )
-        buffer = _PlanBuffer(task.id, options)
+        buffer = _PlanBuffer(options)
         item_index = plan.item_index
         entries_done = plan.entries_done
-        for index in range(plan.item_index, len(items)):
-            row = items[index]
-            spec = ItemSpec(
-                source_path=row.source_path,
-                destination_path=row.destination_path or row.source_path,
-                recursive=row.recursive,
-                external_checksum=row.external_checksum,
-                checksum_algorithm=row.checksum_algorithm,
-            )
+        for index in range(plan.item_index, len(plan.items)):
+            spec = plan.items[index]
             skip = entries_done if index == plan.item_index else 0
             position = 0
             async for entry in planner.plan_item(spec):
@@ -384,37 +339,23 @@ class PlanJob(Job):
     async def _commit(
         self, buffer: _PlanBuffer, item_index: int, entries_done: int, *, final: bool
     ) -> None:
-        now = self.ctx.clock.now()
-        async with self.ctx.db.session() as session:
-            status = await session.scalar(select(Task.status).where(Task.id == buffer.task_id))
-            if status in FINISHED:
-                raise Canceled("FINISHED")
-            if not await leases.extend(
-                session, self.claim, self.config.name, now, self.config.lease
-            ):
-                raise Canceled("LEASE_LOST")
-            await buffer.write(session, self.config, self.progress)
-            values: dict[str, Any] = {"item_index": item_index, "entries_done": entries_done}
-            if final:
-                values.update(done=True, lease_owner=None, lease_expires=None)
-            await session.execute(
-                update(TaskPlan).where(TaskPlan.task_id == buffer.task_id).values(**values)
-            )
-            if final:
-                await session.execute(
-                    update(Task).where(Task.id == buffer.task_id).values(planned=True)
-                )
-            self.account_time()
-            await self.progress.flush(session)
+        commit = buffer.take(self.config, self.progress, item_index, entries_done, final)
+        await self._send(commit)
 
-    async def _delete(
-        self, task: Task, connector: Connector, items: list[TaskItem], plan: TaskPlan
-    ) -> None:
+    async def _send(self, commit: PlanCommit) -> None:
+        """Make ``commit`` and the progress buffered so far durable, in one step."""
+        self.account_time()
+        # Not merged back on failure: a commit that fails ends the job, and whoever plans
+        # next resumes from the last durable position and counts from there.
+        await self.source.commit_plan(self.claim, commit, self.progress.take())
+
+    async def _delete(self, task: TaskView, connector: Connector, plan: PlanView) -> None:
         options = DeleteOptions.from_dict(task.options)
-        for index in range(plan.item_index, len(items)):
-            path = items[index].source_path
+        for index in range(plan.item_index, len(plan.items)):
+            path = plan.items[index].source_path
             resumed = index == plan.item_index and plan.attempts > 1
             summary = DeleteSummary()
+            errors: list[PlanErrorRow] = []
             opts = options
             if resumed:
                 # An earlier worker may have deleted part of this item already.
@@ -425,31 +366,16 @@ class PlanJob(Job):
                     self._count_deleted(summary)
             except FileFailed as exc:
                 self._count_deleted(summary)
-                await self._delete_error(task.id, path, exc.code, exc.message)
+                errors.append(self._delete_error(path, exc.code, exc.message))
             except ObjectNotFound as exc:
                 self._count_deleted(summary)
                 if not opts.ignore_missing:
-                    await self._delete_error(task.id, path, exc.code, str(exc))
+                    errors.append(self._delete_error(path, exc.code, str(exc)))
             except ConnectorError as exc:
                 self._count_deleted(summary)
-                await self._delete_error(task.id, path, exc.code, str(exc))
-            async with self.ctx.db.session() as session:
-                await session.execute(
-                    update(TaskPlan)
-                    .where(TaskPlan.task_id == task.id)
-                    .values(item_index=index + 1, entries_done=0)
-                )
-                self.account_time()
-                await self.progress.flush(session)
-        async with self.ctx.db.session() as session:
-            await session.execute(
-                update(TaskPlan)
-                .where(TaskPlan.task_id == task.id)
-                .values(done=True, lease_owner=None, lease_expires=None)
-            )
-            await session.execute(update(Task).where(Task.id == task.id).values(planned=True))
-            self.account_time()
-            await self.progress.flush(session)
+                errors.append(self._delete_error(path, exc.code, str(exc)))
+            await self._send(PlanCommit(index + 1, 0, final=False, errors=errors))
+        await self._send(PlanCommit(len(plan.items), 0, final=True))
 
     def _count_deleted(self, summary: DeleteSummary) -> None:
         files, dirs = summary.files, summary.directories
@@ -461,36 +387,20 @@ class PlanJob(Job):
             subtasks_succeeded=files + dirs,
         )
 
-    async def _delete_error(self, task_id: uuid.UUID, path: str, code: str, message: str) -> None:
-        """Delete failures are rare: record each at once as a failed TaskFile row."""
+    def _delete_error(self, path: str, code: str, message: str) -> PlanErrorRow:
+        """A failed delete: counted now, recorded as a failed file with the item's commit."""
         self.progress.add(subtasks_total=1, subtasks_failed=1)
         self.progress.event(event_code(code), "delete failed", message, is_error=True)
-        async with self.ctx.db.session() as session:
-            await session.execute(
-                insert(TaskFile).values(
-                    task_id=task_id,
-                    source_path=path,
-                    destination_path=path,
-                    size=0,
-                    mtime=0.0,
-                    state="failed",
-                    is_directory=False,
-                    error_code=code,
-                    error_message=message,
-                    done_time=self.ctx.clock.now(),
-                    bytes_done=0,
-                )
-            )
+        return PlanErrorRow(path, path, code, message, is_directory=False, skipped=False)
 
 
 class _PlanBuffer:
-    """Plan output not yet committed: file rows, error rows and counter deltas."""
+    """Plan output not yet committed: files to copy, error rows and counter deltas."""
 
-    def __init__(self, task_id: uuid.UUID, options: TransferOptions) -> None:
-        self.task_id = task_id
+    def __init__(self, options: TransferOptions) -> None:
         self.options = options
         self.files: list[FileJob] = []
-        self.errors: list[dict[str, Any]] = []
+        self.errors: list[PlanErrorRow] = []
         self.counts = {"directories": 0, "symlinks": 0}
         self.entries = 0
         self.started = time.monotonic()
@@ -510,77 +420,22 @@ class _PlanBuffer:
     ) -> None:
         # skip_source_errors skips what could not be read, never a destination failure.
         skipped = self.options.skip_source_errors and source_side
-        self.errors.append(
-            {
-                "source_path": source,
-                "destination_path": destination,
-                "code": code,
-                "message": message,
-                "is_directory": is_directory,
-                "skipped": skipped,
-            }
-        )
+        self.errors.append(PlanErrorRow(source, destination, code, message, is_directory, skipped))
 
-    async def write(self, session: Any, config: WorkerConfig, progress: TaskProgress) -> None:
-        now = progress.clock_now()
-        for group in split_jobs(self.files, config.batch_files, config.batch_bytes):
-            batch_id = (
-                await session.execute(
-                    insert(WorkBatch)
-                    .values(
-                        task_id=self.task_id,
-                        state="pending",
-                        file_count=len(group),
-                        byte_count=sum(j.size for j in group),
-                        attempts=0,
-                    )
-                    .returning(WorkBatch.id)
-                )
-            ).scalar_one()
-            await session.execute(
-                insert(cast(Table, TaskFile.__table__)),  # Core executemany: no ORM cost per row
-                [
-                    {
-                        "task_id": self.task_id,
-                        "batch_id": batch_id,
-                        "source_path": j.source_path,
-                        "destination_path": j.destination_path,
-                        "size": j.size,
-                        "mtime": j.mtime,
-                        "state": "pending",
-                        "is_directory": False,
-                        "external_checksum": j.external_checksum,
-                        "checksum_algorithm": j.checksum_algorithm,
-                        "bytes_done": 0,
-                    }
-                    for j in group
-                ],
-            )
-        if self.errors:
-            await session.execute(
-                insert(TaskFile),
-                [
-                    {
-                        "task_id": self.task_id,
-                        "batch_id": None,
-                        "source_path": e["source_path"],
-                        "destination_path": e["destination_path"],
-                        "size": 0,
-                        "mtime": 0.0,
-                        "state": "skipped" if e["skipped"] else "failed",
-                        "is_directory": e["is_directory"],
-                        "error_code": e["code"],
-                        "error_message": e["message"],
-                        "done_time": now,
-                        "bytes_done": 0,
-                    }
-                    for e in self.errors
-                ],
-            )
-            for e in self.errors[:5]:
-                progress.event(event_code(e["code"]), e["message"], e["source_path"], is_error=True)
+    def take(
+        self,
+        config: WorkerConfig,
+        progress: TaskProgress,
+        item_index: int,
+        entries_done: int,
+        final: bool,
+    ) -> PlanCommit:
+        """The buffered output as a commit (cut into work batches), counted into
+        ``progress``; the buffer starts again empty."""
+        for e in self.errors[:5]:
+            progress.event(event_code(e.code), e.message, e.source_path, is_error=True)
         n_files = len(self.files)
-        n_skipped = sum(1 for e in self.errors if e["skipped"])
+        n_skipped = sum(1 for e in self.errors if e.skipped)
         progress.add(
             files=n_files,
             directories=self.counts["directories"],
@@ -590,11 +445,19 @@ class _PlanBuffer:
             subtasks_failed=len(self.errors) - n_skipped,
             subtasks_skipped_errors=n_skipped,
         )
+        commit = PlanCommit(
+            item_index,
+            entries_done,
+            final,
+            batches=split_jobs(self.files, config.batch_files, config.batch_bytes),
+            errors=self.errors,
+        )
         self.files = []
         self.errors = []
         self.counts = {"directories": 0, "symlinks": 0}
         self.entries = 0
         self.started = time.monotonic()
+        return commit
 
 
 # -- copying a batch ------------------------------------------------------------------------
@@ -609,47 +472,31 @@ class BatchJob(Job):
 
     def __init__(
         self,
-        ctx: AppContext,
+        clock: Clock,
         config: WorkerConfig,
         claim: Claim,
+        source: WorkSource,
         factory: ConnectorFactory,
         cancel: CancelToken,
         *,
         group_slots: asyncio.Semaphore | None = None,
         offload: Offload | None = None,
     ) -> None:
-        super().__init__(ctx, config, claim, factory, cancel)
+        super().__init__(clock, config, claim, source, factory, cancel)
         self.group_slots = group_slots or asyncio.Semaphore(1)
         self.offload = offload
 
     async def run(self) -> None:
-        task = await load_task(self.ctx, self.claim.task_id)
+        task = await self.source.load_task(self.claim)
         if task is None or task.status in FINISHED:
             return
-        async with self.ctx.db.session() as session:
-            # Plain rows, not ORM objects: a batch holds a thousand files.
-            rows = await session.execute(
-                select(
-                    TaskFile.id,
-                    TaskFile.source_path,
-                    TaskFile.destination_path,
-                    TaskFile.size,
-                    TaskFile.mtime,
-                    TaskFile.external_checksum,
-                    TaskFile.checksum_algorithm,
-                    TaskFile.write_state,
-                    TaskFile.bytes_done,
-                )
-                .where(TaskFile.batch_id == self.claim.batch_id, TaskFile.state == "pending")
-                .order_by(TaskFile.id)
-            )
-            files = [_job_of(row) for row in rows]
+        files = await self.source.load_batch(self.claim)
         options = TransferOptions.from_dict(task.options)
         try:
             source, destination = await self.open_connectors(task)
         except (FileFailed, ConnectorError) as exc:
             code = getattr(exc, "code", "ENDPOINT_ERROR")
-            await fail_task(self.ctx, task.id, code, str(exc))
+            await self.source.fail(self.claim, code, str(exc))
             return
         assert destination is not None
         copier = Copier(
@@ -675,24 +522,20 @@ class BatchJob(Job):
             await destination.close()
         reason = self.cancel.reason
         if reason is None:
-            async with self.ctx.db.session() as session:
-                self.account_time()
-                await self.progress.flush(session)
-                await session.execute(
-                    update(WorkBatch)
-                    .where(WorkBatch.id == self.claim.batch_id)
-                    .values(state="done", lease_owner=None, lease_expires=None)
-                )
-            await finalize_if_complete(self.ctx, task.id)
+            self.account_time()
+            snapshot = self.progress.take()
+            try:
+                await self.source.finish_batch(self.claim, snapshot)
+            except BaseException:
+                self.progress.merge(snapshot)
+                raise
         elif reason == "QUOTA" and self.fatal is not None:
             await self.flush(heartbeat=False)
-            await fail_task(self.ctx, task.id, *self.fatal, factory=self.factory)
+            await self.source.fail(self.claim, *self.fatal)
         elif reason in ("CANCELED", "EXPIRED"):
             await self.stop_and_finalize(reason)
         elif reason == "SHUTDOWN":
-            await self.flush(heartbeat=False)
-            async with self.ctx.db.session() as session:
-                await leases.release(session, self.claim, self.config.name)
+            await self.hand_back()
         else:  # LEASE_LOST / FINISHED: someone else owns the outcome now
             with contextlib.suppress(Exception):
                 await self.flush(heartbeat=False)
@@ -789,23 +632,6 @@ GROUP_FILES = 100
 GROUP_BYTES = 32 << 20
 
 
-def _job_of(row: Any) -> tuple[FileJob, Resume | None]:
-    """The engine's job (and resume point) for a TaskFile row."""
-    job = FileJob(
-        source_path=row.source_path,
-        destination_path=row.destination_path,
-        size=row.size,
-        mtime=row.mtime,
-        external_checksum=row.external_checksum,
-        checksum_algorithm=row.checksum_algorithm,
-        key=row.id,
-    )
-    resume = None
-    if row.write_state:
-        resume = Resume(row.bytes_done or 0, WriteState(**row.write_state))
-    return job, resume
-
-
 def split_jobs(jobs: list[FileJob], max_files: int, max_bytes: int) -> list[list[FileJob]]:
     """``jobs`` in order, cut into runs of at most ``max_files`` files and ``max_bytes`` bytes
     (a single larger file makes a run of its own): work batches, and groups of small files."""
@@ -821,193 +647,3 @@ def split_jobs(jobs: list[FileJob], max_files: int, max_bytes: int) -> list[list
     if current:
         runs.append(current)
     return runs
-
-
-# -- finalization ---------------------------------------------------------------------------
-
-
-async def _event(
-    session: Any, task_id: uuid.UUID, now: Any, code: str, desc: str, **kw: Any
-) -> None:
-    await session.execute(
-        insert(TaskEvent).values(
-            task_id=task_id,
-            time=now,
-            code=code,
-            description=desc,
-            details=kw.get("details", ""),
-            is_error=kw.get("is_error", False),
-        )
-    )
-
-
-async def _has_event(session: Any, task_id: uuid.UUID, code: str) -> bool:
-    found = await session.scalar(
-        select(TaskEvent.id).where(TaskEvent.task_id == task_id, TaskEvent.code == code).limit(1)
-    )
-    return found is not None
-
-
-async def finalize_if_complete(ctx: AppContext, task_id: uuid.UUID) -> bool:
-    """SUCCEEDED/FAILED once planning is done and no batch is outstanding."""
-    now = ctx.clock.now()
-    async with ctx.db.session() as session:
-        task = await session.get(Task, task_id)
-        if task is None or task.status not in ("ACTIVE", "INACTIVE") or not task.planned:
-            return False
-        if task.cancel_requested:
-            return False  # the cancel path owns this task's outcome
-        outstanding = await session.scalar(
-            select(func.count())
-            .select_from(WorkBatch)
-            .where(WorkBatch.task_id == task_id, WorkBatch.state != "done")
-        )
-        if outstanding:
-            return False
-        failed = (
-            await session.execute(
-                select(TaskFile.error_code, TaskFile.error_message)
-                .where(TaskFile.task_id == task_id, TaskFile.state == "failed")
-                .order_by(TaskFile.id)
-                .limit(1)
-            )
-        ).first()
-        values: dict[str, Any] = {
-            "completion_time": now,
-            "nice_status": None,
-            "subtasks_pending": 0,
-        }
-        if failed is None:
-            values.update(status="SUCCEEDED", fatal_error=None)
-        else:
-            code = event_code(failed.error_code or "UNKNOWN")
-            values.update(
-                status="FAILED",
-                fatal_error={"code": code, "description": failed.error_message or code},
-            )
-        result = await session.execute(
-            update(Task)
-            .where(Task.id == task_id, Task.status.in_(("ACTIVE", "INACTIVE")))
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        if not result.rowcount:  # type: ignore[attr-defined]
-            return False
-        skipped = await session.scalar(
-            select(func.count())
-            .select_from(TaskFile)
-            .where(TaskFile.task_id == task_id, TaskFile.state == "skipped")
-        )
-        if skipped:
-            await _event(session, task_id, now, "SKIPPED_ERRORS", f"{skipped} errors were skipped")
-        if failed is None:
-            await _event(session, task_id, now, "SUCCEEDED", "succeeded")
-        elif not await _has_event(session, task_id, values["fatal_error"]["code"]):
-            # The fatal error is the first failed file's, whose event the planner or the copier
-            # has normally written already; a second event with the same code would show the
-            # one failure twice in the event list.
-            await _event(
-                session,
-                task_id,
-                now,
-                values["fatal_error"]["code"],
-                "task failed",
-                details=values["fatal_error"]["description"],
-                is_error=True,
-            )
-    return True
-
-
-async def fail_task(
-    ctx: AppContext,
-    task_id: uuid.UUID,
-    code: str,
-    message: str,
-    *,
-    factory: ConnectorFactory | None = None,
-) -> bool:
-    """A fatal error: the task fails now, unfinished files are canceled."""
-    return await _stop(ctx, task_id, code, message, "subtasks_canceled", factory, event_error=True)
-
-
-async def finalize_stopped(
-    ctx: AppContext, task_id: uuid.UUID, reason: str, factory: ConnectorFactory | None
-) -> bool:
-    """Cancel or expiry: FAILED with fatal_error CANCELED / EXPIRED."""
-    if reason == "EXPIRED":
-        return await _stop(
-            ctx, task_id, "EXPIRED", "The task deadline passed", "subtasks_expired", factory
-        )
-    return await _stop(
-        ctx, task_id, "CANCELED", "The task was canceled", "subtasks_canceled", factory
-    )
-
-
-async def _stop(
-    ctx: AppContext,
-    task_id: uuid.UUID,
-    code: str,
-    message: str,
-    counter: str,
-    factory: ConnectorFactory | None,
-    *,
-    event_error: bool = False,
-) -> bool:
-    now = ctx.clock.now()
-    async with ctx.db.session() as session:
-        result = await session.execute(
-            update(Task)
-            .where(Task.id == task_id, Task.status.in_(("ACTIVE", "INACTIVE")))
-            .values(
-                status="FAILED",
-                nice_status=None,
-                completion_time=now,
-                fatal_error={"code": code, "description": message},
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if not result.rowcount:  # type: ignore[attr-defined]
-            return False
-        partial = list(
-            (
-                await session.execute(
-                    select(TaskFile.destination_path, TaskFile.write_state).where(
-                        TaskFile.task_id == task_id,
-                        TaskFile.state == "pending",
-                        TaskFile.write_state.is_not(None),
-                    )
-                )
-            ).all()
-        )
-        stopped = await session.execute(
-            update(TaskFile)
-            .where(TaskFile.task_id == task_id, TaskFile.state == "pending")
-            .values(state="canceled", done_time=now, write_state=None, bytes_done=0)
-            .execution_options(synchronize_session=False)
-        )
-        count = int(stopped.rowcount or 0)  # type: ignore[attr-defined]
-        await session.execute(
-            update(Task)
-            .where(Task.id == task_id)
-            .values({counter: getattr(Task, counter) + count, "subtasks_pending": 0})
-        )
-        # Leases stay with their holders: a live job must not mistake this for a takeover
-        # (it would keep its partial file for a successor that never comes).
-        await session.execute(
-            update(WorkBatch).where(WorkBatch.task_id == task_id).values(state="done")
-        )
-        await session.execute(update(TaskPlan).where(TaskPlan.task_id == task_id).values(done=True))
-        await _event(session, task_id, now, code, message.lower(), is_error=event_error)
-        task = await session.get(Task, task_id)
-        dst_id = task.destination_endpoint_id if task else None
-        collection = await session.get(Collection, dst_id) if dst_id else None
-    if partial and collection is not None and factory is not None:
-        # Temporary files of writers that died; live writers remove their own.
-        connector = factory(collection.connector, collection.root, dict(collection.options or {}))
-        try:
-            for _path, state in partial:
-                with contextlib.suppress(ConnectorError, TypeError):
-                    await connector.abort_write(WriteState(**state))
-        finally:
-            await connector.close()
-    return True

@@ -16,8 +16,11 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 
+from arctern.clock import Clock
+from arctern.config import Settings
+from arctern.connect.endpoints import mark_agent_presence
 from arctern.connectors.base import Connector
 from arctern.connectors.registry import open_connector
 from arctern.context import AppContext
@@ -26,16 +29,8 @@ from arctern.db.models.work import TaskPlan, WorkBatch
 from arctern.engine.errors import CancelToken
 from arctern.engine.offload import ThreadOffload
 from arctern.worker import leases
-from arctern.worker.executor import (
-    BatchJob,
-    ConnectorFactory,
-    Job,
-    PlanJob,
-    WorkerConfig,
-    fail_task,
-    finalize_if_complete,
-    finalize_stopped,
-)
+from arctern.worker.executor import BatchJob, ConnectorFactory, Job, PlanJob, WorkerConfig
+from arctern.worker.finalize import finalize_if_complete, finalize_stopped
 from arctern.worker.leases import Claim
 from arctern.worker.processes import ProcessOffload
 from arctern.worker.source import DatabaseWorkSource, WorkSource
@@ -74,8 +69,10 @@ class WorkerPool:
 
     def __init__(
         self,
-        ctx: AppContext,
+        ctx: AppContext | None,
         *,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
         concurrency: int | None = None,
         name: str | None = None,
         connector_factory: ConnectorFactory | None = None,
@@ -85,8 +82,17 @@ class WorkerPool:
         crash_retry_delay: float = 2.0,
         source: WorkSource | None = None,
     ) -> None:
-        settings = ctx.settings
+        # Without ``ctx`` (a Connect agent: no database) the pool runs what ``source``
+        # leases, with ``settings`` and ``clock``, and has no reaper: the deployment's own
+        # workers finalize the tasks nobody holds.
+        if ctx is not None:
+            settings, clock = ctx.settings, ctx.clock
+        if settings is None or clock is None:
+            raise ValueError("a pool without a context needs settings and a clock")
+        if ctx is None and (source is None or connector_factory is None):
+            raise ValueError("a pool without a context needs a work source and connectors")
         self.ctx = ctx
+        self.clock = clock
         self.concurrency = max(1, concurrency or settings.worker_concurrency)
         worker_name = name or settings.worker_name or default_worker_name()
         self.config = config or WorkerConfig(
@@ -100,10 +106,22 @@ class WorkerPool:
             ),
         )
         self.name = self.config.name
-        self.source: WorkSource = source or DatabaseWorkSource(
-            ctx, worker=self.name, lease=self.config.lease, limits=self.config.limits
-        )
-        self.factory = connector_factory or connector_factory_for(ctx)
+        if connector_factory is None:
+            assert ctx is not None
+            connector_factory = connector_factory_for(ctx)
+        self.factory = connector_factory
+        if source is None:
+            assert ctx is not None
+            source = DatabaseWorkSource(
+                ctx,
+                worker=self.name,
+                lease=self.config.lease,
+                limits=self.config.limits,
+                factory=self.factory,
+                crash_retry_delay=crash_retry_delay,
+                max_job_attempts=MAX_JOB_ATTEMPTS,
+            )
+        self.source: WorkSource = source
         self.poll_interval = poll_interval
         self.reaper_interval = reaper_interval
         self.crash_retry_delay = crash_retry_delay
@@ -122,11 +140,10 @@ class WorkerPool:
 
     async def start(self) -> None:
         self._stopping.clear()
-        self.ctx.new_work.subscribe(self.wake)
-        self._tasks = [
-            asyncio.create_task(self._dispatch(), name=f"{self.name}-dispatch"),
-            asyncio.create_task(self._reap(), name=f"{self.name}-reaper"),
-        ]
+        self._tasks = [asyncio.create_task(self._dispatch(), name=f"{self.name}-dispatch")]
+        if self.ctx is not None:
+            self.ctx.new_work.subscribe(self.wake)
+            self._tasks.append(asyncio.create_task(self._reap(), name=f"{self.name}-reaper"))
 
     def wake(self) -> None:
         """Claim now instead of at the next poll (e.g. right after a submission)."""
@@ -134,7 +151,8 @@ class WorkerPool:
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Drain: stop claiming, let jobs persist progress and hand their leases back."""
-        self.ctx.new_work.unsubscribe(self.wake)
+        if self.ctx is not None:
+            self.ctx.new_work.unsubscribe(self.wake)
         self._stopping.set()
         self._wake.set()
         for token in self._running.values():
@@ -204,12 +222,13 @@ class WorkerPool:
         token = CancelToken()
         job: Job
         if claim.kind == "plan":
-            job = PlanJob(self.ctx, self.config, claim, self.factory, token)
+            job = PlanJob(self.clock, self.config, claim, self.source, self.factory, token)
         else:
             job = BatchJob(
-                self.ctx,
+                self.clock,
                 self.config,
                 claim,
+                self.source,
                 self.factory,
                 token,
                 group_slots=self._group_slots,
@@ -231,34 +250,9 @@ class WorkerPool:
         except Exception as exc:
             log.exception("job %s of task %s failed", job.claim.kind, job.claim.task_id)
             try:
-                await self._after_crash(job.claim, exc)
+                await self.source.crashed(job.claim, str(exc))
             except Exception:
                 log.exception("could not record the failure of task %s", job.claim.task_id)
-
-    async def _after_crash(self, claim: Claim, exc: Exception) -> None:
-        """Retry soon from persisted progress; give up on a job that keeps crashing."""
-        model = TaskPlan if claim.kind == "plan" else WorkBatch
-        key = TaskPlan.task_id if claim.kind == "plan" else WorkBatch.id
-        ident = claim.task_id if claim.kind == "plan" else claim.batch_id
-        async with self.ctx.db.session() as session:
-            attempts = await session.scalar(select(model.attempts).where(key == ident))
-            if (attempts or 0) < MAX_JOB_ATTEMPTS:
-                await session.execute(
-                    update(model)
-                    .where(key == ident, model.lease_owner == self.name)
-                    .values(
-                        lease_expires=self.ctx.clock.now()
-                        + timedelta(seconds=self.crash_retry_delay)
-                    )
-                )
-                return
-        await fail_task(
-            self.ctx,
-            claim.task_id,
-            "UNKNOWN",
-            f"the task failed {attempts} times with an internal error: {exc}",
-            factory=self.factory,
-        )
 
     # -- reaping --------------------------------------------------------------------------
 
@@ -272,6 +266,7 @@ class WorkerPool:
                 await asyncio.wait_for(self._stopping.wait(), self.reaper_interval)
 
     async def reap_once(self) -> None:
+        assert self.ctx is not None
         now = self.ctx.clock.now()
         async with self.ctx.db.session() as session:
             stopping = list(
@@ -301,6 +296,8 @@ class WorkerPool:
                     .limit(50)
                 )
             )
+        async with self.ctx.db.session() as session:
+            await mark_agent_presence(session, now)
         for task_id, cancel_requested in stopping:
             async with self.ctx.db.session() as session:
                 held = await leases.live_lease_exists(session, task_id, now)

@@ -163,14 +163,14 @@ class TaskProgress:
         The buffer is swapped out before the first await, so concurrent flushes (heartbeat
         and job) never write the same deltas twice; on failure it is merged back.
         """
-        snapshot = self._take()
+        snapshot = self.take()
         try:
-            return await snapshot._write(session)
+            return await snapshot.write(session)
         except BaseException:
-            self._merge(snapshot)
+            self.merge(snapshot)
             raise
 
-    def _take(self) -> TaskProgress:
+    def take(self) -> TaskProgress:
         snapshot = TaskProgress(self.task_id, self.clock_now)
         for name in (
             "deltas",
@@ -185,7 +185,7 @@ class TaskProgress:
         self._reset()
         return snapshot
 
-    def _merge(self, other: TaskProgress) -> None:
+    def merge(self, other: TaskProgress) -> None:
         for name, value in other.deltas.items():
             self.deltas[name] = self.deltas.get(name, 0) + value
         self.active_seconds += other.active_seconds
@@ -198,7 +198,7 @@ class TaskProgress:
         self.events = other.events + self.events
         self.dropped_events += other.dropped_events
 
-    async def _write(self, session: AsyncSession) -> bool:
+    async def write(self, session: AsyncSession) -> bool:
         status = await session.scalar(select(Task.status).where(Task.id == self.task_id))
         if status not in ("ACTIVE", "INACTIVE"):
             return False

@@ -1,20 +1,131 @@
-"""Where a worker pool obtains its work: the seam between the engine and its queue.
+"""Where a worker pool obtains its work and reports on it: the seam between engine and queue.
 
-The pool asks its work source for the next leased job and hands leases back through it when
-it drains. ``DatabaseWorkSource`` is the queue as ``arctern worker`` and the pool embedded in
-``serve`` see it: lease statements on the shared database, restricted to the work their
-storage can reach (``leases.Scope``). A Connect agent, which never sees the database, is meant
-to obtain the same jobs through an HTTP implementation of this protocol.
+A job (``executor.PlanJob`` / ``BatchJob``) never touches the database itself: it reads its
+task, plan and files, heartbeats, commits plan output and ends its task through a work
+source. ``DatabaseWorkSource`` is the queue as ``arctern worker`` and the pool embedded in
+``serve`` see it: statements on the shared database, restricted to the work their storage can
+reach (``leases.Scope``). A Connect agent, which never sees the database, runs the very same
+jobs through ``connect.agent.work_source.HttpWorkSource``, whose server side
+(``connect.work``) is this class again, under the agent's lease owner name.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol, cast
 
+from sqlalchemy import Table, insert, select, update
+
+from arctern.connectors.access import AccessGuard
+from arctern.connectors.base import WriteState
 from arctern.context import AppContext
+from arctern.db.grants import access_guard, applicable_rules, guard_from_rules
+from arctern.db.models.transfer import Collection, Task, TaskItem
+from arctern.db.models.work import TaskFile, TaskPlan, WorkBatch
+from arctern.engine.copier import Resume
+from arctern.engine.errors import Canceled, FileFailed
+from arctern.engine.options import FileJob, ItemSpec
 from arctern.worker import leases
+from arctern.worker.finalize import (
+    ConnectorFactory,
+    fail_task,
+    finalize_if_complete,
+    finalize_stopped,
+)
 from arctern.worker.leases import Claim
+from arctern.worker.progress import TaskProgress
+
+FINISHED = ("SUCCEEDED", "FAILED")
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """What a job needs to know of its task."""
+
+    id: uuid.UUID
+    type: str
+    status: str
+    options: dict[str, Any]
+    owner_id: uuid.UUID
+    source_endpoint_id: uuid.UUID
+    destination_endpoint_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
+class PlanView:
+    """Where planning stands (resumed from ``item_index``/``entries_done``) and the items."""
+
+    item_index: int
+    entries_done: int
+    attempts: int
+    items: list[ItemSpec]
+
+
+@dataclass(frozen=True)
+class CollectionView:
+    id: uuid.UUID
+    connector: str
+    root: str
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Collections:
+    """The task's collections and, where its owner is not theirs, the owner's grants."""
+
+    source: CollectionView
+    destination: CollectionView | None
+    source_guard: AccessGuard | None
+    destination_guard: AccessGuard | None
+
+
+@dataclass(frozen=True)
+class Beat:
+    """A heartbeat's answer: whether the job must stop, and its owner's grants as they are."""
+
+    finished: bool = False
+    cancel_requested: bool = False
+    expired: bool = False
+    lease_kept: bool = True
+    grants: dict[uuid.UUID, AccessGuard] = field(default_factory=dict)
+
+    @property
+    def stop_reason(self) -> str | None:
+        if self.finished:
+            return "FINISHED"
+        if not self.lease_kept:  # another worker owns the outcome now
+            return "LEASE_LOST"
+        if self.cancel_requested:
+            return "CANCELED"
+        if self.expired:
+            return "EXPIRED"
+        return None
+
+
+@dataclass(frozen=True)
+class PlanErrorRow:
+    """A path the planner could not handle, recorded as a failed (or skipped) file."""
+
+    source_path: str
+    destination_path: str
+    code: str
+    message: str
+    is_directory: bool
+    skipped: bool
+
+
+@dataclass
+class PlanCommit:
+    """Planner output made durable at once, with the position to resume from."""
+
+    item_index: int
+    entries_done: int
+    final: bool
+    batches: list[list[FileJob]] = field(default_factory=list)
+    errors: list[PlanErrorRow] = field(default_factory=list)
 
 
 class WorkSource(Protocol):
@@ -24,9 +135,66 @@ class WorkSource(Protocol):
     async def release(self, claim: Claim) -> None:
         """Hand a lease back at once (drain): another worker need not wait for its expiry."""
 
+    async def load_task(self, claim: Claim) -> TaskView | None: ...
+
+    async def load_plan(self, claim: Claim) -> PlanView | None: ...
+
+    async def load_batch(self, claim: Claim) -> list[tuple[FileJob, Resume | None]]:
+        """The batch's files still to copy, with their resume points."""
+
+    async def collections(self, claim: Claim, task: TaskView) -> Collections:
+        """Raises ``FileFailed`` (ENDPOINT_ERROR) when a collection no longer exists."""
+
+    async def beat(
+        self,
+        claim: Claim,
+        progress: TaskProgress | None,
+        *,
+        extend: bool,
+        guarded: Sequence[uuid.UUID],
+    ) -> Beat:
+        """Write ``progress`` (dropped if the task is finished), extend the lease if asked, and
+        read cancel/deadline and the owner's grants on the ``guarded`` collections."""
+
+    async def commit_plan(
+        self, claim: Claim, commit: PlanCommit, progress: TaskProgress | None
+    ) -> None:
+        """Raises ``Canceled`` (FINISHED / LEASE_LOST) when the plan is no longer ours."""
+
+    async def finish_batch(self, claim: Claim, progress: TaskProgress | None) -> None:
+        """The batch is copied: write its last progress, mark it done, finalize if complete."""
+
+    async def finalize(self, claim: Claim) -> None:
+        """SUCCEEDED/FAILED if nothing of the task is outstanding."""
+
+    async def fail(self, claim: Claim, code: str, message: str) -> None: ...
+
+    async def stop(self, claim: Claim, reason: str) -> None:
+        """Cancel or expiry seen by a job: hand in the lease; the last one out finalizes."""
+
+    async def crashed(self, claim: Claim, message: str) -> None:
+        """The job crashed (a bug, not a storage error): retry soon, or fail the task."""
+
+
+def job_of(row: Any) -> tuple[FileJob, Resume | None]:
+    """The engine's job (and resume point) for a TaskFile row."""
+    job = FileJob(
+        source_path=row.source_path,
+        destination_path=row.destination_path,
+        size=row.size,
+        mtime=row.mtime,
+        external_checksum=row.external_checksum,
+        checksum_algorithm=row.checksum_algorithm,
+        key=row.id,
+    )
+    resume = None
+    if row.write_state:
+        resume = Resume(row.bytes_done or 0, WriteState(**row.write_state))
+    return job, resume
+
 
 class DatabaseWorkSource:
-    """Leases from the shared database, within ``scope``."""
+    """Leases from, and reports to, the shared database within ``scope``."""
 
     def __init__(
         self,
@@ -35,13 +203,21 @@ class DatabaseWorkSource:
         worker: str,
         lease: timedelta,
         limits: leases.Limits,
+        factory: ConnectorFactory | None = None,
         scope: leases.Scope = leases.CENTRAL,
+        crash_retry_delay: float = 2.0,
+        max_job_attempts: int = 5,
     ) -> None:
         self.ctx = ctx
         self.worker = worker
         self.lease = lease
         self.limits = limits
+        self.factory = factory
         self.scope = scope
+        self.crash_retry_delay = crash_retry_delay
+        self.max_job_attempts = max_job_attempts
+
+    # -- leases ---------------------------------------------------------------------------
 
     async def claim(self) -> Claim | None:
         now = self.ctx.clock.now()
@@ -58,3 +234,274 @@ class DatabaseWorkSource:
     async def release(self, claim: Claim) -> None:
         async with self.ctx.db.session() as session:
             await leases.release(session, claim, self.worker)
+
+    async def holds(self, claim: Claim) -> bool:
+        """Whether this worker holds ``claim``'s lease now (the agent API checks every call)."""
+        statement: Any
+        if claim.kind == "plan":
+            statement = select(TaskPlan.lease_owner, TaskPlan.lease_expires).where(
+                TaskPlan.task_id == claim.task_id
+            )
+        else:
+            statement = select(WorkBatch.lease_owner, WorkBatch.lease_expires).where(
+                WorkBatch.id == claim.batch_id, WorkBatch.task_id == claim.task_id
+            )
+        async with self.ctx.db.session() as session:
+            row = (await session.execute(statement)).first()
+        return (
+            row is not None
+            and row.lease_owner == self.worker
+            and row.lease_expires is not None
+            and row.lease_expires > self.ctx.clock.now()
+        )
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def load_task(self, claim: Claim) -> TaskView | None:
+        async with self.ctx.db.session() as session:
+            task = await session.get(Task, claim.task_id)
+        if task is None:
+            return None
+        return TaskView(
+            id=task.id,
+            type=task.type,
+            status=task.status,
+            options=dict(task.options or {}),
+            owner_id=task.owner_id,
+            source_endpoint_id=task.source_endpoint_id,
+            destination_endpoint_id=task.destination_endpoint_id,
+        )
+
+    async def load_plan(self, claim: Claim) -> PlanView | None:
+        async with self.ctx.db.session() as session:
+            plan = await session.get(TaskPlan, claim.task_id)
+            rows = list(
+                await session.scalars(
+                    select(TaskItem)
+                    .where(TaskItem.task_id == claim.task_id)
+                    .order_by(TaskItem.position)
+                )
+            )
+        if plan is None:
+            return None
+        items = [
+            ItemSpec(
+                source_path=row.source_path,
+                destination_path=row.destination_path or row.source_path,
+                recursive=row.recursive,
+                external_checksum=row.external_checksum,
+                checksum_algorithm=row.checksum_algorithm,
+            )
+            for row in rows
+        ]
+        return PlanView(plan.item_index, plan.entries_done, plan.attempts, items)
+
+    async def load_batch(self, claim: Claim) -> list[tuple[FileJob, Resume | None]]:
+        async with self.ctx.db.session() as session:
+            # Plain rows, not ORM objects: a batch holds a thousand files.
+            rows = await session.execute(
+                select(
+                    TaskFile.id,
+                    TaskFile.source_path,
+                    TaskFile.destination_path,
+                    TaskFile.size,
+                    TaskFile.mtime,
+                    TaskFile.external_checksum,
+                    TaskFile.checksum_algorithm,
+                    TaskFile.write_state,
+                    TaskFile.bytes_done,
+                )
+                .where(TaskFile.batch_id == claim.batch_id, TaskFile.state == "pending")
+                .order_by(TaskFile.id)
+            )
+            return [job_of(row) for row in rows]
+
+    async def collections(self, claim: Claim, task: TaskView) -> Collections:
+        now = self.ctx.clock.now()
+        async with self.ctx.db.session() as session:
+            src = await session.get(Collection, task.source_endpoint_id)
+            dst = (
+                await session.get(Collection, task.destination_endpoint_id)
+                if task.destination_endpoint_id
+                else None
+            )
+            if src is None or (task.destination_endpoint_id and dst is None):
+                raise FileFailed("ENDPOINT_ERROR", "the collection no longer exists")
+            src_guard = await access_guard(session, task.owner_id, src, now)
+            dst_guard = await access_guard(session, task.owner_id, dst, now) if dst else None
+
+        def view(collection: Collection) -> CollectionView:
+            return CollectionView(
+                collection.id, collection.connector, collection.root, dict(collection.options or {})
+            )
+
+        return Collections(view(src), view(dst) if dst else None, src_guard, dst_guard)
+
+    # -- reporting --------------------------------------------------------------------------
+
+    async def beat(
+        self,
+        claim: Claim,
+        progress: TaskProgress | None,
+        *,
+        extend: bool,
+        guarded: Sequence[uuid.UUID],
+    ) -> Beat:
+        now = self.ctx.clock.now()
+        async with self.ctx.db.session() as session:
+            alive = await progress.write(session) if progress is not None else True
+            row = (
+                await session.execute(
+                    select(Task.status, Task.cancel_requested, Task.deadline, Task.owner_id).where(
+                        Task.id == claim.task_id
+                    )
+                )
+            ).first()
+            if not alive or row is None or row.status in FINISHED:
+                return Beat(finished=True)
+            grants = {}
+            for collection_id in guarded:
+                rules = await applicable_rules(session, row.owner_id, collection_id, now)
+                grants[collection_id] = guard_from_rules(rules)
+            kept = True
+            if extend:
+                kept = await leases.extend(session, claim, self.worker, now, self.lease)
+        return Beat(
+            cancel_requested=bool(row.cancel_requested),
+            expired=row.deadline is not None and row.deadline <= now,
+            lease_kept=kept,
+            grants=grants,
+        )
+
+    async def commit_plan(
+        self, claim: Claim, commit: PlanCommit, progress: TaskProgress | None
+    ) -> None:
+        now = self.ctx.clock.now()
+        task_id = claim.task_id
+        async with self.ctx.db.session() as session:
+            status = await session.scalar(select(Task.status).where(Task.id == task_id))
+            if status in FINISHED:
+                raise Canceled("FINISHED")
+            if not await leases.extend(session, claim, self.worker, now, self.lease):
+                raise Canceled("LEASE_LOST")
+            for group in commit.batches:
+                await _insert_batch(session, task_id, group)
+            if commit.errors:
+                await session.execute(
+                    insert(TaskFile),
+                    [
+                        {
+                            "task_id": task_id,
+                            "batch_id": None,
+                            "source_path": e.source_path,
+                            "destination_path": e.destination_path,
+                            "size": 0,
+                            "mtime": 0.0,
+                            "state": "skipped" if e.skipped else "failed",
+                            "is_directory": e.is_directory,
+                            "error_code": e.code,
+                            "error_message": e.message,
+                            "done_time": now,
+                            "bytes_done": 0,
+                        }
+                        for e in commit.errors
+                    ],
+                )
+            values: dict[str, Any] = {
+                "item_index": commit.item_index,
+                "entries_done": commit.entries_done,
+            }
+            if commit.final:
+                values.update(done=True, lease_owner=None, lease_expires=None)
+            await session.execute(
+                update(TaskPlan).where(TaskPlan.task_id == task_id).values(**values)
+            )
+            if commit.final:
+                await session.execute(update(Task).where(Task.id == task_id).values(planned=True))
+            if progress is not None:
+                await progress.write(session)
+
+    async def finish_batch(self, claim: Claim, progress: TaskProgress | None) -> None:
+        async with self.ctx.db.session() as session:
+            if progress is not None:
+                await progress.write(session)
+            await session.execute(
+                update(WorkBatch)
+                .where(WorkBatch.id == claim.batch_id)
+                .values(state="done", lease_owner=None, lease_expires=None)
+            )
+        await finalize_if_complete(self.ctx, claim.task_id)
+
+    async def finalize(self, claim: Claim) -> None:
+        await finalize_if_complete(self.ctx, claim.task_id)
+
+    async def fail(self, claim: Claim, code: str, message: str) -> None:
+        await fail_task(self.ctx, claim.task_id, code, message, factory=self.factory)
+
+    async def stop(self, claim: Claim, reason: str) -> None:
+        now = self.ctx.clock.now()
+        async with self.ctx.db.session() as session:
+            await leases.finish(session, claim, self.worker)
+        async with self.ctx.db.session() as session:
+            busy = await leases.live_lease_exists(session, claim.task_id, now)
+        if not busy:
+            await finalize_stopped(self.ctx, claim.task_id, reason, self.factory)
+
+    async def crashed(self, claim: Claim, message: str) -> None:
+        model: Any = TaskPlan if claim.kind == "plan" else WorkBatch
+        key = TaskPlan.task_id if claim.kind == "plan" else WorkBatch.id
+        ident = claim.task_id if claim.kind == "plan" else claim.batch_id
+        async with self.ctx.db.session() as session:
+            attempts = await session.scalar(select(model.attempts).where(key == ident))
+            if (attempts or 0) < self.max_job_attempts:
+                await session.execute(
+                    update(model)
+                    .where(key == ident, model.lease_owner == self.worker)
+                    .values(
+                        lease_expires=self.ctx.clock.now()
+                        + timedelta(seconds=self.crash_retry_delay)
+                    )
+                )
+                return
+        await fail_task(
+            self.ctx,
+            claim.task_id,
+            "UNKNOWN",
+            f"the task failed {attempts} times with an internal error: {message}",
+            factory=self.factory,
+        )
+
+
+async def _insert_batch(session: Any, task_id: uuid.UUID, group: list[FileJob]) -> None:
+    batch_id = (
+        await session.execute(
+            insert(WorkBatch)
+            .values(
+                task_id=task_id,
+                state="pending",
+                file_count=len(group),
+                byte_count=sum(j.size for j in group),
+                attempts=0,
+            )
+            .returning(WorkBatch.id)
+        )
+    ).scalar_one()
+    await session.execute(
+        insert(cast(Table, TaskFile.__table__)),  # Core executemany: no ORM cost per row
+        [
+            {
+                "task_id": task_id,
+                "batch_id": batch_id,
+                "source_path": j.source_path,
+                "destination_path": j.destination_path,
+                "size": j.size,
+                "mtime": j.mtime,
+                "state": "pending",
+                "is_directory": False,
+                "external_checksum": j.external_checksum,
+                "checksum_algorithm": j.checksum_algorithm,
+                "bytes_done": 0,
+            }
+            for j in group
+        ],
+    )

@@ -14,20 +14,34 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
+import socket
 import time
+import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
+from arctern.clock import Clock
+from arctern.config import Settings
 from arctern.connect.agent.client import AgentApiError, AsyncAgentClient, CredentialRefused
 from arctern.connect.agent.home import AgentHome
 from arctern.connect.agent.operations import execute
+from arctern.connect.agent.work_source import HttpWorkSource
+from arctern.connectors.base import Connector
+from arctern.connectors.errors import ConnectorError, ObjectNotFound
+from arctern.connectors.posix.connector import PosixConnector
+from arctern.worker.executor import ConnectorFactory, WorkerConfig
+from arctern.worker.pool import WorkerPool
 
 STATUS_FILE = "status.json"
 EXIT_CREDENTIAL_REFUSED = 3
 MAX_BACKOFF = 30.0
+# How often an idle agent asks for work (each ask is one HTTP request).
+IDLE_POLL_SECONDS = 1.0
 
 
 def write_status(home: AgentHome, state: str, message: str) -> None:
@@ -55,6 +69,29 @@ class Agent:
         self.stop = asyncio.Event()
         self.refused: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.pool: WorkerPool | None = None
+
+    def _start_pool(self, client: AsyncAgentClient, description: dict[str, Any]) -> WorkerPool:
+        """The engine's worker pool, leasing this endpoint's transfers over HTTP."""
+        settings = Settings()
+        lease = float(description.get("lease_seconds") or settings.lease_seconds)
+        flush = float(description.get("progress_flush_seconds") or settings.progress_flush_seconds)
+        name = worker_name()
+        config = WorkerConfig(
+            name=name,
+            lease=timedelta(seconds=lease),
+            flush_seconds=flush,
+            batch_files=settings.worker_batch_files,
+        )
+        return WorkerPool(
+            None,
+            settings=settings,
+            clock=Clock(),
+            config=config,
+            source=HttpWorkSource(client.http, name),
+            connector_factory=local_connectors(self.home),
+            poll_interval=IDLE_POLL_SECONDS,
+        )
 
     async def _handle(self, client: AsyncAgentClient, request: dict[str, Any]) -> None:
         # Re-read the configuration: a collection added while running is served at once.
@@ -88,7 +125,7 @@ class Agent:
                     # Check the credential first: a refused one is reported at once, not
                     # after a first poll's hold.
                     try:
-                        await client.endpoint()
+                        description = await client.endpoint()
                     except CredentialRefused as exc:
                         self._refuse(str(exc))
                         break
@@ -106,6 +143,9 @@ class Agent:
                     )
                     write_status(self.home, "connected", message)
                     self.say(message)
+                    if self.pool is None:
+                        self.pool = self._start_pool(client, description)
+                        await self.pool.start()
                 poll = asyncio.ensure_future(client.poll())
                 stopping = asyncio.ensure_future(self.stop.wait())
                 await asyncio.wait({poll, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -134,6 +174,10 @@ class Agent:
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
         finally:
+            if self.pool is not None:
+                # Drain: running jobs persist their progress and hand their leases back.
+                with contextlib.suppress(Exception):
+                    await self.pool.stop()
             for task in list(self._tasks):
                 task.cancel()
             if self.refused is None:
@@ -152,6 +196,28 @@ class Agent:
         write_status(self.home, "stopped", "the agent was stopped")
         self.say("stopped")
         return 0
+
+
+def worker_name() -> str:
+    """This process's worker name: leases it holds die with it (a restarted agent takes
+    them over when they expire and resumes from the last durable point)."""
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:40] or "agent"
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def local_connectors(home: AgentHome) -> ConnectorFactory:
+    """Opens this agent's own collections, from its own configuration only: whatever the
+    deployment names, nothing outside the roots configured here can be reached."""
+
+    def factory(kind: str, root: str, options: dict[str, Any]) -> Connector:
+        if kind != "agent":
+            raise ConnectorError("this agent reaches only its own collections")
+        local = home.load_config().root_of(root)
+        if local is None:
+            raise ObjectNotFound(f"this agent does not serve collection {root}")
+        return PosixConnector(local)
+
+    return factory
 
 
 def run_agent(home: AgentHome, *, poll_hold: float, say: Callable[[str], None]) -> int:

@@ -1,18 +1,27 @@
 """The agent's work source: the pool's ``WorkSource`` protocol over ``/agent/v1/work``.
 
-The deployment decides what this endpoint may lease (from its credential); the agent names
-its worker so that it renews and hands back only its own leases.
+The deployment decides what this endpoint may lease (from its credential) and accepts a
+job's reports only while its worker holds the job's lease; the agent names its worker so
+that it renews, reports on and hands back only its own leases. The jobs themselves are the
+engine's (``worker/executor.py``), exactly as ``arctern worker`` runs them.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
+from arctern.connect import wire
 from arctern.connect.agent.client import _check
+from arctern.engine.copier import Resume
+from arctern.engine.errors import Canceled, FileFailed
+from arctern.engine.options import FileJob
 from arctern.worker.leases import Claim
+from arctern.worker.progress import TaskProgress
+from arctern.worker.source import Beat, Collections, PlanCommit, PlanView, TaskView
 
 
 class HttpWorkSource:
@@ -24,6 +33,15 @@ class HttpWorkSource:
     def _claim_body(claim: Claim) -> dict[str, Any]:
         return {"kind": claim.kind, "task_id": str(claim.task_id), "batch_id": claim.batch_id}
 
+    async def _post(self, path: str, claim: Claim, **body: Any) -> dict[str, Any]:
+        payload = {"worker": self.worker, "claim": self._claim_body(claim), **body}
+        return _check(await self.http.post(path, json=payload))
+
+    async def _job(self, op: str, claim: Claim, **body: Any) -> dict[str, Any]:
+        return await self._post(f"/work/job/{op}", claim, **body)
+
+    # -- leases -----------------------------------------------------------------------------
+
     async def claim(self) -> Claim | None:
         body = _check(await self.http.post("/work/lease", json={"worker": self.worker}))
         raw = body.get("claim")
@@ -33,17 +51,76 @@ class HttpWorkSource:
 
     async def renew(self, claim: Claim) -> str | None:
         """Extend the lease; the reason to stop the job, or None to carry on."""
-        body = _check(
-            await self.http.post(
-                "/work/renew", json={"worker": self.worker, "claim": self._claim_body(claim)}
-            )
-        )
-        stop = body.get("stop")
+        stop = (await self._post("/work/renew", claim)).get("stop")
         return str(stop) if stop else None
 
     async def release(self, claim: Claim) -> None:
-        _check(
-            await self.http.post(
-                "/work/release", json={"worker": self.worker, "claim": self._claim_body(claim)}
-            )
+        await self._post("/work/release", claim)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def load_task(self, claim: Claim) -> TaskView | None:
+        raw = (await self._job("task", claim)).get("task")
+        return wire.task_of(raw) if isinstance(raw, dict) else None
+
+    async def load_plan(self, claim: Claim) -> PlanView | None:
+        raw = (await self._job("plan", claim)).get("plan")
+        return wire.plan_of(raw) if isinstance(raw, dict) else None
+
+    async def load_batch(self, claim: Claim) -> list[tuple[FileJob, Resume | None]]:
+        files = (await self._job("batch", claim)).get("files") or []
+        return [wire.file_of(raw) for raw in files]
+
+    async def collections(self, claim: Claim, task: TaskView) -> Collections:
+        body = await self._job("collections", claim)
+        if body.get("lease_lost"):
+            raise FileFailed("ENDPOINT_ERROR", "this agent no longer holds the job")
+        error = body.get("error")
+        if isinstance(error, dict):
+            raise FileFailed(str(error.get("code")), str(error.get("message")))
+        return wire.collections_of(body["collections"])
+
+    # -- reporting --------------------------------------------------------------------------
+
+    async def beat(
+        self,
+        claim: Claim,
+        progress: TaskProgress | None,
+        *,
+        extend: bool,
+        guarded: Sequence[uuid.UUID],
+    ) -> Beat:
+        body = await self._job(
+            "beat",
+            claim,
+            progress=wire.progress_doc(progress),
+            extend=extend,
+            guarded=[str(collection_id) for collection_id in guarded],
         )
+        return wire.beat_of(body.get("beat") or {})
+
+    async def commit_plan(
+        self, claim: Claim, commit: PlanCommit, progress: TaskProgress | None
+    ) -> None:
+        body = await self._job(
+            "commit", claim, commit=wire.commit_doc(commit), progress=wire.progress_doc(progress)
+        )
+        if body.get("lease_lost"):
+            raise Canceled("LEASE_LOST")
+        if body.get("canceled"):
+            raise Canceled(str(body["canceled"]))
+
+    async def finish_batch(self, claim: Claim, progress: TaskProgress | None) -> None:
+        await self._job("finish", claim, progress=wire.progress_doc(progress))
+
+    async def finalize(self, claim: Claim) -> None:
+        await self._job("finalize", claim)
+
+    async def fail(self, claim: Claim, code: str, message: str) -> None:
+        await self._job("fail", claim, code=code, message=message)
+
+    async def stop(self, claim: Claim, reason: str) -> None:
+        await self._job("stop", claim, reason=reason)
+
+    async def crashed(self, claim: Claim, message: str) -> None:
+        await self._job("crashed", claim, message=message)

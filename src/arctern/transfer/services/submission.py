@@ -358,17 +358,24 @@ def deadline_limit(ctx: AppContext) -> timedelta:
 
 
 def _refuse_agent_transfer(source: Collection, destination: Collection) -> None:
-    """Transfers to or from Arctern Connect agents need the data channel, which does not
-    exist yet: refuse them now rather than accept a task no worker can run."""
-    for collection in (source, destination):
-        if collection.connector == "agent":
-            raise ArcternError(
-                f"Collection '{collection.display_name}' is on an Arctern Connect endpoint; "
-                "transfers to and from Connect endpoints are not available yet (the data "
-                "channel is not implemented). File operations (ls, mkdir, rename, delete) work.",
-                code="ClientError.NotSupported",
-                status=409,
-            )
+    """A transfer between two collections of one Connect agent runs on that agent (a local
+    copy by the same engine); one between an agent and anything else needs the host-to-host
+    data channel, which does not exist yet: refuse it now rather than accept a task no worker
+    can run."""
+    on_agent = [c for c in (source, destination) if c.connector == "agent"]
+    if not on_agent:
+        return
+    if len(on_agent) == 2 and source.endpoint_id == destination.endpoint_id:
+        return
+    other = on_agent[0]
+    raise ArcternError(
+        f"Collection '{other.display_name}' is on an Arctern Connect endpoint; transfers "
+        "between a Connect endpoint and another endpoint are not available yet (the "
+        "host-to-host data channel is not implemented). Transfers between two collections "
+        "of the same Connect endpoint, and file operations (ls, mkdir, rename, delete), work.",
+        code="ClientError.NotSupported",
+        status=409,
+    )
 
 
 async def submit_transfer(ctx: AppContext, caller: Caller, body: dict[str, Any]) -> Submitted:
