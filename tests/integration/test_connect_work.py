@@ -3,7 +3,7 @@ collections of its own endpoint, renews and hands back only its own leases, and 
 cancel through its heartbeat; central workers never lease that work.
 
 Runs the agent API in process (ASGI) against migrated SQLite and PostgreSQL databases, so
-tasks of every topology can be made directly (submission still refuses all agent transfers).
+tasks of every topology can be made directly.
 """
 
 from __future__ import annotations
@@ -16,17 +16,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import insert, select, update
 
 from arctern.config import Settings
-from arctern.connect import endpoints
+from arctern.connect import endpoints, wire
 from arctern.connect.agent.client import CredentialRefused
 from arctern.connect.agent.work_source import HttpWorkSource
 from arctern.connect.api import create_agent_app
 from arctern.context import AppContext
 from arctern.db.migrate import upgrade
 from arctern.db.models.transfer import Task
+from arctern.db.models.work import TaskFile, WorkBatch
 from arctern.worker.leases import Claim, Limits
+from arctern.worker.progress import TaskProgress
 from arctern.worker.source import DatabaseWorkSource
 from tests.integration.test_worker_scope import collection, task
 from tests.scale.test_fair_share import user
@@ -164,5 +166,109 @@ async def test_the_work_routes_refuse_bad_credentials_and_bodies(ctx: AppContext
         await endpoints.rotate_credentials(ctx, str(lab.endpoint_id))
         with pytest.raises(CredentialRefused):
             await lab.source().claim()
+    finally:
+        await lab.http.aclose()
+
+
+async def test_job_reports_are_accepted_only_from_the_holder_for_its_own_files(
+    ctx: AppContext,
+) -> None:
+    """A job's reports change the database only while its worker holds the lease, and only
+    for the files of the batch it holds: an agent cannot write another task's records."""
+    owner = await user(ctx, "alice")
+    lab = await agent(ctx, "Lab DTN", "alice@alice.edu", 2)
+    try:
+        mine = await task(ctx, owner, lab.collections[0], lab.collections[1], batches=1)
+        theirs = await task(ctx, owner, lab.collections[0], lab.collections[1], batches=1)
+        async with ctx.db.session() as session:
+            batch_of = dict(
+                (await session.execute(select(WorkBatch.task_id, WorkBatch.id))).tuples().all()
+            )
+            file_ids = {}
+            for task_id, batch_id in batch_of.items():
+                file_ids[task_id] = (
+                    await session.execute(
+                        insert(TaskFile)
+                        .values(
+                            task_id=task_id,
+                            batch_id=batch_id,
+                            source_path="/a",
+                            destination_path="/a",
+                            size=1,
+                            mtime=0.0,
+                            state="pending",
+                            is_directory=False,
+                            bytes_done=0,
+                        )
+                        .returning(TaskFile.id)
+                    )
+                ).scalar_one()
+        source = lab.source()
+        held = await source.claim()
+        assert held is not None and held.task_id == mine
+        other = await source.claim()  # the second batch: released again below
+        assert other is not None and other.task_id == theirs
+        await source.release(other)
+
+        # The holder reads its files and reports on them.
+        files = await source.load_batch(held)
+        assert [job.key for job, _ in files] == [file_ids[mine]]
+        progress = TaskProgress(mine, ctx.clock.now)
+        progress.file_done(file_ids[mine], "done")
+        progress.add(files_transferred=1, bytes_transferred=1)
+        beat = await source.beat(held, progress, extend=True, guarded=[])
+        assert beat.stop_reason is None
+
+        # A report naming a file of another task's batch is refused whole.
+        forged = TaskProgress(mine, ctx.clock.now)
+        forged.file_done(file_ids[theirs], "done")
+        forged.add(files_transferred=1000)
+        response = await lab.http.post(
+            "/work/job/beat",
+            json={
+                "worker": "w1",
+                "claim": {"kind": "batch", "task_id": str(mine), "batch_id": held.batch_id},
+                "progress": wire.progress_doc(forged),
+            },
+        )
+        assert response.status_code == 400 and "not in the batch" in response.json()["message"]
+        # Unknown counters and operations are refused too.
+        bad = await lab.http.post(
+            "/work/job/beat",
+            json={
+                "worker": "w1",
+                "claim": {"kind": "batch", "task_id": str(mine), "batch_id": held.batch_id},
+                "progress": {"deltas": {"status": 1}},
+            },
+        )
+        assert bad.status_code == 400
+        unknown = await lab.http.post(
+            "/work/job/drop-tables",
+            json={"worker": "w1", "claim": {"kind": "plan", "task_id": str(mine)}},
+        )
+        assert unknown.status_code == 404
+
+        # Another worker name (or a claim not held) learns that the lease is not its own,
+        # and nothing it sends is written.
+        intruder = lab.source("w2")
+        assert (await intruder.beat(held, forged, extend=True, guarded=[])).stop_reason == (
+            "LEASE_LOST"
+        )
+        assert await intruder.load_batch(held) == []
+        await intruder.fail(held, "UNKNOWN", "sabotage")
+        async with ctx.db.session() as session:
+            rows = dict(
+                (await session.execute(select(TaskFile.task_id, TaskFile.state))).tuples().all()
+            )
+            doc = await session.get(Task, mine)
+            assert doc is not None
+            assert doc.status == "ACTIVE" and doc.files_transferred == 1
+        assert rows == {mine: "done", theirs: "pending"}
+
+        # The holder finishes its batch; the task completes.
+        await source.finish_batch(held, None)
+        async with ctx.db.session() as session:
+            done = await session.get(Task, mine)
+            assert done is not None and done.status == "SUCCEEDED"
     finally:
         await lab.http.aclose()
