@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     )
 
     # Arctern Connect: file operations relayed to agents over their outbound long poll.
+    connect_data_streams: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Parallel TCP connections of a transfer between two Connect agents",
+    )
     connect_poll_hold_seconds: float = Field(
         default=20.0, gt=0, description="How long the agent API holds an agent's long poll"
     )

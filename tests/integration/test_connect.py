@@ -72,6 +72,7 @@ class Agent:
     home: Path
     process: subprocess.Popen[str] | None = None
     logs: list[str] = field(default_factory=list)
+    run_args: list[str] = field(default_factory=list)  # e.g. --listen HOST:PORT
 
     def connect(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -92,7 +93,16 @@ class Agent:
         # A killed agent leaves its last state behind.
         (self.home / "status.json").unlink(missing_ok=True)
         self.process = subprocess.Popen(
-            [ARCTERN, "connect", "run", "--home", str(self.home), "--poll-hold", POLL_HOLD],
+            [
+                ARCTERN,
+                "connect",
+                "run",
+                "--home",
+                str(self.home),
+                "--poll-hold",
+                POLL_HOLD,
+                *self.run_args,
+            ],
             env=agent_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

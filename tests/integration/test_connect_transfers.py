@@ -57,6 +57,10 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def size_of(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
 def tree(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): digest(p) for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -121,7 +125,7 @@ def test_agent_copies_between_its_collections(host: Host, tmp_path: Path) -> Non
     assert task["status"] == "SUCCEEDED", task
     assert tree(host.results_root / "copies" / run.name) == tree(run)
     assert task["files"] == 62 and task["files_transferred"] == 62
-    assert task["bytes_transferred"] == sum(p.stat().st_size for p in run.rglob("*") if p.is_file())
+    assert task["bytes_transferred"] == size_of(run)
     assert task["bytes_checksummed"] > 0  # verified end to end by the agent
     events = [e["code"] for e in host.owner.tc.task_event_list(task_id)]
     assert "STARTED" in events and "SUCCEEDED" in events

@@ -6,6 +6,7 @@ It needs only the deployment's URL and its own home directory (never the databas
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -160,14 +161,49 @@ def run(
         float,
         typer.Option("--poll-hold", help="Seconds the deployment may hold each long poll."),
     ] = 20.0,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            metavar="HOST:PORT",
+            help="Accept data connections from other agents here (TLS, pinned certificate). "
+            "Without it (--no-listen, the default) this agent only connects out: it can send "
+            "to and receive from agents that listen.",
+        ),
+    ] = None,
+    no_listen: Annotated[
+        bool, typer.Option("--no-listen", help="Do not accept data connections (default).")
+    ] = False,
+    data_address: Annotated[
+        str | None,
+        typer.Option(
+            "--data-address",
+            metavar="HOST:PORT",
+            help="The address peers should connect to, if not the --listen address "
+            "(e.g. behind NAT or when listening on 0.0.0.0).",
+        ),
+    ] = None,
 ) -> None:
-    """Run the agent: connect out to the deployment and answer relayed file operations."""
+    """Run the agent: connect out to the deployment, answer relayed file operations and run
+    transfers of this endpoint's collections."""
     agent_home, _config, _credential = _load(home)
+    if listen and no_listen:
+        raise typer.BadParameter("--listen and --no-listen exclude each other")
+    if listen and not re.fullmatch(r"\[?[A-Za-z0-9.:\-]*\]?:[0-9]{1,5}", listen):
+        raise typer.BadParameter(f"--listen must be HOST:PORT, not {listen!r}")
 
     def say(message: str) -> None:
         typer.echo(f"arctern-connect: {message}", err=True)
 
-    raise typer.Exit(run_agent(agent_home, poll_hold=poll_hold, say=say))
+    raise typer.Exit(
+        run_agent(
+            agent_home,
+            poll_hold=poll_hold,
+            say=say,
+            listen=None if no_listen else listen,
+            data_address=data_address,
+        )
+    )
 
 
 @app.command("status")

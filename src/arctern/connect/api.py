@@ -15,6 +15,8 @@ Routes:
                                             two of its own collections), or null
   POST /agent/v1/work/renew                 heartbeat of a held lease; says whether to stop
   POST /agent/v1/work/release               hand a held lease back (drain)
+  POST /agent/v1/data/announce              the agent's data address and certificate fingerprint
+  POST /agent/v1/data/verify                what a peer's task credential opens on this agent
   POST /agent/v1/work/job/{op}              the rest of a held job's work source: read its
                                             task, plan or files, heartbeat with progress,
                                             commit plan output, finish, fail, stop
@@ -170,6 +172,20 @@ def create_agent_app(ctx: AppContext) -> FastAPI:
         endpoint, _ = await authenticated(request)
         body = await json_body(request)
         return await work.release(ctx, work.worker_of(endpoint.id, body), work.claim_of(body))
+
+    @app.post(f"{prefix}/data/announce")
+    async def data_announce(request: Request) -> dict[str, Any]:
+        """Where this agent accepts data connections (or ``address`` null: it does not)."""
+        endpoint, _ = await authenticated(request)
+        body = await json_body(request)
+        return await work.announce(ctx, endpoint.id, body)
+
+    @app.post(f"{prefix}/data/verify")
+    async def data_verify(request: Request) -> dict[str, Any]:
+        """A peer presented a task credential to this agent: what does it open?"""
+        endpoint, _ = await authenticated(request)
+        body = await json_body(request)
+        return await work.verify_data_token(ctx, endpoint.id, body)
 
     @app.post(prefix + "/work/job/{op}")
     async def work_job(op: str, request: Request) -> dict[str, Any]:

@@ -133,7 +133,7 @@ async def relay(ctx: AppContext, collection_id: uuid.UUID, request: dict[str, An
 
 
 # The errors an agent may answer with, by class name; anything else is a plain ConnectorError.
-_ERROR_KINDS: dict[str, type[ConnectorError]] = {
+ERROR_KINDS: dict[str, type[ConnectorError]] = {
     cls.__name__: cls
     for cls in [*vars(connector_errors).values(), AccessDenied]
     if isinstance(cls, type) and issubclass(cls, ConnectorError)
@@ -150,7 +150,7 @@ def _unwrap(response: dict[str, Any] | None) -> Any:
         raise ConnectorError("The agent sent a malformed answer")
     if "error" in response:
         error = response["error"] if isinstance(response["error"], dict) else {}
-        cls = _ERROR_KINDS.get(str(error.get("kind")), ConnectorError)
+        cls = ERROR_KINDS.get(str(error.get("kind")), ConnectorError)
         raise cls(str(error.get("message", "")))
     return response.get("ok")
 

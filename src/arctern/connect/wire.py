@@ -140,8 +140,13 @@ def collections_doc(found: Collections) -> dict[str, Any]:
         if collection is None:
             return None
         # An agent opens only its own collections, from its own configuration: it needs to
-        # know which collection, never a central root or stored credentials.
-        return {"id": str(collection.id), "connector": collection.connector}
+        # know which collection, never a central root or stored credentials. A peer agent's
+        # collection ("remote") comes with its data address, pinned certificate and a task
+        # credential.
+        doc: dict[str, Any] = {"id": str(collection.id), "connector": collection.connector}
+        if collection.connector == "remote":
+            doc["options"] = collection.options
+        return doc
 
     def guard(value: AccessGuard | None) -> dict[str, Any] | None:
         return None if value is None else guard_doc(value)
@@ -169,7 +174,8 @@ def collections_of(doc: dict[str, Any]) -> Collections:
         if raw is None:
             return None
         # The agent's connector factory maps an agent collection id to its local root.
-        return CollectionView(uuid.UUID(raw["id"]), raw["connector"], raw["id"], {})
+        options = raw.get("options") if raw["connector"] == "remote" else None
+        return CollectionView(uuid.UUID(raw["id"]), raw["connector"], raw["id"], options or {})
 
     source = view(doc["source"])
     assert source is not None

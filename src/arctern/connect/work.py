@@ -14,18 +14,26 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from arctern.connect import wire
+from arctern.connect.datachannel import (
+    TOKEN_LIFETIME_SECONDS,
+    DataGrant,
+    check_token,
+    issue_token,
+)
+from arctern.connectors.access import AccessGuard
 from arctern.context import AppContext
-from arctern.db.models.transfer import Task
+from arctern.db.models.connect import Endpoint
+from arctern.db.models.transfer import Collection, Task
 from arctern.db.models.work import TaskFile
 from arctern.engine.errors import Canceled, FileFailed
 from arctern.errors import NotFound
 from arctern.transfer.filters import bad_request
 from arctern.worker import leases
 from arctern.worker.leases import Claim, Scope
-from arctern.worker.source import Beat, DatabaseWorkSource
+from arctern.worker.source import Beat, Collections, CollectionView, DatabaseWorkSource, TaskView
 
 _WORKER_NAME = re.compile(r"[A-Za-z0-9._-]{1,80}")
 
@@ -179,7 +187,7 @@ async def job_operation(
         if task is None:
             return {"lease_lost": True}
         try:
-            found = await source.collections(claim, task)
+            found = await _as_seen_by(ctx, who, task, await source.collections(claim, task))
         except FileFailed as exc:
             return {"error": {"code": exc.code, "message": exc.message}}
         return {"collections": wire.collections_doc(found)}
@@ -220,3 +228,106 @@ def _uuid(value: Any) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise bad_request("'guarded' must list collection ids") from None
+
+
+# -- the data channel ------------------------------------------------------------------------
+
+_ADDRESS = re.compile(r"[A-Za-z0-9.\-\[\]:]{1,255}:[0-9]{1,5}")
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
+
+
+async def announce(ctx: AppContext, endpoint_id: uuid.UUID, body: dict[str, Any]) -> dict[str, Any]:
+    address, fingerprint = body.get("address"), body.get("fingerprint")
+    if address is None:
+        fingerprint = None
+    elif not isinstance(address, str) or not _ADDRESS.fullmatch(address):
+        raise bad_request("'address' must be host:port")
+    elif not isinstance(fingerprint, str) or not _FINGERPRINT.fullmatch(fingerprint):
+        raise bad_request("'fingerprint' must be the certificate's SHA-256 in hex")
+    async with ctx.db.session() as session:
+        await session.execute(
+            update(Endpoint)
+            .where(Endpoint.id == endpoint_id)
+            .values(data_address=address, data_fingerprint=fingerprint)
+        )
+    return {"address": address}
+
+
+async def _as_seen_by(
+    ctx: AppContext, who: AgentWorker, task: TaskView, found: Collections
+) -> Collections:
+    """The task's collections as the agent running its job opens them: its own by id, a
+    peer agent's through the data channel with a credential for this task alone."""
+    now = ctx.clock.now()
+
+    async def view(
+        collection: CollectionView | None, guard: AccessGuard | None
+    ) -> CollectionView | None:
+        if collection is None:
+            return None
+        async with ctx.db.session() as session:
+            row = (
+                await session.execute(
+                    select(Collection.endpoint_id, Endpoint.data_address, Endpoint.data_fingerprint)
+                    .join(Endpoint, Endpoint.id == Collection.endpoint_id)
+                    .where(Collection.id == collection.id, Collection.connector == "agent")
+                )
+            ).first()
+        if row is None:
+            raise FileFailed("ENDPOINT_ERROR", "an agent cannot reach the deployment's storage")
+        if row.endpoint_id == who.endpoint_id:
+            return collection
+        if not row.data_address or not row.data_fingerprint:
+            raise FileFailed(
+                "ENDPOINT_ERROR", "the other endpoint does not accept data connections now"
+            )
+        token = issue_token(
+            ctx.settings.secret_key or "",
+            DataGrant(
+                task_id=task.id,
+                collection_id=collection.id,
+                endpoint_id=row.endpoint_id,
+                guard=guard,
+                expires=now.timestamp() + TOKEN_LIFETIME_SECONDS,
+            ),
+        )
+        options = {
+            "address": row.data_address,
+            "fingerprint": row.data_fingerprint,
+            "token": token,
+            "streams": ctx.settings.connect_data_streams,
+        }
+        return CollectionView(collection.id, "remote", str(collection.id), options)
+
+    source = await view(found.source, found.source_guard)
+    assert source is not None
+    return Collections(
+        source,
+        await view(found.destination, found.destination_guard),
+        found.source_guard,
+        found.destination_guard,
+    )
+
+
+async def verify_data_token(
+    ctx: AppContext, endpoint_id: uuid.UUID, body: dict[str, Any]
+) -> dict[str, Any]:
+    """Whether a credential a peer presented to this agent is genuine, current, meant for
+    this agent and for a task still running; and then what it opens."""
+    token = body.get("token")
+    grant = (
+        check_token(ctx.settings.secret_key or "", token, ctx.clock.now().timestamp())
+        if isinstance(token, str)
+        else None
+    )
+    if grant is None or grant.endpoint_id != endpoint_id:
+        return {"valid": False}
+    async with ctx.db.session() as session:
+        status = await session.scalar(select(Task.status).where(Task.id == grant.task_id))
+    if status not in ("ACTIVE", "INACTIVE"):
+        return {"valid": False}
+    return {
+        "valid": True,
+        "collection_id": str(grant.collection_id),
+        "guard": None if grant.guard is None else wire.guard_doc(grant.guard),
+    }

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
+from arctern.db.models.connect import Endpoint
 from arctern.db.models.transfer import Collection, Task
 from arctern.db.models.work import TaskPlan, WorkBatch
 
@@ -40,8 +41,11 @@ class Scope:
     reaches the deployment's own storage, and agent collections only through relayed file
     operations, which are enough for delete tasks but not for moving data: a TRANSFER that
     touches an agent collection is never its work. Set: the Connect agent of that endpoint,
-    which reaches only its own collections and so leases only TRANSFER tasks whose source and
-    destination are both on it (copied locally on that host).
+    which reaches its own collections, and other agents' through the data channel when they
+    accept connections: it leases TRANSFER tasks between two of its collections (a local
+    copy), those whose source is on a listening peer and destination here (it pulls), and
+    those whose destination is on a listening peer when it does not listen itself (it
+    pushes). So exactly one side runs each host-to-host transfer.
     """
 
     agent_endpoint: uuid.UUID | None = None
@@ -54,11 +58,20 @@ def _on_agent(collection_id: Any) -> ColumnElement[bool]:
     return exists().where(Collection.id == collection_id, Collection.connector == "agent")
 
 
-def _on_endpoint(collection_id: Any, endpoint: uuid.UUID) -> ColumnElement[bool]:
-    return exists().where(
+def _on_endpoint(
+    collection_id: Any, endpoint: uuid.UUID, *, listening: bool | None = None
+) -> ColumnElement[bool]:
+    """The collection is on ``endpoint`` (which accepts data connections or not, if said)."""
+    found = exists().where(
         Collection.id == collection_id,
         Collection.connector == "agent",
         Collection.endpoint_id == endpoint,
+    )
+    if listening is None:
+        return found
+    return found.where(
+        Endpoint.id == endpoint,
+        Endpoint.data_address.is_not(None) if listening else Endpoint.data_address.is_(None),
     )
 
 
@@ -72,10 +85,32 @@ def in_scope(scope: Scope) -> ColumnElement[bool]:
                 ~_on_agent(Task.destination_endpoint_id),
             ),
         )
+    agent = scope.agent_endpoint
+    src, dst = Task.source_endpoint_id, Task.destination_endpoint_id
     return and_(
         Task.type == "TRANSFER",
-        _on_endpoint(Task.source_endpoint_id, scope.agent_endpoint),
-        _on_endpoint(Task.destination_endpoint_id, scope.agent_endpoint),
+        or_(
+            # Both collections here: a local copy.
+            and_(_on_endpoint(src, agent), _on_endpoint(dst, agent)),
+            # The destination pulls from a source agent that accepts connections ...
+            and_(_on_endpoint(dst, agent), _on_listening_peer(src, agent)),
+            # ... or, when this source agent does not listen, pushes to one that does.
+            and_(
+                _on_endpoint(src, agent, listening=False),
+                _on_listening_peer(dst, agent),
+            ),
+        ),
+    )
+
+
+def _on_listening_peer(collection_id: Any, endpoint: uuid.UUID) -> ColumnElement[bool]:
+    """The collection is on another agent, which accepts data connections."""
+    return exists().where(
+        Collection.id == collection_id,
+        Collection.connector == "agent",
+        Collection.endpoint_id != endpoint,
+        Endpoint.id == Collection.endpoint_id,
+        Endpoint.data_address.is_not(None),
     )
 
 

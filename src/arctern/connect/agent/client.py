@@ -99,6 +99,16 @@ class AsyncAgentClient:
     async def endpoint(self) -> dict[str, Any]:
         return _check(await self.http.get("/endpoint"))
 
+    async def announce(self, address: str | None, fingerprint: str | None) -> None:
+        _check(
+            await self.http.post(
+                "/data/announce", json={"address": address, "fingerprint": fingerprint}
+            )
+        )
+
+    async def verify_data_token(self, token: str) -> dict[str, Any]:
+        return _check(await self.http.post("/data/verify", json={"token": token}))
+
     async def offline(self) -> None:
         _check(await self.http.post("/offline", timeout=5.0))
 

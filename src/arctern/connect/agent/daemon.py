@@ -28,9 +28,13 @@ import httpx
 from arctern.clock import Clock
 from arctern.config import Settings
 from arctern.connect.agent.client import AgentApiError, AsyncAgentClient, CredentialRefused
+from arctern.connect.agent.dataserver import DataServer
 from arctern.connect.agent.home import AgentHome
 from arctern.connect.agent.operations import execute
 from arctern.connect.agent.work_source import HttpWorkSource
+from arctern.connect.remote_connector import RemoteConnector
+from arctern.connect.wire import guard_of
+from arctern.connectors.access import AccessGuard
 from arctern.connectors.base import Connector
 from arctern.connectors.errors import ConnectorError, ObjectNotFound
 from arctern.connectors.posix.connector import PosixConnector
@@ -62,14 +66,46 @@ def read_status(home: AgentHome) -> dict[str, Any] | None:
 
 
 class Agent:
-    def __init__(self, home: AgentHome, *, poll_hold: float, say: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        home: AgentHome,
+        *,
+        poll_hold: float,
+        say: Callable[[str], None],
+        listen: str | None = None,
+        data_address: str | None = None,
+    ) -> None:
         self.home = home
+        self.listen = listen
+        self.data_address = data_address
+        self.data_server: DataServer | None = None
+        self.announced: str | None = None
         self.poll_hold = poll_hold
         self.say = say
         self.stop = asyncio.Event()
         self.refused: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.pool: WorkerPool | None = None
+
+    async def _start_data_server(self, client: AsyncAgentClient) -> None:
+        """Accept data connections from peer agents (``--listen``)."""
+        assert self.listen is not None
+
+        async def verify(token: str) -> tuple[str, AccessGuard | None] | None:
+            try:
+                answer = await client.verify_data_token(token)
+            except (httpx.HTTPError, AgentApiError, CredentialRefused):
+                return None
+            if not answer.get("valid"):
+                return None
+            return str(answer["collection_id"]), guard_of(answer.get("guard"))
+
+        host, _, port = self.listen.rpartition(":")
+        server = DataServer(self.home, verify)
+        bound = await server.start(host.strip("[]") or "0.0.0.0", int(port))
+        self.data_server = server
+        self.announced = self.data_address or bound
+        self.say(f"accepting data connections on {bound} (announced as {self.announced})")
 
     def _start_pool(self, client: AsyncAgentClient, description: dict[str, Any]) -> WorkerPool:
         """The engine's worker pool, leasing this endpoint's transfers over HTTP."""
@@ -143,6 +179,10 @@ class Agent:
                     )
                     write_status(self.home, "connected", message)
                     self.say(message)
+                    if self.listen and self.data_server is None:
+                        await self._start_data_server(client)
+                    if self.data_server is not None:
+                        await client.announce(self.announced, self.data_server.fingerprint)
                     if self.pool is None:
                         self.pool = self._start_pool(client, description)
                         await self.pool.start()
@@ -174,6 +214,11 @@ class Agent:
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
         finally:
+            if self.data_server is not None:
+                await self.data_server.stop()
+                if self.refused is None:
+                    with contextlib.suppress(Exception):
+                        await client.announce(None, None)
             if self.pool is not None:
                 # Drain: running jobs persist their progress and hand their leases back.
                 with contextlib.suppress(Exception):
@@ -210,6 +255,13 @@ def local_connectors(home: AgentHome) -> ConnectorFactory:
     deployment names, nothing outside the roots configured here can be reached."""
 
     def factory(kind: str, root: str, options: dict[str, Any]) -> Connector:
+        if kind == "remote":  # a peer agent's collection, over the data channel
+            return RemoteConnector(
+                str(options["address"]),
+                str(options["fingerprint"]),
+                str(options["token"]),
+                int(options.get("streams", 4)),
+            )
         if kind != "agent":
             raise ConnectorError("this agent reaches only its own collections")
         local = home.load_config().root_of(root)
@@ -220,9 +272,16 @@ def local_connectors(home: AgentHome) -> ConnectorFactory:
     return factory
 
 
-def run_agent(home: AgentHome, *, poll_hold: float, say: Callable[[str], None]) -> int:
+def run_agent(
+    home: AgentHome,
+    *,
+    poll_hold: float,
+    say: Callable[[str], None],
+    listen: str | None = None,
+    data_address: str | None = None,
+) -> int:
     async def main() -> int:
-        agent = Agent(home, poll_hold=poll_hold, say=say)
+        agent = Agent(home, poll_hold=poll_hold, say=say, listen=listen, data_address=data_address)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, agent.stop.set)

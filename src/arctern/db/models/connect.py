@@ -38,6 +38,10 @@ class Endpoint(Base):
     connected_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     agent_version: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Where the agent accepts data connections (``host:port``; None: it does not listen),
+    # and the SHA-256 of its TLS certificate, which peers pin.
+    data_address: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    data_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AgentRequest(Base):

@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from arctern.connectors.access import AccessGuard
 from arctern.connectors.errors import ConnectorError
 from arctern.context import AppContext
+from arctern.db.models.connect import Endpoint
 from arctern.db.models.transfer import Collection, Task, TaskItem
 from arctern.errors import ArcternError, Conflict, RequestTooLarge
 from arctern.transfer.filters import bad_request, parse_datetime
@@ -357,25 +359,42 @@ def deadline_limit(ctx: AppContext) -> timedelta:
     return timedelta(days=ctx.settings.max_task_deadline_days)
 
 
-def _refuse_agent_transfer(source: Collection, destination: Collection) -> None:
-    """A transfer between two collections of one Connect agent runs on that agent (a local
-    copy by the same engine); one between an agent and anything else needs the host-to-host
-    data channel, which does not exist yet: refuse it now rather than accept a task no worker
-    can run."""
+async def _refuse_unreachable(
+    session: AsyncSession, source: Collection, destination: Collection
+) -> None:
+    """Accept only transfers some worker can run: between central collections (central
+    workers), within one Connect agent (a local copy there), or between two agents of which
+    at least one accepts data connections (host to host). Refuse the rest now rather than
+    accept a task nobody can run."""
     on_agent = [c for c in (source, destination) if c.connector == "agent"]
     if not on_agent:
         return
-    if len(on_agent) == 2 and source.endpoint_id == destination.endpoint_id:
+    if len(on_agent) == 1:
+        raise ArcternError(
+            f"Collection '{on_agent[0].display_name}' is on an Arctern Connect endpoint; "
+            "transfers between a Connect endpoint and the deployment's own storage are not "
+            "available yet. Transfers within one Connect endpoint, between two Connect "
+            "endpoints, and file operations (ls, mkdir, rename, delete) work.",
+            code="ClientError.NotSupported",
+            status=409,
+        )
+    if source.endpoint_id == destination.endpoint_id:
         return
-    other = on_agent[0]
-    raise ArcternError(
-        f"Collection '{other.display_name}' is on an Arctern Connect endpoint; transfers "
-        "between a Connect endpoint and another endpoint are not available yet (the "
-        "host-to-host data channel is not implemented). Transfers between two collections "
-        "of the same Connect endpoint, and file operations (ls, mkdir, rename, delete), work.",
-        code="ClientError.NotSupported",
-        status=409,
+    listening = await session.scalar(
+        select(func.count())
+        .select_from(Endpoint)
+        .where(
+            Endpoint.id.in_((source.endpoint_id, destination.endpoint_id)),
+            Endpoint.data_address.is_not(None),
+        )
     )
+    if not listening:
+        raise ArcternError(
+            f"Neither '{source.display_name}' nor '{destination.display_name}' accepts data "
+            "connections: one of the two Arctern Connect agents must run with --listen.",
+            code="ClientError.NotSupported",
+            status=409,
+        )
 
 
 async def submit_transfer(ctx: AppContext, caller: Caller, body: dict[str, Any]) -> Submitted:
@@ -386,7 +405,7 @@ async def submit_transfer(ctx: AppContext, caller: Caller, body: dict[str, Any])
     async with ctx.db.session() as session:
         source = await visible_collection(session, caller, source_id, now)
         destination = await visible_collection(session, caller, destination_id, now)
-        _refuse_agent_transfer(source, destination)
+        await _refuse_unreachable(session, source, destination)
         for item in plan.items:
             await require_access(session, caller, source, item.source_path, "r", now)
             assert item.destination_path is not None

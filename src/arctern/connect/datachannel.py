@@ -1,0 +1,135 @@
+"""The host-to-host data channel of Arctern Connect: framing, errors and task credentials.
+
+Bytes of a transfer between two agents go directly from one host to the other over TLS. The
+agent that runs the job connects to the other one, which listens (``arctern connect run
+--listen``); the listener's self-signed certificate is pinned by the SHA-256 fingerprint it
+announced over the control channel, so no certificate authority is involved.
+
+Every connection starts with a task credential: issued by the deployment for one task, one
+collection and one serving endpoint, signed with the deployment's secret, and short-lived.
+The serving agent cannot check the signature itself, so it asks the deployment
+(``/agent/v1/data/verify``), which answers with the collection and the task owner's grants
+there; the serving agent then enforces them on its own roots, as for relayed operations.
+
+A frame is two big-endian 32-bit lengths (header, payload), a JSON header and raw payload
+bytes: requests ``{"op": ..., ...}``, answers ``{"ok": ...}`` or ``{"error": {kind, message}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import struct
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from arctern.connectors.access import AccessGuard
+
+FRAME = struct.Struct(">II")
+MAX_HEADER = 1 << 20
+MAX_PAYLOAD = 64 << 20
+TOKEN_PREFIX = "adt_"
+TOKEN_LIFETIME_SECONDS = 6 * 3600
+
+
+class ChannelError(Exception):
+    """The peer broke the protocol, or the connection failed."""
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[dict[str, Any], bytes]:
+    try:
+        head = await reader.readexactly(FRAME.size)
+    except asyncio.IncompleteReadError as exc:
+        raise ChannelError("the connection was closed") from exc
+    header_size, payload_size = FRAME.unpack(head)
+    if header_size > MAX_HEADER or payload_size > MAX_PAYLOAD:
+        raise ChannelError("frame too large")
+    try:
+        header = json.loads(await reader.readexactly(header_size))
+        payload = await reader.readexactly(payload_size) if payload_size else b""
+    except asyncio.IncompleteReadError as exc:
+        raise ChannelError("the connection was closed mid-frame") from exc
+    except ValueError as exc:
+        raise ChannelError("a frame header is not JSON") from exc
+    if not isinstance(header, dict):
+        raise ChannelError("a frame header is not an object")
+    return header, payload
+
+
+async def write_frame(
+    writer: asyncio.StreamWriter, header: dict[str, Any], payload: bytes | memoryview = b""
+) -> None:
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    writer.write(FRAME.pack(len(encoded), len(payload)) + encoded)
+    if payload:
+        writer.write(payload)
+    await writer.drain()
+
+
+def fingerprint_of(der: bytes) -> str:
+    return hashlib.sha256(der).hexdigest()
+
+
+# -- task credentials (deployment side) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataGrant:
+    """What a task credential lets its bearer do on the serving agent."""
+
+    task_id: uuid.UUID
+    collection_id: uuid.UUID
+    endpoint_id: uuid.UUID  # the serving agent's endpoint
+    guard: AccessGuard | None  # None: the task owner owns the collection
+    expires: float
+
+
+def _key(secret_key: str) -> bytes:
+    return hashlib.sha256(b"arctern-connect-data-token\0" + secret_key.encode()).digest()
+
+
+def issue_token(secret_key: str, grant: DataGrant) -> str:
+    body = {
+        "t": str(grant.task_id),
+        "c": str(grant.collection_id),
+        "e": str(grant.endpoint_id),
+        "g": None
+        if grant.guard is None
+        else [list(grant.guard.readable), list(grant.guard.writable)],
+        "x": int(grant.expires),
+    }
+    raw = base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).rstrip(b"=")
+    mac = hmac.new(_key(secret_key), raw, hashlib.sha256).digest()
+    signature = base64.urlsafe_b64encode(mac).rstrip(b"=")
+    return TOKEN_PREFIX + raw.decode() + "." + signature.decode()
+
+
+def check_token(secret_key: str, token: str, now: float | None = None) -> DataGrant | None:
+    """The grant of a genuine, unexpired token; None otherwise."""
+    if not token.startswith(TOKEN_PREFIX) or "." not in token:
+        return None
+    raw, _, signature = token[len(TOKEN_PREFIX) :].partition(".")
+    expected = base64.urlsafe_b64encode(
+        hmac.new(_key(secret_key), raw.encode(), hashlib.sha256).digest()
+    ).rstrip(b"=")
+    if not hmac.compare_digest(expected, signature.encode()):
+        return None
+    try:
+        body = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        grant = DataGrant(
+            task_id=uuid.UUID(body["t"]),
+            collection_id=uuid.UUID(body["c"]),
+            endpoint_id=uuid.UUID(body["e"]),
+            guard=None if body["g"] is None else AccessGuard(body["g"][0], body["g"][1]),
+            expires=float(body["x"]),
+        )
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+    if grant.expires <= (time.time() if now is None else now):
+        return None
+    return grant

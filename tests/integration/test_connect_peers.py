@@ -1,0 +1,174 @@
+"""Arctern Connect: transfers between two agents, bytes flowing host to host.
+
+A live ``arctern serve`` and two real agent processes on loopback: a DTN that listens for
+data connections and a laptop that does not (``--no-listen``). Each transfer is run by one
+of the two agents (the laptop pushes to the DTN, and pulls from it), over TLS to the DTN's
+pinned certificate with a credential for that task alone; the deployment sees control
+traffic only. Covered: both directions with verification, identical bytes, the task in the
+API; a wrong certificate fingerprint and a forged or foreign credential refused by the data
+channel; a transfer between two agents neither of which listens refused at submission.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import globus_sdk
+import pytest
+
+from arctern.connect.datachannel import fingerprint_of
+from arctern.connect.remote_connector import RemoteConnector
+from arctern.connectors.errors import PermissionDenied
+from tests.conftest import _database_args
+from tests.integration.test_connect import Agent, api_error, create_endpoint, serves, wait_for
+from tests.integration.test_connect_transfers import size_of, tree, wait_task
+from tests.integration.test_transfer_api import Account, login
+from tests.support.server import DEMO_PASSWORD, DEMO_USERNAME, LiveServer, free_port, start_server
+
+pytestmark = pytest.mark.timeout(400)
+
+
+@dataclass
+class Peers:
+    server: LiveServer
+    owner: Account
+    dtn: Agent
+    laptop: Agent
+    dtn_collection: str
+    laptop_collection: str
+    dtn_root: Path
+    laptop_root: Path
+    data_address: str
+
+
+def add_agent(
+    server: LiveServer, home: Path, root: Path, name: str, run_args: list[str]
+) -> tuple[Agent, str]:
+    agent = Agent(server, home, run_args=run_args)
+    _, setup_key = create_endpoint(server, name)
+    assert agent.setup(setup_key, name).returncode == 0
+    made = agent.connect("collection", "create", "--name", f"{name} data", "--posix", str(root))
+    assert made.returncode == 0, made.stderr
+    (root / "hello.txt").write_text(f"hello from {name}\n")
+    agent.start()
+    return agent, made.stdout.split()[0]
+
+
+@pytest.fixture(scope="module")
+def peers(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Peers]:
+    server = start_server(
+        tmp_path_factory.mktemp("peers-server"), extra_args=_database_args(request)
+    )
+    address = f"127.0.0.1:{free_port()}"
+    dtn_root = tmp_path_factory.mktemp("dtn-data")
+    laptop_root = tmp_path_factory.mktemp("laptop-data")
+    agents: list[Agent] = []
+    try:
+        dtn, dtn_collection = add_agent(
+            server, tmp_path_factory.mktemp("dtn") / "home", dtn_root, "DTN", ["--listen", address]
+        )
+        agents.append(dtn)
+        laptop, laptop_collection = add_agent(
+            server,
+            tmp_path_factory.mktemp("laptop") / "home",
+            laptop_root,
+            "Laptop",
+            ["--no-listen"],
+        )
+        agents.append(laptop)
+        owner = login(server, DEMO_USERNAME, DEMO_PASSWORD)
+        for collection in (dtn_collection, laptop_collection):
+            wait_for(lambda c=collection: serves(owner.tc, c), "the agents to serve")
+        yield Peers(
+            server,
+            owner,
+            dtn,
+            laptop,
+            dtn_collection,
+            laptop_collection,
+            dtn_root,
+            laptop_root,
+            address,
+        )
+    finally:
+        for agent in agents:
+            if agent.process is not None and agent.process.poll() is None:
+                agent.stop()
+        server.stop()
+
+
+def make_dataset(root: Path) -> Path:
+    folder = root / f"set-{uuid.uuid4().hex[:6]}"
+    (folder / "small").mkdir(parents=True)
+    for i in range(40):
+        (folder / "small" / f"s{i:02}.txt").write_bytes(os.urandom(500 + 11 * i))
+    (folder / "large.bin").write_bytes(os.urandom(40 << 20))
+    return folder
+
+
+@pytest.mark.parametrize("direction", ["laptop-to-dtn", "dtn-to-laptop"])
+def test_transfer_between_agents(peers: Peers, direction: str) -> None:
+    if direction == "laptop-to-dtn":  # the laptop pushes to the listening DTN
+        src, dst = peers.laptop_collection, peers.dtn_collection
+        src_root, dst_root = peers.laptop_root, peers.dtn_root
+    else:  # the laptop, which cannot be reached, pulls from the DTN
+        src, dst = peers.dtn_collection, peers.laptop_collection
+        src_root, dst_root = peers.dtn_root, peers.laptop_root
+    folder = make_dataset(src_root)
+    tdata = globus_sdk.TransferData(
+        source_endpoint=src, destination_endpoint=dst, verify_checksum=True, label=direction
+    )
+    tdata.add_item(f"/{folder.name}/", f"/received/{folder.name}/", recursive=True)
+    task_id = peers.owner.tc.submit_transfer(tdata)["task_id"]
+    task = wait_task(peers.owner.tc, task_id)
+    assert task["status"] == "SUCCEEDED", task
+    assert tree(dst_root / "received" / folder.name) == tree(folder)
+    assert task["files_transferred"] == 41
+    assert task["bytes_transferred"] == size_of(folder)
+    assert not list((dst_root / "received").rglob(".*"))  # no temporary file left
+
+
+def test_data_channel_refuses_wrong_certificates_and_credentials(peers: Peers) -> None:
+    pem = (peers.dtn.home / "data-cert.pem").read_text()
+    real = fingerprint_of(ssl.PEM_cert_to_DER_cert(pem))
+
+    async def attempt(fingerprint: str, token: str) -> None:
+        connector = RemoteConnector(peers.data_address, fingerprint, token)
+        try:
+            await connector.stat("/hello.txt")
+        finally:
+            await connector.close()
+
+    # A server whose certificate is not the announced one is never sent a credential.
+    with pytest.raises(PermissionDenied, match="certificate"):
+        asyncio.run(attempt("0" * 64, "adt_whatever"))
+    # The right server, with a forged credential, or none: refused.
+    for token in ("adt_forged.signature", ""):
+        with pytest.raises(PermissionDenied, match="credential"):
+            asyncio.run(attempt(real, token))
+
+
+def test_two_agents_that_do_not_listen_cannot_transfer(peers: Peers, tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    other, other_collection = add_agent(
+        peers.server, tmp_path / "home", tmp_path / "data", "Tablet", ["--no-listen"]
+    )
+    try:
+        wait_for(lambda: serves(peers.owner.tc, other_collection), "the tablet to serve")
+        tdata = globus_sdk.TransferData(
+            source_endpoint=peers.laptop_collection, destination_endpoint=other_collection
+        )
+        tdata.add_item("/hello.txt", "/hello.txt")
+        error = api_error(peers.owner.tc.submit_transfer, tdata)
+        assert error.http_status == 409 and error.code == "ClientError.NotSupported"
+        assert "--listen" in error.message
+    finally:
+        other.stop()
