@@ -70,7 +70,7 @@ def _on_endpoint(
     if listening is None:
         return found
     return found.where(
-        Endpoint.id == endpoint,
+        Endpoint.id == Collection.endpoint_id,
         Endpoint.data_address.is_not(None) if listening else Endpoint.data_address.is_(None),
     )
 
