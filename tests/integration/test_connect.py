@@ -8,7 +8,8 @@ by the agent; a stopped or SIGKILLed agent answered with Globus's disconnected e
 seconds, and working again once restarted; a second API process relaying to an agent whose
 long poll the first one holds; rotated or deleted credentials refused (401) and the agent
 stopping with a clear message; transfers between an agent and the deployment's own storage
-refused at submission (transfers within one agent: ``test_connect_transfers.py``).
+refused at submission while the agent does not listen for data connections (transfers:
+``test_connect_transfers.py``, ``test_connect_peers.py``).
 """
 
 from __future__ import annotations
@@ -361,7 +362,7 @@ def test_access_rules_travel_with_relayed_operations(site: Site) -> None:
     assert not (root / "shared" / "new").exists()
 
 
-def test_transfers_between_agent_and_central_are_refused_at_submission(site: Site) -> None:
+def test_transfers_between_central_and_a_non_listening_agent_are_refused(site: Site) -> None:
     tc = site.owner.tc
     for source, destination in (
         (site.central, site.collection_id),
@@ -371,7 +372,7 @@ def test_transfers_between_agent_and_central_are_refused_at_submission(site: Sit
         tdata.add_item("/hello.txt", f"/copy-{uuid.uuid4().hex[:6]}.txt")
         error = api_error(tc.submit_transfer, tdata)
         assert error.http_status == 409 and error.code == "ClientError.NotSupported"
-        assert "not available yet" in error.message
+        assert "--listen" in error.message
     tasks = list(tc.task_list(filter="type:TRANSFER"))
     assert site.collection_id not in {t["source_endpoint_id"] for t in tasks} | {
         t["destination_endpoint_id"] for t in tasks

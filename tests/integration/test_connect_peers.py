@@ -172,3 +172,32 @@ def test_two_agents_that_do_not_listen_cannot_transfer(peers: Peers, tmp_path: P
         assert "--listen" in error.message
     finally:
         other.stop()
+
+
+def test_central_storage_and_a_listening_agent_exchange_data(peers: Peers) -> None:
+    """The deployment's own workers connect to the DTN's data channel: a folder goes from
+    the DTN to central storage and back, byte for byte. The laptop, which does not listen,
+    cannot exchange data with central storage."""
+    tc = peers.owner.tc
+    central = next(iter(tc.endpoint_search("Demo Collection 1")))["id"]
+    folder = make_dataset(peers.dtn_root)
+    out = globus_sdk.TransferData(
+        source_endpoint=peers.dtn_collection, destination_endpoint=central, verify_checksum=True
+    )
+    out.add_item(f"/{folder.name}/", f"/from-dtn/{folder.name}/", recursive=True)
+    task = wait_task(tc, tc.submit_transfer(out)["task_id"])
+    assert task["status"] == "SUCCEEDED", task
+    back = globus_sdk.TransferData(
+        source_endpoint=central, destination_endpoint=peers.dtn_collection, verify_checksum=True
+    )
+    back.add_item(f"/from-dtn/{folder.name}/", f"/round-trip/{folder.name}/", recursive=True)
+    task = wait_task(tc, tc.submit_transfer(back)["task_id"])
+    assert task["status"] == "SUCCEEDED", task
+    assert tree(peers.dtn_root / "round-trip" / folder.name) == tree(folder)
+
+    refused = globus_sdk.TransferData(
+        source_endpoint=central, destination_endpoint=peers.laptop_collection
+    )
+    refused.add_item(f"/from-dtn/{folder.name}/", "/nope/", recursive=True)
+    error = api_error(tc.submit_transfer, refused)
+    assert error.http_status == 409 and "--listen" in error.message

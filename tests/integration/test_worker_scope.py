@@ -1,6 +1,8 @@
-"""Which worker may lease which task: central workers never lease a transfer touching a Connect
-agent's collection (they cannot reach its data; deletes still run through relayed file
-operations), and an agent's scope holds only transfers between collections of its own endpoint.
+"""Which worker may lease which task: central workers lease a transfer touching a Connect
+agent's collection only when that agent accepts data connections (deletes run through relayed
+file operations); an agent leases transfers between its own collections, and those with a
+peer agent that it must run (it pulls from a listening source, or pushes when it does not
+listen itself). Each transfer has exactly one possible runner.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from arctern.config import Settings
 from arctern.context import AppContext
@@ -149,9 +151,48 @@ async def test_work_is_leased_only_by_workers_that_reach_its_collections(
     assert sorted(lab_work) == sorted(
         [("plan", same_agent), ("batch", same_agent_planned), ("batch", same_agent_planned)]
     )
-    # Transfers needing the host-to-host data channel are nobody's work yet.
+    # Transfers needing the data channel are nobody's work while no side listens.
     leased = {task_id for _, task_id in central + lab_work}
     assert not leased & {agent_to_central, central_to_agent, agent_to_agent}
+
+
+async def test_the_data_channel_gives_each_cross_host_transfer_exactly_one_runner(
+    ctx: AppContext,
+) -> None:
+    alice = await user(ctx, "alice")
+    dtn, laptop = await endpoint(ctx, alice), await endpoint(ctx, alice)
+    dtn_c, laptop_c = await collection(ctx, alice, dtn), await collection(ctx, alice, laptop)
+    central_c = await collection(ctx, alice)
+    async with ctx.db.session() as session:
+        await session.execute(
+            update(Endpoint)
+            .where(Endpoint.id == dtn)
+            .values(data_address="127.0.0.1:50500", data_fingerprint="ab" * 32)
+        )
+    pull = await task(ctx, alice, dtn_c, laptop_c)  # the laptop pulls from the DTN
+    push = await task(ctx, alice, laptop_c, dtn_c)  # the laptop pushes to the DTN
+    from_dtn = await task(ctx, alice, dtn_c, central_c)  # central workers connect to the DTN
+    to_dtn = await task(ctx, alice, central_c, dtn_c)
+    to_laptop = await task(ctx, alice, central_c, laptop_c)  # nobody: the laptop cannot listen
+
+    assert await claim_all(ctx, Scope(agent_endpoint=dtn)) == []
+    assert sorted(await claim_all(ctx, Scope(agent_endpoint=laptop))) == sorted(
+        [("plan", pull), ("plan", push)]
+    )
+    central = await claim_all(ctx, CENTRAL)
+    assert sorted(central) == sorted([("plan", from_dtn), ("plan", to_dtn)])
+    assert to_laptop not in {task_id for _, task_id in central}
+
+    # Both listening: the destination pulls, so still one runner per transfer.
+    async with ctx.db.session() as session:
+        await session.execute(
+            update(Endpoint)
+            .where(Endpoint.id == laptop)
+            .values(data_address="127.0.0.1:50501", data_fingerprint="cd" * 32)
+        )
+    both = await task(ctx, alice, dtn_c, laptop_c)
+    assert await claim_all(ctx, Scope(agent_endpoint=dtn)) == []
+    assert await claim_all(ctx, Scope(agent_endpoint=laptop)) == [("plan", both)]
 
 
 async def test_a_released_lease_is_claimable_again_through_the_source(ctx: AppContext) -> None:

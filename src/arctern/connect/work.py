@@ -33,7 +33,14 @@ from arctern.errors import NotFound
 from arctern.transfer.filters import bad_request
 from arctern.worker import leases
 from arctern.worker.leases import Claim, Scope
-from arctern.worker.source import Beat, Collections, CollectionView, DatabaseWorkSource, TaskView
+from arctern.worker.source import (
+    Beat,
+    Collections,
+    CollectionView,
+    DatabaseWorkSource,
+    PeerViews,
+    TaskView,
+)
 
 _WORKER_NAME = re.compile(r"[A-Za-z0-9._-]{1,80}")
 
@@ -187,7 +194,9 @@ async def job_operation(
         if task is None:
             return {"lease_lost": True}
         try:
-            found = await _as_seen_by(ctx, who, task, await source.collections(claim, task))
+            found = await as_seen_from(
+                ctx, who.endpoint_id, task, await source.collections(claim, task)
+            )
         except FileFailed as exc:
             return {"error": {"code": exc.code, "message": exc.message}}
         return {"collections": wire.collections_doc(found)}
@@ -253,11 +262,13 @@ async def announce(ctx: AppContext, endpoint_id: uuid.UUID, body: dict[str, Any]
     return {"address": address}
 
 
-async def _as_seen_by(
-    ctx: AppContext, who: AgentWorker, task: TaskView, found: Collections
+async def as_seen_from(
+    ctx: AppContext, here: uuid.UUID | None, task: TaskView, found: Collections
 ) -> Collections:
-    """The task's collections as the agent running its job opens them: its own by id, a
-    peer agent's through the data channel with a credential for this task alone."""
+    """The task's collections as the worker running its job opens them: a Connect agent
+    (``here``: its endpoint) opens its own by id; the deployment's workers (``here`` None)
+    open central storage directly. Another agent's collection is opened through the data
+    channel, with a credential for this task alone."""
     now = ctx.clock.now()
 
     async def view(
@@ -265,6 +276,8 @@ async def _as_seen_by(
     ) -> CollectionView | None:
         if collection is None:
             return None
+        if here is None and collection.connector != "agent":
+            return collection
         async with ctx.db.session() as session:
             row = (
                 await session.execute(
@@ -275,7 +288,7 @@ async def _as_seen_by(
             ).first()
         if row is None:
             raise FileFailed("ENDPOINT_ERROR", "an agent cannot reach the deployment's storage")
-        if row.endpoint_id == who.endpoint_id:
+        if row.endpoint_id == here:
             return collection
         if not row.data_address or not row.data_fingerprint:
             raise FileFailed(
@@ -331,3 +344,15 @@ async def verify_data_token(
         "collection_id": str(grant.collection_id),
         "guard": None if grant.guard is None else wire.guard_doc(grant.guard),
     }
+
+
+def central_peer_views(ctx: AppContext) -> PeerViews:
+    """For the deployment's own workers: an agent collection of a TRANSFER is reached over
+    the data channel (delete tasks keep using the relayed operations)."""
+
+    async def views(task: TaskView, found: Collections) -> Collections:
+        if task.type != "TRANSFER":
+            return found
+        return await as_seen_from(ctx, None, task, found)
+
+    return views

@@ -38,14 +38,17 @@ class Scope:
     """Which tasks a worker may lease: the reach of its storage.
 
     ``agent_endpoint`` None: a central worker (``arctern worker``, the pool in ``serve``). It
-    reaches the deployment's own storage, and agent collections only through relayed file
-    operations, which are enough for delete tasks but not for moving data: a TRANSFER that
-    touches an agent collection is never its work. Set: the Connect agent of that endpoint,
-    which reaches its own collections, and other agents' through the data channel when they
-    accept connections: it leases TRANSFER tasks between two of its collections (a local
-    copy), those whose source is on a listening peer and destination here (it pulls), and
-    those whose destination is on a listening peer when it does not listen itself (it
-    pushes). So exactly one side runs each host-to-host transfer.
+    reaches the deployment's own storage, agent collections through relayed file operations
+    (enough for delete tasks), and the collections of agents that accept data connections
+    through the data channel: a TRANSFER between central storage and such an agent is its
+    work; one touching an agent that does not listen is not.
+
+    Set: the Connect agent of that endpoint, which reaches its own collections, and other
+    agents' through the data channel when they accept connections: it leases TRANSFER tasks
+    between two of its collections (a local copy), those whose source is on a listening peer
+    and destination here (it pulls), and those whose destination is on a listening peer when
+    it does not listen itself (it pushes). So exactly one side runs each transfer between two
+    hosts; central storage <-> agent always runs on the deployment's workers.
     """
 
     agent_endpoint: uuid.UUID | None = None
@@ -78,12 +81,14 @@ def _on_endpoint(
 def in_scope(scope: Scope) -> ColumnElement[bool]:
     """Condition on ``Task``: the task is work for a worker of ``scope``."""
     if scope.agent_endpoint is None:
+        src, dst = Task.source_endpoint_id, Task.destination_endpoint_id
         return or_(
             Task.type != "TRANSFER",
-            and_(
-                ~_on_agent(Task.source_endpoint_id),
-                ~_on_agent(Task.destination_endpoint_id),
-            ),
+            and_(~_on_agent(src), ~_on_agent(dst)),
+            # Central storage <-> an agent that accepts data connections: the deployment's
+            # worker connects to it.
+            and_(~_on_agent(src), _on_listening_peer(dst, None)),
+            and_(_on_listening_peer(src, None), ~_on_agent(dst)),
         )
     agent = scope.agent_endpoint
     src, dst = Task.source_endpoint_id, Task.destination_endpoint_id
@@ -103,15 +108,16 @@ def in_scope(scope: Scope) -> ColumnElement[bool]:
     )
 
 
-def _on_listening_peer(collection_id: Any, endpoint: uuid.UUID) -> ColumnElement[bool]:
-    """The collection is on another agent, which accepts data connections."""
-    return exists().where(
+def _on_listening_peer(collection_id: Any, endpoint: uuid.UUID | None) -> ColumnElement[bool]:
+    """The collection is on an agent (other than ``endpoint``) that accepts data
+    connections."""
+    found = exists().where(
         Collection.id == collection_id,
         Collection.connector == "agent",
-        Collection.endpoint_id != endpoint,
         Endpoint.id == Collection.endpoint_id,
         Endpoint.data_address.is_not(None),
     )
+    return found if endpoint is None else found.where(Collection.endpoint_id != endpoint)
 
 
 def _runnable_task(now: datetime, scope: Scope = CENTRAL) -> ColumnElement[bool]:

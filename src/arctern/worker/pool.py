@@ -21,6 +21,7 @@ from sqlalchemy import or_, select
 from arctern.clock import Clock
 from arctern.config import Settings
 from arctern.connect.endpoints import mark_agent_presence
+from arctern.connect.work import central_peer_views
 from arctern.connectors.base import Connector
 from arctern.connectors.registry import open_connector
 from arctern.context import AppContext
@@ -50,6 +51,15 @@ def connector_factory_for(ctx: AppContext) -> ConnectorFactory:
     settings = ctx.settings
 
     def factory(kind: str, root: str, options: dict[str, Any]) -> Connector:
+        if kind == "remote":  # a Connect agent's collection, over the data channel
+            from arctern.connect.remote_connector import RemoteConnector
+
+            return RemoteConnector(
+                str(options["address"]),
+                str(options["fingerprint"]),
+                str(options["token"]),
+                int(options.get("streams", 4)),
+            )
         if kind == "agent":
             # A Connect agent's collection (root is the collection id): relayed operations.
             from arctern.connect.agent_connector import AgentConnector
@@ -120,6 +130,7 @@ class WorkerPool:
                 factory=self.factory,
                 crash_retry_delay=crash_retry_delay,
                 max_job_attempts=MAX_JOB_ATTEMPTS,
+                peer_views=central_peer_views(ctx),
             )
         self.source: WorkSource = source
         self.poll_interval = poll_interval

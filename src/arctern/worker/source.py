@@ -12,7 +12,7 @@ jobs through ``connect.agent.work_source.HttpWorkSource``, whose server side
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol, cast
@@ -176,6 +176,11 @@ class WorkSource(Protocol):
         """The job crashed (a bug, not a storage error): retry soon, or fail the task."""
 
 
+# How a worker opens collections other than the deployment's own (set for central workers:
+# an agent's collection through the data channel).
+PeerViews = Callable[[TaskView, Collections], Awaitable[Collections]]
+
+
 def job_of(row: Any) -> tuple[FileJob, Resume | None]:
     """The engine's job (and resume point) for a TaskFile row."""
     job = FileJob(
@@ -207,6 +212,7 @@ class DatabaseWorkSource:
         scope: leases.Scope = leases.CENTRAL,
         crash_retry_delay: float = 2.0,
         max_job_attempts: int = 5,
+        peer_views: PeerViews | None = None,
     ) -> None:
         self.ctx = ctx
         self.worker = worker
@@ -216,6 +222,7 @@ class DatabaseWorkSource:
         self.scope = scope
         self.crash_retry_delay = crash_retry_delay
         self.max_job_attempts = max_job_attempts
+        self.peer_views = peer_views
 
     # -- leases ---------------------------------------------------------------------------
 
@@ -335,7 +342,8 @@ class DatabaseWorkSource:
                 collection.id, collection.connector, collection.root, dict(collection.options or {})
             )
 
-        return Collections(view(src), view(dst) if dst else None, src_guard, dst_guard)
+        found = Collections(view(src), view(dst) if dst else None, src_guard, dst_guard)
+        return await self.peer_views(task, found) if self.peer_views else found
 
     # -- reporting --------------------------------------------------------------------------
 

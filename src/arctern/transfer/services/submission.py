@@ -363,38 +363,36 @@ async def _refuse_unreachable(
     session: AsyncSession, source: Collection, destination: Collection
 ) -> None:
     """Accept only transfers some worker can run: between central collections (central
-    workers), within one Connect agent (a local copy there), or between two agents of which
-    at least one accepts data connections (host to host). Refuse the rest now rather than
-    accept a task nobody can run."""
+    workers), within one Connect agent (a local copy there), or across the data channel,
+    which needs one side to accept connections: an agent run with --listen (central workers
+    never listen). Refuse the rest now rather than accept a task nobody can run."""
     on_agent = [c for c in (source, destination) if c.connector == "agent"]
     if not on_agent:
         return
-    if len(on_agent) == 1:
-        raise ArcternError(
-            f"Collection '{on_agent[0].display_name}' is on an Arctern Connect endpoint; "
-            "transfers between a Connect endpoint and the deployment's own storage are not "
-            "available yet. Transfers within one Connect endpoint, between two Connect "
-            "endpoints, and file operations (ls, mkdir, rename, delete) work.",
-            code="ClientError.NotSupported",
-            status=409,
-        )
-    if source.endpoint_id == destination.endpoint_id:
+    if len(on_agent) == 2 and source.endpoint_id == destination.endpoint_id:
         return
     listening = await session.scalar(
         select(func.count())
         .select_from(Endpoint)
         .where(
-            Endpoint.id.in_((source.endpoint_id, destination.endpoint_id)),
+            Endpoint.id.in_([c.endpoint_id for c in on_agent]),
             Endpoint.data_address.is_not(None),
         )
     )
-    if not listening:
-        raise ArcternError(
-            f"Neither '{source.display_name}' nor '{destination.display_name}' accepts data "
-            "connections: one of the two Arctern Connect agents must run with --listen.",
-            code="ClientError.NotSupported",
-            status=409,
+    if listening:
+        return
+    if len(on_agent) == 1:
+        message = (
+            f"Collection '{on_agent[0].display_name}' is on an Arctern Connect endpoint that "
+            "does not accept data connections: transfers between it and the deployment's own "
+            "storage need its agent to run with --listen."
         )
+    else:
+        message = (
+            f"Neither '{source.display_name}' nor '{destination.display_name}' accepts data "
+            "connections: one of the two Arctern Connect agents must run with --listen."
+        )
+    raise ArcternError(message, code="ClientError.NotSupported", status=409)
 
 
 async def submit_transfer(ctx: AppContext, caller: Caller, body: dict[str, Any]) -> Submitted:
