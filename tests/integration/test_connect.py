@@ -74,6 +74,7 @@ class Agent:
     process: subprocess.Popen[str] | None = None
     logs: list[str] = field(default_factory=list)
     run_args: list[str] = field(default_factory=list)  # e.g. --listen HOST:PORT
+    launcher: list[str] = field(default_factory=list)  # e.g. ip netns exec HOST
 
     def connect(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -95,6 +96,7 @@ class Agent:
         (self.home / "status.json").unlink(missing_ok=True)
         self.process = subprocess.Popen(
             [
+                *self.launcher,
                 ARCTERN,
                 "connect",
                 "run",

@@ -36,10 +36,14 @@ class LiveServer:
     # Tests move the clock through a file the server reads on every ``now()``; benchmarks
     # measure the server as deployed, without that hook.
     clock_file: bool = True
+    # Where it listens, and a command prefix that runs it elsewhere (another network
+    # namespace: ``tests/support/netns.py``).
+    host: str = "127.0.0.1"
+    launcher: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def env(self) -> dict[str, str]:
@@ -76,7 +80,17 @@ class LiveServer:
         return env
 
     def start(self, *, demo: bool = True, timeout: float = 60.0) -> LiveServer:
-        args = [ARCTERN, "serve", "--home", str(self.home), "--port", str(self.port)]
+        args = [
+            *self.launcher,
+            ARCTERN,
+            "serve",
+            "--home",
+            str(self.home),
+            "--port",
+            str(self.port),
+        ]
+        if self.host != "127.0.0.1":
+            args += ["--host", self.host, "--public-url", self.url]
         if demo:
             args.append("--demo")
         args += self.extra_args
@@ -134,6 +148,8 @@ def start_server(
     extra_env: dict[str, str] | None = None,
     extra_args: list[str] | None = None,
     clock_file: bool = True,
+    host: str = "127.0.0.1",
+    launcher: list[str] | None = None,
 ) -> LiveServer:
     home.mkdir(parents=True, exist_ok=True)
     server = LiveServer(
@@ -142,5 +158,7 @@ def start_server(
         extra_env=extra_env or {},
         extra_args=extra_args or [],
         clock_file=clock_file,
+        host=host,
+        launcher=launcher or [],
     )
     return server.start(demo=demo)
