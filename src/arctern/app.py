@@ -1,11 +1,13 @@
 """Composition root: settings → database → services → one ASGI application.
 
-Auth is mounted under ``/auth``, Transfer under ``/transfer`` (each with its own error format),
-the browser UI under ``/``. ``arctern serve`` also runs the embedded worker pool here.
+Auth is mounted under ``/auth``, Transfer under ``/transfer``, HTTPS access to collections
+under ``/https`` (each with its own error format), the browser UI under ``/``.
+``arctern serve`` also runs the embedded worker pool here.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,7 +22,8 @@ from arctern.auth.verifier import TokenVerifier
 from arctern.config import Settings
 from arctern.connect.api import create_agent_app
 from arctern.context import AppContext
-from arctern.http_limits import BodyLimit
+from arctern.http_limits import BodyLimit, RouteLimit
+from arctern.https_access import create_https_app
 from arctern.metrics import metrics_allowed
 from arctern.security_headers import SecurityHeadersMiddleware
 from arctern.transfer.app import create_transfer_app
@@ -64,13 +67,20 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
     # Browser posts over the limit are refused before the session is decoded; /auth,
     # /transfer and /agent enforce their own limits in their own error formats.
     app.add_middleware(
-        BodyLimit, render=too_large_page, skip_prefixes=("/auth/", "/transfer/", "/agent/")
+        BodyLimit,
+        render=too_large_page,
+        # HTTPS uploads bound their size themselves, as they stream to storage.
+        routes=(
+            RouteLimit("POST", re.compile(r"/files/upload/?"), settings.https_max_upload_bytes),
+        ),
+        skip_prefixes=("/auth/", "/transfer/", "/agent/", "/https/"),
     )
     # Outermost, so every answer carries the headers, refusals included.
     app.add_middleware(SecurityHeadersMiddleware, https=settings.base_url.startswith("https://"))
     app.mount("/auth", create_auth_app(ctx))
     app.mount("/transfer", create_transfer_app(ctx, verifier))
     app.mount("/agent", create_agent_app(ctx))
+    app.mount("/https", create_https_app(ctx, verifier))
     app.mount("/static", static_files(), name="static")
     app.include_router(create_web_router(ctx, verifier))
     install_error_pages(app, ctx)

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     )
 
     # Arctern Connect: file operations relayed to agents over their outbound long poll.
+    https_max_upload_bytes: int = Field(
+        default=100 << 30,
+        gt=0,
+        description="Largest file one HTTPS upload (PUT, or Upload in the file manager) may be",
+    )
     connect_data_streams: int = Field(
         default=4,
         ge=1,

@@ -180,7 +180,8 @@ def test_endpoint_document(env: Env) -> None:
     # A GCSv5 mapped collection of the built-in endpoint (the deployment's own storage).
     assert doc["entity_type"] == "GCSv5_mapped_collection"
     assert doc["host_endpoint_id"] == "6a7c6e2e-0000-4000-8000-61726374e001"
-    assert doc["gcs_version"].startswith("5.") and doc["https_server"] is None
+    assert doc["gcs_version"].startswith("5.")
+    assert doc["https_server"] == f"{env.server.url}/https/{env.c1}"
     assert doc["owner_string"] == env.owner.username
     assert doc["owner_id"] == env.owner.identity_id
     assert doc["default_directory"] == "/~/"

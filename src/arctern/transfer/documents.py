@@ -34,11 +34,21 @@ GCS_VERSION = f"5.4.0+arctern.{__version__}"
 HOST_ENTITY_TYPE = "GCSv5_endpoint"
 
 
+def https_server(base_url: str, collection_id: uuid.UUID) -> str:
+    """Where a collection on the deployment's own storage answers HTTPS GET and PUT."""
+    return f"{base_url.rstrip('/')}/https/{collection_id}"
+
+
 def endpoint_document(
-    collection: Collection, owner_username: str, viewer_id: uuid.UUID | None = None
+    collection: Collection,
+    owner_username: str,
+    viewer_id: uuid.UUID | None = None,
+    *,
+    https_base: str | None = None,
 ) -> dict[str, Any]:
     """The endpoint document of a collection (a GCSv5 mapped collection of its host
-    endpoint); ``viewer_id`` decides ``my_effective_roles``."""
+    endpoint); ``viewer_id`` decides ``my_effective_roles``; ``https_base`` (the deployment's
+    base URL) gives collections on its own storage their ``https_server``."""
     host_id = collection.endpoint_id or BUILTIN_ENDPOINT_ID
     return {
         "DATA_TYPE": "endpoint",
@@ -84,7 +94,11 @@ def endpoint_document(
         "gcs_manager_url": None,
         "gcs_version": GCS_VERSION,
         "tlsftp_server": None,
-        "https_server": None,
+        "https_server": (
+            https_server(https_base, collection.id)
+            if https_base and collection.endpoint_id is None and collection.connector != "agent"
+            else None
+        ),
         "local_user_info_available": False,
         "acl_available": True,
         "acl_editable": True,

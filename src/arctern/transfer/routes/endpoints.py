@@ -28,6 +28,8 @@ SEARCH_MAX_RESULTS = 1000
 
 
 def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]]) -> APIRouter:
+    # HTTPS servers are named from the configured base URL, never from the Host header.
+    base = ctx.settings.base_url
     router = APIRouter()
     Auth = Depends(authenticate)
 
@@ -58,7 +60,10 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
         return {
             "DATA_TYPE": "endpoint_list",
             "DATA": [
-                endpoint_document(v.collection, v.owner_username, caller.identity_id) for v in views
+                endpoint_document(
+                    v.collection, v.owner_username, caller.identity_id, https_base=base
+                )
+                for v in views
             ],
             "offset": offset,
             "limit": limit,
@@ -112,7 +117,9 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
             return host_endpoint_document(
                 h.id, h.display_name, h.owner_id, h.owner_username, caller.identity_id
             )
-        return endpoint_document(view.collection, view.owner_username, caller.identity_id)
+        return endpoint_document(
+            view.collection, view.owner_username, caller.identity_id, https_base=base
+        )
 
     @router.get("/endpoint/{endpoint_id}/role_list")
     async def role_list(endpoint_id: str, caller: Caller = Auth) -> dict[str, Any]:

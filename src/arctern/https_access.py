@@ -1,0 +1,277 @@
+"""HTTPS access to collections, as Globus Connect Server offers it: GET downloads a file,
+PUT uploads one, under the same access rules as everything else.
+
+Every collection on the deployment's own storage has an ``https_server``
+(``<base_url>/https/<collection id>``). A client calls ``GET|HEAD|PUT
+<https_server>/<path>`` with a bearer token for the collection's scope
+``https://auth.globus.org/scopes/<collection id>/https``, which globus-sdk builds with
+``globus_sdk.scopes.GCSCollectionScopes(collection_id).https``. The web file manager calls the same
+functions with its session (``web`` routes), so Download and Upload follow one code path.
+
+Uploads are written to a hidden temporary file and renamed into place only when complete:
+an interrupted or refused upload never leaves a partial file under the final name, and never
+touches the file it would have replaced. Downloads stream (single ``Range`` supported).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mimetypes
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from arctern.auth.verifier import TokenVerifier
+from arctern.connectors.base import Connector
+from arctern.connectors.errors import (
+    ConnectorError,
+    IsADirectory,
+    ObjectNotFound,
+    PathOutsideRoot,
+    PermissionDenied,
+    QuotaExceeded,
+)
+from arctern.context import AppContext
+from arctern.errors import ArcternError
+from arctern.transfer.paths import normalize_path
+from arctern.transfer.security import bearer_token
+from arctern.transfer.services.acl import caller_guard, require_access, visible_collection
+from arctern.transfer.services.common import Caller, open_storage
+
+READ_CHUNK = 4 << 20
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+class HttpsError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def https_scope(collection_id: uuid.UUID | str) -> str:
+    return f"https://auth.globus.org/scopes/{collection_id}/https"
+
+
+def _from_connector(exc: ConnectorError) -> HttpsError:
+    if isinstance(exc, ObjectNotFound):
+        return HttpsError(404, "NotFound", str(exc) or "No such file")
+    if isinstance(exc, PermissionDenied | PathOutsideRoot):
+        return HttpsError(403, "PermissionDenied", str(exc) or "Permission denied")
+    if isinstance(exc, IsADirectory):
+        return HttpsError(409, "IsADirectory", str(exc))
+    if isinstance(exc, QuotaExceeded):
+        return HttpsError(507, "QuotaExceeded", str(exc))
+    return HttpsError(502, "StorageError", str(exc) or "The storage failed")
+
+
+@contextlib.asynccontextmanager
+async def _opened(
+    ctx: AppContext, caller: Caller, collection_id: str, path: str, need: Literal["r", "rw"]
+) -> AsyncIterator[tuple[Connector, str]]:
+    """The collection's connector under the caller's access, and the canonical path."""
+    now = ctx.clock.now()
+    try:
+        canonical = normalize_path(path)
+        async with ctx.db.session() as session:
+            collection = await visible_collection(session, caller, collection_id, now)
+            if collection.connector == "agent":
+                raise HttpsError(
+                    409,
+                    "NotSupported",
+                    "HTTPS access to collections on Arctern Connect endpoints is not available yet",
+                )
+            await require_access(session, caller, collection, canonical, need, now)
+            guard = await caller_guard(session, caller, collection, now)
+    except ArcternError as exc:
+        status = 403 if exc.status == 403 else (404 if exc.status == 404 else exc.status)
+        raise HttpsError(status, exc.code, exc.message) from None
+    async with open_storage(ctx, collection, guard) as storage:
+        yield storage, canonical
+
+
+def _range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``(start, end)`` inclusive of a single ``bytes=`` range; None for the whole file."""
+    if not header:
+        return None
+    match = _RANGE.fullmatch(header.strip())
+    if match is None or (not match.group(1) and not match.group(2)):
+        raise HttpsError(416, "RangeNotSatisfiable", "Only one 'bytes=' range is supported")
+    first, last = match.group(1), match.group(2)
+    if not first:  # the last N bytes
+        start, end = max(0, size - int(last)), size - 1
+    else:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+    if start >= size or start > end:
+        raise HttpsError(416, "RangeNotSatisfiable", f"The file has {size} bytes")
+    return start, end
+
+
+async def download(
+    ctx: AppContext,
+    caller: Caller,
+    collection_id: str,
+    path: str,
+    *,
+    range_header: str | None = None,
+    head: bool = False,
+    attachment: bool = False,
+) -> Response:
+    stack = contextlib.AsyncExitStack()
+    try:
+        storage, canonical = await stack.enter_async_context(
+            _opened(ctx, caller, collection_id, path, "r")
+        )
+        try:
+            info = await storage.stat(canonical)
+        except ConnectorError as exc:
+            raise _from_connector(exc) from None
+        if info.type == "dir":
+            raise HttpsError(409, "IsADirectory", f"'{canonical}' is a directory")
+        if info.type != "file":
+            raise HttpsError(403, "NotARegularFile", f"'{canonical}' is not a regular file")
+        span = _range(range_header, info.size)
+        start, end = span if span else (0, info.size - 1)
+        length = max(0, end - start + 1)
+        name = canonical.rsplit("/", 1)[-1]
+        headers = {
+            "Accept-Ranges": "bytes",
+            "Content-Length": str(length),
+            "Last-Modified": format_datetime(datetime.fromtimestamp(info.mtime, UTC), usegmt=True),
+            "ETag": f'"{info.size:x}-{int(info.mtime * 1000):x}"',
+        }
+        if span:
+            headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
+        if attachment:
+            quoted = name.replace("\\", "_").replace('"', "_")
+            headers["Content-Disposition"] = f'attachment; filename="{quoted}"'
+        media = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        status = 206 if span else 200
+        if head or length == 0:
+            await stack.aclose()
+            return Response(status_code=status, headers=headers, media_type=media)
+    except BaseException:
+        await stack.aclose()
+        raise
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            offset = start
+            while offset <= end:
+                data = await storage.read(canonical, offset, min(READ_CHUNK, end - offset + 1))
+                if not data:
+                    break
+                offset += len(data)
+                yield data
+        finally:
+            await stack.aclose()
+
+    return StreamingResponse(body(), status_code=status, headers=headers, media_type=media)
+
+
+async def upload(
+    ctx: AppContext,
+    caller: Caller,
+    collection_id: str,
+    path: str,
+    chunks: AsyncIterator[bytes],
+    *,
+    declared_size: int | None,
+) -> dict[str, Any]:
+    limit = ctx.settings.https_max_upload_bytes
+    too_large = HttpsError(413, "RequestTooLarge", f"Uploads are limited to {limit} bytes")
+    if declared_size is not None and declared_size > limit:
+        raise too_large
+    async with _opened(ctx, caller, collection_id, path, "rw") as (storage, canonical):
+        if canonical == "/":
+            raise HttpsError(409, "IsADirectory", "The collection root is a directory")
+        try:
+            with contextlib.suppress(ObjectNotFound):
+                if (await storage.stat(canonical)).type == "dir":
+                    raise HttpsError(409, "IsADirectory", f"'{canonical}' is a directory")
+            state = await storage.begin_write(canonical, declared_size or 0)
+        except ConnectorError as exc:
+            raise _from_connector(exc) from None
+        written = 0
+        committed = False
+        try:
+            async for chunk in chunks:
+                if not chunk:
+                    continue
+                if written + len(chunk) > limit:
+                    raise HttpsError(
+                        413, "RequestTooLarge", f"Uploads are limited to {limit} bytes"
+                    )
+                await storage.write(state, written, chunk)
+                written += len(chunk)
+            if declared_size is not None and written != declared_size:
+                raise HttpsError(400, "IncompleteUpload", "The upload ended before its length")
+            await storage.commit_write(state, canonical)
+            committed = True
+        except ConnectorError as exc:
+            raise _from_connector(exc) from None
+        finally:
+            if not committed:
+                with contextlib.suppress(Exception):
+                    await storage.abort_write(state)
+    return {"code": "Uploaded", "path": canonical, "size": written}
+
+
+def error_response(exc: HttpsError) -> JSONResponse:
+    return JSONResponse({"code": exc.code, "message": exc.message}, status_code=exc.status)
+
+
+def create_https_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
+    """The HTTPS servers of the deployment's collections, mounted at ``/https``."""
+    app = FastAPI(title="Arctern HTTPS access", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(HttpsError)
+    async def handle(_request: Request, exc: HttpsError) -> JSONResponse:
+        return error_response(exc)
+
+    async def authenticate(request: Request, collection_id: str) -> Caller:
+        token = bearer_token(request)
+        grant = await verifier.verify(token) if token else None
+        if grant is None:
+            raise HttpsError(401, "AuthenticationFailed", "A valid bearer token is required")
+        if https_scope(collection_id) not in grant.scopes or grant.identity_id is None:
+            raise HttpsError(
+                403,
+                "PermissionDenied",
+                f"The token does not carry this collection's scope {https_scope(collection_id)}",
+            )
+        return Caller(identity_id=grant.identity_id, username=grant.username or "")
+
+    @app.api_route("/{collection_id}/{path:path}", methods=["GET", "HEAD"])
+    async def get(collection_id: str, path: str, request: Request) -> Response:
+        caller = await authenticate(request, collection_id)
+        return await download(
+            ctx,
+            caller,
+            collection_id,
+            "/" + path,
+            range_header=request.headers.get("range"),
+            head=request.method == "HEAD",
+            attachment=request.query_params.get("download") == "1",
+        )
+
+    @app.put("/{collection_id}/{path:path}")
+    async def put(collection_id: str, path: str, request: Request) -> dict[str, Any]:
+        caller = await authenticate(request, collection_id)
+        length = request.headers.get("content-length")
+        return await upload(
+            ctx,
+            caller,
+            collection_id,
+            "/" + path,
+            request.stream(),
+            declared_size=int(length) if length and length.isdigit() else None,
+        )
+
+    return app
