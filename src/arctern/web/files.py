@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -10,8 +11,9 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 
+from arctern import https_access
 from arctern.context import AppContext
 from arctern.db.models.auth import Identity
 from arctern.errors import ArcternError
@@ -60,6 +62,8 @@ class Pane:
     entries: list[Entry] = field(default_factory=list)
     total: int = 0
     error: str | None = None
+    # Files can be downloaded and uploaded over HTTPS (the deployment's own storage).
+    https: bool = False
 
     @property
     def other(self) -> str:
@@ -106,6 +110,7 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
             return pane
         pane.path = listing.absolute_path
         pane.total = listing.total
+        pane.https = listing.collection.connector != "agent"
         if pane.path != "/":
             pane.parent = posixpath.dirname(pane.path.rstrip("/")).rstrip("/") + "/"
         pane.entries = [
@@ -189,6 +194,69 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
             pages.flash(request, f"Could not create folder “{name}”: {exc.message}", error=True)
             return back_to_files(state)
         pages.flash(request, f"Folder “{name}” created.")
+        return back_to_files(state)
+
+    @router.get("/files/download")
+    async def download(request: Request) -> Response:
+        """Download one file, over the same code path as HTTPS GET with a token."""
+        user = await pages.user(request)
+        if user is None:
+            return pages.login_redirect(request)
+        query = request.query_params
+        try:
+            return await https_access.download(
+                ctx,
+                caller_of(user),
+                query.get("collection", ""),
+                query.get("path", ""),
+                range_header=request.headers.get("range"),
+                attachment=True,
+            )
+        except https_access.HttpsError as exc:
+            pages.flash(request, f"Could not download: {exc.message}", error=True)
+            return back_to_files(read_state(query))
+
+    @router.post("/files/upload", response_class=HTMLResponse)
+    async def upload(request: Request) -> Response:
+        """Upload files into a pane's current folder (HTTPS PUT's code path)."""
+        posted = await pages.posted_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        state = read_state(form)
+        pane = str(form.get("pane", ""))
+        files = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
+        if pane not in PANES or not state.get(f"{pane}_id"):
+            pages.flash(request, "Choose a collection first.", error=True)
+            return back_to_files(state)
+        if not files:
+            pages.flash(request, "Choose one or more files to upload.", error=True)
+            return back_to_files(state)
+        folder = state.get(f"{pane}_path", "/")
+        done = []
+        for upload_file in files:
+            name = posixpath.basename(upload_file.filename or "")
+            if not name or name in (".", ".."):
+                continue
+
+            async def chunks(source: UploadFile = upload_file) -> AsyncIterator[bytes]:
+                while data := await source.read(1 << 20):
+                    yield data
+
+            try:
+                await https_access.upload(
+                    ctx,
+                    caller_of(user),
+                    state[f"{pane}_id"],
+                    posixpath.join(folder, name),
+                    chunks(),
+                    declared_size=upload_file.size,
+                )
+            except https_access.HttpsError as exc:
+                pages.flash(request, f"Could not upload “{name}”: {exc.message}", error=True)
+                return back_to_files(state)
+            done.append(name)
+        pages.flash(request, f"Uploaded {', '.join(done)}.")
         return back_to_files(state)
 
     @router.post("/files/transfer", response_class=HTMLResponse)
