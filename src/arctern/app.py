@@ -79,7 +79,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
     app.add_middleware(SecurityHeadersMiddleware, https=settings.base_url.startswith("https://"))
     app.mount("/auth", create_auth_app(ctx))
     app.mount("/transfer", create_transfer_app(ctx, verifier))
-    app.mount("/agent", create_agent_app(ctx))
+    app.mount("/agent", create_agent_app(ctx, verifier))
     app.mount("/https", create_https_app(ctx, verifier))
     app.mount("/static", static_files(), name="static")
     app.include_router(create_web_router(ctx, verifier))

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     )
 
     # Arctern Connect: file operations relayed to agents over their outbound long poll.
+    connect_self_service: bool = Field(
+        default=True,
+        description="Let any user register their own Connect endpoint through `arctern "
+        "connect setup`'s login link (else only administrators create endpoints)",
+    )
     https_max_upload_bytes: int = Field(
         default=100 << 30,
         gt=0,

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 import arctern.db.models  # noqa: F401  (registers every table)
 from arctern.auth.keys import load_or_create_signing_key
-from arctern.auth.oauth import ArcternAuthorizationServer, ClientView, ensure_cli_template
-from arctern.auth.registry import CLI_TEMPLATE_ID, CONFIDENTIAL
+from arctern.auth.oauth import ArcternAuthorizationServer, ClientView, ensure_builtin_client
+from arctern.auth.registry import CLI_TEMPLATE_ID, CONFIDENTIAL, CONNECT_CLIENT_ID
 from arctern.config import Settings
 from arctern.db.base import Base
 from arctern.db.models.auth import OAuthClient
@@ -80,11 +80,13 @@ def test_bad_scopes_are_invalid_scope(
         server.generate_globus_token("client_credentials", client_view(), scope=scope)
 
 
-def test_cli_template_is_created_once(session: Session) -> None:
-    first = ensure_cli_template(session, NOW)
-    second = ensure_cli_template(session, NOW)
+def test_builtin_native_clients_are_created_once(session: Session) -> None:
+    first = ensure_builtin_client(session, NOW, CLI_TEMPLATE_ID)
+    second = ensure_builtin_client(session, NOW, CLI_TEMPLATE_ID)
     assert first is second and first.id == CLI_TEMPLATE_ID and first.is_public
-    assert len(list(session.scalars(select(OAuthClient)))) == 1
+    connect = ensure_builtin_client(session, NOW, CONNECT_CLIENT_ID)
+    assert connect.name == "Arctern Connect" and connect.is_public
+    assert len(list(session.scalars(select(OAuthClient)))) == 2
 
 
 def test_signing_key_is_persisted(tmp_path: Path) -> None:

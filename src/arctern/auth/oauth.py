@@ -48,7 +48,7 @@ from starlette.responses import JSONResponse, Response
 
 from arctern.auth.hashing import digest, new_secret, same_digest
 from arctern.auth.keys import ALGORITHM, SigningKey
-from arctern.auth.registry import CLI_TEMPLATE_ID, PUBLIC
+from arctern.auth.registry import BUILTIN_NATIVE_CLIENTS, CLI_TEMPLATE_ID, PUBLIC
 from arctern.auth.scopes import AUTH_RS, ScopeError, root_scopes, split_by_resource_server
 from arctern.auth.verifier import TOKENS_REVOKED
 from arctern.config import Settings
@@ -598,8 +598,8 @@ class ArcternAuthorizationServer(AuthorizationServer):
         except ValueError:
             return None
         row = self.session.get(OAuthClient, key)
-        if row is None and key == CLI_TEMPLATE_ID:
-            row = ensure_cli_template(self.session, self.now)
+        if row is None and key in BUILTIN_NATIVE_CLIENTS:
+            row = ensure_builtin_client(self.session, self.now, key)
         if row is None:
             return None
         hashes = list(
@@ -805,13 +805,14 @@ def identity_claims(identity: Identity, auth_time: datetime) -> dict[str, Any]:
     }
 
 
-def ensure_cli_template(session: Session, now: datetime) -> OAuthClient:
-    """The globus-cli's native template client, created on first use (its id is hard-coded)."""
-    row = session.get(OAuthClient, CLI_TEMPLATE_ID)
+def ensure_builtin_client(session: Session, now: datetime, client_id: uuid.UUID) -> OAuthClient:
+    """A built-in native client (globus-cli's template, the Connect agent's), created on first
+    use: their ids are hard-coded in the programs that log in with them."""
+    row = session.get(OAuthClient, client_id)
     if row is None:
         row = OAuthClient(
-            id=CLI_TEMPLATE_ID,
-            name="Globus CLI",
+            id=client_id,
+            name=BUILTIN_NATIVE_CLIENTS[client_id],
             client_type=PUBLIC,
             redirect_uris=[],
             visibility="public",
@@ -823,7 +824,7 @@ def ensure_cli_template(session: Session, now: datetime) -> OAuthClient:
             with session.begin_nested():
                 session.add(row)
         except IntegrityError:
-            existing = session.get(OAuthClient, CLI_TEMPLATE_ID)
+            existing = session.get(OAuthClient, client_id)
             assert existing is not None
             row = existing
     return row

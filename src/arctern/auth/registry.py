@@ -42,6 +42,10 @@ PUBLIC = "public_installed_client"
 CONFIDENTIAL = "confidential_client"
 # The globus-cli's native template client id (hard-coded in globus-cli for unknown environments).
 CLI_TEMPLATE_ID = uuid.UUID("95fdeba8-fac2-42bd-a357-e068d82ff78e")
+# The native client ``arctern connect setup`` logs in with (a login link, code pasted back).
+CONNECT_CLIENT_ID = uuid.UUID("a5c7e0e2-7c3b-4f64-9d1e-61726374c0c1")
+# Native clients every deployment has, created on first use: id -> name shown on consent.
+BUILTIN_NATIVE_CLIENTS = {CLI_TEMPLATE_ID: "Globus CLI", CONNECT_CLIENT_ID: "Arctern Connect"}
 
 
 def validate_redirect_uris(uris: list[str]) -> list[str]:

@@ -9,7 +9,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -19,9 +19,11 @@ from arctern.connect.agent.client import (
     AgentClient,
     CredentialRefused,
     exchange_setup_key,
+    register_endpoint,
 )
 from arctern.connect.agent.daemon import EXIT_CREDENTIAL_REFUSED, read_status, run_agent
 from arctern.connect.agent.home import AgentConfig, AgentConfigError, AgentHome, LocalCollection
+from arctern.connect.agent.login import LoginFailed, LoginLink
 
 app = typer.Typer(
     help="Arctern Connect agent: serve this host's directories as collections of a deployment.",
@@ -45,6 +47,27 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _register_with_login(url: str, name: str) -> dict[str, Any]:
+    """The login-link flow (as `globus login --no-local-server`): PKCE, the code pasted back,
+    then a new endpoint registered with the user's token."""
+    login = LoginLink.start(url)
+    typer.echo("Log in to register this host, at:\n")
+    typer.echo(f"  {login.authorize_url}\n")
+    code = typer.prompt("Then paste the authorization code here").strip()
+    try:
+        token = login.exchange(code)
+    except LoginFailed as exc:
+        raise _fail(str(exc)) from None
+    except httpx.HTTPError as exc:
+        raise _fail(f"cannot reach the deployment at {url}: {exc}") from None
+    try:
+        return register_endpoint(url, token, name)
+    except CredentialRefused as exc:
+        raise _fail(f"the deployment refused the login: {exc}") from None
+    except (httpx.HTTPError, AgentApiError) as exc:
+        raise _fail(f"could not register the endpoint: {exc}") from None
+
+
 @app.command("setup")
 def setup(
     url: Annotated[
@@ -62,16 +85,12 @@ def setup(
         ),
     ] = False,
 ) -> None:
-    """Register this host as an endpoint: exchange a setup key for the endpoint credential."""
-    if not setup_key_stdin:
-        raise _fail(
-            "interactive setup (login link) is not available yet: ask an administrator for a "
-            "setup key (`arctern endpoint create NAME --owner USER`) and pass --setup-key-stdin",
-            2,
-        )
-    key = sys.stdin.readline().strip()
-    if not key:
-        raise _fail("no setup key on standard input", 2)
+    """Register this host as an endpoint and store its credential.
+
+    Without --setup-key-stdin: prints a login link; log in on any browser, paste the
+    authorization code back, and a new endpoint named --name is registered for you. With
+    --setup-key-stdin (automation): exchange the key an administrator printed with `arctern
+    endpoint create NAME --owner USER`."""
     agent_home = AgentHome(home)
     previous: AgentConfig | None = None
     if agent_home.config_path.exists():
@@ -79,12 +98,20 @@ def setup(
             previous = agent_home.load_config()
         except AgentConfigError:
             previous = None
-    try:
-        info = exchange_setup_key(url, key)
-    except CredentialRefused as exc:
-        raise _fail(f"the deployment refused the setup key: {exc}") from None
-    except (httpx.HTTPError, AgentApiError) as exc:
-        raise _fail(f"cannot reach the deployment at {url}: {exc}") from None
+    if setup_key_stdin:
+        key = sys.stdin.readline().strip()
+        if not key:
+            raise _fail("no setup key on standard input", 2)
+        try:
+            info = exchange_setup_key(url, key)
+        except CredentialRefused as exc:
+            raise _fail(f"the deployment refused the setup key: {exc}") from None
+        except (httpx.HTTPError, AgentApiError) as exc:
+            raise _fail(f"cannot reach the deployment at {url}: {exc}") from None
+    else:
+        if not name:
+            raise _fail("--name is required to register a new endpoint", 2)
+        info = _register_with_login(url, name)
     collections: list[LocalCollection] = []
     if previous is not None and previous.endpoint_id == info["endpoint_id"]:
         # New credentials for the same endpoint: the collections configured here stay.
@@ -100,7 +127,7 @@ def setup(
             collections=collections,
         )
     )
-    if name is not None and name != info["display_name"]:
+    if setup_key_stdin and name is not None and name != info["display_name"]:
         typer.echo(
             f"Warning: the setup key belongs to endpoint '{info['display_name']}', not '{name}'",
             err=True,

@@ -7,6 +7,8 @@ error documents, as in the Transfer API.
 
 Routes:
   POST /agent/v1/setup                      setup key -> endpoint credential (no auth)
+  POST /agent/v1/register                   a user's Transfer token -> a new endpoint they
+                                            own and its credential (login-link setup)
   GET  /agent/v1/endpoint                   the endpoint and its collections
   POST /agent/v1/collections                announce a collection (name only)
   POST /agent/v1/poll                       long poll: relayed file operations to run
@@ -32,16 +34,19 @@ from fastapi import FastAPI, Request
 from sqlalchemy import select
 
 from arctern import __version__
+from arctern.auth.verifier import TokenVerifier
 from arctern.connect import endpoints, relay, work
 from arctern.connect.secrets import secret_hash
 from arctern.context import AppContext
 from arctern.db.models.auth import Identity
 from arctern.db.models.connect import Endpoint
-from arctern.errors import Unauthorized
+from arctern.errors import PermissionDenied, Unauthorized
 from arctern.http_limits import BodyLimit, RouteLimit
+from arctern.limits import bounded_text
 from arctern.transfer.app import install_error_handlers, too_large_response
 from arctern.transfer.filters import bad_request
 from arctern.transfer.http import json_body
+from arctern.transfer.security import TRANSFER_RESOURCE_SERVER, TRANSFER_SCOPE, bearer_token
 
 # A listing of a large directory comes back in one answer; every other agent call is small
 # and keeps the default limit.
@@ -60,11 +65,12 @@ def _credential(request: Request) -> str:
     return value.strip()
 
 
-def create_agent_app(ctx: AppContext) -> FastAPI:
+def create_agent_app(ctx: AppContext, verifier: TokenVerifier | None = None) -> FastAPI:
     app = FastAPI(title="Arctern agent API", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(BodyLimit, render=too_large_response, routes=AGENT_ANSWER_ROUTES)
     install_error_handlers(app)
     prefix = f"/{API_VERSION}"
+    verifier = verifier or TokenVerifier(ctx)
 
     async def authenticated(request: Request) -> tuple[Endpoint, str]:
         credential = _credential(request)
@@ -95,6 +101,39 @@ def create_agent_app(ctx: AppContext) -> FastAPI:
         if not isinstance(key, str) or not key:
             raise bad_request("'setup_key' is required")
         endpoint, credential = await endpoints.exchange_setup_key(ctx, key)
+        return {**await describe(endpoint.id), "credential": credential}
+
+    @app.post(f"{prefix}/register")
+    async def register(request: Request) -> dict[str, Any]:
+        """``arctern connect setup`` with a login link: a user's Transfer token registers a
+        new endpoint they own and receives its credential at once."""
+        token = bearer_token(request)
+        grant = await verifier.verify(token) if token else None
+        if (
+            grant is None
+            or grant.identity_id is None
+            or grant.resource_server != TRANSFER_RESOURCE_SERVER
+            or TRANSFER_SCOPE not in grant.scopes
+        ):
+            raise Unauthorized("A user's Transfer access token is required to register")
+        if not ctx.settings.connect_self_service:
+            raise PermissionDenied(
+                "This deployment does not let users register endpoints: ask an administrator "
+                "for a setup key (`arctern endpoint create`)"
+            )
+        body = await json_body(request)
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise bad_request("'name' is required")
+        async with ctx.db.session() as session:
+            username = await session.scalar(
+                select(Identity.username).where(Identity.id == grant.identity_id)
+            )
+        assert username is not None
+        _, setup_key = await endpoints.create_endpoint(
+            ctx, bounded_text(name.strip(), "name", 300), username
+        )
+        endpoint, credential = await endpoints.exchange_setup_key(ctx, setup_key)
         return {**await describe(endpoint.id), "credential": credential}
 
     @app.get(f"{prefix}/endpoint")

@@ -54,6 +54,19 @@ def exchange_setup_key(
     return _check(response)
 
 
+def register_endpoint(
+    deployment_url: str, user_token: str, name: str, timeout: float = 30.0
+) -> dict[str, Any]:
+    """A new endpoint owned by the token's user, with its credential (login-link setup)."""
+    response = httpx.post(
+        agent_api_url(deployment_url) + "/register",
+        json={"name": name, "agent_version": __version__},
+        headers={"Authorization": f"Bearer {user_token}"},
+        timeout=timeout,
+    )
+    return _check(response)
+
+
 class AgentClient:
     """Synchronous calls for the CLI commands; ``AsyncAgentClient`` for the daemon."""
 
