@@ -136,6 +136,12 @@ def test_transfer_between_agents(peers: Peers, direction: str) -> None:
     assert not list((dst_root / "received").rglob(".*"))  # no temporary file left
 
 
+def test_status_shows_the_data_address(peers: Peers) -> None:
+    shown = peers.dtn.connect("status")
+    assert f"accepting connections at {peers.data_address}" in shown.stdout, shown.stdout
+    assert "not listening" in peers.laptop.connect("status").stdout
+
+
 def test_data_channel_refuses_wrong_certificates_and_credentials(peers: Peers) -> None:
     pem = (peers.dtn.home / "data-cert.pem").read_text()
     real = fingerprint_of(ssl.PEM_cert_to_DER_cert(pem))

@@ -214,6 +214,11 @@ def test_cancel_while_the_agent_is_away(host: Host) -> None:
             lambda: tc.get_task(task_id)["nice_status"] == "GC_NOT_CONNECTED",
             "the task to wait for its agent",
         )
+        # The agent's owner sees the waiting task on the host itself.
+        status = host.agent.connect("status")
+        assert "Active transfers: 1" in status.stdout, status.stdout
+        assert task_id in status.stdout and "GC_NOT_CONNECTED" in status.stdout
+        assert "not listening" in status.stdout
         assert tc.cancel_task(task_id)["code"] == "Canceled"
         task = wait_task(tc, task_id, timeout=60)
         assert task["status"] == "FAILED" and task["fatal_error"]["code"] == "CANCELED"
@@ -222,10 +227,10 @@ def test_cancel_while_the_agent_is_away(host: Host) -> None:
     assert not (host.results_root / "cancelled").exists()
 
 
-def test_transfers_between_an_agent_and_another_endpoint_are_refused(host: Host) -> None:
+def test_transfers_with_an_agent_that_does_not_listen_are_refused(host: Host) -> None:
     for source, destination in ((host.central, host.raw), (host.results, host.central)):
         tdata = globus_sdk.TransferData(source_endpoint=source, destination_endpoint=destination)
         tdata.add_item("/hello.txt", f"/copy-{uuid.uuid4().hex[:6]}.txt")
         error = api_error(host.owner.tc.submit_transfer, tdata)
         assert error.http_status == 409 and error.code == "ClientError.NotSupported"
-        assert "same Connect endpoint" in error.message
+        assert "--listen" in error.message

@@ -245,9 +245,16 @@ def status(home: AgentHomeOption) -> None:
     else:
         typer.echo("Agent:       has not run yet")
     code = 0
+    remote: dict[str, Any] = {}
     try:
         remote = AgentClient(config.deployment_url, credential).endpoint()
         typer.echo(f"Connected:   {'yes' if remote.get('connected') else 'no'}")
+        address = remote.get("data_address")
+        typer.echo(
+            f"Data:        accepting connections at {address}"
+            if address
+            else "Data:        not listening (--no-listen): exchanges data with agents that listen"
+        )
     except CredentialRefused as exc:
         typer.echo(f"Connected:   no: the credential is refused ({exc})")
         code = EXIT_CREDENTIAL_REFUSED
@@ -257,5 +264,10 @@ def status(home: AgentHomeOption) -> None:
     typer.echo("Collections:")
     for c in config.collections:
         typer.echo(f"  {c.id}\t{c.name}\t{c.root}")
-    typer.echo("Active transfers: none (transfers to Connect endpoints come in a later version)")
+    active = remote.get("active_transfers") or []
+    typer.echo(f"Active transfers: {len(active) if remote else 'unknown'}")
+    for task in active:
+        done = f"{task['files_transferred']}/{task['files']} files, {task['bytes_transferred']} B"
+        label = f" {task['label']!r}" if task.get("label") else ""
+        typer.echo(f"  {task['task_id']}{label}\t{task.get('nice_status') or ''}\t{done}")
     raise typer.Exit(code)

@@ -89,6 +89,11 @@ def create_agent_app(ctx: AppContext, verifier: TokenVerifier | None = None) -> 
                 {"id": str(c.id), "display_name": c.display_name} for c in view.collections
             ],
             "server_version": __version__,
+            "data_address": view.endpoint.data_address,
+            "data_fingerprint": view.endpoint.data_fingerprint,
+            "active_transfers": await endpoints.active_transfers(
+                ctx, [c.id for c in view.collections]
+            ),
             # The agent's worker heartbeats at the deployment's pace.
             "lease_seconds": ctx.settings.lease_seconds,
             "progress_flush_seconds": ctx.settings.progress_flush_seconds,

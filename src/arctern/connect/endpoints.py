@@ -308,3 +308,44 @@ async def mark_agent_presence(session: AsyncSession, now: datetime, limit: int =
             .execution_options(synchronize_session=False)
         )
     return len(to_mark) + len(to_clear)
+
+
+async def active_transfers(
+    ctx: AppContext, collection_ids: list[uuid.UUID], limit: int = 20
+) -> list[dict[str, object]]:
+    """ACTIVE tasks touching these collections, newest first (for ``arctern connect status``)."""
+    if not collection_ids:
+        return []
+    async with ctx.db.session() as session:
+        rows = (
+            await session.execute(
+                select(
+                    Task.id,
+                    Task.label,
+                    Task.nice_status,
+                    Task.bytes_transferred,
+                    Task.files,
+                    Task.files_transferred,
+                )
+                .where(
+                    Task.status == "ACTIVE",
+                    or_(
+                        Task.source_endpoint_id.in_(collection_ids),
+                        Task.destination_endpoint_id.in_(collection_ids),
+                    ),
+                )
+                .order_by(Task.request_time.desc())
+                .limit(limit)
+            )
+        ).all()
+    return [
+        {
+            "task_id": str(row.id),
+            "label": row.label,
+            "nice_status": row.nice_status,
+            "bytes_transferred": row.bytes_transferred,
+            "files": row.files,
+            "files_transferred": row.files_transferred,
+        }
+        for row in rows
+    ]
