@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arctern.auth import registry
+from arctern.auth.client_identities import CLIENTS_DOMAIN
 from arctern.auth.consents import consent_documents
 from arctern.auth.endpoints import bearer_grant
 from arctern.auth.hashing import same_digest
@@ -561,6 +562,8 @@ async def _provision(session: AsyncSession, username: str, now: Any) -> Identity
     if username.count("@") != 1:
         return None
     domain = username.split("@", 1)[1]
+    if domain == CLIENTS_DOMAIN:
+        return None  # a client's identity has the client's id; it is made on its first use
     provider = await session.scalar(
         select(IdentityProvider).where(IdentityProvider.domain == domain)
     )

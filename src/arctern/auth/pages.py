@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
 from arctern.auth import sessions
+from arctern.auth.client_identities import CLIENTS_KIND
 from arctern.auth.consents import has_consented, record_consents
 from arctern.auth.csrf import csrf_ok, csrf_token
 from arctern.auth.hashing import digest
@@ -76,7 +77,13 @@ def create_pages_router(service: AuthService) -> APIRouter:
 
     async def providers() -> list[IdentityProvider]:
         async with ctx.db.session() as session:
-            return list(await session.scalars(select(IdentityProvider).order_by("name")))
+            return list(
+                await session.scalars(
+                    select(IdentityProvider)
+                    .where(IdentityProvider.kind != CLIENTS_KIND)
+                    .order_by("name")
+                )
+            )
 
     # ------------------------------------------------------------------ login
 

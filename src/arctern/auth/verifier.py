@@ -89,6 +89,10 @@ class TokenVerifier:
         self._cache = GrantCache(ctx.settings.token_cache_seconds)
         ctx.db.subscribe(TOKENS_REVOKED, self._cache.clear)
 
+    @property
+    def ctx(self) -> AppContext:
+        return self._ctx
+
     async def verify(self, access_token: str) -> AccessGrant | None:
         """The grant behind an active, unexpired, unrevoked access token; else None."""
         if not access_token or len(access_token) > 512:

@@ -6,8 +6,9 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
+from arctern.auth.client_identities import client_identity
 from arctern.auth.verifier import TokenVerifier
-from arctern.errors import PermissionDenied, Unauthorized
+from arctern.errors import Unauthorized
 from arctern.transfer.services.common import Caller
 
 TRANSFER_RESOURCE_SERVER = "transfer.api.globus.org"
@@ -43,10 +44,14 @@ def make_authenticator(verifier: TokenVerifier) -> Callable[[Request], Awaitable
                 code="ClientError.AuthenticationFailed",
             )
         if grant.identity_id is None:
-            raise PermissionDenied(
-                "Client identities without a user cannot use the Transfer API",
-                code="PermissionDenied",
-            )
+            # client_credentials: the client acts as itself, as on Globus (service accounts).
+            identity = await client_identity(verifier.ctx, grant.client_id)
+            if identity is None:
+                raise Unauthorized(
+                    "The client of this token no longer exists",
+                    code="ClientError.AuthenticationFailed",
+                )
+            return Caller(identity_id=identity.id, username=identity.username)
         return Caller(identity_id=grant.identity_id, username=grant.username or "")
 
     return authenticate
