@@ -88,6 +88,7 @@ class WorkerPool:
         connector_factory: ConnectorFactory | None = None,
         poll_interval: float = 0.2,
         reaper_interval: float = 0.5,
+        idle_interval: float = 2.0,
         config: WorkerConfig | None = None,
         crash_retry_delay: float = 2.0,
         source: WorkSource | None = None,
@@ -134,6 +135,10 @@ class WorkerPool:
             )
         self.source: WorkSource = source
         self.poll_interval = poll_interval
+        # An idle pool asks less and less often, up to ``idle_interval``: an idle worker
+        # costs next to no CPU, and a wake-up (a submission in this process) or any work
+        # found brings the pace back at once.
+        self.idle_interval = max(idle_interval, poll_interval, reaper_interval)
         self.reaper_interval = reaper_interval
         self.crash_retry_delay = crash_retry_delay
         self._running: dict[asyncio.Task[None], CancelToken] = {}
@@ -206,6 +211,7 @@ class WorkerPool:
     # -- dispatching ----------------------------------------------------------------------
 
     async def _dispatch(self) -> None:
+        pause = self.poll_interval
         while not self._stopping.is_set():
             if len(self._running) >= self.concurrency:
                 await asyncio.wait(list(self._running), return_when=asyncio.FIRST_COMPLETED)
@@ -219,8 +225,11 @@ class WorkerPool:
                 claim = None
             if claim is None:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                    await asyncio.wait_for(self._wake.wait(), pause)
+                woken = self._wake.is_set()
+                pause = self.poll_interval if woken else min(pause * 2, self.idle_interval)
                 continue
+            pause = self.poll_interval
             if self._stopping.is_set():  # stop() began while claiming: hand it back
                 await self.source.release(claim)
                 return
@@ -268,15 +277,19 @@ class WorkerPool:
     # -- reaping --------------------------------------------------------------------------
 
     async def _reap(self) -> None:
+        pause = self.reaper_interval
         while not self._stopping.is_set():
+            busy = True
             try:
-                await self.reap_once()
+                busy = await self.reap_once() or bool(self._running)
             except Exception:
                 log.exception("reaper pass failed")
+            pause = self.reaper_interval if busy else min(pause * 2, self.idle_interval)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.reaper_interval)
+                await asyncio.wait_for(self._stopping.wait(), pause)
 
-    async def reap_once(self) -> None:
+    async def reap_once(self) -> bool:
+        """One pass; whether it found anything to do (the reaper slows down while not)."""
         assert self.ctx is not None
         now = self.ctx.clock.now()
         async with self.ctx.db.session() as session:
@@ -308,7 +321,7 @@ class WorkerPool:
                 )
             )
         async with self.ctx.db.session() as session:
-            await mark_agent_presence(session, now)
+            marked = await mark_agent_presence(session, now)
         for task_id, cancel_requested in stopping:
             async with self.ctx.db.session() as session:
                 held = await leases.live_lease_exists(session, task_id, now)
@@ -317,3 +330,4 @@ class WorkerPool:
                 await finalize_stopped(self.ctx, task_id, reason, self.factory)
         for task_id in stalled:
             await finalize_if_complete(self.ctx, task_id)
+        return bool(stopping or stalled or marked)
