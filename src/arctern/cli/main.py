@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -76,6 +77,7 @@ def serve(
     settings = prepare(
         home, database, host=host, port=port, public_url=public_url, embedded_worker=worker
     )
+    _require_free_port(settings.host, settings.port)
     asyncio.run(_share_signing_key(settings))
     if demo:
         lines = asyncio.run(seed_demo(settings))
@@ -86,7 +88,10 @@ def serve(
     typer.echo("  export GLOBUS_SDK_ENVIRONMENT=arctern")
     typer.echo(f"  export GLOBUS_SDK_SERVICE_URL_AUTH={settings.auth_url}")
     typer.echo(f"  export GLOBUS_SDK_SERVICE_URL_TRANSFER={settings.transfer_url}")
+    typer.echo(f"File Manager:      {settings.base_url}/files")
+    typer.echo(f"Activity:          {settings.base_url}/activity")
     typer.echo(f"Developer console: {settings.base_url}/developers")
+    typer.echo("Stop with Ctrl-C.")
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -100,6 +105,24 @@ def serve(
             max_connections=settings.http_max_connections,
         ),
     )
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """Fail with a helpful message before anything is printed or seeded, rather than with a
+    bind error after the banner."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            typer.echo(
+                f"Error: port {port} on {host} is in use ({exc.strerror}) — is Arctern already "
+                f"running? Stop it, or choose another port: `arctern serve --port {port + 1}` "
+                f"(`make demo PORT={port + 1}`).",
+                err=True,
+            )
+            raise typer.Exit(1) from None
 
 
 async def _share_signing_key(settings: Settings) -> None:
