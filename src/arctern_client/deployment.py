@@ -131,10 +131,10 @@ def connect(
 ) -> Deployment:
     """Set up globus-sdk for the Arctern server at ``url`` (``None`` or ``"globus"``: Globus).
 
-    The service URLs come from ``<url>/.well-known/arctern.json`` when the server offers it, else
-    ``<url>/auth/`` and ``<url>/transfer/``. With ``export_environment`` (the default) the
-    GLOBUS_SDK_* variables are set as well, so plain ``globus_sdk`` clients built afterwards in
-    this kernel talk to the same server.
+    The service URLs come from ``<url>/.well-known/arctern.json``; a URL without it (a page
+    of the web UI, a service URL, another server) is refused at once with a hint. With
+    ``export_environment`` (the default) the GLOBUS_SDK_* variables are set as well, so plain
+    ``globus_sdk`` clients built afterwards in this kernel talk to the same server.
     """
     if url is None or url.strip().lower() == "globus":
         deployment = Deployment.globus()
@@ -152,22 +152,35 @@ def _discover(base: str, timeout: float, http: requests.Session) -> Deployment:
         response = http.get(f"{base}/.well-known/arctern.json", timeout=timeout)
     except requests.RequestException as exc:
         raise ConnectError(f"Cannot reach the Arctern server at {base}: {exc}") from exc
-    document: dict[str, Any] = {}
+    document: Any = None
     if response.status_code == 200:
         try:
-            body = response.json()
+            document = response.json()
         except ValueError:
-            body = None
-        if isinstance(body, dict):
-            document = body
-    auth_url = document.get("auth_url")
-    transfer_url = document.get("transfer_url")
+            document = None
+    auth_url = document.get("auth_url") if isinstance(document, dict) else None
+    transfer_url = document.get("transfer_url") if isinstance(document, dict) else None
+    if not isinstance(auth_url, str) or not isinstance(transfer_url, str):
+        # Checked now rather than at the first call: a page of the web UI (…/files) or a
+        # service URL (…/auth/) answers too, and would fail later with a puzzling error.
+        hint = ""
+        for suffix in _PAGE_SUFFIXES:
+            if base.endswith(suffix):
+                hint = f" Did you mean {base[: -len(suffix)]!r}?"
+                break
+        raise ConnectError(
+            f"{base} is not an Arctern server's address: it has no "
+            f"/.well-known/arctern.json (HTTP {response.status_code}). Use the address "
+            f"the server printed when it started, e.g. http://127.0.0.1:8765.{hint}"
+        )
     version = document.get("version")
     return Deployment(
-        auth_url=_with_slash(auth_url if isinstance(auth_url, str) else f"{base}/auth/"),
-        transfer_url=_normalise_transfer_url(
-            transfer_url if isinstance(transfer_url, str) else f"{base}/transfer/"
-        ),
+        auth_url=_with_slash(auth_url),
+        transfer_url=_normalise_transfer_url(transfer_url),
         base_url=base,
         version=version if isinstance(version, str) else None,
     )
+
+
+# Paths of an Arctern server people copy from the browser instead of its base address.
+_PAGE_SUFFIXES = ("/files", "/activity", "/developers", "/auth", "/transfer", "/tasks")

@@ -28,14 +28,21 @@ def test_connect_uses_the_discovery_document(http: responses.RequestsMock) -> No
 
 
 @pytest.mark.parametrize("status", [404, 200])
-def test_connect_falls_back_to_conventional_paths(
+def test_a_url_without_the_discovery_document_is_refused(
     http: responses.RequestsMock, status: int
 ) -> None:
     http.get(f"{BASE}/.well-known/arctern.json", status=status, body="<html>not json</html>")
-    deployment = connect(BASE, export_environment=False)
-    assert deployment.auth_url == f"{BASE}/auth/"
-    assert deployment.transfer_url == f"{BASE}/transfer/"
-    assert deployment.version is None
+    with pytest.raises(ConnectError, match="not an Arctern server's address"):
+        connect(BASE, export_environment=False)
+
+
+@pytest.mark.parametrize("page", ["/files", "/auth", "/activity"])
+def test_a_page_url_is_refused_with_the_base_address(
+    http: responses.RequestsMock, page: str
+) -> None:
+    http.get(f"{BASE}{page}/.well-known/arctern.json", status=404)
+    with pytest.raises(ConnectError, match=f"Did you mean '{BASE}'"):
+        connect(f"{BASE}{page}/", export_environment=False)
 
 
 def test_unreachable_server_is_a_clear_error(http: responses.RequestsMock) -> None:

@@ -38,6 +38,13 @@ def test_connect_discovers_the_services(server: LiveServer) -> None:
     assert deployment.version
 
 
+@pytest.mark.parametrize("page", ["/files", "/auth/", "/transfer/v0.10"])
+def test_connect_refuses_a_page_or_service_url(server: LiveServer, page: str) -> None:
+    """Copied from the browser or a config: refused at once, not at the first call."""
+    with pytest.raises(ac.ConnectError, match="not an Arctern server's address"):
+        ac.connect(server.url + page, export_environment=False)
+
+
 def test_login_is_saved_for_the_next_kernel(server: LiveServer, tmp_path: Path) -> None:
     deployment = ac.connect(server.url, export_environment=False)
     client_id = create_native_client(server, name="saved login")
