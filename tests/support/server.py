@@ -76,6 +76,7 @@ class LiveServer:
             GLOBUS_SDK_ENVIRONMENT="arctern",
             GLOBUS_SDK_SERVICE_URL_AUTH=f"{self.url}/auth/",
             GLOBUS_SDK_SERVICE_URL_TRANSFER=f"{self.url}/transfer/",
+            GLOBUS_SDK_SERVICE_URL_GROUPS=f"{self.url}/groups/",
         )
         return env
 

@@ -88,6 +88,7 @@ def serve(
     typer.echo("  export GLOBUS_SDK_ENVIRONMENT=arctern")
     typer.echo(f"  export GLOBUS_SDK_SERVICE_URL_AUTH={settings.auth_url}")
     typer.echo(f"  export GLOBUS_SDK_SERVICE_URL_TRANSFER={settings.transfer_url}")
+    typer.echo(f"  export GLOBUS_SDK_SERVICE_URL_GROUPS={settings.base_url}/groups/")
     typer.echo(f"File Manager:      {settings.base_url}/files")
     typer.echo(f"Activity:          {settings.base_url}/activity")
     typer.echo(f"Developer console: {settings.base_url}/developers")

@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arctern.connectors.access import AccessGuard
+from arctern.db.models.groups import GroupMembership
 from arctern.db.models.transfer import AclRule, Collection
 
 # Rules that apply to every caller, whoever they are.
@@ -21,10 +22,15 @@ OPEN_PRINCIPALS = ("all_authenticated_users", "anonymous")
 
 
 def principal_matches(identity_id: uuid.UUID) -> ColumnElement[bool]:
-    """Rules granted to ``identity_id`` itself or to everyone."""
+    """Rules granted to ``identity_id`` itself, to a group it is an active member of, or to
+    everyone."""
+    groups = select(GroupMembership.group_key).where(
+        GroupMembership.identity_id == identity_id, GroupMembership.status == "active"
+    )
     return or_(
         AclRule.principal_type.in_(OPEN_PRINCIPALS),
         (AclRule.principal_type == "identity") & (AclRule.principal == str(identity_id)),
+        (AclRule.principal_type == "group") & AclRule.principal.in_(groups),
     )
 
 

@@ -14,6 +14,7 @@ from arctern.db.models.auth import (
     WebSession,
 )
 from arctern.db.models.connect import AgentRequest, Endpoint
+from arctern.db.models.groups import Group, GroupMembership
 from arctern.db.models.transfer import (
     AclRule,
     Bookmark,
@@ -33,6 +34,8 @@ __all__ = [
     "Collection",
     "Consent",
     "Endpoint",
+    "Group",
+    "GroupMembership",
     "Identity",
     "IdentityProvider",
     "LoginAttemptCounter",

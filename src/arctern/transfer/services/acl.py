@@ -19,6 +19,7 @@ from arctern.connectors.access import AccessGuard
 from arctern.context import AppContext
 from arctern.db.grants import access_guard, applicable_rules, principal_matches
 from arctern.db.models.auth import Identity
+from arctern.db.models.groups import Group
 from arctern.db.models.transfer import AclRule, Collection
 from arctern.errors import ArcternError, NotFound, PermissionDenied
 from arctern.transfer.filters import bad_request, parse_datetime
@@ -26,7 +27,7 @@ from arctern.transfer.paths import dir_prefix, is_within, normalize_path
 from arctern.transfer.services.common import Caller, endpoint_not_found, load_collection
 
 Access = Literal["", "r", "rw"]
-PRINCIPAL_TYPES = ("identity", "all_authenticated_users", "anonymous")
+PRINCIPAL_TYPES = ("group", "identity", "all_authenticated_users", "anonymous")
 
 
 def _principal_matches(caller: Caller) -> ColumnElement[bool]:
@@ -138,8 +139,6 @@ async def _parse_rule(
     if data_type != "access":
         raise bad_request(f"Invalid DATA_TYPE '{data_type}', expected 'access'")
     principal_type = body.get("principal_type", partial.principal_type if partial else None)
-    if principal_type == "group":
-        raise bad_request("Group principals are not supported on this server")
     if principal_type not in PRINCIPAL_TYPES:
         raise bad_request(f"principal_type must be one of {', '.join(PRINCIPAL_TYPES)}")
     principal = body.get("principal", partial.principal if partial else "")
@@ -155,6 +154,14 @@ async def _parse_rule(
         if await session.get(Identity, identity_id) is None:
             raise bad_request(f"No such identity '{principal}'")
         principal = str(identity_id)
+    elif principal_type == "group":
+        try:
+            group_id = uuid.UUID(principal)
+        except ValueError:
+            raise bad_request(f"Invalid group principal '{principal}'") from None
+        if await session.get(Group, group_id) is None:
+            raise bad_request(f"No such group '{principal}'")
+        principal = str(group_id)
     else:
         principal = ""
     raw_path = body.get("path", partial.path if partial else None)
