@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,8 +27,16 @@ from arctern.errors import Conflict, InvalidRequest, NotFound
 DISABLED = "closed"
 
 
-async def create_identity_provider(ctx: AppContext, name: str, domain: str) -> IdentityProvider:
-    """Register an institution with local accounts; Conflict if the name or domain exists."""
+async def create_identity_provider(
+    ctx: AppContext,
+    name: str,
+    domain: str,
+    *,
+    kind: str = "local",
+    settings: dict[str, Any] | None = None,
+) -> IdentityProvider:
+    """Register an institution: local accounts, or (``kind`` "ldap") passwords checked by a
+    directory (``settings``); Conflict if the name or domain exists."""
     name, domain = name.strip(), domain.strip().lower()
     if not name or not domain or "@" in domain:
         raise InvalidRequest("An identity provider needs a name and a domain like example.edu")
@@ -39,7 +48,9 @@ async def create_identity_provider(ctx: AppContext, name: str, domain: str) -> I
         )
         if clash is not None:
             raise Conflict(f"Identity provider {clash.name} ({clash.domain}) already exists")
-        provider = IdentityProvider(name=name, domain=domain, created_at=ctx.clock.now())
+        provider = IdentityProvider(
+            name=name, domain=domain, kind=kind, settings=settings, created_at=ctx.clock.now()
+        )
         session.add(provider)
     return provider
 

@@ -11,12 +11,16 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from arctern.auth import sessions
+from arctern.auth.admin import DISABLED
 from arctern.auth.client_identities import CLIENTS_KIND
 from arctern.auth.consents import has_consented, record_consents
 from arctern.auth.csrf import csrf_ok, csrf_token
 from arctern.auth.hashing import digest
+from arctern.auth.ldap import DirectoryUnavailable, LdapSettings
+from arctern.auth.ldap import authenticate as ldap_authenticate
 from arctern.auth.oauth import ArcternAuthorizationServer, HttpRequest, malformed_parameter
 from arctern.auth.scopes import ScopeError, ScopeNode, describe, parse_scopes
 from arctern.auth.service import AuthService
@@ -138,6 +142,22 @@ def create_pages_router(service: AuthService) -> APIRouter:
                 "again.",
                 429,
             )
+        if provider.kind == "ldap":
+            try:
+                identity = await directory_login(provider, full_name, password)
+            except DirectoryUnavailable:
+                await throttle.failed()
+                return again(
+                    f"The directory of {provider.name} cannot be reached right now. Please try "
+                    "again in a few minutes.",
+                    503,
+                )
+            if identity is None:
+                await throttle.failed()
+                return again("Incorrect username or password.", 401)
+            await throttle.succeeded(reservation)
+            await sessions.log_in(request, ctx, identity)
+            return RedirectResponse(next_url, status_code=303)
         async with ctx.db.session() as session:
             identity = await session.scalar(
                 select(Identity).where(
@@ -152,6 +172,42 @@ def create_pages_router(service: AuthService) -> APIRouter:
         await throttle.succeeded(reservation)
         await sessions.log_in(request, ctx, identity)
         return RedirectResponse(next_url, status_code=303)
+
+    async def directory_login(
+        provider: IdentityProvider, full_name: str, password: str
+    ) -> Identity | None:
+        """Check the password with the provider's directory; the identity (made on first
+        login) or None. The password is never stored."""
+        local, _, domain = full_name.partition("@")
+        if domain != provider.domain:
+            return None
+        settings = LdapSettings.from_stored(provider.settings or {})
+        user = await run_in_threadpool(
+            ldap_authenticate, settings, ctx.settings.secret_key or "", local, password
+        )
+        if user is None:
+            return None
+        async with ctx.db.session() as session:
+            identity = await session.scalar(select(Identity).where(Identity.username == full_name))
+            if identity is None:
+                identity = Identity(
+                    provider_id=provider.id,
+                    username=full_name,
+                    name=user.name,
+                    email=user.email,
+                    password_hash=None,
+                    status="used",
+                    created_at=ctx.clock.now(),
+                )
+                session.add(identity)
+                await session.flush()
+            elif identity.provider_id != provider.id or identity.status == DISABLED:
+                return None
+            elif identity.status != "used":  # provisioned by a lookup before first login
+                identity.status = "used"
+            await session.flush()
+            await session.refresh(identity, ["provider"])
+            return identity
 
     # ------------------------------------------------------------------ authorize
 

@@ -65,13 +65,83 @@ def read_password(password_stdin: bool) -> str:
 def idp_create(
     name: Annotated[str, typer.Argument(help="Display name, e.g. 'Example University'.")],
     domain: Annotated[str, typer.Option("--domain", help="Username domain, e.g. example.edu.")],
+    ldap: Annotated[
+        str | None,
+        typer.Option(
+            "--ldap",
+            metavar="URL",
+            help="Check passwords against this LDAP directory (ldap:// or ldaps://) instead of "
+            "local accounts; passwords are never stored.",
+        ),
+    ] = None,
+    user_dn_template: Annotated[
+        str | None,
+        typer.Option(
+            "--user-dn-template",
+            help="The user's DN, e.g. 'uid={username},ou=people,dc=campus,dc=edu'.",
+        ),
+    ] = None,
+    bind_dn: Annotated[
+        str | None, typer.Option("--bind-dn", help="Service account for search-then-bind.")
+    ] = None,
+    bind_password_stdin: Annotated[
+        bool, typer.Option("--bind-password-stdin", help="Read its password from stdin.")
+    ] = False,
+    search_base: Annotated[
+        str | None, typer.Option("--search-base", help="Where to search for users.")
+    ] = None,
+    search_filter: Annotated[
+        str, typer.Option("--search-filter", help="How to find a user (search-then-bind).")
+    ] = "(uid={username})",
+    starttls: Annotated[bool, typer.Option("--starttls", help="Upgrade ldap:// with StartTLS.")] = (
+        False
+    ),
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per directory call.")] = 10.0,
     home: HomeOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Create an identity provider (shown in the login page's Institution list)."""
+    """Create an identity provider (shown in the login page's Institution list): local
+    accounts (`arctern user create`), or an LDAP / Active Directory with --ldap and either
+    --user-dn-template or --search-base (search-then-bind)."""
     from arctern.auth.admin import create_identity_provider
+    from arctern.auth.ldap import LdapSettings
+    from arctern.db.models.auth import IdentityProvider
 
-    provider = run_admin(home, database, lambda ctx: create_identity_provider(ctx, name, domain))
+    bind_password = ""
+    if ldap is not None:
+        if not ldap.startswith(("ldap://", "ldaps://")):
+            typer.echo("Error: --ldap must be an ldap:// or ldaps:// URL", err=True)
+            raise typer.Exit(2)
+        if not user_dn_template and not search_base:
+            typer.echo("Error: give --user-dn-template or --search-base with --ldap", err=True)
+            raise typer.Exit(2)
+        if user_dn_template and "{username}" not in user_dn_template:
+            typer.echo("Error: --user-dn-template must contain {username}", err=True)
+            raise typer.Exit(2)
+        bind_password = read_password(True) if bind_password_stdin else ""
+
+    def action(ctx: AppContext) -> Awaitable[IdentityProvider]:
+        stored = None
+        if ldap is not None:
+            stored = LdapSettings(
+                url=ldap,
+                user_dn_template=user_dn_template,
+                bind_dn=bind_dn,
+                bind_password_encrypted=(
+                    LdapSettings.encrypt(ctx.settings.secret_key or "", bind_password)
+                    if bind_password
+                    else None
+                ),
+                search_base=search_base,
+                search_filter=search_filter,
+                starttls=starttls,
+                timeout=timeout,
+            ).stored()
+        return create_identity_provider(
+            ctx, name, domain, kind="ldap" if ldap else "local", settings=stored
+        )
+
+    provider = run_admin(home, database, action)
     typer.echo(str(provider.id))
 
 
@@ -87,7 +157,7 @@ def idp_list(home: HomeOption = None, database: DatabaseOption = None) -> None:
             return list(await session.scalars(select(IdentityProvider).order_by("name")))
 
     for provider in run_admin(home, database, action):
-        typer.echo(f"{provider.id}  {provider.domain:<24} {provider.name}")
+        typer.echo(f"{provider.id}  {provider.domain:<24} {provider.kind:<6} {provider.name}")
 
 
 @user_app.command("create")

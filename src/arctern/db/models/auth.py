@@ -26,6 +26,8 @@ class IdentityProvider(Base):
     domain: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(20), default="local")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # How to check passwords for kind "ldap" (auth/ldap.py); secrets in it are encrypted.
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Identity(Base):
