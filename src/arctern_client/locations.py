@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import uuid
 from dataclasses import dataclass
@@ -69,12 +70,27 @@ class CollectionResolver:
             self._by_name[key] = exact[0]
             return exact[0]
         if not exact:
-            hint = ""
-            if candidates:
-                shown = ", ".join(f"{c.display_name!r}" for c in candidates[:5])
-                hint = f" Similar names: {shown}."
+            hint = self._hint(name, [c.display_name for c in candidates if c.display_name])
             raise CollectionNotFound(f"No collection is named {name!r}.{hint}")
         listed = "; ".join(f"{c.display_name} ({c.id})" for c in exact)
         raise AmbiguousCollection(
             f"Several collections are named {name!r}: {listed}. Use the ID instead."
         )
+
+    def _hint(self, name: str, found: list[str]) -> str:
+        """The closest collection names to a mistyped one: searched word by word (a typo in
+        one word still finds the others), then ranked by similarity; else what the search
+        for the whole name found."""
+        names: set[str] = set(found)
+        for word in {w for w in name.split() if len(w) >= 3} or {name}:
+            try:
+                docs = self._tc.endpoint_search(word, limit=50).get("DATA", [])
+            except globus_sdk.GlobusAPIError:
+                continue
+            names.update(str(d.get("display_name")) for d in docs if d.get("display_name"))
+        close = difflib.get_close_matches(name, sorted(names), n=3, cutoff=0.6)
+        if close:
+            return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
+        if found:
+            return " Similar names: " + ", ".join(repr(n) for n in found[:5]) + "."
+        return ""

@@ -21,6 +21,7 @@ from arctern_client.tokens import (
     TRANSFER_RESOURCE_SERVER,
     authorizer_for,
     store_tokens,
+    stored_username,
     usable_transfer_tokens,
 )
 
@@ -55,6 +56,7 @@ class Session:
         if data is None:
             raise LoginError("No usable Transfer tokens are stored; log in again.")
         self.identity_id = self.identity_id or data.identity_id
+        self.username = self.username or stored_username(data)
         authorizer = authorizer_for(data, self.auth_client, self.storage)
         self._transfer = self.deployment.transfer_client(authorizer)
         self._resolver = CollectionResolver(self._transfer)
@@ -68,7 +70,7 @@ class Session:
                 f"(got tokens for: {', '.join(by_resource_server) or 'nothing'})."
             )
         self.identity_id, self.username = _identity(response)
-        store_tokens(self.storage, by_resource_server, self.identity_id)
+        store_tokens(self.storage, by_resource_server, self.identity_id, self.username)
         self._activate()
 
     @property

@@ -39,9 +39,13 @@ def usable_transfer_tokens(storage: TokenStorage) -> TokenStorageData | None:
 
 
 def store_tokens(
-    storage: TokenStorage, by_resource_server: dict[str, Any], identity_id: str | None
+    storage: TokenStorage,
+    by_resource_server: dict[str, Any],
+    identity_id: str | None,
+    username: str | None = None,
 ) -> None:
-    """Save a code-exchange or refresh response, keeping what a refresh does not resend."""
+    """Save a code-exchange or refresh response, keeping what a refresh does not resend (the
+    refresh token, the identity and its username, which a later session greets by)."""
     previous = storage.get_token_data_by_resource_server()
     records: dict[str, TokenStorageData] = {}
     for resource_server, token in by_resource_server.items():
@@ -54,6 +58,7 @@ def store_tokens(
             refresh_token=token.get("refresh_token") or (old.refresh_token if old else None),
             expires_at_seconds=int(token["expires_at_seconds"]),
             token_type=token.get("token_type"),
+            extra={"username": username or (stored_username(old) if old else None)},
         )
     storage.store_token_data_by_resource_server(records)
 
@@ -77,3 +82,8 @@ def authorizer_for(
         expires_at=data.expires_at_seconds,
         on_refresh=on_refresh,
     )
+
+
+def stored_username(data: TokenStorageData) -> str | None:
+    value = (data.extra or {}).get("username")
+    return value if isinstance(value, str) and value else None

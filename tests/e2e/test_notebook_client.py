@@ -61,7 +61,13 @@ def test_login_is_saved_for_the_next_kernel(server: LiveServer, tmp_path: Path) 
         client_id, deployment=deployment, token_file=token_file, code_provider=must_not_ask
     )
     assert again.whoami()["preferred_username"] == DEMO_USERNAME
+    # The saved login greets the user by name, not by identity id.
+    assert again.username == DEMO_USERNAME
+    assert f"as {DEMO_USERNAME}" in repr(again)
     assert "large.bin" in again.ls("Demo Collection 1:/").names()
+    # A mistyped collection name suggests the closest one.
+    with pytest.raises(ac.CollectionNotFound, match="Did you mean 'Demo Collection 1'"):
+        again.ls("Demo Colection 1:/")
 
 
 def test_a_used_code_is_rejected_clearly(server: LiveServer) -> None:
