@@ -45,6 +45,9 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Hear what other API hosts and workers commit: new work, revoked tokens, answers
+        # of agents connected elsewhere.
+        await ctx.db.listen()
         if pool is not None:
             await pool.start()
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -11,27 +11,6 @@ from arctern.clock import Clock
 from arctern.config import Settings
 from arctern.db.engine import Database
 from arctern.ratelimit import RateLimiter
-
-
-class WorkNotifier:
-    """In-process signal from the API to embedded workers that new work was stored.
-
-    Workers in other processes do not hear it and find the work at their next poll.
-    """
-
-    def __init__(self) -> None:
-        self._listeners: list[Callable[[], None]] = []
-
-    def subscribe(self, listener: Callable[[], None]) -> None:
-        self._listeners.append(listener)
-
-    def unsubscribe(self, listener: Callable[[], None]) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-
-    def notify(self) -> None:
-        for listener in self._listeners:
-            listener()
 
 
 class ChangeSignal:
@@ -62,6 +41,9 @@ class ChangeSignal:
 
 # Topic marked (``db.mark_changed``) by transactions that add or answer relayed operations.
 AGENT_REQUESTS_TOPIC = "connect.agent_requests"
+# Topic marked by transactions that store work a worker can claim (a task, batches, a lease
+# handed back): idle workers claim at once instead of at their next poll.
+NEW_WORK_TOPIC = "work.new"
 
 
 @dataclass(frozen=True)
@@ -69,7 +51,6 @@ class AppContext:
     settings: Settings
     db: Database
     clock: Clock
-    new_work: WorkNotifier = field(default_factory=WorkNotifier)
     # Anonymous globus-cli template clients per client address (in-process counts).
     template_clients: RateLimiter | None = None
     # Identities provisioned through the identities API per user (in-process counts).

@@ -113,6 +113,9 @@ async def test_three_workers_one_killed_task_succeeds_without_duplicates(
     task_uuid = uuid.UUID(task_id)
 
     # Watch the leases; kill the victim while it holds a batch, once the task is under way.
+    # The victim is frozen first and its leases read again, so it cannot finish the batch
+    # between the look and the kill; if it did, it thaws and the watch goes on.
+    victim = deployment.workers[VICTIM]
     holders: set[str] = set()
     progress: list[int] = []
     end = time.monotonic() + 90
@@ -120,15 +123,16 @@ async def test_three_workers_one_killed_task_succeeds_without_duplicates(
         holders |= await lease_holders(ctx)
         done = await files_done(ctx, task_uuid)
         if done >= FILES // 5 and await open_batches(ctx, VICTIM):
-            break
+            os.kill(victim.pid, signal.SIGSTOP)
+            orphaned = await open_batches(ctx, VICTIM)
+            if orphaned:
+                break
+            os.kill(victim.pid, signal.SIGCONT)
         assert done < FILES * 0.8, "the task ran too fast to kill a worker in the middle"
         assert time.monotonic() < end, f"no progress: {done} files done"
-        await asyncio.sleep(0.05)
-    victim = deployment.workers[VICTIM]
+        await asyncio.sleep(0.02)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
-    orphaned = await open_batches(ctx, VICTIM)
-    assert orphaned, "the victim finished its batch just before the kill"
     async with ctx.db.session() as session:
         orphaned_names = {
             Path(path).name

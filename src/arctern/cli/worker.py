@@ -47,6 +47,7 @@ async def _serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    await ctx.db.listen()  # new work stored by API hosts or other workers wakes this one
     await pool.start()
     typer.echo(
         f"Worker {pool.name} running {pool.concurrency} job(s) at a time on "

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -18,6 +21,13 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+# The PostgreSQL channel on which committed topics are announced to the other processes.
+CHANNEL = "arctern_changes"
+# How long to wait before listening again after the listening connection was lost.
+RELISTEN_SECONDS = 5.0
 
 
 class Database:
@@ -36,6 +46,7 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._listeners: dict[str, list[Callable[[], None]]] = {}
+        self._listening: asyncio.Task[None] | None = None
         self._reader: Engine | None = None
         database = make_url(url).database if self.is_sqlite else None
         if database and database != ":memory:" and not database.startswith("file:"):
@@ -57,18 +68,73 @@ class Database:
         """A session whose transaction commits on success and rolls back on error.
 
         Topics marked with ``mark_changed`` are announced to ``subscribe``-rs of this
-        process once the transaction has committed (never when it rolled back).
+        process once the transaction has committed (never when it rolled back), and on
+        PostgreSQL to those of every process that ``listen``-s (a NOTIFY is delivered at
+        commit, and only then).
         """
         async with self.sessionmaker() as session:
             async with session.begin():
                 yield session
+                if not self.is_sqlite:
+                    for topic in sorted(session.info.get(_CHANGED, ())):
+                        await session.execute(
+                            text("SELECT pg_notify(:channel, :topic)"),
+                            {"channel": CHANNEL, "topic": topic},
+                        )
             for topic in session.info.pop(_CHANGED, ()):
-                for listener in self._listeners.get(topic, ()):
-                    listener()
+                self._announce(topic)
 
     def subscribe(self, topic: str, listener: Callable[[], None]) -> None:
-        """Call ``listener`` after every commit in this process that marked ``topic``."""
+        """Call ``listener`` after every commit that marked ``topic``: in this process, and
+        in any process on the same PostgreSQL database once ``listen`` runs here."""
         self._listeners.setdefault(topic, []).append(listener)
+
+    def unsubscribe(self, topic: str, listener: Callable[[], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.get(topic, []).remove(listener)
+
+    def _announce(self, topic: str) -> None:
+        for listener in list(self._listeners.get(topic, ())):
+            listener()
+
+    async def listen(self) -> None:
+        """Hear the topics other processes commit (PostgreSQL; SQLite is one machine's
+        file, whose other processes are found by polling). Idempotent; ``dispose`` stops."""
+        if self.is_sqlite or self._listening is not None:
+            return
+        self._listening = asyncio.create_task(self._listen_forever(), name="db-listen")
+
+    async def _listen_forever(self) -> None:
+        import asyncpg  # the PostgreSQL driver; only imported where PostgreSQL is used
+
+        # The same connection arguments as the engine's own connections, minus the options
+        # SQLAlchemy's adapter consumes itself.
+        _args, params = self.engine.dialect.create_connect_args(self.engine.url)
+        for adapter_only in ("prepared_statement_cache_size", "prepared_statement_name_func"):
+            params.pop(adapter_only, None)
+        while True:
+            try:
+                connection = await asyncpg.connect(**params)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("cannot listen for changes (retrying): %s", exc)
+                await asyncio.sleep(RELISTEN_SECONDS)
+                continue
+            lost = asyncio.Event()
+            try:
+                connection.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await connection.add_listener(CHANNEL, self._on_notification)
+                # Whatever changed while nobody listened is announced once, as a change.
+                for topic in list(self._listeners):
+                    self._announce(topic)
+                await lost.wait()
+                log.warning("lost the connection listening for changes; reconnecting")
+            finally:
+                with contextlib.suppress(Exception):
+                    await connection.close(timeout=2)
+            await asyncio.sleep(RELISTEN_SECONDS)
+
+    def _on_notification(self, _connection: Any, _pid: int, _channel: str, topic: str) -> None:
+        self._announce(topic)
 
     async def lookup(self, fn: Callable[[Connection], T]) -> T:
         """``fn(connection)``: a read-only look-up of a few rows by an indexed key.
@@ -93,6 +159,11 @@ class Database:
             return await connection.run_sync(fn)
 
     async def dispose(self) -> None:
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listening
+            self._listening = None
         await self.engine.dispose()
         if self._reader is not None:
             self._reader.dispose()
@@ -105,7 +176,7 @@ def mark_changed(session: Session | AsyncSession, topic: str) -> None:
     """Note that this transaction changes ``topic`` (e.g. revokes access tokens).
 
     Works on the async session and on the sync session inside ``run_sync``; the listeners
-    run after ``Database.session`` commits. Other processes are not told.
+    run after ``Database.session`` commits, in this process and (PostgreSQL) in others.
     """
     session.info.setdefault(_CHANGED, set()).add(topic)
 

@@ -24,7 +24,7 @@ from arctern.connect.endpoints import mark_agent_presence
 from arctern.connect.work import central_peer_views
 from arctern.connectors.base import Connector
 from arctern.connectors.registry import open_connector
-from arctern.context import AppContext
+from arctern.context import NEW_WORK_TOPIC, AppContext
 from arctern.db.models.transfer import Task
 from arctern.db.models.work import TaskPlan, WorkBatch
 from arctern.engine.errors import CancelToken
@@ -158,7 +158,7 @@ class WorkerPool:
         self._stopping.clear()
         self._tasks = [asyncio.create_task(self._dispatch(), name=f"{self.name}-dispatch")]
         if self.ctx is not None:
-            self.ctx.new_work.subscribe(self.wake)
+            self.ctx.db.subscribe(NEW_WORK_TOPIC, self.wake)
             self._tasks.append(asyncio.create_task(self._reap(), name=f"{self.name}-reaper"))
 
     def wake(self) -> None:
@@ -168,7 +168,7 @@ class WorkerPool:
     async def stop(self, timeout: float = 10.0) -> None:
         """Drain: stop claiming, let jobs persist progress and hand their leases back."""
         if self.ctx is not None:
-            self.ctx.new_work.unsubscribe(self.wake)
+            self.ctx.db.unsubscribe(NEW_WORK_TOPIC, self.wake)
         self._stopping.set()
         self._wake.set()
         for token in self._running.values():

@@ -21,7 +21,8 @@ from sqlalchemy import Table, insert, select, update
 
 from arctern.connectors.access import AccessGuard
 from arctern.connectors.base import WriteState
-from arctern.context import AppContext
+from arctern.context import NEW_WORK_TOPIC, AppContext
+from arctern.db.engine import mark_changed
 from arctern.db.grants import access_guard, applicable_rules, guard_from_rules
 from arctern.db.models.transfer import Collection, Task, TaskItem
 from arctern.db.models.work import TaskFile, TaskPlan, WorkBatch
@@ -241,6 +242,7 @@ class DatabaseWorkSource:
     async def release(self, claim: Claim) -> None:
         async with self.ctx.db.session() as session:
             await leases.release(session, claim, self.worker)
+            mark_changed(session, NEW_WORK_TOPIC)
 
     async def holds(self, claim: Claim) -> bool:
         """Whether this worker holds ``claim``'s lease now (the agent API checks every call)."""
@@ -394,6 +396,8 @@ class DatabaseWorkSource:
                 raise Canceled("LEASE_LOST")
             for group in commit.batches:
                 await _insert_batch(session, task_id, group)
+            if commit.batches:
+                mark_changed(session, NEW_WORK_TOPIC)
             if commit.errors:
                 await session.execute(
                     insert(TaskFile),

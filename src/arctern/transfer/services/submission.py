@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from arctern.connectors.access import AccessGuard
 from arctern.connectors.errors import ConnectorError
-from arctern.context import AppContext
+from arctern.context import NEW_WORK_TOPIC, AppContext
+from arctern.db.engine import mark_changed
 from arctern.db.models.connect import Endpoint
 from arctern.db.models.transfer import Collection, Task, TaskItem
 from arctern.errors import ArcternError, Conflict, RequestTooLarge
@@ -344,14 +345,14 @@ async def _store(
                 )
                 for position, item in enumerate(plan.items)
             )
+            # Idle workers (here and on other hosts) claim it now, not at their next poll.
+            mark_changed(session, NEW_WORK_TOPIC)
     except IntegrityError:
         # A concurrent retry of the same submission won the race.
         again = await _existing(ctx, caller, plan.submission_id)
         if again is None:
             raise
         return again
-    # Embedded workers claim it now rather than at their next poll (one-file latency).
-    ctx.new_work.notify()
     return Submitted(task.id, plan.submission_id, duplicate=False)
 
 
