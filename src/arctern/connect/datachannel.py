@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from arctern.connectors.access import AccessGuard
+from arctern.connectors.errors import ConnectorError
+from arctern.engine.errors import ChecksumMismatch, FileFailed
+from arctern.engine.options import FileJob
 
 FRAME = struct.Struct(">II")
 MAX_HEADER = 1 << 20
@@ -73,6 +76,88 @@ async def write_frame(
 
 def fingerprint_of(der: bytes) -> str:
     return hashlib.sha256(der).hexdigest()
+
+
+# -- groups of small files -------------------------------------------------------------------
+# ``read_small`` and ``write_small`` carry a group of files per frame: a list of jobs in the
+# header, their bytes back to back in the payload, and one outcome per file in the answer.
+
+
+def job_to_wire(job: FileJob, algorithm: str | None, **extra: Any) -> dict[str, Any]:
+    return {
+        "source_path": job.source_path,
+        "destination_path": job.destination_path,
+        "size": job.size,
+        "mtime": job.mtime,
+        "external_checksum": job.external_checksum,
+        "key": job.key,
+        "algorithm": algorithm,
+        **extra,
+    }
+
+
+def job_from_wire(raw: Any) -> tuple[FileJob, str | None]:
+    if not isinstance(raw, dict):
+        raise ChannelError("a file entry is not an object")
+    try:
+        key = raw.get("key")
+        job = FileJob(
+            source_path=str(raw["source_path"]),
+            destination_path=str(raw["destination_path"]),
+            size=int(raw["size"]),
+            mtime=float(raw["mtime"]),
+            external_checksum=raw.get("external_checksum"),
+            key=None if key is None else int(key),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise ChannelError("a file entry is malformed") from None
+    if job.size < 0:
+        raise ChannelError("a file entry has a negative size")
+    algorithm = raw.get("algorithm")
+    return job, None if algorithm is None else str(algorithm)
+
+
+def split_payload(payload: bytes, sizes: list[int]) -> list[bytes]:
+    """The payload cut into the files' bytes; the sizes must add up exactly."""
+    if sum(sizes) != len(payload):
+        raise ChannelError("the payload does not match the files' sizes")
+    parts, at = [], 0
+    for size in sizes:
+        parts.append(payload[at : at + size])
+        at += size
+    return parts
+
+
+def failure_to_wire(exc: BaseException) -> dict[str, Any]:
+    """One file's failure as the peer reports it (a fixed set of kinds, no tracebacks)."""
+    if isinstance(exc, FileFailed):
+        return {
+            "kind": "FileFailed",
+            "code": exc.code,
+            "message": exc.message,
+            "quota": exc.quota,
+            "source_side": exc.source_side,
+        }
+    if isinstance(exc, ChecksumMismatch):
+        return {"kind": "ChecksumMismatch", "message": str(exc)}
+    if isinstance(exc, ConnectorError):
+        return {"kind": type(exc).__name__, "message": str(exc)}
+    return {"kind": "ConnectorError", "message": f"the peer agent failed: {type(exc).__name__}"}
+
+
+def failure_from_wire(raw: Any, kinds: dict[str, type[ConnectorError]]) -> BaseException:
+    error = raw if isinstance(raw, dict) else {}
+    kind, message = str(error.get("kind")), str(error.get("message", ""))
+    if kind == "FileFailed":
+        return FileFailed(
+            str(error.get("code", "FILE_FAILED")),
+            message,
+            quota=bool(error.get("quota")),
+            source_side=bool(error.get("source_side")),
+        )
+    if kind == "ChecksumMismatch":
+        return ChecksumMismatch(message)
+    return kinds.get(kind, ConnectorError)(message)
 
 
 # -- task credentials (deployment side) -------------------------------------------------------

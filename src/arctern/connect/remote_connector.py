@@ -17,10 +17,25 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from arctern.connect.agent_connector import file_info_from
-from arctern.connect.datachannel import ChannelError, fingerprint_of, read_frame, write_frame
+from arctern.connect.datachannel import (
+    ChannelError,
+    failure_from_wire,
+    fingerprint_of,
+    job_to_wire,
+    read_frame,
+    write_frame,
+)
 from arctern.connect.relay import ERROR_KINDS
 from arctern.connectors.base import Capabilities, FileInfo, WriteState
 from arctern.connectors.errors import ConnectorError, PermissionDenied, TransientError
+from arctern.engine.local import SmallRead, SmallWrite
+from arctern.engine.options import FileJob
+
+# Module-level names: inside the class, ``list`` is the listing method.
+ReadWork = list[tuple[FileJob, str | None]]
+ReadOutcomes = list[SmallRead | BaseException]
+WriteWork = list[SmallWrite]
+WriteOutcomes = list[BaseException | None]
 
 CONNECT_TIMEOUT = 20.0
 CALL_TIMEOUT = 120.0
@@ -151,6 +166,54 @@ class RemoteConnector:
     async def abort_write(self, state: WriteState) -> None:
         with contextlib.suppress(TransientError):
             await self._call("abort_write", state=dataclasses.asdict(state))
+
+    # -- groups of small files (``arctern.engine.small.SmallFileEnd``): one frame each way --
+
+    async def read_small(self, work: ReadWork) -> ReadOutcomes:
+        files = [job_to_wire(job, algorithm) for job, algorithm in work]
+        answers, payload = await self._call("read_small", files=files)
+        if not isinstance(answers, list) or len(answers) != len(work):
+            raise ConnectorError("the peer agent sent a malformed group of files")
+        outcomes: ReadOutcomes = []
+        at = 0
+        for answer in answers:
+            if not isinstance(answer, dict):
+                raise ConnectorError("the peer agent sent a malformed group of files")
+            if "error" in answer:
+                outcomes.append(failure_from_wire(answer["error"], ERROR_KINDS))
+                continue
+            size = int(answer.get("size", -1))
+            if size < 0 or at + size > len(payload):
+                raise ConnectorError("the peer agent sent a malformed group of files")
+            checksum = answer.get("checksum")
+            outcomes.append((payload[at : at + size], None if checksum is None else str(checksum)))
+            at += size
+        return outcomes
+
+    async def write_small(
+        self, work: WriteWork, *, verify: bool, preserve_timestamp: bool
+    ) -> WriteOutcomes:
+        files = [
+            job_to_wire(job, algorithm, checksum=checksum) for job, _d, algorithm, checksum in work
+        ]
+        payload = b"".join(data for _job, data, _algorithm, _checksum in work)
+        answers, _ = await self._call(
+            "write_small",
+            payload,
+            files=files,
+            verify=verify,
+            preserve_timestamp=preserve_timestamp,
+        )
+        if not isinstance(answers, list) or len(answers) != len(work):
+            raise ConnectorError("the peer agent sent a malformed group of files")
+        return [
+            None
+            if answer is None
+            else failure_from_wire(
+                answer.get("error") if isinstance(answer, dict) else None, ERROR_KINDS
+            )
+            for answer in answers
+        ]
 
     async def checksum(self, path: str, algorithm: str) -> str | None:
         result, _ = await self._call("checksum", path=path, algorithm=algorithm)

@@ -42,9 +42,10 @@ from arctern.engine.errors import (
     is_source_side,
     mark_source_side,
 )
-from arctern.engine.local import copy_group_local, copy_small_local
+from arctern.engine.local import SmallWrite, copy_group_local, copy_small_local
 from arctern.engine.offload import Offload, ThreadOffload
 from arctern.engine.options import FileJob, TransferOptions
+from arctern.engine.small import SmallFileEnd, small_file_end
 
 DEFAULT_CHUNK_SIZE = 8 << 20
 FAST_PATH_CHUNK = 64 << 20
@@ -134,6 +135,13 @@ class Copier:
         self.retry = retry or RetryPolicy()
         self.offload: Offload = offload or ThreadOffload()
         self._fast_path = _posix_pair(source, destination)
+        # Both ends take groups of small files per call (e.g. local POSIX and a peer agent):
+        # a group costs one round trip instead of several per file.
+        self._ends: tuple[SmallFileEnd, SmallFileEnd] | None = None
+        if not self._fast_path:
+            source_end, destination_end = small_file_end(source), small_file_end(destination)
+            if source_end is not None and destination_end is not None:
+                self._ends = (source_end, destination_end)
 
     # -- orchestration -------------------------------------------------------------------
 
@@ -273,9 +281,10 @@ class Copier:
 
     def groupable(self, job: FileJob, resume: Resume | None) -> bool:
         """Whether ``job`` may go through ``copy_group``: at most one chunk, between two local
-        collections, not resuming a partial copy, and no sync check to make first."""
+        collections (or ends that take groups), not resuming a partial copy, and no sync
+        check to make first."""
         return (
-            self._fast_path
+            (self._fast_path or self._ends is not None)
             and resume is None
             and job.size <= self.chunk_size
             and self.options.sync_level is None
@@ -303,7 +312,9 @@ class Copier:
         if self.cancel.cancelled:
             return [Canceled(self.cancel.reason)] * len(jobs)
         results: list[str | BaseException | None] = []
-        if work:
+        if work and self._ends is not None:
+            results = await self._copy_group_ends(work, self._ends)
+        elif work:
             try:
                 results = await self.offload.run(
                     copy_group_local,
@@ -342,6 +353,51 @@ class Copier:
         final = [outcome for outcome in outcomes if outcome is not None]
         assert len(final) == len(jobs)
         return final
+
+    async def _copy_group_ends(
+        self,
+        work: list[tuple[int, FileJob, str | None]],
+        ends: tuple[SmallFileEnd, SmallFileEnd],
+    ) -> list[str | BaseException | None]:
+        """One read call for the whole group on the source end, one write call on the
+        destination end; an outcome (checksum or exception) per file."""
+        source_end, destination_end = ends
+        try:
+            reads = await source_end.read_small([(job, algorithm) for _i, job, algorithm in work])
+        except ConnectorError as exc:  # the whole call failed: every file goes one by one
+            return [mark_source_side(exc)] * len(work)
+        results: list[str | BaseException | None] = [None] * len(work)
+        writes: list[SmallWrite] = []
+        positions: list[int] = []
+        for position, ((_index, job, algorithm), read) in enumerate(zip(work, reads, strict=True)):
+            if isinstance(read, BaseException):
+                results[position] = mark_source_side(read)
+                continue
+            data, checksum = read
+            writes.append((job, data, algorithm, checksum))
+            positions.append(position)
+        if not writes:
+            return results
+        self.cancel.check()
+        try:
+            written = await destination_end.write_small(
+                writes,
+                verify=self.options.verify_checksum,
+                preserve_timestamp=self.options.preserve_timestamp,
+            )
+        except ConnectorError as exc:
+            written = [exc] * len(writes)
+        for position, outcome, (_job, _data, _algorithm, checksum) in zip(
+            positions, written, writes, strict=True
+        ):
+            results[position] = checksum if outcome is None else outcome
+        return results
+
+    @property
+    def group_parallelism(self) -> int | None:
+        """How many groups to run at once when the ends take groups over the network (their
+        round trips overlap); None for local groups, which share the worker's helpers."""
+        return None if self._ends is None else self.parallel_chunks
 
     async def _copy_small_local(self, job: FileJob, algorithm: str | None) -> CopyResult:
         """A file of at most one chunk between local collections: one thread hop in all."""

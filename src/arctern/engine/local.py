@@ -1,4 +1,4 @@
-"""Small files between two local collections in one blocking call.
+"""Small files in one blocking call: between two local collections, or one side of a copy.
 
 A 4 KiB file costs far more in per-operation overhead (a thread hop, a path lookup, an
 await) than in I/O. For a file that fits in one chunk, the copier hands the whole job —
@@ -18,6 +18,11 @@ from arctern.engine.checksums import new_hasher, same_checksum
 from arctern.engine.errors import ChecksumMismatch, FileFailed, mark_source_side
 from arctern.engine.options import FileJob
 
+# A small file read: its bytes and, when asked for, their checksum.
+SmallRead = tuple[bytes, str | None]
+# A small file to write: the job, its bytes, the algorithm and the source's checksum.
+SmallWrite = tuple[FileJob, bytes, str | None, str | None]
+
 
 def copy_small_local(
     source: PosixConnector,
@@ -34,6 +39,22 @@ def copy_small_local(
     Raises connector errors (source ones marked), ``FileFailed`` or ``ChecksumMismatch``;
     on any failure the temporary file is gone and the destination untouched.
     """
+    data, checksum = read_small(source, job, algorithm)
+    write_small(
+        destination,
+        job,
+        data,
+        algorithm=algorithm,
+        checksum=checksum,
+        verify=verify,
+        preserve_timestamp=preserve_timestamp,
+    )
+    return checksum
+
+
+def read_small(source: PosixConnector, job: FileJob, algorithm: str | None) -> SmallRead:
+    """The source half of ``copy_small_local``: the bytes, and their checksum when
+    ``algorithm`` is set (checked against the job's external checksum, if any)."""
     data = _read_source(source, job)
     checksum = None
     if algorithm:
@@ -46,6 +67,21 @@ def copy_small_local(
                 f"{job.source_path}: {algorithm} is {checksum}, expected {job.external_checksum}",
                 source_side=True,
             )
+    return data, checksum
+
+
+def write_small(
+    destination: PosixConnector,
+    job: FileJob,
+    data: bytes,
+    *,
+    algorithm: str | None,
+    checksum: str | None,
+    verify: bool,
+    preserve_timestamp: bool,
+) -> None:
+    """The destination half: a temporary file, read back and compared when ``verify`` (and
+    there is a checksum), then renamed into place."""
     temp = destination.create_temp_blocking(job.destination_path, job.temp_key)
     try:
         temp.write(data)
@@ -54,7 +90,57 @@ def copy_small_local(
         temp.commit(job.mtime if preserve_timestamp else None)
     finally:
         temp.close()
-    return checksum
+
+
+def read_small_many(
+    source: PosixConnector, work: list[tuple[FileJob, str | None]]
+) -> list[SmallRead | BaseException]:
+    """``read_small`` for each ``(job, algorithm)``, one outcome per job."""
+    outcomes: list[SmallRead | BaseException] = []
+    for job, algorithm in work:
+        try:
+            outcomes.append(read_small(source, job, algorithm))
+        except Exception as exc:  # reported per file to the caller
+            outcomes.append(exc)
+    return outcomes
+
+
+def write_small_many(
+    destination: PosixConnector,
+    work: list[SmallWrite],
+    *,
+    verify: bool,
+    preserve_timestamp: bool,
+    check_data: bool = False,
+) -> list[BaseException | None]:
+    """``write_small`` for each ``(job, data, algorithm, checksum)``, one outcome per job.
+
+    ``check_data``: the bytes came from elsewhere (a peer agent), so they are hashed and
+    compared with the checksum the reading side computed before anything is written."""
+    outcomes: list[BaseException | None] = []
+    for job, data, algorithm, checksum in work:
+        try:
+            if check_data and algorithm and checksum is not None:
+                received = new_hasher(algorithm)
+                received.update(data)
+                if not same_checksum(received.hexdigest(), checksum):
+                    raise ChecksumMismatch(
+                        f"checksum mismatch for {job.destination_path} in transit: "
+                        f"source {algorithm} {checksum}, received {received.hexdigest()}"
+                    )
+            write_small(
+                destination,
+                job,
+                data,
+                algorithm=algorithm,
+                checksum=checksum,
+                verify=verify,
+                preserve_timestamp=preserve_timestamp,
+            )
+            outcomes.append(None)
+        except Exception as exc:
+            outcomes.append(exc)
+    return outcomes
 
 
 def _read_source(source: PosixConnector, job: FileJob) -> bytes:

@@ -547,7 +547,10 @@ class BatchJob(Job):
         options: TransferOptions,
     ) -> None:
         slots = asyncio.Semaphore(self.config.file_concurrency)
-        group_slots = self.group_slots
+        # Local groups share the pool's helpers; groups sent over the network overlap their
+        # round trips, as many at once as the copier has connections for.
+        parallel = copier.group_parallelism
+        group_slots = asyncio.Semaphore(parallel) if parallel else self.group_slots
         singles: list[tuple[FileJob, Resume | None]] = []
         small: list[FileJob] = []
         for job, resume in files:

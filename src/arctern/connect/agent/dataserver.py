@@ -20,12 +20,21 @@ from pathlib import Path
 from typing import Any
 
 from arctern.connect.agent.home import AgentHome
-from arctern.connect.datachannel import ChannelError, fingerprint_of, read_frame, write_frame
+from arctern.connect.datachannel import (
+    ChannelError,
+    failure_to_wire,
+    fingerprint_of,
+    job_from_wire,
+    read_frame,
+    split_payload,
+    write_frame,
+)
 from arctern.connect.relay import error_answer
 from arctern.connectors.access import AccessGuard, with_guard
 from arctern.connectors.base import Connector, WriteState
 from arctern.connectors.errors import ConnectorError, ObjectNotFound
 from arctern.connectors.posix.connector import PosixConnector
+from arctern.engine.local import read_small_many, write_small_many
 
 CERT_FILE = "data-cert.pem"
 KEY_FILE = "data-key.pem"
@@ -135,9 +144,56 @@ def _state(raw: Any) -> WriteState:
         raise ConnectorError("malformed write state") from None
 
 
+async def _read_small(connector: Connector, request: dict[str, Any]) -> tuple[Any, bytes]:
+    files = request.get("files")
+    if not isinstance(connector, PosixConnector) or not isinstance(files, list):
+        raise ConnectorError("malformed group of files")
+    work = [job_from_wire(raw) for raw in files]
+    outcomes = await asyncio.to_thread(read_small_many, connector, work)
+    answers: list[dict[str, Any]] = []
+    parts: list[bytes] = []
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            answers.append({"error": failure_to_wire(outcome)})
+        else:
+            data, checksum = outcome
+            answers.append({"size": len(data), "checksum": checksum})
+            parts.append(data)
+    return answers, b"".join(parts)
+
+
+async def _write_small(
+    connector: Connector, request: dict[str, Any], payload: bytes
+) -> tuple[Any, bytes]:
+    files = request.get("files")
+    if not isinstance(connector, PosixConnector) or not isinstance(files, list):
+        raise ConnectorError("malformed group of files")
+    jobs = [job_from_wire(raw) for raw in files]
+    contents = split_payload(payload, [job.size for job, _algorithm in jobs])
+    work = [
+        (job, data, algorithm, raw.get("checksum"))
+        for (job, algorithm), data, raw in zip(jobs, contents, files, strict=True)
+    ]
+    outcomes = await asyncio.to_thread(
+        write_small_many,
+        connector,
+        work,
+        verify=bool(request.get("verify")),
+        preserve_timestamp=bool(request.get("preserve_timestamp")),
+        check_data=True,
+    )
+    return [
+        None if outcome is None else {"error": failure_to_wire(outcome)} for outcome in outcomes
+    ], b""
+
+
 async def _run(connector: Connector, request: dict[str, Any], payload: bytes) -> tuple[Any, bytes]:
     op = request.get("op")
     path = str(request.get("path", ""))
+    if op == "read_small":
+        return await _read_small(connector, request)
+    if op == "write_small":
+        return await _write_small(connector, request, payload)
     if op == "stat":
         return dataclasses.asdict(await connector.stat(path)), b""
     if op == "list":
