@@ -3,7 +3,7 @@ PORT ?= 8765
 HOME_DIR ?= $(HOME)/.arctern
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bootstrap
+.PHONY: demo test lint bootstrap dist
 
 bootstrap:
 	@scripts/bootstrap
@@ -26,3 +26,8 @@ lint: bootstrap
 	.venv/bin/ruff check src tests bench
 	.venv/bin/ruff format --check src tests bench
 	.venv/bin/mypy
+
+# A wheel of the server and the notebook client (arctern_client) in dist/, for machines
+# without the checkout: pip install 'dist/arctern-<version>-py3-none-any.whl[client]'.
+dist: bootstrap
+	.venv/bin/uv build --wheel --out-dir dist
