@@ -64,6 +64,8 @@ def explain_exchange_error(exc: globus_sdk.GlobusAPIError) -> str:
     body = exc.raw_json if isinstance(exc.raw_json, dict) else {}
     error = body.get("error") or exc.code
     description = body.get("error_description") or exc.message or exc.text
+    if error == "invalid_grant" and str(description).startswith("This authorization code"):
+        return str(description)  # Arctern says which: expired (and when), used, or mistyped
     if error == "invalid_grant":
         return (
             "The authorization code was not accepted: it has expired, was already used, "

@@ -87,6 +87,24 @@ def test_expired_or_reused_code_is_explained(
     assert not (tmp_path / "t.json").exists() or "transfer" not in (tmp_path / "t.json").read_text()
 
 
+def test_the_servers_own_sentence_is_passed_on(
+    http: responses.RequestsMock, deployment: Deployment, tmp_path: Path
+) -> None:
+    said = (
+        "This authorization code expired at 17:25 UTC; codes last 10 minutes. "
+        "Log in again for a new code."
+    )
+    http.post(TOKEN_URL, status=400, json={"error": "invalid_grant", "error_description": said})
+    with pytest.raises(LoginError) as refused:
+        login(
+            CLIENT_ID,
+            deployment=deployment,
+            token_file=tmp_path / "t.json",
+            code_provider=lambda _: "old",
+        )
+    assert str(refused.value) == said
+
+
 def test_other_token_errors_are_reported(
     http: responses.RequestsMock, deployment: Deployment, tmp_path: Path
 ) -> None:

@@ -133,8 +133,15 @@ def test_reused_code_is_rejected_and_revokes_its_tokens(server: LiveServer) -> N
         client.oauth2_exchange_code_for_tokens(code)
     assert reused.value.http_status == 400
     assert reused.value.raw_json["error"] == "invalid_grant"
+    assert "already used" in reused.value.raw_json["error_description"]
     access = tokens.by_resource_server["transfer.api.globus.org"]["access_token"]
     assert client.oauth2_token_introspect(access)["active"] is False
+
+    # A code that was never issued (or is cut short) is told apart from the two above.
+    with pytest.raises(globus_sdk.AuthAPIError) as unknown:
+        client.oauth2_exchange_code_for_tokens(code[:-4])
+    assert unknown.value.http_status == 400
+    assert "copied completely" in unknown.value.raw_json["error_description"]
 
 
 def test_wrong_pkce_verifier_is_rejected(server: LiveServer) -> None:

@@ -122,6 +122,12 @@ def test_codes_expire_after_ten_minutes(server_factory: Callable[..., LiveServer
         auth.oauth2_exchange_code_for_tokens(code)
     assert expired.value.http_status == 400
     assert expired.value.raw_json["error"] == "invalid_grant"
+    said = expired.value.raw_json["error_description"]
+    assert re.fullmatch(
+        r"This authorization code expired at \d\d:\d\d UTC; codes last 10 minutes\. "
+        r"Log in again for a new code\.",
+        said,
+    ), said
 
     # Two days later the access token has expired, but its refresh token still works.
     live.set_clock_offset(48 * 3600 + 1)

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import (
     ClientMixin,
+    InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
     OAuth2Request,
@@ -379,8 +380,14 @@ class CodeGrant(AuthorizationCodeGrant):
         row = session.scalar(
             select(AuthorizationCode).where(AuthorizationCode.code_hash == digest(code))
         )
+        # Each refusal says why in one sentence (a person pasted this code). Authlib turns
+        # the error into the response inside create_token_response, so the revocation
+        # below still commits.
         if row is None or row.client_id != client.id:
-            return None
+            raise InvalidGrantError(
+                "This authorization code is not valid: check that it was copied completely."
+            )
+        lifetime = self.server.settings.authorization_code_lifetime // 60
         if row.used:
             # RFC 6749 section 4.1.2: a replayed code revokes what it produced.
             session.execute(
@@ -389,9 +396,16 @@ class CodeGrant(AuthorizationCodeGrant):
                 .values(access_revoked=True, refresh_revoked=True)
             )
             mark_changed(session, TOKENS_REVOKED)
-            return None
+            raise InvalidGrantError(
+                "This authorization code was already used; a code works once, and the "
+                "tokens it gave were revoked. Log in again for a new code."
+            )
         if row.expires_at <= self.server.now:
-            return None
+            expired = row.expires_at.strftime("%H:%M UTC")
+            raise InvalidGrantError(
+                f"This authorization code expired at {expired}; codes last {lifetime} "
+                "minutes. Log in again for a new code."
+            )
         return CodeView(row)
 
     def delete_authorization_code(self, authorization_code: CodeView) -> None:
