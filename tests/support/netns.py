@@ -12,7 +12,11 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def available() -> str | None:
@@ -21,6 +25,17 @@ def available() -> str | None:
         return "network namespaces need root"
     if shutil.which("ip") is None or shutil.which("tc") is None:
         return "iproute2 (ip, tc) is not installed"
+    return None
+
+
+def delay_available() -> str | None:
+    """Why delay and loss cannot be emulated here, or None if they can."""
+    if shutil.which("iptables-legacy") is None:
+        return "iptables (iptables-legacy) is not installed"
+    try:
+        import netfilterqueue  # noqa: F401
+    except ImportError:
+        return "netfilterqueue is not installed"
     return None
 
 
@@ -35,6 +50,7 @@ def _run(*args: str) -> str:
 class Host:
     name: str  # the namespace
     address: str
+    helpers: list[subprocess.Popen[str]] = field(default_factory=list)
 
     @property
     def launcher(self) -> list[str]:
@@ -53,6 +69,35 @@ class Host:
         """Shape what this host sends (tbf), e.g. ``rate="200mbit"``."""
         _run(*self.launcher, "tc", "qdisc", "replace", "dev", "eth0", "root", "tbf",
              "rate", rate, "burst", burst, "latency", latency)  # fmt: skip
+
+    def add_delay(self, delay_ms: float, loss: float = 0.0, queue: int = 7) -> None:
+        """Hold every packet this host receives for ``delay_ms`` and drop a ``loss`` fraction
+        (``tests.support.delayline``: NFQUEUE, since this kernel has no netem). Delay on both
+        ends of a link adds up to its round-trip time. Incoming, not outgoing: a packet held
+        on the way out still counts against its socket's send queue (TCP small queues), so
+        the sender would stall after a couple of packets per round trip."""
+        helper = subprocess.Popen(
+            [*self.launcher, sys.executable, "-m", "tests.support.delayline",
+             "--queue", str(queue), "--delay-ms", str(delay_ms), "--loss", str(loss)],
+            cwd=PROJECT, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.helpers.append(helper)
+        assert helper.stdout is not None
+        if helper.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the delay line on {self.name} did not start")
+        _run(*self.launcher, "iptables-legacy", "-A", "INPUT", "-i", "eth0",
+             "-j", "NFQUEUE", "--queue-num", str(queue), "--queue-bypass")  # fmt: skip
+
+    def stop_helpers(self) -> None:
+        for helper in self.helpers:
+            helper.terminate()
+        for helper in self.helpers:
+            try:
+                helper.wait(10)
+            except subprocess.TimeoutExpired:
+                helper.kill()
+                helper.wait()
+        self.helpers.clear()
 
 
 @dataclass
@@ -96,5 +141,6 @@ class Network:
 
     def destroy(self) -> None:
         for host in self.hosts:
+            host.stop_helpers()
             subprocess.run(["ip", "netns", "del", host.name], capture_output=True, timeout=30)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, timeout=30)

@@ -22,6 +22,7 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import struct
 import time
 import uuid
@@ -38,6 +39,26 @@ MAX_HEADER = 1 << 20
 MAX_PAYLOAD = 64 << 20
 TOKEN_PREFIX = "adt_"
 TOKEN_LIFETIME_SECONDS = 6 * 3600
+
+
+# Congestion control of data connections. Across a lossy long link, loss-based cubic (the
+# usual default) collapses: measured here through an emulated 50 ms, 0.1% loss link, see
+# README "Connect a data host". BBR paces by measured bandwidth and round trip instead. Where
+# the kernel lacks it or does not allow it to this user, the system default stays.
+CONGESTION_CONTROL = "bbr"
+
+
+def use_congestion_control(writer: asyncio.StreamWriter, name: str = CONGESTION_CONTROL) -> bool:
+    """Ask for ``name`` on this connection's socket; whether the kernel agreed."""
+    sock = writer.get_extra_info("socket")
+    option = getattr(socket, "TCP_CONGESTION", None)
+    if sock is None or option is None or not name:
+        return False
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, option, name.encode())
+    except OSError:
+        return False
+    return True
 
 
 class ChannelError(Exception):

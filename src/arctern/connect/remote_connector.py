@@ -23,6 +23,7 @@ from arctern.connect.datachannel import (
     fingerprint_of,
     job_to_wire,
     read_frame,
+    use_congestion_control,
     write_frame,
 )
 from arctern.connect.relay import ERROR_KINDS
@@ -77,6 +78,7 @@ class RemoteConnector:
             where = f"{self.host}:{self.port}"
             raise TransientError(f"cannot reach the peer agent at {where}: {exc}") from None
         link = _Link(reader, writer)
+        use_congestion_control(writer)  # this side sends when it pushes
         ssl_object = writer.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         if not der or fingerprint_of(der) != self.fingerprint:

@@ -27,6 +27,7 @@ from arctern.connect.datachannel import (
     job_from_wire,
     read_frame,
     split_payload,
+    use_congestion_control,
     write_frame,
 )
 from arctern.connect.relay import error_answer
@@ -107,6 +108,7 @@ class DataServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connector: Connector | None = None
+        use_congestion_control(writer)  # this side sends when the peer pulls
         try:
             hello, _ = await read_frame(reader)
             granted = await self.verify(str(hello.get("token", "")))
