@@ -172,6 +172,30 @@ def test_consent_page_and_prompt_login(server: LiveServer) -> None:
         assert forged.status_code == 403
 
 
+def test_consent_marks_services_this_server_does_not_run(server: LiveServer) -> None:
+    """globus-cli's login asks for Search, Timers and Flows too: granted (so the CLI keeps
+    working) but marked on the consent page, while Transfer and Groups are not marked."""
+    client_id = create_native_client(server, name="Many Services App")
+    auth = native_auth_client(server, client_id)
+    search = "urn:globus:auth:scope:search.api.globus.org:all"
+    timer = "https://auth.globus.org/scopes/524230d7-ea86-4a52-8312-86065a9e0417/timer"
+    flows = "https://auth.globus.org/scopes/eec9b274-0c81-4334-bdc2-54e90e689b9a/manage_flows"
+    groups = "urn:globus:auth:scope:groups.api.globus.org:all"
+    auth.oauth2_start_flow(["openid", TRANSFER_SCOPE, groups, search, timer, flows])
+    url = auth.oauth2_get_authorize_url()
+    with httpx.Client() as client:
+        client.get(url)
+        assert post_login(client, server).status_code == 303
+        consent = client.get(url)
+    assert consent.status_code == 200, consent.text
+    items = re.findall(r"<li( class=\"unavailable\")?>(.*?)</li>", consent.text, re.S)
+    marked = {scope for scope in (search, timer, flows, groups, TRANSFER_SCOPE, "openid")
+              for cls, body in items if cls and f"<code>{scope}</code>" in body}  # fmt: skip
+    assert marked == {search, timer, flows}, items
+    assert consent.text.count("not available on this server</span>") == 3
+    assert "not run by this deployment" in consent.text
+
+
 def test_auth_code_page(server: LiveServer) -> None:
     auth = native_auth_client(server, create_native_client(server, name="Code Page App"))
     auth.oauth2_start_flow([TRANSFER_SCOPE])

@@ -71,3 +71,17 @@ def test_descriptions_are_readable() -> None:
         "Access data on collection abc"
     )
     assert "groups.api.globus.org" in describe("urn:globus:auth:scope:groups.api.globus.org:all")
+
+
+def test_served_here_names_only_this_deployments_services() -> None:
+    from arctern.auth.scopes import served_here
+
+    collection = "https://auth.globus.org/scopes/0b2c8f7e-4c84-4d4b-8b49-6a1b3b2a9e10"
+    assert served_here("openid")
+    assert served_here("urn:globus:auth:scope:transfer.api.globus.org:all")
+    assert served_here("urn:globus:auth:scope:groups.api.globus.org:view_my_groups_and_memberships")
+    assert served_here(f"{collection}/data_access")
+    assert served_here(f"{collection}/https")
+    assert not served_here("urn:globus:auth:scope:search.api.globus.org:all")
+    assert not served_here(f"{collection}/timer")
+    assert not served_here("not a scope")

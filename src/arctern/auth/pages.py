@@ -22,7 +22,7 @@ from arctern.auth.hashing import digest
 from arctern.auth.ldap import DirectoryUnavailable, LdapSettings
 from arctern.auth.ldap import authenticate as ldap_authenticate
 from arctern.auth.oauth import ArcternAuthorizationServer, HttpRequest, malformed_parameter
-from arctern.auth.scopes import ScopeError, ScopeNode, describe, parse_scopes
+from arctern.auth.scopes import ScopeError, ScopeNode, describe, parse_scopes, served_here
 from arctern.auth.service import AuthService
 from arctern.auth.throttle import LoginThrottle
 from arctern.db.models.auth import AuthorizationCode, Identity, IdentityProvider, OAuthClient
@@ -308,6 +308,7 @@ def create_pages_router(service: AuthService) -> APIRouter:
                     "scope": node.name,
                     "text": describe(node.name),
                     "dependencies": [describe(dep.name) for dep in node.dependencies],
+                    "served": served_here(node.name),
                 }
             )
         return page(

@@ -32,6 +32,26 @@ _DESCRIPTIONS = {
 }
 
 
+# The services this deployment runs. Scopes of other Globus services (Search, Flows, Timers,
+# Compute, ...) are still granted, so that clients which always ask for them (globus-cli's
+# login) keep working, but the consent page says nothing here answers them.
+SERVED_RESOURCE_SERVERS = frozenset({AUTH_RS, TRANSFER_RS, "groups.api.globus.org"})
+# Scopes a collection defines for itself (named by the collection's id).
+COLLECTION_SCOPE_NAMES = frozenset({"data_access", "https"})
+
+
+def served_here(scope: str) -> bool:
+    """Whether a service of this deployment answers tokens for ``scope``."""
+    try:
+        rs = resource_server_of(scope)
+    except ScopeError:
+        return False
+    if rs in SERVED_RESOURCE_SERVERS:
+        return True
+    name = scope.rsplit("/", 1)[-1]
+    return scope.startswith("https://") and name in COLLECTION_SCOPE_NAMES
+
+
 class ScopeError(ValueError):
     """The scope string is malformed or names no known resource server."""
 
