@@ -79,6 +79,18 @@ class Settings(BaseSettings):
         le=64,
         description="Parallel TCP connections of a transfer between two Connect agents",
     )
+    data_listen: str | None = Field(
+        default=None,
+        description=(
+            "host:port on which this deployment's workers accept data connections, so that "
+            "Connect agents run with --no-listen can exchange data with central POSIX "
+            "storage (unset: they cannot; port 0 picks a free port)"
+        ),
+    )
+    data_address: str | None = Field(
+        default=None,
+        description="host:port agents connect to, when not the one bound (NAT, a proxy)",
+    )
     connect_poll_hold_seconds: float = Field(
         default=20.0, gt=0, description="How long the agent API holds an agent's long poll"
     )

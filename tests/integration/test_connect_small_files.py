@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
-from arctern.connect.agent import dataserver
-from arctern.connect.agent.dataserver import DataServer
+from arctern.connect import dataserver
 from arctern.connect.agent.home import AgentConfig, AgentHome, LocalCollection
+from arctern.connect.dataserver import DataServer
 from arctern.connect.remote_connector import RemoteConnector
+from arctern.connectors.base import Connector
 from arctern.connectors.posix.connector import PosixConnector
 from arctern.engine.copier import Copier, CopyResult, FileFailed, RetryPolicy
 from arctern.engine.errors import CancelToken
@@ -59,8 +60,8 @@ async def channel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
         )
     )
 
-    async def verify(token: str) -> tuple[str, None] | None:
-        return (COLLECTION, None) if token == "adt_good" else None
+    async def open_collection(token: str) -> Connector | None:
+        return PosixConnector(str(remote_root)) if token == "adt_good" else None
 
     requests: list[str] = []
     run = dataserver._run
@@ -70,7 +71,7 @@ async def channel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
         return await run(connector, request, payload)
 
     monkeypatch.setattr(dataserver, "_run", counting)
-    server = DataServer(home, verify)
+    server = DataServer(open_collection, *home.data_certificate())
     address = await server.start("127.0.0.1", 0)
     yield Channel(remote_root, local_root, address, server.fingerprint, requests)
     await server.stop()

@@ -56,6 +56,23 @@ def list_(home: HomeOption = None, database: DatabaseOption = None) -> None:
         )
 
 
+@app.command("listeners")
+def listeners(home: HomeOption = None, database: DatabaseOption = None) -> None:
+    """List this deployment's workers that accept data connections (ARCTERN_DATA_LISTEN):
+    worker, address, certificate fingerprint, live or ended. Agents run with --no-listen
+    exchange data with central storage through a live one."""
+    from arctern.connect.central_data import list_listeners
+
+    async def action(ctx: AppContext) -> list[tuple[str, str, str, bool]]:
+        return await list_listeners(ctx)
+
+    found = run_admin(home, database, action)
+    if not found:
+        typer.echo("No worker accepts data connections: set ARCTERN_DATA_LISTEN to enable it.")
+    for worker, address, fingerprint, live in found:
+        typer.echo(f"{worker}\t{address}\t{fingerprint}\t{'live' if live else 'ended'}")
+
+
 @app.command("show")
 def show(endpoint: EndpointArg, home: HomeOption = None, database: DatabaseOption = None) -> None:
     """Show one endpoint and its collections."""

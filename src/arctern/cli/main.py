@@ -12,6 +12,7 @@ import uvicorn
 
 from arctern.cli import clients, collections, connect, endpoints, identity
 from arctern.cli import worker as worker_cli
+from arctern.cli.worker import DataAddressOption, DataListenOption
 from arctern.config import Settings, ensure_home, load_settings
 from arctern.db.migrate import upgrade
 
@@ -68,6 +69,8 @@ def serve(
             "--worker/--no-worker", help="Run the embedded transfer workers (default: yes)."
         ),
     ] = None,
+    data_listen: DataListenOption = None,
+    data_address: DataAddressOption = None,
 ) -> None:
     """Start the server: Auth, Transfer, the web UI and (by default) transfer workers."""
     from arctern.app import create_app
@@ -75,7 +78,14 @@ def serve(
     from arctern.httpserver import with_limits
 
     settings = prepare(
-        home, database, host=host, port=port, public_url=public_url, embedded_worker=worker
+        home,
+        database,
+        host=host,
+        port=port,
+        public_url=public_url,
+        embedded_worker=worker,
+        data_listen=data_listen,
+        data_address=data_address,
     )
     _require_free_port(settings.host, settings.port)
     asyncio.run(_share_signing_key(settings))

@@ -11,6 +11,26 @@ import typer
 
 from arctern.config import Settings
 
+DataListenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--data-listen",
+        envvar="ARCTERN_DATA_LISTEN",
+        help=(
+            "HOST:PORT where the workers accept data connections from Arctern Connect agents "
+            "run with --no-listen, for their transfers with central POSIX storage."
+        ),
+    ),
+]
+DataAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--data-address",
+        envvar="ARCTERN_DATA_ADDRESS",
+        help="HOST:PORT agents connect to, when not the --data-listen address (NAT).",
+    ),
+]
+
 
 def worker(
     home: Annotated[
@@ -29,11 +49,20 @@ def worker(
         int | None, typer.Option(help="Jobs (plans or file batches) run at once.")
     ] = None,
     name: Annotated[str | None, typer.Option(help="Worker name shown in leases.")] = None,
+    data_listen: DataListenOption = None,
+    data_address: DataAddressOption = None,
 ) -> None:
     """Run transfer workers until SIGTERM/SIGINT, then drain (progress kept, leases released)."""
     from arctern.cli.main import prepare
 
-    settings = prepare(home, database, worker_concurrency=concurrency, worker_name=name)
+    settings = prepare(
+        home,
+        database,
+        worker_concurrency=concurrency,
+        worker_name=name,
+        data_listen=data_listen,
+        data_address=data_address,
+    )
     asyncio.run(_serve(settings))
 
 
@@ -53,6 +82,10 @@ async def _serve(settings: Settings) -> None:
         f"Worker {pool.name} running {pool.concurrency} job(s) at a time on "
         f"{settings.resolved_database_url}",
     )
+    if pool.data_listener is not None:
+        typer.echo(
+            f"Accepting data connections from Connect agents on {pool.data_listener.address}"
+        )
     try:
         await stop.wait()
         typer.echo("Draining: saving progress and releasing leases…")

@@ -40,6 +40,10 @@ MAX_PAYLOAD = 64 << 20
 TOKEN_PREFIX = "adt_"
 TOKEN_LIFETIME_SECONDS = 6 * 3600
 
+# Kinds of central collection the deployment's workers serve to agents that do not listen
+# (``connect.central_data``): they take groups of small files and writes at any offset.
+CENTRAL_SERVED_CONNECTORS = ("posix",)
+
 
 # Congestion control of data connections. Across a lossy long link, loss-based cubic (the
 # usual default) collapses: measured here through an emulated 50 ms, 0.1% loss link, see

@@ -56,13 +56,34 @@ class _Link:
 class RemoteConnector:
     capabilities = Capabilities(write_at_offset=True, rename=True, set_mtime=True, local_path=False)
 
-    def __init__(self, address: str, fingerprint: str, token: str, streams: int = 4) -> None:
+    def __init__(
+        self,
+        address: str,
+        fingerprint: str,
+        token: str,
+        streams: int = 4,
+        *,
+        small_files: bool = True,
+    ) -> None:
         host, _, port = address.rpartition(":")
         self.host, self.port = host.strip("[]"), int(port)
         self.fingerprint = fingerprint
         self.token = token
+        # Whether the peer takes groups of small files per frame (its collection is POSIX).
+        self.small_files = small_files
         self._idle: list[_Link] = []
         self._slots = asyncio.Semaphore(max(1, streams))
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> RemoteConnector:
+        """From the options of a ``remote`` collection view (``connect.work.as_seen_from``)."""
+        return cls(
+            str(options["address"]),
+            str(options["fingerprint"]),
+            str(options["token"]),
+            int(options.get("streams", 4)),
+            small_files=bool(options.get("small_files", True)),
+        )
 
     async def _open(self) -> _Link:
         context = ssl.create_default_context()

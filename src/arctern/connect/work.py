@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from arctern.connect import wire
 from arctern.connect.datachannel import (
@@ -23,9 +24,10 @@ from arctern.connect.datachannel import (
     check_token,
     issue_token,
 )
+from arctern.connect.endpoints import BUILTIN_ENDPOINT_ID
 from arctern.connectors.access import AccessGuard
 from arctern.context import AppContext
-from arctern.db.models.connect import Endpoint
+from arctern.db.models.connect import CentralDataListener, Endpoint
 from arctern.db.models.transfer import Collection, Task
 from arctern.db.models.work import TaskFile
 from arctern.engine.errors import Canceled, FileFailed
@@ -267,8 +269,10 @@ async def as_seen_from(
 ) -> Collections:
     """The task's collections as the worker running its job opens them: a Connect agent
     (``here``: its endpoint) opens its own by id; the deployment's workers (``here`` None)
-    open central storage directly. Another agent's collection is opened through the data
-    channel, with a credential for this task alone."""
+    open central storage directly. Anything else is opened through the data channel of the
+    side that listens, with a credential for this task alone: another agent's collection
+    through that agent, central storage (for an agent that does not listen) through one of
+    the deployment's workers that accept data connections."""
     now = ctx.clock.now()
 
     async def view(
@@ -279,36 +283,54 @@ async def as_seen_from(
         if here is None and collection.connector != "agent":
             return collection
         async with ctx.db.session() as session:
-            row = (
-                await session.execute(
-                    select(Collection.endpoint_id, Endpoint.data_address, Endpoint.data_fingerprint)
-                    .join(Endpoint, Endpoint.id == Collection.endpoint_id)
-                    .where(Collection.id == collection.id, Collection.connector == "agent")
+            if collection.connector != "agent":
+                listener = await live_central_listener(session, now)
+                if listener is None:
+                    raise FileFailed(
+                        "ENDPOINT_ERROR",
+                        "no worker of the deployment accepts data connections right now",
+                    )
+                serving, address, fingerprint = BUILTIN_ENDPOINT_ID, *listener
+            else:
+                row = (
+                    await session.execute(
+                        select(
+                            Collection.endpoint_id,
+                            Endpoint.data_address,
+                            Endpoint.data_fingerprint,
+                        )
+                        .join(Endpoint, Endpoint.id == Collection.endpoint_id)
+                        .where(Collection.id == collection.id)
+                    )
+                ).one()
+                if row.endpoint_id == here:
+                    return collection
+                if not row.data_address or not row.data_fingerprint:
+                    raise FileFailed(
+                        "ENDPOINT_ERROR", "the other endpoint does not accept data connections now"
+                    )
+                serving, address, fingerprint = (
+                    row.endpoint_id,
+                    row.data_address,
+                    row.data_fingerprint,
                 )
-            ).first()
-        if row is None:
-            raise FileFailed("ENDPOINT_ERROR", "an agent cannot reach the deployment's storage")
-        if row.endpoint_id == here:
-            return collection
-        if not row.data_address or not row.data_fingerprint:
-            raise FileFailed(
-                "ENDPOINT_ERROR", "the other endpoint does not accept data connections now"
-            )
         token = issue_token(
             ctx.settings.secret_key or "",
             DataGrant(
                 task_id=task.id,
                 collection_id=collection.id,
-                endpoint_id=row.endpoint_id,
+                endpoint_id=serving,
                 guard=guard,
                 expires=now.timestamp() + TOKEN_LIFETIME_SECONDS,
             ),
         )
         options = {
-            "address": row.data_address,
-            "fingerprint": row.data_fingerprint,
+            "address": address,
+            "fingerprint": fingerprint,
             "token": token,
             "streams": ctx.settings.connect_data_streams,
+            # Groups of small files per frame need a POSIX collection on the serving side.
+            "small_files": collection.connector in ("agent", "posix"),
         }
         return CollectionView(collection.id, "remote", str(collection.id), options)
 
@@ -322,22 +344,44 @@ async def as_seen_from(
     )
 
 
-async def verify_data_token(
-    ctx: AppContext, endpoint_id: uuid.UUID, body: dict[str, Any]
-) -> dict[str, Any]:
-    """Whether a credential a peer presented to this agent is genuine, current, meant for
-    this agent and for a task still running; and then what it opens."""
-    token = body.get("token")
+async def live_central_listener(session: AsyncSession, now: datetime) -> tuple[str, str] | None:
+    """``(address, fingerprint)`` of a deployment worker accepting data connections now
+    (any of them: the load spreads over the workers that listen)."""
+    row = (
+        await session.execute(
+            select(CentralDataListener.address, CentralDataListener.fingerprint)
+            .where(CentralDataListener.live_until > now)
+            .order_by(func.random())
+            .limit(1)
+        )
+    ).first()
+    return None if row is None else (row.address, row.fingerprint)
+
+
+async def running_task_grant(
+    ctx: AppContext, token: Any, serving_endpoint: uuid.UUID
+) -> DataGrant | None:
+    """The grant of a task credential presented to ``serving_endpoint``'s data channel, if
+    it is genuine, current, meant for that endpoint and for a task still running."""
     grant = (
         check_token(ctx.settings.secret_key or "", token, ctx.clock.now().timestamp())
         if isinstance(token, str)
         else None
     )
-    if grant is None or grant.endpoint_id != endpoint_id:
-        return {"valid": False}
+    if grant is None or grant.endpoint_id != serving_endpoint:
+        return None
     async with ctx.db.session() as session:
         status = await session.scalar(select(Task.status).where(Task.id == grant.task_id))
-    if status not in ("ACTIVE", "INACTIVE"):
+    return grant if status in ("ACTIVE", "INACTIVE") else None
+
+
+async def verify_data_token(
+    ctx: AppContext, endpoint_id: uuid.UUID, body: dict[str, Any]
+) -> dict[str, Any]:
+    """Whether a credential a peer presented to this agent is valid (``running_task_grant``);
+    and then what it opens."""
+    grant = await running_task_grant(ctx, body.get("token"), endpoint_id)
+    if grant is None:
         return {"valid": False}
     return {
         "valid": True,

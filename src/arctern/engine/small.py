@@ -63,6 +63,6 @@ def small_file_end(connector: Connector) -> SmallFileEnd | None:
     """``connector`` as a ``SmallFileEnd``, or None when it can only go file by file."""
     if isinstance(connector, PosixConnector):
         return LocalSmallFiles(connector)
-    if isinstance(connector, SmallFileEnd):
+    if isinstance(connector, SmallFileEnd) and getattr(connector, "small_files", True):
         return connector
     return None

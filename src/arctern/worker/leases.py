@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from arctern.db.models.connect import Endpoint
+from arctern.connect.datachannel import CENTRAL_SERVED_CONNECTORS
+from arctern.db.models.connect import CentralDataListener, Endpoint
 from arctern.db.models.transfer import Collection, Task
 from arctern.db.models.work import TaskPlan, WorkBatch
 
@@ -78,7 +79,18 @@ def _on_endpoint(
     )
 
 
-def in_scope(scope: Scope) -> ColumnElement[bool]:
+def _central_served(collection_id: Any, now: datetime) -> ColumnElement[bool]:
+    """The collection is central storage that a live deployment worker serves over the data
+    channel (``connect.central_data``)."""
+    return and_(
+        exists().where(
+            Collection.id == collection_id, Collection.connector.in_(CENTRAL_SERVED_CONNECTORS)
+        ),
+        exists().where(CentralDataListener.live_until > now),
+    )
+
+
+def in_scope(scope: Scope, now: datetime) -> ColumnElement[bool]:
     """Condition on ``Task``: the task is work for a worker of ``scope``."""
     if scope.agent_endpoint is None:
         src, dst = Task.source_endpoint_id, Task.destination_endpoint_id
@@ -104,6 +116,10 @@ def in_scope(scope: Scope) -> ColumnElement[bool]:
                 _on_endpoint(src, agent, listening=False),
                 _on_listening_peer(dst, agent),
             ),
+            # Central storage <-> this agent, which does not listen: it connects to a
+            # deployment worker that does.
+            and_(_on_endpoint(src, agent, listening=False), _central_served(dst, now)),
+            and_(_central_served(src, now), _on_endpoint(dst, agent, listening=False)),
         ),
     )
 
@@ -125,7 +141,7 @@ def _runnable_task(now: datetime, scope: Scope = CENTRAL) -> ColumnElement[bool]
         Task.status == "ACTIVE",
         Task.cancel_requested.is_(False),
         or_(Task.deadline.is_(None), Task.deadline > now),
-        in_scope(scope),
+        in_scope(scope, now),
     )
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import or_, select
 
 from arctern.clock import Clock
 from arctern.config import Settings
+from arctern.connect.central_data import DataListener
 from arctern.connect.endpoints import mark_agent_presence
 from arctern.connect.work import central_peer_views
 from arctern.connectors.base import Connector
@@ -54,12 +55,7 @@ def connector_factory_for(ctx: AppContext) -> ConnectorFactory:
         if kind == "remote":  # a Connect agent's collection, over the data channel
             from arctern.connect.remote_connector import RemoteConnector
 
-            return RemoteConnector(
-                str(options["address"]),
-                str(options["fingerprint"]),
-                str(options["token"]),
-                int(options.get("streams", 4)),
-            )
+            return RemoteConnector.from_options(options)
         if kind == "agent":
             # A Connect agent's collection (root is the collection id): relayed operations.
             from arctern.connect.agent_connector import AgentConnector
@@ -151,6 +147,12 @@ class WorkerPool:
         )
         # As many groups of small files at once as there are helpers to copy them.
         self._group_slots = asyncio.Semaphore(max(1, processes))
+        # Agents that do not listen connect here for their transfers with central storage.
+        self.data_listener = (
+            DataListener(ctx, self.factory, self.name, settings.data_listen)
+            if ctx is not None and settings.data_listen
+            else None
+        )
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -160,6 +162,8 @@ class WorkerPool:
         if self.ctx is not None:
             self.ctx.db.subscribe(NEW_WORK_TOPIC, self.wake)
             self._tasks.append(asyncio.create_task(self._reap(), name=f"{self.name}-reaper"))
+        if self.data_listener is not None:
+            await self.data_listener.start()
 
     def wake(self) -> None:
         """Claim now instead of at the next poll (e.g. right after a submission)."""
@@ -180,6 +184,8 @@ class WorkerPool:
                 job.cancel()
         await self._cancel_loops()
         await self._stop_helpers()
+        if self.data_listener is not None:
+            await self.data_listener.stop()
 
     async def _stop_helpers(self) -> None:
         if isinstance(self._offload, ProcessOffload):
@@ -195,6 +201,8 @@ class WorkerPool:
                 await job
         await self._cancel_loops()
         await self._stop_helpers()
+        if self.data_listener is not None:
+            await self.data_listener.close()
 
     async def _cancel_loops(self) -> None:
         for loop_task in self._tasks:

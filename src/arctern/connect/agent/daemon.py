@@ -28,13 +28,13 @@ import httpx
 from arctern.clock import Clock
 from arctern.config import Settings
 from arctern.connect.agent.client import AgentApiError, AsyncAgentClient, CredentialRefused
-from arctern.connect.agent.dataserver import DataServer
 from arctern.connect.agent.home import AgentHome
 from arctern.connect.agent.operations import execute
 from arctern.connect.agent.work_source import HttpWorkSource
+from arctern.connect.dataserver import DataServer
 from arctern.connect.remote_connector import RemoteConnector
 from arctern.connect.wire import guard_of
-from arctern.connectors.access import AccessGuard
+from arctern.connectors.access import with_guard
 from arctern.connectors.base import Connector
 from arctern.connectors.errors import ConnectorError, ObjectNotFound
 from arctern.connectors.posix.connector import PosixConnector
@@ -91,17 +91,22 @@ class Agent:
         """Accept data connections from peer agents (``--listen``)."""
         assert self.listen is not None
 
-        async def verify(token: str) -> tuple[str, AccessGuard | None] | None:
+        async def open_collection(token: str) -> Connector | None:
+            """The deployment says what the credential opens; only roots configured here
+            can be opened, under the task owner's grants."""
             try:
                 answer = await client.verify_data_token(token)
             except (httpx.HTTPError, AgentApiError, CredentialRefused):
                 return None
             if not answer.get("valid"):
                 return None
-            return str(answer["collection_id"]), guard_of(answer.get("guard"))
+            root = self.home.load_config().root_of(str(answer.get("collection_id")))
+            if root is None:
+                return None
+            return with_guard(PosixConnector(root), guard_of(answer.get("guard")))
 
         host, _, port = self.listen.rpartition(":")
-        server = DataServer(self.home, verify)
+        server = DataServer(open_collection, *self.home.data_certificate())
         bound = await server.start(host.strip("[]") or "0.0.0.0", int(port))
         self.data_server = server
         self.announced = self.data_address or bound
@@ -255,13 +260,8 @@ def local_connectors(home: AgentHome) -> ConnectorFactory:
     deployment names, nothing outside the roots configured here can be reached."""
 
     def factory(kind: str, root: str, options: dict[str, Any]) -> Connector:
-        if kind == "remote":  # a peer agent's collection, over the data channel
-            return RemoteConnector(
-                str(options["address"]),
-                str(options["fingerprint"]),
-                str(options["token"]),
-                int(options.get("streams", 4)),
-            )
+        if kind == "remote":  # a peer's collection, over the data channel
+            return RemoteConnector.from_options(options)
         if kind != "agent":
             raise ConnectorError("this agent reaches only its own collections")
         local = home.load_config().root_of(root)

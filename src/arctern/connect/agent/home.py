@@ -16,6 +16,8 @@ from typing import Any
 
 CONFIG_FILE = "agent.json"
 CREDENTIAL_FILE = "credential.json"
+DATA_CERT_FILE = "data-cert.pem"
+DATA_KEY_FILE = "data-key.pem"
 
 
 class AgentConfigError(Exception):
@@ -116,3 +118,18 @@ class AgentHome:
         if not isinstance(credential, str) or not credential:
             raise AgentConfigError(f"{self.credential_path} holds no credential")
         return credential
+
+    def data_certificate(self) -> tuple[Path, Path]:
+        """The certificate and key this agent's data channel listens with (made once, mode
+        0600): kept across restarts, so peers can keep pinning the same fingerprint."""
+        from arctern.connect.dataserver import make_certificate
+
+        cert_path, key_path = self.path / DATA_CERT_FILE, self.path / DATA_KEY_FILE
+        if not cert_path.exists() or not key_path.exists():
+            self.create()
+            cert, key = make_certificate()
+            for path, data in ((key_path, key), (cert_path, cert)):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+        return cert_path, key_path

@@ -13,7 +13,7 @@ from arctern.db.models.auth import (
     SigningKeyRecord,
     WebSession,
 )
-from arctern.db.models.connect import AgentRequest, Endpoint
+from arctern.db.models.connect import AgentRequest, CentralDataListener, Endpoint
 from arctern.db.models.groups import Group, GroupMembership
 from arctern.db.models.transfer import (
     AclRule,
@@ -30,6 +30,7 @@ __all__ = [
     "AgentRequest",
     "AuthorizationCode",
     "Bookmark",
+    "CentralDataListener",
     "ClientCredential",
     "Collection",
     "Consent",

@@ -62,3 +62,21 @@ class AgentRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # The requester gives up after this; stale rows are removed by later requests.
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CentralDataListener(Base):
+    """A deployment worker that accepts data connections (``ARCTERN_DATA_LISTEN``).
+
+    Connect agents that do not listen themselves exchange data with central storage by
+    connecting to one of these. Each worker renews its row while it runs and ends it when it
+    stops; a row is kept after that, because it records that the deployment is set up to
+    accept such transfers (a worker restarting must not make submissions fail meanwhile).
+    """
+
+    __tablename__ = "connect_central_listeners"
+
+    worker: Mapped[str] = mapped_column(String(200), primary_key=True)
+    address: Mapped[str] = mapped_column(String(300))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    # Live while in the future: renewed every few seconds by the worker.
+    live_until: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -15,11 +15,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from arctern.connect.datachannel import CENTRAL_SERVED_CONNECTORS
 from arctern.connectors.access import AccessGuard
 from arctern.connectors.errors import ConnectorError
 from arctern.context import NEW_WORK_TOPIC, AppContext
 from arctern.db.engine import mark_changed
-from arctern.db.models.connect import Endpoint
+from arctern.db.models.connect import CentralDataListener, Endpoint
 from arctern.db.models.transfer import Collection, Task, TaskItem
 from arctern.errors import ArcternError, Conflict, RequestTooLarge
 from arctern.transfer.filters import bad_request, parse_datetime
@@ -365,8 +366,10 @@ async def _refuse_unreachable(
 ) -> None:
     """Accept only transfers some worker can run: between central collections (central
     workers), within one Connect agent (a local copy there), or across the data channel,
-    which needs one side to accept connections: an agent run with --listen (central workers
-    never listen). Refuse the rest now rather than accept a task nobody can run."""
+    which needs one side to accept connections: an agent run with --listen, or, with central
+    POSIX storage, the deployment's workers when set up to listen (``ARCTERN_DATA_LISTEN``;
+    a worker briefly restarting does not count as "not set up"). Refuse the rest now rather
+    than accept a task nobody can run."""
     on_agent = [c for c in (source, destination) if c.connector == "agent"]
     if not on_agent:
         return
@@ -383,10 +386,21 @@ async def _refuse_unreachable(
     if listening:
         return
     if len(on_agent) == 1:
+        central = destination if source.connector == "agent" else source
+        served = central.connector in CENTRAL_SERVED_CONNECTORS and bool(
+            await session.scalar(select(func.count()).select_from(CentralDataListener))
+        )
+        if served:
+            return
         message = (
             f"Collection '{on_agent[0].display_name}' is on an Arctern Connect endpoint that "
-            "does not accept data connections: transfers between it and the deployment's own "
-            "storage need its agent to run with --listen."
+            "does not accept data connections: transfers between it and "
+            f"'{central.display_name}' need its agent to run with --listen"
+            + (
+                ", or the deployment's workers to accept data connections (ARCTERN_DATA_LISTEN)."
+                if central.connector in CENTRAL_SERVED_CONNECTORS
+                else "."
+            )
         )
     else:
         message = (

@@ -1,11 +1,13 @@
-"""The listening side of the data channel: serves this agent's collections to peer agents.
+"""The listening side of the data channel: serves collections to the peer running a job.
 
-A peer (the agent running a transfer's job) connects over TLS with this agent's pinned
-certificate and presents a task credential; the deployment tells this agent which of its
-collections the credential opens and with what grants (``/agent/v1/data/verify``). Each
+A peer (the worker running a transfer's job: a Connect agent, or one of the deployment's
+workers) connects over TLS with this listener's pinned certificate and presents a task
+credential. The listener's ``Opener`` turns the credential into the one collection it opens,
+under the task owner's grants, or refuses it: a Connect agent asks the deployment
+(``/agent/v1/data/verify``) and opens only the roots configured on its own host; the
+deployment's workers check the credential themselves (``connect.central_data``). Each
 connection then carries connector operations (stat, list, read, writes, checksum, ...) on
-that one collection, answered by the same POSIX connector and access guard as everything
-else on this host: only the roots configured here are reachable.
+that one collection.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from arctern.connect.agent.home import AgentHome
 from arctern.connect.datachannel import (
     ChannelError,
     failure_to_wire,
@@ -31,71 +32,60 @@ from arctern.connect.datachannel import (
     write_frame,
 )
 from arctern.connect.relay import error_answer
-from arctern.connectors.access import AccessGuard, with_guard
 from arctern.connectors.base import Connector, WriteState
 from arctern.connectors.errors import ConnectorError, ObjectNotFound
 from arctern.connectors.posix.connector import PosixConnector
 from arctern.engine.local import read_small_many, write_small_many
 
-CERT_FILE = "data-cert.pem"
-KEY_FILE = "data-key.pem"
-
-# Verifies a task credential with the deployment: (collection id, guard) or None if refused.
-Verifier = Callable[[str], Awaitable[tuple[str, AccessGuard | None] | None]]
+# A task credential -> the collection it opens (guarded), or None when it is refused.
+Opener = Callable[[str], Awaitable[Connector | None]]
 
 
-def ensure_certificate(home: AgentHome) -> tuple[Path, Path, str]:
-    """This agent's data certificate and key (made once, mode 0600), and its fingerprint."""
+def make_certificate() -> tuple[bytes, bytes]:
+    """A fresh self-signed certificate and its private key (PEM): peers pin its SHA-256
+    fingerprint, announced over the control plane, so no name or authority is checked."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    cert_path, key_path = home.path / CERT_FILE, home.path / KEY_FILE
-    if not cert_path.exists() or not key_path.exists():
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "arctern-connect data")])
-        now = datetime.datetime.now(datetime.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=3650))
-            .sign(key, hashes.SHA256())
-        )
-        home.create()
-        for path, data in (
-            (
-                key_path,
-                key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                ),
-            ),
-            (cert_path, cert.public_bytes(serialization.Encoding.PEM)),
-        ):
-            path.write_bytes(data)
-            path.chmod(0o600)
-    der = ssl.PEM_cert_to_DER_cert(cert_path.read_text())
-    return cert_path, key_path, fingerprint_of(der)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "arctern data channel")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def certificate_fingerprint(cert_path: Path) -> str:
+    return fingerprint_of(ssl.PEM_cert_to_DER_cert(cert_path.read_text()))
 
 
 class DataServer:
-    def __init__(self, home: AgentHome, verify: Verifier) -> None:
-        self.home = home
-        self.verify = verify
+    def __init__(self, open_collection: Opener, cert_path: Path, key_path: Path) -> None:
+        self.open_collection = open_collection
+        self.cert_path, self.key_path = cert_path, key_path
         self.server: asyncio.Server | None = None
         self.fingerprint = ""
 
     async def start(self, host: str, port: int) -> str:
         """Listen; returns the bound ``host:port``."""
-        cert, key, self.fingerprint = ensure_certificate(self.home)
+        self.fingerprint = certificate_fingerprint(self.cert_path)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(cert, key)
+        context.load_cert_chain(self.cert_path, self.key_path)
         self.server = await asyncio.start_server(self._serve, host, port, ssl=context)
         bound = self.server.sockets[0].getsockname()
         return f"{host}:{bound[1]}"
@@ -111,14 +101,12 @@ class DataServer:
         use_congestion_control(writer)  # this side sends when the peer pulls
         try:
             hello, _ = await read_frame(reader)
-            granted = await self.verify(str(hello.get("token", "")))
-            root = self.home.load_config().root_of(granted[0]) if granted is not None else None
-            if granted is None or root is None:
+            connector = await self.open_collection(str(hello.get("token", "")))
+            if connector is None:
                 await write_frame(
                     writer, {"error": {"kind": "PermissionDenied", "message": "refused"}}
                 )
                 return
-            connector = with_guard(PosixConnector(root), granted[1])
             await write_frame(writer, {"ok": True})
             while True:
                 request, payload = await read_frame(reader)
