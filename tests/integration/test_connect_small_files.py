@@ -253,3 +253,44 @@ async def test_a_malformed_group_is_refused_without_writing(channel: Channel) ->
         await remote.close()
     assert not (channel.remote_root / "a").exists()
     await asyncio.sleep(0)
+
+
+async def test_a_pushed_large_file_is_verified_where_it_lands(
+    channel: Channel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pushing with verification, the written chunks are read back and fingerprinted by the
+    peer on its own disk: no data comes back over the link; a corrupted chunk there is caught
+    and the file sent again."""
+    data = os.urandom(20 << 20 | 12345)  # several 8 MiB chunks and a short tail
+    (channel.local_root / "big.bin").write_bytes(data)
+    (channel.remote_root / "copy").mkdir()
+    job = FileJob(
+        "/big.bin",
+        "/copy/big.bin",
+        len(data),
+        (channel.local_root / "big.bin").stat().st_mtime,
+        checksum_algorithm="MD5",
+        key=1,
+    )
+    # The peer corrupts the first write it receives, once: read back, it differs.
+    real_run = dataserver._run
+    corrupted: list[int] = []
+
+    async def corrupting(connector: Any, request: dict[str, Any], payload: bytes) -> Any:
+        if request.get("op") == "write" and not corrupted:
+            corrupted.append(int(request["offset"]))
+            payload = bytes([payload[0] ^ 0xFF]) + payload[1:]
+        return await real_run(connector, request, payload)
+
+    monkeypatch.setattr(dataserver, "_run", corrupting)
+    sink = MemorySink()
+    copier = copier_for(channel, push=True, sink=sink)
+    try:
+        result = await copier.copy(job)
+    finally:
+        await copier.destination.close()
+    assert isinstance(result, CopyResult) and result.status == "done", result
+    assert (channel.remote_root / "copy" / "big.bin").read_bytes() == data
+    assert corrupted and sink.faults >= 1
+    assert "fingerprints" in channel.requests
+    assert "read" not in channel.requests  # nothing was sent back to be checked here

@@ -35,6 +35,7 @@ from arctern.connect.relay import error_answer
 from arctern.connectors.base import Connector, WriteState
 from arctern.connectors.errors import ConnectorError, ObjectNotFound
 from arctern.connectors.posix.connector import PosixConnector
+from arctern.engine.copier import chunk_fingerprint
 from arctern.engine.local import read_small_many, write_small_many
 
 # A task credential -> the collection it opens (guarded), or None when it is refused.
@@ -177,6 +178,24 @@ async def _write_small(
     ], b""
 
 
+MAX_FINGERPRINT_SPAN = 64 << 20
+
+
+async def _fingerprints(connector: Connector, path: str, spans: Any) -> list[str]:
+    """Read written ranges back and fingerprint them here, for the peer's verification."""
+    if not isinstance(spans, list) or not all(
+        isinstance(s, list) and len(s) == 2 and all(isinstance(v, int) for v in s) for s in spans
+    ):
+        raise ConnectorError("malformed spans")
+    found: list[str] = []
+    for offset, length in spans:
+        if offset < 0 or not 0 <= length <= MAX_FINGERPRINT_SPAN:
+            raise ConnectorError("malformed spans")
+        data = await connector.read(path, offset, length)
+        found.append((await asyncio.to_thread(chunk_fingerprint, data)).hex())
+    return found
+
+
 async def _run(connector: Connector, request: dict[str, Any], payload: bytes) -> tuple[Any, bytes]:
     op = request.get("op")
     path = str(request.get("path", ""))
@@ -212,6 +231,8 @@ async def _run(connector: Connector, request: dict[str, Any], payload: bytes) ->
     if op == "abort_write":
         await connector.abort_write(_state(request.get("state")))
         return None, b""
+    if op == "fingerprints":
+        return await _fingerprints(connector, path, request.get("spans")), b""
     if op == "checksum":
         return await connector.checksum(path, str(request.get("algorithm"))), b""
     if op == "mkdir":

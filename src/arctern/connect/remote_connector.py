@@ -37,6 +37,8 @@ ReadWork = list[tuple[FileJob, str | None]]
 ReadOutcomes = list[SmallRead | BaseException]
 WriteWork = list[SmallWrite]
 WriteOutcomes = list[BaseException | None]
+Spans = list[tuple[int, int]]
+Fingerprints = list[bytes]
 
 CONNECT_TIMEOUT = 20.0
 CALL_TIMEOUT = 120.0
@@ -237,6 +239,21 @@ class RemoteConnector:
             )
             for answer in answers
         ]
+
+    async def fingerprints(self, path: str, spans: Spans) -> Fingerprints:
+        """Read-back fingerprints of written ranges, computed by the peer on its own disk
+        (``engine.copier.RangeFingerprints``): verification does not send the data back."""
+        result, _ = await self._call("fingerprints", path=path, spans=[list(s) for s in spans])
+        if not isinstance(result, list) or not all(isinstance(h, str) for h in result):
+            raise ConnectorError("the peer agent sent malformed fingerprints")
+        try:
+            return [bytes.fromhex(h) for h in result]
+        except ValueError:
+            raise ConnectorError("the peer agent sent malformed fingerprints") from None
+
+    def use_guard(self, guard: object) -> None:
+        """Nothing to add here: the serving side enforces the grants the task credential
+        carries (the same guard), on the paths as it resolves them."""
 
     async def checksum(self, path: str, algorithm: str) -> str | None:
         result, _ = await self._call("checksum", path=path, algorithm=algorithm)
