@@ -1,9 +1,13 @@
 """HTTPS access to collections, as Globus Connect Server offers it: GET downloads a file,
 PUT uploads one, under the same access rules as everything else.
 
-Every collection on the deployment's own storage has an ``https_server``
-(``<base_url>/https/<collection id>``). A client calls ``GET|HEAD|PUT
-<https_server>/<path>`` with a bearer token for the collection's scope
+Every collection has an ``https_server`` (``<base_url>/https/<collection id>``). For a
+collection on an Arctern Connect agent the deployment reaches the agent over its data channel
+(TLS to its pinned certificate, a credential for that one request carrying the caller's
+grants, enforced by the agent on its own roots): the agent needs no web server and no
+certificate a browser trusts, but it must accept data connections (``--listen``).
+
+A client calls ``GET|HEAD|PUT <https_server>/<path>`` with a bearer token for the scope
 ``https://auth.globus.org/scopes/<collection id>/https``, which globus-sdk builds with
 ``globus_sdk.scopes.GCSCollectionScopes(collection_id).https``. The web file manager calls the same
 functions with its session (``web`` routes), so Download and Upload follow one code path.
@@ -26,8 +30,13 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from arctern.auth.verifier import TokenVerifier
+from arctern.connect.datachannel import REQUEST_TOKEN_LIFETIME_SECONDS, DataGrant, issue_token
+from arctern.connect.endpoints import is_connected
+from arctern.connect.remote_connector import RemoteConnector
+from arctern.connectors.access import AccessGuard
 from arctern.connectors.base import Connector
 from arctern.connectors.errors import (
     ConnectorError,
@@ -38,6 +47,8 @@ from arctern.connectors.errors import (
     QuotaExceeded,
 )
 from arctern.context import AppContext
+from arctern.db.models.connect import Endpoint
+from arctern.db.models.transfer import Collection
 from arctern.errors import ArcternError
 from arctern.transfer.paths import normalize_path
 from arctern.transfer.security import bearer_token
@@ -80,19 +91,72 @@ async def _opened(
         canonical = normalize_path(path)
         async with ctx.db.session() as session:
             collection = await visible_collection(session, caller, collection_id, now)
-            if collection.connector == "agent":
-                raise HttpsError(
-                    409,
-                    "NotSupported",
-                    "HTTPS access to collections on Arctern Connect endpoints is not available yet",
-                )
             await require_access(session, caller, collection, canonical, need, now)
             guard = await caller_guard(session, caller, collection, now)
+            agent = (
+                await _agent_storage(ctx, session, collection, guard)
+                if collection.connector == "agent"
+                else None
+            )
     except ArcternError as exc:
         status = 403 if exc.status == 403 else (404 if exc.status == 404 else exc.status)
         raise HttpsError(status, exc.code, exc.message) from None
+    if agent is not None:
+        try:
+            yield agent, canonical
+        finally:
+            await agent.close()
+        return
     async with open_storage(ctx, collection, guard) as storage:
         yield storage, canonical
+
+
+async def serves_https(ctx: AppContext, collection: Collection) -> bool:
+    """Whether HTTPS access can reach the collection now (an agent's only when it listens)."""
+    if collection.connector != "agent":
+        return True
+    if collection.endpoint_id is None:
+        return False
+    async with ctx.db.session() as session:
+        endpoint = await session.get(Endpoint, collection.endpoint_id)
+    return endpoint is not None and bool(endpoint.data_address)
+
+
+async def _agent_storage(
+    ctx: AppContext, session: AsyncSession, collection: Collection, guard: AccessGuard | None
+) -> Connector:
+    """A collection on a Connect agent, reached over its data channel with a credential for
+    this request alone; the agent enforces ``guard`` on its own roots, as for transfers."""
+    endpoint = (
+        await session.get(Endpoint, collection.endpoint_id) if collection.endpoint_id else None
+    )
+    if endpoint is None:
+        raise HttpsError(404, "NotFound", "The collection's endpoint no longer exists")
+    if not endpoint.data_address or not endpoint.data_fingerprint:
+        raise HttpsError(
+            409,
+            "NotSupported",
+            f"'{collection.display_name}' is on an Arctern Connect endpoint that does not "
+            "accept data connections: HTTPS access needs its agent to run with --listen",
+        )
+    if not is_connected(endpoint, ctx.clock.now()):
+        raise HttpsError(
+            502,
+            "GCDisconnected",
+            f"The Arctern Connect endpoint '{endpoint.display_name}' of this collection is "
+            "not connected",
+        )
+    token = issue_token(
+        ctx.settings.secret_key or "",
+        DataGrant(
+            task_id=None,
+            collection_id=collection.id,
+            endpoint_id=endpoint.id,
+            guard=guard,
+            expires=ctx.clock.now().timestamp() + REQUEST_TOKEN_LIFETIME_SECONDS,
+        ),
+    )
+    return RemoteConnector(endpoint.data_address, endpoint.data_fingerprint, token, streams=1)
 
 
 def _range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -201,15 +265,24 @@ async def upload(
         written = 0
         committed = False
         try:
+            # Written in pieces of READ_CHUNK: a storage across a network (a Connect agent)
+            # costs a round trip per write, whatever the size the client sent in.
+            pending = bytearray()
             async for chunk in chunks:
                 if not chunk:
                     continue
-                if written + len(chunk) > limit:
+                if written + len(pending) + len(chunk) > limit:
                     raise HttpsError(
                         413, "RequestTooLarge", f"Uploads are limited to {limit} bytes"
                     )
-                await storage.write(state, written, chunk)
-                written += len(chunk)
+                pending += chunk
+                if len(pending) >= READ_CHUNK:
+                    await storage.write(state, written, bytes(pending))
+                    written += len(pending)
+                    pending.clear()
+            if pending:
+                await storage.write(state, written, bytes(pending))
+                written += len(pending)
             if declared_size is not None and written != declared_size:
                 raise HttpsError(400, "IncompleteUpload", "The upload ended before its length")
             await storage.commit_write(state, canonical)

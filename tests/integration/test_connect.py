@@ -249,7 +249,8 @@ def test_agent_collection_is_a_gcsv5_mapped_collection(site: Site, tmp_path: Pat
     assert doc["entity_type"] == "GCSv5_mapped_collection"
     assert doc["host_endpoint_id"] == site.endpoint_id
     assert doc["owner_string"] == DEMO_USERNAME
-    assert doc["gcs_version"].startswith("5.") and doc["https_server"] is None
+    assert doc["gcs_version"].startswith("5.")
+    assert doc["https_server"] == f"{site.server.url}/https/{site.collection_id}"
     # The host endpoints are GCSv5 endpoints: the agent's, and the built-in one of the
     # deployment's own collections.
     host = site.owner.tc.get_endpoint(site.endpoint_id)

@@ -6,7 +6,8 @@ of the two agents (the laptop pushes to the DTN, and pulls from it), over TLS to
 pinned certificate with a credential for that task alone; the deployment sees control
 traffic only. Covered: both directions with verification, identical bytes, the task in the
 API; a wrong certificate fingerprint and a forged or foreign credential refused by the data
-channel; a transfer between two agents neither of which listens refused at submission.
+channel; a transfer between two agents neither of which listens refused at submission; HTTPS
+access to the DTN's collection through its data channel, under the access rules.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import globus_sdk
+import httpx
 import pytest
 
 from arctern.connect.datachannel import fingerprint_of
@@ -28,7 +30,9 @@ from arctern.connectors.errors import PermissionDenied
 from tests.conftest import _database_args
 from tests.integration.test_connect import Agent, api_error, create_endpoint, serves, wait_for
 from tests.integration.test_connect_transfers import size_of, tree, wait_task
-from tests.integration.test_transfer_api import Account, login
+from tests.integration.test_https_access import bearer, https_token
+from tests.integration.test_transfer_api import Account, login, make_user
+from tests.support.auth_flow import native_tokens
 from tests.support.server import DEMO_PASSWORD, DEMO_USERNAME, LiveServer, free_port, start_server
 
 pytestmark = pytest.mark.timeout(400)
@@ -207,3 +211,65 @@ def test_central_storage_and_a_listening_agent_exchange_data(peers: Peers) -> No
     refused.add_item(f"/from-dtn/{folder.name}/", "/nope/", recursive=True)
     error = api_error(tc.submit_transfer, refused)
     assert error.http_status == 409 and "--listen" in error.message
+
+
+def test_https_access_to_agent_collections(peers: Peers) -> None:
+    """The DTN's collection has an ``https_server``; GET/HEAD/PUT reach the agent over its
+    data channel, byte for byte, under the access rules (enforced by the agent on the
+    resolved location, so a link out of a shared folder leads nowhere). The laptop, which
+    does not listen, says why it cannot serve HTTPS."""
+    server, tc, dtn = peers.server, peers.owner.tc, peers.dtn_collection
+    doc = tc.get_endpoint(dtn)
+    assert doc["https_server"] == f"{server.url}/https/{dtn}"
+    token = https_token(server, dtn, DEMO_USERNAME, DEMO_PASSWORD)
+    url = f"{doc['https_server']}/https-{uuid.uuid4().hex[:6]}.bin"
+    payload = os.urandom(9 << 20 | 777)
+
+    put = httpx.put(url, content=payload, headers=bearer(token), timeout=120)
+    assert put.status_code == 200, put.text
+    assert (peers.dtn_root / url.rsplit("/", 1)[1]).read_bytes() == payload
+    got = httpx.get(url, headers=bearer(token), timeout=120)
+    assert got.status_code == 200 and got.content == payload
+    part = httpx.get(url, headers={**bearer(token), "Range": "bytes=5-9"})
+    assert part.status_code == 206 and part.content == payload[5:10]
+    head = httpx.head(url, headers=bearer(token))
+    assert head.status_code == 200 and head.headers["content-length"] == str(len(payload))
+    missing = httpx.get(f"{doc['https_server']}/no-such-file", headers=bearer(token))
+    assert missing.status_code == 404 and missing.json()["code"] == "NotFound"
+
+    # A guest: nothing without a rule; read-only inside the shared folder; a link in it that
+    # points to a private folder of the same collection is refused.
+    shared = peers.dtn_root / f"shared-{uuid.uuid4().hex[:6]}"
+    private = peers.dtn_root / f"private-{uuid.uuid4().hex[:6]}"
+    shared.mkdir()
+    private.mkdir()
+    (shared / "paper.txt").write_text("shared paper")
+    (private / "secret.txt").write_text("private notes")
+    (shared / "sneaky").symlink_to(private)
+    username, password = make_user(server, "agent-https-guest")
+    guest = https_token(server, dtn, username, password)
+    base = f"{doc['https_server']}/{shared.name}"
+    assert httpx.get(f"{base}/paper.txt", headers=bearer(guest)).status_code in (403, 404)
+    guest_id = native_tokens(server, username=username, password=password).decode_id_token()["sub"]
+    rule = {
+        "DATA_TYPE": "access",
+        "principal_type": "identity",
+        "principal": guest_id,
+        "path": f"/{shared.name}/",
+        "permissions": "r",
+    }
+    rule_id = tc.add_endpoint_acl_rule(dtn, rule)["access_id"]
+    try:
+        allowed = httpx.get(f"{base}/paper.txt", headers=bearer(guest))
+        assert allowed.status_code == 200 and allowed.text == "shared paper"
+        through_link = httpx.get(f"{base}/sneaky/secret.txt", headers=bearer(guest))
+        assert through_link.status_code == 403 and b"private notes" not in through_link.content
+        write = httpx.put(f"{base}/new.txt", content=b"x", headers=bearer(guest))
+        assert write.status_code == 403 and not (shared / "new.txt").exists()
+    finally:
+        tc.delete_endpoint_acl_rule(dtn, rule_id)
+
+    laptop = tc.get_endpoint(peers.laptop_collection)["https_server"]
+    laptop_token = https_token(server, peers.laptop_collection, DEMO_USERNAME, DEMO_PASSWORD)
+    refused = httpx.get(f"{laptop}/hello.txt", headers=bearer(laptop_token))
+    assert refused.status_code == 409 and "--listen" in refused.json()["message"]

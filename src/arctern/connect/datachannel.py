@@ -39,6 +39,8 @@ MAX_HEADER = 1 << 20
 MAX_PAYLOAD = 64 << 20
 TOKEN_PREFIX = "adt_"
 TOKEN_LIFETIME_SECONDS = 6 * 3600
+# A credential for one relayed HTTPS request (a download may stream for a while).
+REQUEST_TOKEN_LIFETIME_SECONDS = 3600
 
 # Kinds of central collection the deployment's workers serve to agents that do not listen
 # (``connect.central_data``): they take groups of small files and writes at any offset.
@@ -190,9 +192,11 @@ def failure_from_wire(raw: Any, kinds: dict[str, type[ConnectorError]]) -> BaseE
 
 @dataclass(frozen=True)
 class DataGrant:
-    """What a task credential lets its bearer do on the serving agent."""
+    """What a credential lets its bearer do on the serving side: for a task (``task_id``;
+    valid while the task runs), or for one HTTPS request the deployment relays for a caller
+    (``task_id`` None; valid for minutes)."""
 
-    task_id: uuid.UUID
+    task_id: uuid.UUID | None
     collection_id: uuid.UUID
     endpoint_id: uuid.UUID  # the serving agent's endpoint
     guard: AccessGuard | None  # None: the task owner owns the collection
@@ -205,7 +209,7 @@ def _key(secret_key: str) -> bytes:
 
 def issue_token(secret_key: str, grant: DataGrant) -> str:
     body = {
-        "t": str(grant.task_id),
+        "t": None if grant.task_id is None else str(grant.task_id),
         "c": str(grant.collection_id),
         "e": str(grant.endpoint_id),
         "g": None
@@ -232,7 +236,7 @@ def check_token(secret_key: str, token: str, now: float | None = None) -> DataGr
     try:
         body = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
         grant = DataGrant(
-            task_id=uuid.UUID(body["t"]),
+            task_id=None if body["t"] is None else uuid.UUID(body["t"]),
             collection_id=uuid.UUID(body["c"]),
             endpoint_id=uuid.UUID(body["e"]),
             guard=None if body["g"] is None else AccessGuard(body["g"][0], body["g"][1]),

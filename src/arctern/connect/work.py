@@ -361,8 +361,9 @@ async def live_central_listener(session: AsyncSession, now: datetime) -> tuple[s
 async def running_task_grant(
     ctx: AppContext, token: Any, serving_endpoint: uuid.UUID
 ) -> DataGrant | None:
-    """The grant of a task credential presented to ``serving_endpoint``'s data channel, if
-    it is genuine, current, meant for that endpoint and for a task still running."""
+    """The grant of a credential presented to ``serving_endpoint``'s data channel, if it is
+    genuine, current, meant for that endpoint and, for a task's, the task still runs (one for
+    a relayed HTTPS request lives only minutes and names no task)."""
     grant = (
         check_token(ctx.settings.secret_key or "", token, ctx.clock.now().timestamp())
         if isinstance(token, str)
@@ -370,6 +371,8 @@ async def running_task_grant(
     )
     if grant is None or grant.endpoint_id != serving_endpoint:
         return None
+    if grant.task_id is None:
+        return grant
     async with ctx.db.session() as session:
         status = await session.scalar(select(Task.status).where(Task.id == grant.task_id))
     return grant if status in ("ACTIVE", "INACTIVE") else None

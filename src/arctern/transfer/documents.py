@@ -35,7 +35,7 @@ HOST_ENTITY_TYPE = "GCSv5_endpoint"
 
 
 def https_server(base_url: str, collection_id: uuid.UUID) -> str:
-    """Where a collection on the deployment's own storage answers HTTPS GET and PUT."""
+    """Where a collection answers HTTPS GET and PUT (``arctern.https_access``)."""
     return f"{base_url.rstrip('/')}/https/{collection_id}"
 
 
@@ -48,7 +48,7 @@ def endpoint_document(
 ) -> dict[str, Any]:
     """The endpoint document of a collection (a GCSv5 mapped collection of its host
     endpoint); ``viewer_id`` decides ``my_effective_roles``; ``https_base`` (the deployment's
-    base URL) gives collections on its own storage their ``https_server``."""
+    base URL) gives collections their ``https_server``."""
     host_id = collection.endpoint_id or BUILTIN_ENDPOINT_ID
     return {
         "DATA_TYPE": "endpoint",
@@ -96,7 +96,9 @@ def endpoint_document(
         "tlsftp_server": None,
         "https_server": (
             https_server(https_base, collection.id)
-            if https_base and collection.endpoint_id is None and collection.connector != "agent"
+            # Not for a collection left behind by a deleted Connect endpoint.
+            if https_base
+            and (collection.endpoint_id is not None or collection.connector != "agent")
             else None
         ),
         "local_user_info_available": False,

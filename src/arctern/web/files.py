@@ -62,7 +62,7 @@ class Pane:
     entries: list[Entry] = field(default_factory=list)
     total: int = 0
     error: str | None = None
-    # Files can be downloaded and uploaded over HTTPS (the deployment's own storage).
+    # Files can be downloaded and uploaded over HTTPS (not on agents that do not listen).
     https: bool = False
 
     @property
@@ -110,7 +110,7 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
             return pane
         pane.path = listing.absolute_path
         pane.total = listing.total
-        pane.https = listing.collection.connector != "agent"
+        pane.https = await https_access.serves_https(ctx, listing.collection)
         if pane.path != "/":
             pane.parent = posixpath.dirname(pane.path.rstrip("/")).rstrip("/") + "/"
         pane.entries = [
