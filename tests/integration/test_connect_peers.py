@@ -15,6 +15,9 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
+import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -273,3 +276,64 @@ def test_https_access_to_agent_collections(peers: Peers) -> None:
     laptop_token = https_token(server, peers.laptop_collection, DEMO_USERNAME, DEMO_PASSWORD)
     refused = httpx.get(f"{laptop}/hello.txt", headers=bearer(laptop_token))
     assert refused.status_code == 409 and "--listen" in refused.json()["message"]
+
+
+def connections_to(address: str) -> int:
+    port = address.rsplit(":", 1)[1]
+    shown = subprocess.run(
+        ["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return len(shown.stdout.splitlines())
+
+
+def push_counting_connections(peers: Peers, size: int) -> int:
+    """Push one file laptop -> DTN; the most data connections the DTN held at once."""
+    name = f"par-{uuid.uuid4().hex[:6]}.bin"
+    (peers.laptop_root / name).write_bytes(os.urandom(size))
+    tc = peers.owner.tc
+    tdata = globus_sdk.TransferData(
+        source_endpoint=peers.laptop_collection, destination_endpoint=peers.dtn_collection
+    )
+    tdata.add_item(f"/{name}", f"/{name}")
+    task_id = tc.submit_transfer(tdata)["task_id"]
+    most, done = 0, threading.Event()
+
+    def watch() -> None:
+        nonlocal most
+        while not done.is_set():
+            most = max(most, connections_to(peers.data_address))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        task = wait_task(tc, task_id)
+    finally:
+        done.set()
+        watcher.join()
+    assert task["status"] == "SUCCEEDED", task
+    assert (peers.dtn_root / name).read_bytes() == (peers.laptop_root / name).read_bytes()
+    return most
+
+
+def test_parallelism_is_set_per_endpoint(peers: Peers) -> None:
+    """``arctern endpoint update --parallelism``: shown in the endpoint document as Globus's
+    preferred parallelism, and the number of data connections a transfer with it opens."""
+    tc = peers.owner.tc
+    dtn_endpoint = tc.get_endpoint(peers.dtn_collection)["host_endpoint_id"]
+    assert tc.get_endpoint(dtn_endpoint)["preferred_parallelism"] == 4  # the default
+    assert push_counting_connections(peers, 256 << 20) >= 2
+
+    updated = peers.server.admin("endpoint", "update", "DTN", "--parallelism", "1")
+    assert updated.returncode == 0, updated.stderr
+    try:
+        doc = tc.get_endpoint(dtn_endpoint)
+        assert doc["preferred_parallelism"] == 1 and doc["network_use"] == "custom"
+        assert push_counting_connections(peers, 256 << 20) == 1
+    finally:
+        peers.server.admin("endpoint", "update", "DTN", "--parallelism", "0")
+    refused = peers.server.admin("endpoint", "update", "DTN", "--parallelism", "65")
+    assert refused.returncode != 0 and "less than or equal to 64" in refused.stderr

@@ -89,9 +89,40 @@ def show(endpoint: EndpointArg, home: HomeOption = None, database: DatabaseOptio
     credential = "active" if e.credential_hash else "none (setup key not used yet)"
     typer.echo(f"Credential:  {credential}")
     typer.echo(f"Created:     {e.created_at.isoformat()}")
+    typer.echo(f"Parallelism: {e.data_streams or 'deployment default'}")
     typer.echo("Collections:")
     for c in view.collections:
         typer.echo(f"  {c.id}\t{c.display_name}")
+
+
+@app.command("update")
+def update(
+    endpoint: EndpointArg,
+    parallelism: Annotated[
+        int,
+        typer.Option(
+            "--parallelism",
+            min=0,
+            max=service.MAX_PARALLELISM,
+            help=(
+                "Parallel TCP connections of transfers with this endpoint (Globus's preferred "
+                "parallelism; the smaller of the two endpoints' applies). 0: the deployment "
+                "default (ARCTERN_CONNECT_DATA_STREAMS)."
+            ),
+        ),
+    ],
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Change an endpoint's settings."""
+
+    async def action(ctx: AppContext) -> str:
+        changed = await service.set_parallelism(ctx, endpoint, parallelism or None)
+        return changed.display_name
+
+    name = run_admin(home, database, action)
+    shown = parallelism or "the deployment default"
+    typer.echo(f"Transfers with endpoint '{name}' use {shown} parallel connections.")
 
 
 @app.command("delete")

@@ -124,6 +124,20 @@ async def rotate_credentials(ctx: AppContext, ref: str) -> tuple[Endpoint, str]:
     return endpoint, setup_key
 
 
+MAX_PARALLELISM = 64
+
+
+async def set_parallelism(ctx: AppContext, ref: str, streams: int | None) -> Endpoint:
+    """Set how many parallel TCP connections transfers with the endpoint use (None: the
+    deployment's default). A transfer between two endpoints uses the smaller setting."""
+    if streams is not None and not 1 <= streams <= MAX_PARALLELISM:
+        raise InvalidRequest(f"Parallelism must be between 1 and {MAX_PARALLELISM}")
+    async with ctx.db.session() as session:
+        endpoint = await _find(session, ref)
+        endpoint.data_streams = streams
+    return endpoint
+
+
 async def delete_endpoint(ctx: AppContext, ref: str) -> Endpoint:
     """Remove the endpoint and its credential. Its collections go too, except those tasks
     still name (tasks keep their history): those stay, detached, hidden and unusable."""
@@ -229,6 +243,8 @@ class HostEndpoint:
     display_name: str
     owner_id: uuid.UUID | None
     owner_username: str
+    # Preferred parallelism set for this endpoint; None: the deployment's default.
+    parallelism: int | None = None
 
 
 BUILTIN_ENDPOINT = HostEndpoint(BUILTIN_ENDPOINT_ID, BUILTIN_ENDPOINT_NAME, None, "")
@@ -246,7 +262,9 @@ async def host_endpoints(
         if endpoint_id is not None:
             query = query.where(Endpoint.id == endpoint_id)
         rows = (await session.execute(query.order_by(Endpoint.display_name))).all()
-    found = [HostEndpoint(e.id, e.display_name, e.owner_id, name) for e, name in rows]
+    found = [
+        HostEndpoint(e.id, e.display_name, e.owner_id, name, e.data_streams) for e, name in rows
+    ]
     return found if endpoint_id is not None else [BUILTIN_ENDPOINT, *found]
 
 

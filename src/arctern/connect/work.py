@@ -274,6 +274,14 @@ async def as_seen_from(
     through that agent, central storage (for an agent that does not listen) through one of
     the deployment's workers that accept data connections."""
     now = ctx.clock.now()
+    default_streams = ctx.settings.connect_data_streams
+    async with ctx.db.session() as session:
+        # The runner's own preference; the serving side's is added below (smaller wins).
+        own_streams = (
+            await session.scalar(select(Endpoint.data_streams).where(Endpoint.id == here))
+            if here is not None
+            else None
+        ) or default_streams
 
     async def view(
         collection: CollectionView | None, guard: AccessGuard | None
@@ -291,6 +299,7 @@ async def as_seen_from(
                         "no worker of the deployment accepts data connections right now",
                     )
                 serving, address, fingerprint = BUILTIN_ENDPOINT_ID, *listener
+                streams = own_streams
             else:
                 row = (
                     await session.execute(
@@ -298,6 +307,7 @@ async def as_seen_from(
                             Collection.endpoint_id,
                             Endpoint.data_address,
                             Endpoint.data_fingerprint,
+                            Endpoint.data_streams,
                         )
                         .join(Endpoint, Endpoint.id == Collection.endpoint_id)
                         .where(Collection.id == collection.id)
@@ -314,6 +324,7 @@ async def as_seen_from(
                     row.data_address,
                     row.data_fingerprint,
                 )
+                streams = min(own_streams, row.data_streams or default_streams)
         token = issue_token(
             ctx.settings.secret_key or "",
             DataGrant(
@@ -328,7 +339,7 @@ async def as_seen_from(
             "address": address,
             "fingerprint": fingerprint,
             "token": token,
-            "streams": ctx.settings.connect_data_streams,
+            "streams": streams,
             # Groups of small files per frame need a POSIX collection on the serving side.
             "small_files": collection.connector in ("agent", "posix"),
         }

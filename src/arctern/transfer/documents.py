@@ -145,9 +145,12 @@ def host_endpoint_document(
     owner_id: uuid.UUID | None,
     owner_username: str,
     viewer_id: uuid.UUID | None = None,
+    *,
+    parallelism: int,
 ) -> dict[str, Any]:
     """The document of a GCSv5 endpoint: an Arctern Connect agent, or the built-in endpoint
-    of the deployment's own storage (which has no owner). It holds no files itself."""
+    of the deployment's own storage (which has no owner). It holds no files itself;
+    ``parallelism`` is the parallel connections its transfers use."""
     doc = endpoint_document(
         Collection(
             id=endpoint_id,
@@ -169,6 +172,9 @@ def host_endpoint_document(
             "default_directory": None,
             "acl_available": False,
             "acl_editable": False,
+            "network_use": "custom",
+            "preferred_parallelism": parallelism,
+            "max_parallelism": parallelism,
         }
     )
     return doc

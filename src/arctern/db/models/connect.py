@@ -42,6 +42,9 @@ class Endpoint(Base):
     # and the SHA-256 of its TLS certificate, which peers pin.
     data_address: Mapped[str | None] = mapped_column(String(300), nullable=True)
     data_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Parallel TCP connections of a transfer with this endpoint (Globus's preferred
+    # parallelism); None: the deployment's ``connect_data_streams``.
+    data_streams: Mapped[int | None] = mapped_column(nullable=True)
 
 
 class AgentRequest(Base):

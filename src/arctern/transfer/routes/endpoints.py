@@ -30,6 +30,7 @@ SEARCH_MAX_RESULTS = 1000
 def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]]) -> APIRouter:
     # HTTPS servers are named from the configured base URL, never from the Host header.
     base = ctx.settings.base_url
+    streams = ctx.settings.connect_data_streams
     router = APIRouter()
     Auth = Depends(authenticate)
 
@@ -91,7 +92,12 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
             "DATA_TYPE": "endpoint_list",
             "DATA": [
                 host_endpoint_document(
-                    h.id, h.display_name, h.owner_id, h.owner_username, caller.identity_id
+                    h.id,
+                    h.display_name,
+                    h.owner_id,
+                    h.owner_username,
+                    caller.identity_id,
+                    parallelism=h.parallelism or streams,
                 )
                 for h in page
             ],
@@ -115,7 +121,12 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
                 raise
             h = hosts[0]
             return host_endpoint_document(
-                h.id, h.display_name, h.owner_id, h.owner_username, caller.identity_id
+                h.id,
+                h.display_name,
+                h.owner_id,
+                h.owner_username,
+                caller.identity_id,
+                parallelism=h.parallelism or streams,
             )
         return endpoint_document(
             view.collection, view.owner_username, caller.identity_id, https_base=base
