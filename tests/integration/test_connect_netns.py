@@ -11,7 +11,9 @@ by a private bridge; the agents' links are rate-limited with ``tbf``. Covered:
 - the laptop agent SIGKILLed in the middle of a push to the DTN: the task stays ACTIVE
   (``GC_NOT_CONNECTED``) while it is away and SUCCEEDS after a restart, identical data, no
   temporary files, and the bytes that crossed the laptop's link again are bounded by the
-  windows in flight (not a restart from zero).
+  windows in flight (not a restart from zero);
+- file operations over the control channel and HTTPS over the data channel, across hosts,
+  with and without access; an offline agent's disconnected error; a revoked credential.
 
 Needs root (network namespaces); skipped elsewhere, run in CI. The server uses SQLite here
 even in the PostgreSQL pass: the test PostgreSQL listens on the root namespace's loopback.
@@ -27,11 +29,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import globus_sdk
+import httpx
 import pytest
 
-from tests.integration.test_connect import Agent, create_endpoint, serves, wait_for
+from tests.integration.test_connect import (
+    DISCONNECTED,
+    Agent,
+    api_error,
+    create_endpoint,
+    ls_names,
+    serves,
+    wait_for,
+)
 from tests.integration.test_connect_transfers import size_of, tree, wait_task
-from tests.integration.test_transfer_api import Account, login
+from tests.integration.test_https_access import bearer, https_token
+from tests.integration.test_transfer_api import Account, login, make_user
 from tests.support import netns
 from tests.support.server import DEMO_PASSWORD, DEMO_USERNAME, LiveServer, start_server
 
@@ -240,3 +252,64 @@ def test_laptop_killed_mid_push_resumes_after_restart(sites: Sites) -> None:
     print(f"sent before the kill {sent_before_kill} B; in all {sent} B for {payload} B")
     assert sent_before_kill < payload  # killed in the middle
     assert sent - payload <= KILL_FILES * RESENT_PER_FILE + payload // 20, (sent, payload)
+
+
+def test_file_operations_and_https_across_hosts(sites: Sites) -> None:
+    """ls/mkdir/rename/delete reach the DTN over its control channel; HTTPS downloads and
+    uploads reach it over its data channel, refused for someone without a rule."""
+    tc, cid, root = sites.owner.tc, sites.dtn_collection, sites.dtn_root
+    assert "hello.txt" in ls_names(tc, cid)
+    scratch = f"/ops-{uuid.uuid4().hex[:6]}"
+    assert tc.operation_mkdir(cid, scratch)["code"] == "DirectoryCreated"
+    (root / scratch.lstrip("/") / "a.bin").write_bytes(b"a" * 100)
+    tc.operation_rename(cid, f"{scratch}/a.bin", f"{scratch}/b.bin")
+    assert (root / scratch.lstrip("/") / "b.bin").exists()
+
+    server = sites.server
+    token = https_token(server, cid, DEMO_USERNAME, DEMO_PASSWORD)
+    url = f"{tc.get_endpoint(cid)['https_server']}{scratch}/up.bin"
+    payload = os.urandom(6 << 20)
+    assert httpx.put(url, content=payload, headers=bearer(token), timeout=120).status_code == 200
+    assert (root / scratch.lstrip("/") / "up.bin").read_bytes() == payload
+    assert httpx.get(url, headers=bearer(token), timeout=120).content == payload
+    username, password = make_user(server, "netns-guest")
+    stranger = https_token(server, cid, username, password)
+    assert httpx.get(url, headers=bearer(stranger)).status_code in (403, 404)
+    assert httpx.put(url, content=b"x", headers=bearer(stranger)).status_code in (403, 404)
+    assert (root / scratch.lstrip("/") / "up.bin").read_bytes() == payload
+
+    ddata = globus_sdk.DeleteData(endpoint=cid, recursive=True)
+    ddata.add_item(scratch)
+    task = wait_task(tc, tc.submit_delete(ddata)["task_id"])
+    assert task["status"] == "SUCCEEDED", task
+    assert not (root / scratch.lstrip("/")).exists()
+
+
+def test_an_offline_agent_gives_the_disconnected_error(sites: Sites) -> None:
+    tc, cid = sites.owner.tc, sites.laptop_collection
+    assert sites.laptop.stop(signal.SIGKILL) == -signal.SIGKILL
+    try:
+
+        def disconnected() -> globus_sdk.TransferAPIError | None:
+            try:
+                tc.operation_ls(cid)
+            except globus_sdk.TransferAPIError as exc:
+                return exc
+            return None
+
+        error = wait_for(disconnected, "the disconnected error", timeout=60)
+        assert error.http_status == 502 and error.code == DISCONNECTED, error.code
+    finally:
+        sites.laptop.start()
+    wait_for(lambda: serves(tc, cid), "the laptop to serve again")
+
+
+def test_a_revoked_endpoint_credential_is_refused(sites: Sites) -> None:
+    """Runs last in the module: it revokes the laptop's credential."""
+    rotated = sites.server.admin("endpoint", "rotate-credentials", "Laptop")
+    assert rotated.returncode == 0, rotated.stderr
+    assert sites.laptop.process is not None
+    assert sites.laptop.process.wait(60) == 3
+    assert "HTTP 401" in sites.laptop.output()
+    error = api_error(sites.owner.tc.operation_ls, sites.laptop_collection)
+    assert error.code == DISCONNECTED
