@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import arctern.auth.registry as registry
+from arctern.auth.client_identities import CLIENTS_KIND
 from arctern.auth.hashing import hash_password
 from arctern.auth.sessions import end_sessions_of
 from arctern.auth.verifier import TOKENS_REVOKED
@@ -136,6 +137,51 @@ async def set_password(ctx: AppContext, username: str, password: str) -> None:
         await end_sessions_of(session, identity.id)
 
 
+async def set_provider_enabled(ctx: AppContext, name: str, enabled: bool) -> IdentityProvider:
+    """Disable (or re-enable) an identity provider by name or domain. Disabling takes it off
+    the login page and ends what its identities hold: browser sessions, access and refresh
+    tokens and unused codes; logins, refreshes and code exchanges refuse them until it is
+    enabled again (identities disabled one by one stay disabled)."""
+    async with ctx.db.session() as session:
+        provider = await session.scalar(
+            select(IdentityProvider).where(
+                (IdentityProvider.name == name) | (IdentityProvider.domain == name.lower())
+            )
+        )
+        if provider is None or provider.kind == CLIENTS_KIND:
+            raise NotFound(f"No identity provider '{name}'")
+        provider.enabled = enabled
+        if not enabled:
+            await _revoke_everything_of(
+                session,
+                list(
+                    await session.scalars(
+                        select(Identity.id).where(Identity.provider_id == provider.id)
+                    )
+                ),
+            )
+    return provider
+
+
+async def _revoke_everything_of(session: AsyncSession, identity_ids: list[uuid.UUID]) -> None:
+    """End the identities' browser sessions, revoke their tokens and unused codes."""
+    for identity_id in identity_ids:
+        await end_sessions_of(session, identity_id)
+    if not identity_ids:
+        return
+    await session.execute(
+        update(OAuthToken)
+        .where(OAuthToken.identity_id.in_(identity_ids))
+        .values(access_revoked=True, refresh_revoked=True)
+    )
+    await session.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.identity_id.in_(identity_ids))
+        .values(used=True)
+    )
+    mark_changed(session, TOKENS_REVOKED)
+
+
 async def set_disabled(ctx: AppContext, username: str, disabled: bool) -> None:
     """Disable (or re-enable) an account. Disabling ends its browser sessions and revokes
     its access and refresh tokens and unused authorization codes, so nothing issued before
@@ -147,18 +193,7 @@ async def set_disabled(ctx: AppContext, username: str, disabled: bool) -> None:
                 identity.status = "used"
             return
         identity.status = DISABLED
-        await end_sessions_of(session, identity.id)
-        await session.execute(
-            update(OAuthToken)
-            .where(OAuthToken.identity_id == identity.id)
-            .values(access_revoked=True, refresh_revoked=True)
-        )
-        await session.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.identity_id == identity.id)
-            .values(used=True)
-        )
-        mark_changed(session, TOKENS_REVOKED)
+        await _revoke_everything_of(session, [identity.id])
 
 
 async def _identity_named(session: AsyncSession, username: str) -> Identity:

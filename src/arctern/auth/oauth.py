@@ -415,7 +415,7 @@ class CodeGrant(AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: CodeView) -> Identity | None:
         identity = self.server.session.get(Identity, authorization_code.row.identity_id)
-        return identity if identity is not None and identity.status == "used" else None
+        return identity if identity is not None and identity.active else None
 
     def generate_token(
         self,
@@ -453,7 +453,7 @@ class RotatingRefreshGrant(RefreshTokenGrant):
         if refresh_token.row.identity_id is None:
             return None
         identity = self.server.session.get(Identity, refresh_token.row.identity_id)
-        return identity if identity is not None and identity.status == "used" else None
+        return identity if identity is not None and identity.active else None
 
     def revoke_old_credential(self, refresh_token: TokenView) -> None:
         refresh_token.row.refresh_revoked = True

@@ -25,6 +25,13 @@ from arctern.auth.oauth import ArcternAuthorizationServer, HttpRequest, malforme
 from arctern.auth.scopes import ScopeError, ScopeNode, describe, parse_scopes, served_here
 from arctern.auth.service import AuthService
 from arctern.auth.throttle import LoginThrottle
+from arctern.auth.upstream import (
+    OIDC_KIND,
+    PENDING_KEY,
+    UpstreamLoginError,
+    UpstreamLogins,
+    UpstreamUser,
+)
 from arctern.db.models.auth import AuthorizationCode, Identity, IdentityProvider, OAuthClient
 
 
@@ -78,13 +85,14 @@ def create_pages_router(service: AuthService) -> APIRouter:
         return templates.TemplateResponse(request, name, context, status_code=status)
 
     throttle = LoginThrottle(ctx)
+    upstream = UpstreamLogins(ctx.settings.secret_key or "", ctx.settings.base_url)
 
     async def providers() -> list[IdentityProvider]:
         async with ctx.db.session() as session:
             return list(
                 await session.scalars(
                     select(IdentityProvider)
-                    .where(IdentityProvider.kind != CLIENTS_KIND)
+                    .where(IdentityProvider.kind != CLIENTS_KIND, IdentityProvider.enabled)
                     .order_by("name")
                 )
             )
@@ -129,6 +137,12 @@ def create_pages_router(service: AuthService) -> APIRouter:
         if not csrf_ok(request, values):
             return again("Your login form expired. Please try again.", 403)
         provider = next((p for p in all_providers if str(p.id) == idp_id), None)
+        if provider is not None and provider.kind == OIDC_KIND:
+            # The institution asks for the password itself, on its own site.
+            try:
+                return await upstream.begin(request, provider, next_url)
+            except UpstreamLoginError as exc:
+                return again(exc.message, exc.status)
         if provider is None or not username or not password:
             return again("Choose your institution and enter your username and password.", 400)
         full_name = username if "@" in username else f"{username}@{provider.domain}"
@@ -166,12 +180,74 @@ def create_pages_router(service: AuthService) -> APIRouter:
             )
         password_hash = identity.password_hash if identity is not None else None
         verified = await throttle.check_password(password, password_hash)
-        if not verified or identity is None or identity.status != "used":
+        if not verified or identity is None or not identity.active:
             await throttle.failed()
             return again("Incorrect username or password.", 401)
         await throttle.succeeded(reservation)
         await sessions.log_in(request, ctx, identity)
         return RedirectResponse(next_url, status_code=303)
+
+    @router.get("/login/oidc/callback", include_in_schema=False)
+    async def upstream_callback(request: Request) -> Response:
+        """The browser back from an institution's OpenID provider."""
+        all_providers = await providers()
+        pending = request.session.get(PENDING_KEY)
+        next_url = safe_next(pending.get("next") if isinstance(pending, dict) else None)
+        try:
+            provider, user, _ = await upstream.finish(
+                request, {str(p.id): p for p in all_providers if p.kind == OIDC_KIND}
+            )
+            identity = await upstream_identity(provider, user)
+        except UpstreamLoginError as exc:
+            return page(
+                request,
+                "login.html",
+                exc.status,
+                providers=all_providers,
+                next=next_url,
+                selected_idp=str(pending.get("idp")) if isinstance(pending, dict) else None,
+                username="",
+                error=exc.message,
+            )
+        await sessions.log_in(request, ctx, identity)
+        return RedirectResponse(next_url, status_code=303)
+
+    async def upstream_identity(provider: IdentityProvider, user: UpstreamUser) -> Identity:
+        """The identity for a user an OpenID provider vouched for: made on first login and
+        bound to the provider's subject from then on."""
+        async with ctx.db.session() as session:
+            identity = await session.scalar(
+                select(Identity).where(Identity.username == user.username)
+            )
+            if identity is None:
+                identity = Identity(
+                    provider_id=provider.id,
+                    username=user.username,
+                    name=user.name,
+                    email=user.email,
+                    password_hash=None,
+                    status="used",
+                    created_at=ctx.clock.now(),
+                    external_subject=user.subject,
+                )
+                session.add(identity)
+            elif identity.provider_id != provider.id or identity.status == DISABLED:
+                raise UpstreamLoginError(f"The account {user.username} cannot log in here.", 403)
+            elif identity.external_subject not in (None, user.subject):
+                raise UpstreamLoginError(
+                    f"The account {user.username} belongs to another person at "
+                    f"{provider.name}. Ask an administrator to look into it.",
+                    403,
+                )
+            else:
+                # Provisioned by a lookup before the first login, or logging in again.
+                identity.external_subject = user.subject
+                identity.status = "used"
+                identity.name = user.name or identity.name
+                identity.email = user.email or identity.email
+            await session.flush()
+            await session.refresh(identity, ["provider"])
+            return identity
 
     async def directory_login(
         provider: IdentityProvider, full_name: str, password: str

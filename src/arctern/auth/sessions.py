@@ -72,7 +72,7 @@ async def _load_login(request: Request, ctx: AppContext) -> Login | None:
             return None
         row, identity = found
         idle_limit = row.last_seen + timedelta(seconds=settings.web_session_idle_seconds)
-        if now >= row.expires_at or now >= idle_limit or identity.status != "used":
+        if now >= row.expires_at or now >= idle_limit or not identity.active:
             await session.delete(row)
             request.session.pop(SESSION_ID_KEY, None)
             return None

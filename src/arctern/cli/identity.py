@@ -97,16 +97,61 @@ def idp_create(
         False
     ),
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per directory call.")] = 10.0,
+    oidc_issuer: Annotated[
+        str | None,
+        typer.Option(
+            "--oidc-issuer",
+            metavar="URL",
+            help="Log users in at this OpenID Connect provider (its issuer URL; discovery and "
+            "keys are read from it). Register Arctern there with the redirect URI "
+            "<public URL>/auth/login/oidc/callback.",
+        ),
+    ] = None,
+    client_id: Annotated[
+        str | None, typer.Option("--client-id", help="Arctern's client id at the provider.")
+    ] = None,
+    client_secret_stdin: Annotated[
+        bool,
+        typer.Option("--client-secret-stdin", help="Read the client secret from stdin."),
+    ] = False,
+    username_claim: Annotated[
+        str,
+        typer.Option(
+            "--username-claim",
+            help="The id_token claim holding the username (its part before '@' becomes "
+            "NAME@DOMAIN; a different domain is refused).",
+        ),
+    ] = "preferred_username",
+    scopes: Annotated[
+        str, typer.Option("--scopes", help="Scopes asked of the provider.")
+    ] = "openid profile email",
     home: HomeOption = None,
     database: DatabaseOption = None,
 ) -> None:
     """Create an identity provider (shown in the login page's Institution list): local
-    accounts (`arctern user create`), or an LDAP / Active Directory with --ldap and either
-    --user-dn-template or --search-base (search-then-bind)."""
+    accounts (`arctern user create`), an LDAP / Active Directory with --ldap and either
+    --user-dn-template or --search-base (search-then-bind), or an OpenID Connect provider
+    with --oidc-issuer, --client-id and --client-secret-stdin."""
     from arctern.auth.admin import create_identity_provider
     from arctern.auth.ldap import LdapSettings
+    from arctern.auth.upstream import OIDC_KIND, OidcSettings
     from arctern.db.models.auth import IdentityProvider
 
+    if ldap is not None and oidc_issuer is not None:
+        typer.echo("Error: --ldap and --oidc-issuer exclude each other", err=True)
+        raise typer.Exit(2)
+    client_secret = ""
+    if oidc_issuer is not None:
+        if not oidc_issuer.startswith(("https://", "http://")):
+            typer.echo("Error: --oidc-issuer must be an https:// URL", err=True)
+            raise typer.Exit(2)
+        if not client_id or not client_secret_stdin:
+            typer.echo("Error: --oidc-issuer needs --client-id and --client-secret-stdin", err=True)
+            raise typer.Exit(2)
+        if "openid" not in scopes.split():
+            typer.echo("Error: --scopes must include openid", err=True)
+            raise typer.Exit(2)
+        client_secret = read_password(True)
     bind_password = ""
     if ldap is not None:
         if not ldap.startswith(("ldap://", "ldaps://")):
@@ -122,6 +167,18 @@ def idp_create(
 
     def action(ctx: AppContext) -> Awaitable[IdentityProvider]:
         stored = None
+        if oidc_issuer is not None:
+            assert client_id is not None
+            stored = OidcSettings(
+                issuer=oidc_issuer.rstrip("/"),
+                client_id=client_id,
+                client_secret_encrypted=OidcSettings.encrypt(
+                    ctx.settings.secret_key or "", client_secret
+                ),
+                username_claim=username_claim,
+                scopes=scopes,
+            ).stored()
+            return create_identity_provider(ctx, name, domain, kind=OIDC_KIND, settings=stored)
         if ldap is not None:
             stored = LdapSettings(
                 url=ldap,
@@ -157,7 +214,36 @@ def idp_list(home: HomeOption = None, database: DatabaseOption = None) -> None:
             return list(await session.scalars(select(IdentityProvider).order_by("name")))
 
     for provider in run_admin(home, database, action):
-        typer.echo(f"{provider.id}  {provider.domain:<24} {provider.kind:<6} {provider.name}")
+        state = "" if provider.enabled else "  (disabled)"
+        typer.echo(
+            f"{provider.id}  {provider.domain:<24} {provider.kind:<6} {provider.name}{state}"
+        )
+
+
+@idp_app.command("disable")
+def idp_disable(
+    name: Annotated[str, typer.Argument(help="Provider name or domain.")],
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Disable a provider: off the login page; its users' sessions and tokens end at once."""
+    from arctern.auth.admin import set_provider_enabled
+
+    provider = run_admin(home, database, lambda ctx: set_provider_enabled(ctx, name, False))
+    typer.echo(f"Disabled {provider.name}; its users' sessions and tokens are revoked")
+
+
+@idp_app.command("enable")
+def idp_enable(
+    name: Annotated[str, typer.Argument(help="Provider name or domain.")],
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Enable a disabled provider again (its users log in again; old tokens stay revoked)."""
+    from arctern.auth.admin import set_provider_enabled
+
+    provider = run_admin(home, database, lambda ctx: set_provider_enabled(ctx, name, True))
+    typer.echo(f"Enabled {provider.name}")
 
 
 @user_app.command("create")

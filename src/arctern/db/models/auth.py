@@ -10,7 +10,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from arctern.db.base import Base, BigIntPK, UTCDateTime, new_uuid
@@ -26,8 +36,12 @@ class IdentityProvider(Base):
     domain: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(20), default="local")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    # How to check passwords for kind "ldap" (auth/ldap.py); secrets in it are encrypted.
+    # How to check passwords for kind "ldap" (auth/ldap.py), or the OpenID provider for kind
+    # "oidc" (auth/upstream.py); secrets in it are encrypted.
     settings: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # A disabled provider is not offered, and its identities can neither log in nor use
+    # tokens issued before (``auth.admin.set_provider_enabled``).
+    enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
 
 
 class Identity(Base):
@@ -44,8 +58,16 @@ class Identity(Base):
     password_hash: Mapped[str | None] = mapped_column(String(300), nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="used")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # For an identity from an OpenID provider: its ``sub`` there, which stays the same when
+    # the username claim changes hands.
+    external_subject: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
     provider: Mapped[IdentityProvider] = relationship(lazy="joined")
+
+    @property
+    def active(self) -> bool:
+        """Whether the identity may log in and use tokens (not disabled, nor its provider)."""
+        return self.status == "used" and self.provider.enabled
 
 
 class Project(Base):
