@@ -8,6 +8,7 @@ the account (``sub`` = ``sub-<login>``, ``preferred_username`` = ``<login>``).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -32,14 +33,18 @@ def available() -> str | None:
 
 
 def install() -> None:
-    if (HERE / "node_modules" / "oidc-provider").is_dir():
-        return
-    subprocess.run(
-        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=HERE,
-        check=True,
-        timeout=600,
-    )
+    """``npm ci`` once (``scripts/system-deps`` does it too); test processes running in
+    parallel wait for each other."""
+    with (HERE / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (HERE / "node_modules" / "oidc-provider").is_dir():
+            return
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=HERE,
+            check=True,
+            timeout=600,
+        )
 
 
 @dataclass

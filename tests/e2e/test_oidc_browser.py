@@ -1,0 +1,106 @@
+"""The tutorial with an account from the institution's own OpenID provider, in Chromium.
+
+The notebook's native-app login link opens Arctern's login page; choosing "Example
+Institute" (an OpenID Connect provider: node-oidc-provider on loopback) hides the password
+fields and sends the browser to the institution's own sign-in and consent pages; back at
+Arctern, the app's consent and the 10-minute code; the unmodified globus-sdk exchanges it
+and the new identity runs a transfer in a folder the demo owner shared with it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import globus_sdk
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.integration.test_oidc_login import DOMAIN, INSTITUTION, SCOPES, register
+from tests.integration.test_transfer_api import login
+from tests.support import oidc_provider
+from tests.support.auth_flow import create_native_client, native_auth_client
+from tests.support.server import DEMO_PASSWORD, DEMO_USERNAME, LiveServer, start_server
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.timeout(300),
+    pytest.mark.skipif(
+        oidc_provider.available() is not None, reason=str(oidc_provider.available())
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def federated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = start_server(
+        tmp_path_factory.mktemp("oidc-browser"), extra_env={"AUTHLIB_INSECURE_TRANSPORT": "1"}
+    )
+    provider = None
+    try:
+        provider = oidc_provider.start_provider(f"{server.url}/auth/login/oidc/callback")
+        register(
+            server, INSTITUTION, DOMAIN, provider.issuer, provider.client_secret, provider.client_id
+        )
+        yield server
+    finally:
+        if provider is not None:
+            provider.stop()
+        server.stop()
+
+
+def test_tutorial_with_an_institution_account(page: Page, federated: LiveServer) -> None:
+    server = federated
+    auth = native_auth_client(server, create_native_client(server, name="Federated Tutorial"))
+    auth.oauth2_start_flow(SCOPES)
+    page.goto(auth.oauth2_get_authorize_url())
+
+    page.select_option("select#idp", label=INSTITUTION)
+    expect(page.get_by_label("Password")).to_be_hidden()
+    expect(page.get_by_text("You will log in on your institution's own page")).to_be_visible()
+    page.click("button:has-text('Log in')")
+
+    # The institution's own pages (node-oidc-provider's sign-in and consent forms).
+    page.wait_for_url(lambda url: not url.startswith(server.url))
+    page.fill("input[name=login]", "carol")
+    page.fill("input[name=password]", "her institution password")
+    page.click("button:has-text('Sign-in')")
+    page.click("button:has-text('Continue')")
+
+    # Back at Arctern: the app's consent, then the code.
+    expect(page.locator("h1")).to_have_text("Allow Federated Tutorial?")
+    page.get_by_role("button", name="Allow").click()
+    code = page.get_by_test_id("auth-code")
+    expect(code).to_be_visible()
+    tokens = auth.oauth2_exchange_code_for_tokens(code.inner_text().strip())
+    claims = tokens.decode_id_token()
+    assert claims["preferred_username"] == f"carol@{DOMAIN}"
+
+    # The demo owner shares a folder with the new identity; it copies a file there.
+    owner = login(server, DEMO_USERNAME, DEMO_PASSWORD)
+    c1 = next(iter(owner.tc.endpoint_search("Demo Collection 1")))["id"]
+    folder = f"/federated-{uuid.uuid4().hex[:6]}/"
+    owner.tc.operation_mkdir(c1, folder)
+    rule = {
+        "DATA_TYPE": "access",
+        "principal_type": "identity",
+        "principal": claims["sub"],
+        "path": folder,
+        "permissions": "rw",
+    }
+    owner.tc.add_endpoint_acl_rule(c1, rule)
+    (server.home / "demo" / "collection1" / folder.strip("/") / "in.txt").write_text("shared")
+    tc = globus_sdk.TransferClient(
+        authorizer=globus_sdk.AccessTokenAuthorizer(
+            tokens.by_resource_server["transfer.api.globus.org"]["access_token"]
+        ),
+        base_url=f"{server.url}/transfer/",
+    )
+    tdata = globus_sdk.TransferData(source_endpoint=c1, destination_endpoint=c1)
+    tdata.add_item(f"{folder}in.txt", f"{folder}out.txt")
+    task_id = tc.submit_transfer(tdata)["task_id"]
+    assert tc.task_wait(task_id, timeout=120, polling_interval=1)
+    assert tc.get_task(task_id)["status"] == "SUCCEEDED"
+    assert [t["task_id"] for t in tc.task_list()] == [task_id]
+    out = server.home / "demo" / "collection1" / folder.strip("/") / "out.txt"
+    assert out.read_text() == "shared"
