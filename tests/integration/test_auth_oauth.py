@@ -55,10 +55,23 @@ def test_native_app_flow_refresh_and_revoke(server: LiveServer) -> None:
     assert len(refreshed) == 1
     new = refreshed[0].by_resource_server["transfer.api.globus.org"]
     assert new["access_token"] != transfer["access_token"]
-    assert new["refresh_token"] and new["refresh_token"] != transfer["refresh_token"]
     assert refreshed[0]["other_tokens"] == []
+    # As on Globus, refresh tokens are not rotated: the response carries the same one, and a
+    # script that saved it once keeps using it.
+    assert new["refresh_token"] == transfer["refresh_token"]
+    again = auth.oauth2_refresh_token(transfer["refresh_token"])
+    third = again.by_resource_server["transfer.api.globus.org"]
+    assert third["access_token"] not in (new["access_token"], transfer["access_token"])
+    assert third["refresh_token"] == transfer["refresh_token"]
+    for access in (new["access_token"], third["access_token"]):
+        tc = globus_sdk.TransferClient(
+            authorizer=globus_sdk.AccessTokenAuthorizer(access),
+            base_url=f"{server.url}/transfer/",
+        )
+        assert tc.task_list()["DATA"] is not None
 
-    # Rotation: the old refresh token is spent.
+    # Revoked, it is spent for good.
+    auth.oauth2_revoke_token(transfer["refresh_token"])
     with pytest.raises(globus_sdk.AuthAPIError) as spent:
         auth.oauth2_refresh_token(transfer["refresh_token"])
     assert spent.value.http_status == 400

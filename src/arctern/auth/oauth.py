@@ -436,7 +436,14 @@ class CodeGrant(AuthorizationCodeGrant):
         )
 
 
-class RotatingRefreshGrant(RefreshTokenGrant):
+class ReusableRefreshGrant(RefreshTokenGrant):
+    """Refresh tokens are not rotated, as with Globus Auth: a refresh answers with a new
+    access token and the same refresh token, which stays valid. Scripts that saved a refresh
+    token once (``RefreshTokenAuthorizer`` without ``on_refresh``) keep working, and clients
+    that store whatever the response holds (globus-sdk's token storage) store the same
+    string. Each use starts its ``refresh_token_lifetime`` (180 days) again, so a refresh
+    token ends when unused that long, when revoked, or when its identity is disabled."""
+
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
     INCLUDE_NEW_REFRESH_TOKEN = True
     server: ArcternAuthorizationServer
@@ -455,10 +462,18 @@ class RotatingRefreshGrant(RefreshTokenGrant):
         identity = self.server.session.get(Identity, refresh_token.row.identity_id)
         return identity if identity is not None and identity.active else None
 
-    def revoke_old_credential(self, refresh_token: TokenView) -> None:
-        refresh_token.row.refresh_revoked = True
+    def issue_token(self, user: Identity, refresh_token: TokenView) -> dict[str, Any]:
+        token: dict[str, Any] = super().issue_token(user, refresh_token)
+        # The refresh token moves to the new token row (stored hashed, one row per refresh
+        # token), and the response carries the string the client already has.
+        refresh_token.row.refresh_token_hash = None
         self.server.session.flush()
+        token["refresh_token"] = self.request.payload.data.get("refresh_token")
+        return token
 
+    def revoke_old_credential(self, refresh_token: TokenView) -> None:
+        """Nothing to revoke: the refresh token lives on in the new row; the old access
+        token stays valid until it expires, as on Globus."""
 
 class ClientCredentialsOnly(ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
@@ -598,7 +613,7 @@ class ArcternAuthorizationServer(AuthorizationServer):
         self.current_request: HttpRequest | None = None
         self.register_token_generator("default", self.generate_globus_token)
         self.register_grant(CodeGrant, [CodeChallenge(required=True), GlobusOpenID(lambda: self)])
-        self.register_grant(RotatingRefreshGrant)
+        self.register_grant(ReusableRefreshGrant)
         self.register_grant(ClientCredentialsOnly)
         self.register_endpoint(GlobusRevocation)
         self.register_endpoint(GlobusIntrospection)
