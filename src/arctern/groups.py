@@ -69,7 +69,7 @@ class Groups:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
 
-    async def _memberships(
+    async def memberships(
         self, session: AsyncSession, group_id: uuid.UUID
     ) -> list[tuple[GroupMembership, str]]:
         rows = await session.execute(
@@ -80,7 +80,7 @@ class Groups:
         )
         return [(m, name) for m, name in rows.tuples()]
 
-    async def _visible(
+    async def visible(
         self, session: AsyncSession, caller: uuid.UUID, group_id: uuid.UUID
     ) -> tuple[Group, GroupMembership | None]:
         group = await session.get(Group, group_id)
@@ -99,7 +99,7 @@ class Groups:
     async def document(
         self, session: AsyncSession, group: Group, caller: uuid.UUID, include: set[str]
     ) -> dict[str, Any]:
-        memberships = await self._memberships(session, group.id)
+        memberships = await self.memberships(session, group.id)
         mine = [(m, n) for m, n in memberships if m.identity_id == caller]
         doc: dict[str, Any] = {
             "id": str(group.id),
@@ -122,6 +122,80 @@ class Groups:
             )
             doc["memberships"] = [_membership_doc(m, n) for m, n in memberships] if may_see else []
         return doc
+
+    # -- use cases shared by the API and the web pages ------------------------------------
+
+    async def mine(
+        self, session: AsyncSession, me: uuid.UUID
+    ) -> list[tuple[Group, GroupMembership]]:
+        """The groups ``me`` is an active member of, with that membership, by name."""
+        rows = await session.execute(
+            select(Group, GroupMembership)
+            .join(GroupMembership, GroupMembership.group_id == Group.id)
+            .where(GroupMembership.identity_id == me, GroupMembership.status == "active")
+            .order_by(Group.name)
+        )
+        return [(g, m) for g, m in rows.tuples()]
+
+    async def create(
+        self, session: AsyncSession, me: uuid.UUID, name: object, description: object
+    ) -> Group:
+        """A new group with ``me`` as its first admin."""
+        if not isinstance(name, str) or not name.strip() or len(name) > 300:
+            raise GroupsError(400, "INVALID_NAME", "'name' must be 1-300 characters")
+        description = description or ""
+        if not isinstance(description, str) or len(description) > 4000:
+            raise GroupsError(400, "INVALID_DESCRIPTION", "'description' is too long")
+        now = self.ctx.clock.now()
+        group = Group(name=name.strip(), description=description, created_at=now)
+        session.add(group)
+        await session.flush()
+        session.add(
+            GroupMembership(
+                group_id=group.id,
+                group_key=str(group.id),
+                identity_id=me,
+                role="admin",
+                status="active",
+                updated=now,
+            )
+        )
+        await session.flush()
+        return group
+
+    async def administered(self, session: AsyncSession, me: uuid.UUID, group_id: object) -> Group:
+        """The group, if ``me`` is one of its active admins (else 403/404)."""
+        group, mine = await self.visible(session, me, _parse_id(group_id))
+        if mine is None or mine.status != "active" or mine.role != "admin":
+            raise GroupsError(403, "FORBIDDEN", "Only a group's admins may change it")
+        return group
+
+    async def delete(self, session: AsyncSession, me: uuid.UUID, group_id: object) -> Group:
+        group = await self.administered(session, me, group_id)
+        await session.execute(delete(GroupMembership).where(GroupMembership.group_id == group.id))
+        await session.delete(group)
+        return group
+
+    async def act(
+        self,
+        session: AsyncSession,
+        me: uuid.UUID,
+        group: Group,
+        action: str,
+        identity_id: uuid.UUID,
+        entry: dict[str, Any],
+    ) -> GroupMembership | str:
+        """One membership action by ``me`` (add, invite, remove, leave, accept, decline,
+        change_role); the membership, or why it was refused."""
+        mine = await session.scalar(
+            select(GroupMembership).where(
+                GroupMembership.group_id == group.id, GroupMembership.identity_id == me
+            )
+        )
+        my_role = mine.role if mine is not None and mine.status == "active" else None
+        return await _apply(
+            session, group, me, my_role, action, identity_id, entry, self.ctx.clock.now()
+        )
 
     @staticmethod
     def policies(group: Group) -> dict[str, Any]:
@@ -166,42 +240,19 @@ def create_groups_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
     async def my_groups(request: Request) -> list[dict[str, Any]]:
         me = await caller(request)
         async with ctx.db.session() as session:
-            rows = await session.scalars(
-                select(Group)
-                .join(GroupMembership, GroupMembership.group_id == Group.id)
-                .where(GroupMembership.identity_id == me, GroupMembership.status == "active")
-                .order_by(Group.name)
-            )
-            return [await groups.document(session, g, me, include_of(request)) for g in list(rows)]
+            return [
+                await groups.document(session, g, me, include_of(request))
+                for g, _ in await groups.mine(session, me)
+            ]
 
     @app.post("/v2/groups")
     async def create(request: Request) -> JSONResponse:
         me = await caller(request, write=True)
         body = await json_body(request)
-        name = body.get("name")
-        if not isinstance(name, str) or not name.strip() or len(name) > 300:
-            raise GroupsError(400, "INVALID_NAME", "'name' must be 1-300 characters")
-        description = body.get("description") or ""
-        if not isinstance(description, str) or len(description) > 4000:
-            raise GroupsError(400, "INVALID_DESCRIPTION", "'description' is too long")
         if body.get("parent_id"):
             raise GroupsError(400, "NOT_SUPPORTED", "Subgroups are not supported")
-        now = ctx.clock.now()
         async with ctx.db.session() as session:
-            group = Group(name=name.strip(), description=description, created_at=now)
-            session.add(group)
-            await session.flush()
-            session.add(
-                GroupMembership(
-                    group_id=group.id,
-                    group_key=str(group.id),
-                    identity_id=me,
-                    role="admin",
-                    status="active",
-                    updated=now,
-                )
-            )
-            await session.flush()
+            group = await groups.create(session, me, body.get("name"), body.get("description"))
             doc = await groups.document(session, group, me, {"memberships"})
         return JSONResponse(doc, status_code=201)
 
@@ -209,21 +260,15 @@ def create_groups_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
     async def show(group_id: str, request: Request) -> dict[str, Any]:
         me = await caller(request)
         async with ctx.db.session() as session:
-            group, _ = await groups._visible(session, me, _parse_id(group_id))
+            group, _ = await groups.visible(session, me, _parse_id(group_id))
             return await groups.document(session, group, me, include_of(request))
-
-    async def admin_of(session: AsyncSession, me: uuid.UUID, group_id: str) -> Group:
-        group, mine = await groups._visible(session, me, _parse_id(group_id))
-        if mine is None or mine.status != "active" or mine.role != "admin":
-            raise GroupsError(403, "FORBIDDEN", "Only a group's admins may change it")
-        return group
 
     @app.put("/v2/groups/{group_id}")
     async def update(group_id: str, request: Request) -> dict[str, Any]:
         me = await caller(request, write=True)
         body = await json_body(request)
         async with ctx.db.session() as session:
-            group = await admin_of(session, me, group_id)
+            group = await groups.administered(session, me, group_id)
             if isinstance(body.get("name"), str) and body["name"].strip():
                 group.name = body["name"].strip()[:300]
             if isinstance(body.get("description"), str):
@@ -235,19 +280,16 @@ def create_groups_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
     async def remove(group_id: str, request: Request) -> dict[str, Any]:
         me = await caller(request, write=True)
         async with ctx.db.session() as session:
-            group = await admin_of(session, me, group_id)
+            group = await groups.administered(session, me, group_id)
             doc = await groups.document(session, group, me, set())
-            await session.execute(
-                delete(GroupMembership).where(GroupMembership.group_id == group.id)
-            )
-            await session.delete(group)
+            await groups.delete(session, me, group_id)
         return doc
 
     @app.get("/v2/groups/{group_id}/policies")
     async def get_policies(group_id: str, request: Request) -> dict[str, Any]:
         me = await caller(request)
         async with ctx.db.session() as session:
-            group, _ = await groups._visible(session, me, _parse_id(group_id))
+            group, _ = await groups.visible(session, me, _parse_id(group_id))
             return groups.policies(group)
 
     @app.put("/v2/groups/{group_id}/policies")
@@ -255,7 +297,7 @@ def create_groups_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
         me = await caller(request, write=True)
         body = await json_body(request)
         async with ctx.db.session() as session:
-            group = await admin_of(session, me, group_id)
+            group = await groups.administered(session, me, group_id)
             visibility = body.get("group_visibility", group.visibility)
             members = body.get("group_members_visibility", group.members_visibility)
             if visibility not in VISIBILITY or members not in MEMBERS_VISIBILITY:
@@ -271,7 +313,7 @@ def create_groups_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
         result: dict[str, Any] = {}
         errors: dict[str, list[dict[str, Any]]] = {}
         async with ctx.db.session() as session:
-            group, mine = await groups._visible(session, me, _parse_id(group_id))
+            group, mine = await groups.visible(session, me, _parse_id(group_id))
             my_role = mine.role if mine is not None and mine.status == "active" else None
             for action, entries in body.items():
                 if not isinstance(entries, list):

@@ -475,6 +475,7 @@ class ReusableRefreshGrant(RefreshTokenGrant):
         """Nothing to revoke: the refresh token lives on in the new row; the old access
         token stays valid until it expires, as on Globus."""
 
+
 class ClientCredentialsOnly(ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 

@@ -16,6 +16,7 @@ from arctern.http_limits import too_large_message
 from arctern.web.activity import create_activity_router
 from arctern.web.console import create_console_router
 from arctern.web.files import create_files_router
+from arctern.web.groups import create_groups_router
 from arctern.web.pages import Pages
 from arctern.web.templating import STATIC_DIR
 
@@ -53,6 +54,7 @@ def create_web_router(ctx: AppContext, verifier: TokenVerifier) -> APIRouter:
     router.include_router(create_console_router(ctx, pages))
     router.include_router(create_files_router(ctx, pages))
     router.include_router(create_activity_router(ctx, pages))
+    router.include_router(create_groups_router(ctx, pages))
     return router
 
 
