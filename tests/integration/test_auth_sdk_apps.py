@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import re
 from pathlib import Path
 
 import globus_sdk
@@ -81,7 +81,11 @@ def test_user_app_dependent_scope_is_checked_through_consents(
     urls = feed_code_to_input(server, monkeypatch, capsys)
     app = globus_sdk.UserApp("data-access", client_id=client_id)
     transfer = globus_sdk.TransferClient(app=app)
-    collection = str(uuid.uuid4())
+    # A collection that exists: data_access scopes of unknown collections are invalid_scope.
+    listed = server.admin("collection", "list").stdout
+    collection = re.findall(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", listed
+    )[0]
     transfer.add_app_data_access_scope(collection)
 
     app.login()

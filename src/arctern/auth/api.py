@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arctern.auth import registry
+from arctern.auth import registry, scope_registry
 from arctern.auth.client_identities import CLIENTS_DOMAIN
 from arctern.auth.consents import consent_documents
 from arctern.auth.endpoints import bearer_grant
@@ -28,6 +28,7 @@ from arctern.auth.service import AuthService
 from arctern.auth.verifier import TokenVerifier
 from arctern.db.models.auth import (
     ClientCredential,
+    ClientScope,
     Consent,
     Identity,
     IdentityProvider,
@@ -35,6 +36,7 @@ from arctern.db.models.auth import (
     Project,
 )
 from arctern.errors import (
+    Conflict,
     InvalidRequest,
     NotFound,
     PermissionDenied,
@@ -544,10 +546,116 @@ def create_api_router(service: AuthService, verifier: TokenVerifier) -> APIRoute
             )
         return JSONResponse({"credential": credential_document(credential)})
 
+    # ------------------------------------------------------------------ scopes
+
     @router.get("/scopes")
     async def list_scopes(request: Request) -> Response:
-        await developer(request)
-        return JSONResponse({"scopes": []})
+        """Scope documents by ``ids`` or ``scope_strings`` (unknown ones left out), or the
+        scopes of the clients the caller manages."""
+        who = await caller(request)
+        ids = _csv(request.query_params.get("ids"))
+        strings = _csv(request.query_params.get("scope_strings"))
+        if ids and strings:
+            raise InvalidRequest("Use ids or scope_strings, not both", code="INVALID_PARAMETERS")
+        bounded_count(ids or strings, "ids or scope_strings", MAX_IDENTITY_LOOKUP)
+        async with ctx.db.session() as session:
+            if ids:
+                found = [
+                    await scope_registry.scope_string_of_id(session, _uuid(i, "scope")) for i in ids
+                ]
+                strings = [s for s in found if s is not None]
+            elif not strings:
+                clients = (
+                    [who.client_id]
+                    if who.identity_id is None
+                    else [c.id for c in await registry.list_clients_for(session, who.identity_id)]
+                )
+                rows = await session.scalars(
+                    select(ClientScope).where(ClientScope.client_id.in_(clients))
+                )
+                strings = [scope_registry.client_scope_string(r.client_id, r.suffix) for r in rows]
+            docs = await scope_registry.documents_for(session, strings)
+        return JSONResponse({"scopes": docs})
+
+    @router.get("/scopes/{scope_id}")
+    async def get_scope(request: Request, scope_id: str) -> Response:
+        await caller(request)
+        async with ctx.db.session() as session:
+            scope = await scope_registry.scope_string_of_id(session, _uuid(scope_id, "scope"))
+            docs = await scope_registry.documents_for(session, [scope] if scope else [])
+        if not docs:
+            raise NotFound(f"No scope {scope_id}", code="NOT_FOUND")
+        return JSONResponse({"scope": docs[0]})
+
+    @router.post("/clients/{client_id}/scopes", status_code=201)
+    async def create_scope(request: Request, client_id: str) -> Response:
+        key, _ = await managed_client(request, client_id)
+        body = await _json_object(request, "scope")
+        async with ctx.db.session() as session:
+            client = await session.get(OAuthClient, key)
+            if client is None:
+                raise NotFound(f"No client {key}", code="NOT_FOUND")
+            if client.client_type == registry.PUBLIC:
+                raise InvalidRequest(
+                    "Native apps cannot define scopes; use a confidential client",
+                    code="INVALID_PARAMETERS",
+                )
+            suffix = body.get("scope_suffix")
+            if not isinstance(suffix, str) or not scope_registry.SUFFIX.fullmatch(suffix):
+                raise InvalidRequest(
+                    "scope_suffix must be 1-100 letters, digits, '_', '.' or '-'",
+                    code="INVALID_PARAMETERS",
+                )
+            clash = await session.scalar(
+                select(ClientScope.id).where(
+                    ClientScope.client_id == key, ClientScope.suffix == suffix
+                )
+            )
+            if clash is not None:
+                raise Conflict(f"The client already has a scope '{suffix}'", code="CONFLICT")
+            row = ClientScope(client_id=key, suffix=suffix, created_at=ctx.clock.now())
+            await _fill_scope(session, row, body, creating=True)
+            session.add(row)
+            await session.flush()
+            docs = await scope_registry.documents_for(
+                session, [scope_registry.client_scope_string(key, suffix)]
+            )
+        return JSONResponse({"scope": docs[0]}, status_code=201)
+
+    async def managed_scope(request: Request, scope_id: str) -> uuid.UUID:
+        key = _uuid(scope_id, "scope")
+        async with ctx.db.session() as session:
+            row = await session.get(ClientScope, key)
+        if row is None:
+            raise NotFound(f"No scope {scope_id} defined by a client", code="NOT_FOUND")
+        await managed_client(request, str(row.client_id))
+        return key
+
+    @router.put("/scopes/{scope_id}")
+    async def update_scope(request: Request, scope_id: str) -> Response:
+        key = await managed_scope(request, scope_id)
+        body = await _json_object(request, "scope")
+        async with ctx.db.session() as session:
+            row = await session.get(ClientScope, key)
+            assert row is not None
+            await _fill_scope(session, row, body, creating=False)
+            await session.flush()
+            docs = await scope_registry.documents_for(
+                session, [scope_registry.client_scope_string(row.client_id, row.suffix)]
+            )
+        return JSONResponse({"scope": docs[0]})
+
+    @router.delete("/scopes/{scope_id}")
+    async def delete_scope(request: Request, scope_id: str) -> Response:
+        key = await managed_scope(request, scope_id)
+        async with ctx.db.session() as session:
+            row = await session.get(ClientScope, key)
+            assert row is not None
+            docs = await scope_registry.documents_for(
+                session, [scope_registry.client_scope_string(row.client_id, row.suffix)]
+            )
+            await session.delete(row)
+        return JSONResponse({"scope": docs[0]})
 
     @router.get("/policies")
     async def list_policies(request: Request) -> Response:
@@ -597,3 +705,60 @@ def _admin_uuid(value: Any) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise InvalidRequest(f"Invalid admin id {value!r}", code="INVALID_PARAMETERS") from None
+
+
+async def _fill_scope(
+    session: AsyncSession, row: ClientScope, body: dict[str, Any], *, creating: bool
+) -> None:
+    """Apply a scope body (create: name and description required; update: what is given)."""
+    for key in ("name", "description"):
+        if key in body or creating:
+            value = body.get(key)
+            if not isinstance(value, str) or not value.strip():
+                raise InvalidRequest(f"{key} must be a non-empty string", code="INVALID_PARAMETERS")
+            setattr(row, key, bounded_text(value.strip(), f"The scope's {key}", MAX_NAME))
+    for key in ("advertised", "allows_refresh_token"):
+        if key in body:
+            if not isinstance(body[key], bool):
+                raise InvalidRequest(f"{key} must be true or false", code="INVALID_PARAMETERS")
+            setattr(row, key, body[key])
+        elif creating:
+            setattr(row, key, key == "allows_refresh_token")
+    if "required_domains" in body or creating:
+        domains = body.get("required_domains") or []
+        if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
+            raise InvalidRequest("required_domains must be a list", code="INVALID_PARAMETERS")
+        row.required_domains = [bounded_text(d, "A domain", MAX_NAME) for d in domains[:20]]
+    if "dependent_scopes" in body or creating:
+        row.dependent_scopes = await _dependent_scopes(session, body.get("dependent_scopes") or [])
+
+
+async def _dependent_scopes(session: AsyncSession, raw: Any) -> list[dict[str, Any]]:
+    """Dependent scopes named by id (as Globus takes them) or scope string, resolved to
+    scope strings; each must exist here."""
+    if not isinstance(raw, list) or len(raw) > 20:
+        raise InvalidRequest("dependent_scopes must be a list", code="INVALID_PARAMETERS")
+    found: list[dict[str, Any]] = []
+    for entry in raw:
+        if not isinstance(entry, dict) or not isinstance(entry.get("scope"), str):
+            raise InvalidRequest(
+                'each dependent scope is {"scope": <id>, "optional": bool, '
+                '"requires_refresh_token": bool}',
+                code="INVALID_PARAMETERS",
+            )
+        named = entry["scope"]
+        try:
+            scope = await scope_registry.scope_string_of_id(session, uuid.UUID(named))
+        except ValueError:
+            known = await scope_registry.documents_for(session, [named])
+            scope = named if known else None
+        if scope is None:
+            raise InvalidRequest(f"Unknown dependent scope {named}", code="INVALID_PARAMETERS")
+        found.append(
+            {
+                "scope": scope,
+                "optional": bool(entry.get("optional")),
+                "requires_refresh_token": bool(entry.get("requires_refresh_token")),
+            }
+        )
+    return found

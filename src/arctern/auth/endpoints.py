@@ -164,6 +164,7 @@ def create_endpoints_router(service: AuthService, verifier: TokenVerifier) -> AP
                     "authorization_code",
                     "client_credentials",
                     "refresh_token",
+                    "urn:globus:auth:grant_type:dependent_token",
                 ],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],

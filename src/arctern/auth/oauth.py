@@ -14,6 +14,7 @@ tokens of its templated client using the template's client id.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -33,8 +34,10 @@ from authlib.oauth2.rfc6749 import (
 )
 from authlib.oauth2.rfc6749.grants import (
     AuthorizationCodeGrant,
+    BaseGrant,
     ClientCredentialsGrant,
     RefreshTokenGrant,
+    TokenEndpointMixin,
 )
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -47,16 +50,25 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 
+from arctern.auth import scope_registry
 from arctern.auth.hashing import digest, new_secret, same_digest
 from arctern.auth.keys import ALGORITHM, SigningKey
 from arctern.auth.registry import BUILTIN_NATIVE_CLIENTS, CLI_TEMPLATE_ID, PUBLIC
-from arctern.auth.scopes import AUTH_RS, ScopeError, root_scopes, split_by_resource_server
+from arctern.auth.scopes import (
+    AUTH_RS,
+    ScopeError,
+    parse_scopes,
+    resource_server_of,
+    root_scopes,
+    split_by_resource_server,
+)
 from arctern.auth.verifier import TOKENS_REVOKED
 from arctern.config import Settings
 from arctern.db.engine import mark_changed
 from arctern.db.models.auth import (
     AuthorizationCode,
     ClientCredential,
+    Consent,
     Identity,
     OAuthClient,
     OAuthToken,
@@ -250,7 +262,8 @@ class ClientView(ClientMixin):
     def check_grant_type(self, grant_type: str) -> bool:
         if grant_type in ("authorization_code", "refresh_token"):
             return True
-        return grant_type == "client_credentials" and not self.is_public
+        confidential_only = ("client_credentials", "urn:globus:auth:grant_type:dependent_token")
+        return grant_type in confidential_only and not self.is_public
 
 
 @dataclass
@@ -476,6 +489,106 @@ class ReusableRefreshGrant(RefreshTokenGrant):
         token stays valid until it expires, as on Globus."""
 
 
+DEPENDENT_TOKEN_GRANT = "urn:globus:auth:grant_type:dependent_token"
+
+
+class DependentTokenGrant(BaseGrant, TokenEndpointMixin):
+    """Globus's dependent-token grant: a confidential client that received a user's token
+    for one of its own scopes gets tokens for that scope's dependent scopes, for the same
+    user, as far as the user consented to them under it for the app that asked. The answer
+    is a list of tokens, one per resource server (``access_type=offline`` adds refresh
+    tokens where the dependent scope allows them)."""
+
+    GRANT_TYPE = DEPENDENT_TOKEN_GRANT
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    server: ArcternAuthorizationServer
+
+    def validate_token_request(self) -> None:
+        client = self.authenticate_token_endpoint_client()
+        token = self.request.payload.data.get("token")
+        if not token:
+            raise InvalidRequestError("The 'token' parameter is required.")
+        view = self.server.find_token(str(token), "access_token")
+        if view is None or view.matched != "access_token" or view.is_revoked() or view.is_expired():
+            raise InvalidGrantError("The token is not active.")
+        if view.row.resource_server != client.get_client_id():
+            raise InvalidGrantError(
+                "The token was issued for another resource server "
+                f"({view.row.resource_server}); only tokens for this client's own scopes "
+                "give dependent tokens."
+            )
+        identity = (
+            self.server.session.get(Identity, view.row.identity_id)
+            if view.row.identity_id is not None
+            else None
+        )
+        if identity is None or not identity.active:
+            raise InvalidGrantError("The token's user cannot be acted for.")
+        self.request.client = client
+        self.request.user = identity
+        self.presented = view
+
+    def create_token_response(self) -> tuple[int, Any, list[tuple[str, str]]]:
+        view = self.presented
+        wanted = set((self.request.payload.data.get("scope") or "").split())
+        offline = self.request.payload.data.get("access_type") == "offline"
+        granted = self._consented_dependents(view)
+        if wanted:
+            granted = [(scope, refresh) for scope, refresh in granted if scope in wanted]
+        if not granted:
+            return 200, [], [("Content-Type", "application/json")]
+        lifetime = self.server.settings.access_token_lifetime
+        grouped: dict[str, list[str]] = {}
+        refreshable: dict[str, bool] = {}
+        for scope, allows_refresh in granted:
+            rs = resource_server_of(scope)
+            grouped.setdefault(rs, []).append(scope)
+            refreshable[rs] = refreshable.get(rs, True) and allows_refresh
+        entries = []
+        for rs, scopes in grouped.items():
+            entry: dict[str, Any] = {
+                "access_token": new_secret(32),
+                "scope": " ".join(scopes),
+                "resource_server": rs,
+                "expires_in": lifetime,
+                "token_type": "Bearer",
+            }
+            if offline and refreshable[rs]:
+                entry["refresh_token"] = new_secret(32)
+            entries.append(entry)
+        self.server.save_token({**entries[0], "other_tokens": entries[1:]}, self.request)
+        body = json.dumps(entries)
+        return 200, body, [("Content-Type", "application/json"), *self.TOKEN_RESPONSE_HEADER]
+
+    def _consented_dependents(self, view: TokenView) -> list[tuple[str, bool]]:
+        """``(dependent scope, allows refresh)`` the user granted under the token's scopes
+        to the app the token was issued to."""
+        session = self.server.session
+        consents = list(
+            session.scalars(
+                select(Consent).where(
+                    Consent.identity_id == view.row.identity_id,
+                    Consent.client_id == view.row.client_id,
+                    Consent.status == "approved",
+                )
+            )
+        )
+        found: list[tuple[str, bool]] = []
+        for scope in view.row.scope.split():
+            registered = scope_registry.registered_scope(session, scope)
+            if registered is None:
+                continue
+            parents = {c.id for c in consents if c.scope_name == scope}
+            under = {c.scope_name for c in consents if c.parent_id in parents}
+            for dependent in registered.dependent_scopes:
+                name = str(dependent.get("scope"))
+                if name in under and all(name != f for f, _ in found):
+                    target = scope_registry.registered_scope(session, name)
+                    allows = target.allows_refresh_token if target is not None else True
+                    found.append((name, allows))
+        return found
+
+
 class ClientCredentialsOnly(ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
@@ -616,11 +729,26 @@ class ArcternAuthorizationServer(AuthorizationServer):
         self.register_grant(CodeGrant, [CodeChallenge(required=True), GlobusOpenID(lambda: self)])
         self.register_grant(ReusableRefreshGrant)
         self.register_grant(ClientCredentialsOnly)
+        self.register_grant(DependentTokenGrant)
         self.register_endpoint(GlobusRevocation)
         self.register_endpoint(GlobusIntrospection)
         self.register_endpoint(TokenValidation)
 
     # ---- Authlib framework hooks
+
+    def validate_requested_scope(self, scope: str | None) -> None:
+        """Every scope asked for, dependencies included, must exist here (authorize and
+        every token grant): ``invalid_scope`` names the first unknown one."""
+        try:
+            nodes = parse_scopes(scope)
+        except ScopeError as exc:
+            raise InvalidScopeError(str(exc)) from None
+        pending = list(nodes)
+        while pending:
+            node = pending.pop()
+            if not scope_registry.is_known(self.session, node.name):
+                raise InvalidScopeError(f"Unknown scope: {node.name}")
+            pending.extend(node.dependencies)
 
     def query_client(self, client_id: str) -> ClientView | None:
         try:

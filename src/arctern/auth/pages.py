@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -22,6 +22,7 @@ from arctern.auth.hashing import digest
 from arctern.auth.ldap import DirectoryUnavailable, LdapSettings
 from arctern.auth.ldap import authenticate as ldap_authenticate
 from arctern.auth.oauth import ArcternAuthorizationServer, HttpRequest, malformed_parameter
+from arctern.auth.scope_registry import registered_labels, with_registered_dependencies
 from arctern.auth.scopes import ScopeError, ScopeNode, describe, parse_scopes, served_here
 from arctern.auth.service import AuthService
 from arctern.auth.throttle import LoginThrottle
@@ -41,6 +42,8 @@ class ConsentNeeded:
 
     client: OAuthClient
     nodes: list[ScopeNode]
+    # What registered client scopes among them are called (their own descriptions).
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 AuthorizeOutcome = Response | ConsentNeeded | None
@@ -317,7 +320,11 @@ def create_pages_router(service: AuthService) -> APIRouter:
                 return None
             client = grant.request.client
             try:
-                nodes = parse_scopes(oreq.payload.scope)
+                # A registered client scope brings its dependent scopes along: the user
+                # sees and grants them with it.
+                nodes = with_registered_dependencies(
+                    server.session, parse_scopes(oreq.payload.scope)
+                )
             except ScopeError as exc:  # already rejected by validation; belt and braces
                 return error_page(request, "Invalid scope", str(exc))
             if decision == "deny":
@@ -330,7 +337,7 @@ def create_pages_router(service: AuthService) -> APIRouter:
                 server.session, identity.id, client.id, nodes
             ):
                 return server.create_authorization_response(oreq, grant_user=identity, grant=grant)
-            return ConsentNeeded(client.row, nodes)
+            return ConsentNeeded(client.row, nodes, registered_labels(server.session, nodes))
 
         return action
 
@@ -372,18 +379,24 @@ def create_pages_router(service: AuthService) -> APIRouter:
             return RedirectResponse(login_url(without_prompt_login(request)), status_code=303)
         if isinstance(result, Response):
             return result
-        return consent_page(request, identity, result.client, result.nodes)
+        return consent_page(request, identity, result.client, result.nodes, result.labels)
 
     def consent_page(
-        request: Request, identity: Identity | None, client: OAuthClient, nodes: list[ScopeNode]
+        request: Request,
+        identity: Identity | None,
+        client: OAuthClient,
+        nodes: list[ScopeNode],
+        labels: dict[str, str],
     ) -> Response:
         items = []
         for node in nodes:
             items.append(
                 {
                     "scope": node.name,
-                    "text": describe(node.name),
-                    "dependencies": [describe(dep.name) for dep in node.dependencies],
+                    "text": labels.get(node.name) or describe(node.name),
+                    "dependencies": [
+                        labels.get(dep.name) or describe(dep.name) for dep in node.dependencies
+                    ],
                     "served": served_here(node.name),
                 }
             )

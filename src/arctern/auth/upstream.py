@@ -15,12 +15,18 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
 from authlib.integrations.base_client import OAuthError
-from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
+
+with warnings.catch_warnings():
+    # Authlib 1.9 announces a move of its httpx integration to the "httpx2" package; the
+    # integration works as before, and the notice would be printed by every command.
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+    from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
 from starlette.requests import Request
 from starlette.responses import Response
 

@@ -3,6 +3,7 @@
 from arctern.db.models.auth import (
     AuthorizationCode,
     ClientCredential,
+    ClientScope,
     Consent,
     Identity,
     IdentityProvider,
@@ -32,6 +33,7 @@ __all__ = [
     "Bookmark",
     "CentralDataListener",
     "ClientCredential",
+    "ClientScope",
     "Collection",
     "Consent",
     "Endpoint",

@@ -200,6 +200,30 @@ class Consent(Base):
     last_used: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class ClientScope(Base):
+    """A scope a client defines for itself (``https://auth.globus.org/scopes/<client>/<suffix>``)
+    so that other apps can ask users for access to it; tokens for it go to that client as
+    their resource server. Its dependent scopes are what the client may then get for the
+    user with the dependent-token grant (``auth/scope_registry.py``)."""
+
+    __tablename__ = "auth_client_scopes"
+    __table_args__ = (UniqueConstraint("client_id", "suffix"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    client_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
+    )
+    suffix: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    advertised: Mapped[bool] = mapped_column(Boolean, default=False)
+    allows_refresh_token: Mapped[bool] = mapped_column(Boolean, default=True)
+    required_domains: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # [{"scope": <scope string>, "optional": bool, "requires_refresh_token": bool}]
+    dependent_scopes: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class LoginAttemptCounter(Base):
     """Password attempts in one fixed minute for one throttling key.
 
