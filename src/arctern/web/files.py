@@ -20,6 +20,7 @@ from arctern.errors import ArcternError
 from arctern.transfer.services import files as file_service
 from arctern.transfer.services.collections import search_collections
 from arctern.transfer.services.common import Caller
+from arctern.transfer.services.submission import submit_delete
 from arctern.web.pages import Pages
 from arctern.web.tasks import SYNC_LEVELS, submit_from_form
 
@@ -64,6 +65,9 @@ class Pane:
     error: str | None = None
     # Files can be downloaded and uploaded over HTTPS (not on agents that do not listen).
     https: bool = False
+    # How many names start with a dot (listed only when asked for).
+    hidden: int = 0
+    crumbs: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def other(self) -> str:
@@ -80,23 +84,55 @@ def state_query(state: dict[str, str], **changes: str) -> str:
     return urlencode({k: v for k, v in merged.items() if v})
 
 
+# How a pane's listing is ordered (``<pane>_sort``), by the column a header link names.
+SORT_KEYS = ("name", "size", "modified")
+
+
 def read_state(source: Any) -> dict[str, str]:
-    """The panes' collection ids and paths from a query string or a posted form."""
+    """The panes' collection ids and paths, sort order and hidden-files choice, from a query
+    string or a posted form."""
     state: dict[str, str] = {}
     for pane in PANES:
-        for suffix in ("id", "path"):
+        for suffix in ("id", "path", "sort", "desc", "hidden"):
             value = source.get(f"{pane}_{suffix}")
             if isinstance(value, str) and value:
                 state[f"{pane}_{suffix}"] = value
     return state
 
 
+def ordered(entries: list[Entry], sort: str, descending: bool) -> list[Entry]:
+    """Folders first, then by ``sort`` (name, size or modification time)."""
+    key = sort if sort in SORT_KEYS else "name"
+
+    def value(entry: Entry) -> Any:
+        if key == "size":
+            return entry.size
+        if key == "modified":
+            return entry.modified
+        return entry.name.lower()
+
+    folders = sorted((e for e in entries if e.is_dir), key=value, reverse=descending)
+    files = sorted((e for e in entries if not e.is_dir), key=value, reverse=descending)
+    return folders + files
+
+
+def breadcrumbs(path: str) -> list[tuple[str, str]]:
+    """``(label, path)`` from the collection root to ``path``."""
+    crumbs = [("Top", "/")]
+    so_far = "/"
+    for part in [p for p in path.split("/") if p]:
+        so_far += part + "/"
+        crumbs.append((part, so_far))
+    return crumbs
+
+
 def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
     router = APIRouter()
 
     async def load_pane(
-        caller: Caller, key: str, collection_id: str, path: str, names: dict[str, str]
+        caller: Caller, key: str, state: dict[str, str], names: dict[str, str]
     ) -> Pane:
+        collection_id, path = state.get(f"{key}_id", ""), state.get(f"{key}_path", "")
         pane = Pane(key=key, collection_id=collection_id, path=path)
         if not collection_id:
             return pane
@@ -113,7 +149,8 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
         pane.https = await https_access.serves_https(ctx, listing.collection)
         if pane.path != "/":
             pane.parent = posixpath.dirname(pane.path.rstrip("/")).rstrip("/") + "/"
-        pane.entries = [
+        show_hidden = state.get(f"{key}_hidden") == "1"
+        entries = [
             Entry(
                 name=info.name,
                 is_dir=info.type == "dir",
@@ -124,6 +161,13 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
             )
             for info in listing.entries
         ]
+        pane.hidden = sum(1 for e in entries if e.name.startswith("."))
+        if not show_hidden:
+            entries = [e for e in entries if not e.name.startswith(".")]
+        pane.entries = ordered(
+            entries, state.get(f"{key}_sort", "name"), state.get(f"{key}_desc") == "1"
+        )
+        pane.crumbs = breadcrumbs(pane.path)
         return pane
 
     @router.get("/files", response_class=HTMLResponse)
@@ -146,12 +190,7 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
             state["origin_id"] = collections[0][0]
             if len(collections) > 1:
                 state["destination_id"] = collections[1][0]
-        panes = [
-            await load_pane(
-                caller, key, state.get(f"{key}_id", ""), state.get(f"{key}_path", ""), names
-            )
-            for key in PANES
-        ]
+        panes = [await load_pane(caller, key, state, names) for key in PANES]
         for loaded in panes:
             if loaded.collection_id and not loaded.error:
                 state[f"{loaded.key}_path"] = loaded.path
@@ -257,6 +296,75 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
                 return back_to_files(state)
             done.append(name)
         pages.flash(request, f"Uploaded {', '.join(done)}.")
+        return back_to_files(state)
+
+    @router.post("/files/delete", response_class=HTMLResponse)
+    async def delete(request: Request) -> Response:
+        """Delete the ticked entries of a pane: a delete task, as in the Globus web app."""
+        posted = await pages.posted_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        state = read_state(form)
+        pane = str(form.get("source", ""))
+        items = selected_items(form, pane) if pane in PANES else []
+        if not items or not state.get(f"{pane}_id"):
+            pages.flash(request, "Select the files or folders to delete first.", error=True)
+            return back_to_files(state)
+        folder = state.get(f"{pane}_path", "/")
+        body = {
+            "DATA_TYPE": "delete",
+            "endpoint": state[f"{pane}_id"],
+            "recursive": any(is_dir for _, is_dir in items),
+            "label": f"Delete {len(items)} item{'s' if len(items) != 1 else ''} in {folder}",
+            "DATA": [
+                {"DATA_TYPE": "delete_item", "path": posixpath.join(folder, name)}
+                for name, _ in items
+            ],
+        }
+        try:
+            submitted = await submit_delete(ctx, caller_of(user), body)
+        except ArcternError as exc:
+            pages.flash(request, f"Nothing was deleted: {exc.message}", error=True)
+            return back_to_files(state)
+        names = ", ".join(name for name, _ in items[:3]) + ("…" if len(items) > 3 else "")
+        pages.flash(
+            request,
+            f"Deleting {names}. Task ID {submitted.task_id}.",
+            link=(f"/activity/{submitted.task_id}", "View details in Activity"),
+        )
+        return back_to_files(state)
+
+    @router.post("/files/rename", response_class=HTMLResponse)
+    async def rename(request: Request) -> Response:
+        posted = await pages.posted_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        state = read_state(form)
+        pane = str(form.get("source", ""))
+        items = selected_items(form, pane) if pane in PANES else []
+        new_name = str(form.get(f"{pane}_new_name", "")).strip()
+        if len(items) != 1 or not state.get(f"{pane}_id"):
+            pages.flash(request, "Select exactly one file or folder to rename.", error=True)
+            return back_to_files(state)
+        if not new_name or "/" in new_name or new_name in (".", ".."):
+            pages.flash(request, "Enter a new name without slashes.", error=True)
+            return back_to_files(state)
+        folder = state.get(f"{pane}_path", "/")
+        old_name = items[0][0]
+        try:
+            await file_service.rename_path(
+                ctx,
+                caller_of(user),
+                state[f"{pane}_id"],
+                posixpath.join(folder, old_name),
+                posixpath.join(folder, new_name),
+            )
+        except ArcternError as exc:
+            pages.flash(request, f"Could not rename “{old_name}”: {exc.message}", error=True)
+            return back_to_files(state)
+        pages.flash(request, f"Renamed “{old_name}” to “{new_name}”.")
         return back_to_files(state)
 
     @router.post("/files/transfer", response_class=HTMLResponse)

@@ -41,6 +41,8 @@ async def submit_from_form(
         "destination_endpoint": destination_id,
         "verify_checksum": form.get("verify_checksum") == "on",
         "preserve_timestamp": form.get("preserve_timestamp") == "on",
+        "skip_source_errors": form.get("skip_source_errors") == "on",
+        "delete_destination_extra": form.get("delete_destination_extra") == "on",
         "DATA": [
             {
                 "DATA_TYPE": "transfer_item",
@@ -53,6 +55,10 @@ async def submit_from_form(
     }
     if label:
         body["label"] = label
+    deadline = str(form.get("deadline", "")).strip()
+    if deadline:
+        # A day from the date picker: the task may run until the end of that day (UTC).
+        body["deadline"] = f"{deadline} 23:59:59+00:00"
     if sync_level in {value for value, _ in SYNC_LEVELS if value}:
         body["sync_level"] = sync_level
     submitted = await submit_transfer(ctx, caller, body)
