@@ -144,3 +144,21 @@ def test_directory_down_is_reported(campus: Campus, tmp_path: Path) -> None:
             campus.server, username="jdoe", password=USERS["jdoe"][1], idp_name="Campus Directory"
         )
     assert "login failed (503)" in str(down.value)
+
+
+def test_choosing_the_wrong_institution_is_hinted(campus: Campus) -> None:
+    """A campus username typed under the demo institution: the refusal says which
+    institution that account belongs to; a plain wrong password gets no hint."""
+    with pytest.raises(AuthFlowError) as mixed_up:
+        native_tokens(
+            campus.server,
+            username="jdoe@campus.edu",
+            password=USERS["jdoe"][1],
+            idp_name="Example University",
+        )
+    message = str(mixed_up.value)
+    assert "login failed (401)" in message
+    assert "jdoe@campus.edu is an account of Campus Directory" in message
+    with pytest.raises(AuthFlowError) as plain:
+        native_tokens(campus.server, username="jdoe", password="wrong", idp_name="Campus Directory")
+    assert "is an account of" not in str(plain.value)

@@ -82,7 +82,7 @@ def _idp_value(page: str, idp_name: str) -> str:
 
 
 def _page_error(page: str) -> str:
-    match = re.search(r'role="alert">(.*?)</div>', page, re.S)
+    match = re.search(r'role="alert"[^>]*>(.*?)</div>', page, re.S)
     return html.unescape(match.group(1)).strip() if match else page[:500]
 
 

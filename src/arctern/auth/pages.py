@@ -72,6 +72,23 @@ def safe_next(target: str | None, default: str = "/") -> str:
     return target
 
 
+def wrong_password(
+    chosen: IdentityProvider, username: str, providers: list[IdentityProvider]
+) -> str:
+    """"Incorrect username or password", with a hint when the username names the domain of
+    another institution than the one chosen (the commonest mix-up with several)."""
+    _, at, domain = username.partition("@")
+    other = next(
+        (p for p in providers if at and p.domain == domain.lower() and p.id != chosen.id), None
+    )
+    if other is None:
+        return "Incorrect username or password."
+    return (
+        f"Incorrect username or password. {username} is an account of {other.name}: choose "
+        f"{other.name} as your institution."
+    )
+
+
 def login_url(next_url: str) -> str:
     return "/auth/login?" + urlencode({"next": next_url})
 
@@ -171,7 +188,7 @@ def create_pages_router(service: AuthService) -> APIRouter:
                 )
             if identity is None:
                 await throttle.failed()
-                return again("Incorrect username or password.", 401)
+                return again(wrong_password(provider, username, all_providers), 401)
             await throttle.succeeded(reservation)
             await sessions.log_in(request, ctx, identity)
             return RedirectResponse(next_url, status_code=303)
@@ -185,7 +202,7 @@ def create_pages_router(service: AuthService) -> APIRouter:
         verified = await throttle.check_password(password, password_hash)
         if not verified or identity is None or not identity.active:
             await throttle.failed()
-            return again("Incorrect username or password.", 401)
+            return again(wrong_password(provider, username, all_providers), 401)
         await throttle.succeeded(reservation)
         await sessions.log_in(request, ctx, identity)
         return RedirectResponse(next_url, status_code=303)
