@@ -3,13 +3,19 @@ PORT ?= 8765
 HOME_DIR ?= $(HOME)/.arctern
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bootstrap dist
+.PHONY: demo test lint bootstrap dist notebook
 
 bootstrap:
 	@scripts/bootstrap
 
 demo: bootstrap
 	.venv/bin/arctern serve --demo --home $(HOME_DIR) --port $(PORT)
+
+# JupyterLab on examples/ with globus-sdk pointed at the server of `make demo` (same PORT).
+# NOTEBOOK_ARGS go to `jupyter lab`, e.g. make notebook NOTEBOOK_ARGS=--no-browser
+NOTEBOOK_ARGS ?=
+notebook: bootstrap
+	PORT=$(PORT) scripts/notebook $(NOTEBOOK_ARGS)
 
 # The whole suite on the embedded SQLite default, then the live-server integration tests
 # again on PostgreSQL (a throwaway cluster the tests start themselves).
