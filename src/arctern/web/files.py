@@ -18,6 +18,7 @@ from arctern.context import AppContext
 from arctern.db.models.auth import Identity
 from arctern.errors import ArcternError
 from arctern.transfer.services import files as file_service
+from arctern.transfer.services.bookmarks import create_bookmark, list_bookmarks
 from arctern.transfer.services.collections import search_collections
 from arctern.transfer.services.common import Caller
 from arctern.transfer.services.submission import submit_delete
@@ -52,6 +53,21 @@ class Entry:
 
 
 @dataclass
+class Found:
+    """A collection matching a search: what a researcher needs to pick the right one."""
+
+    id: str
+    name: str
+    owner: str
+    description: str
+    where: str  # "Central storage" or the Connect endpoint's kind
+
+
+# Where the file manager remembers each browser's last collections and folders.
+LAST_PLACES_KEY = "files_last"
+
+
+@dataclass
 class Pane:
     """One side of the file manager: the chosen collection, path and its listing (or error)."""
 
@@ -68,6 +84,9 @@ class Pane:
     # How many names start with a dot (listed only when asked for).
     hidden: int = 0
     crumbs: list[tuple[str, str]] = field(default_factory=list)
+    # A collection search in this pane: the term and what matched (instead of a listing).
+    search: str = ""
+    found: list[Found] = field(default_factory=list)
 
     @property
     def other(self) -> str:
@@ -93,7 +112,7 @@ def read_state(source: Any) -> dict[str, str]:
     string or a posted form."""
     state: dict[str, str] = {}
     for pane in PANES:
-        for suffix in ("id", "path", "sort", "desc", "hidden"):
+        for suffix in ("id", "path", "sort", "desc", "hidden", "search"):
             value = source.get(f"{pane}_{suffix}")
             if isinstance(value, str) and value:
                 state[f"{pane}_{suffix}"] = value
@@ -186,14 +205,39 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
             previous = query.get(f"{pane}_previous")
             if previous is not None and previous != state.get(f"{pane}_id", ""):
                 state.pop(f"{pane}_path", None)
-        if not any(f"{p}_id" in state for p in PANES) and collections:
-            state["origin_id"] = collections[0][0]
-            if len(collections) > 1:
-                state["destination_id"] = collections[1][0]
+        if not any(f"{p}_id" in state for p in PANES):
+            # Where this browser was last (if those collections are still visible), or the
+            # first two collections.
+            remembered = request.session.get(LAST_PLACES_KEY)
+            if isinstance(remembered, dict):
+                state.update(
+                    {
+                        k: str(v)
+                        for k, v in remembered.items()
+                        if k in ("origin_id", "origin_path", "destination_id", "destination_path")
+                        and (not k.endswith("_id") or str(v) in names)
+                    }
+                )
+            if not any(f"{p}_id" in state for p in PANES) and collections:
+                state["origin_id"] = collections[0][0]
+                if len(collections) > 1:
+                    state["destination_id"] = collections[1][0]
         panes = [await load_pane(caller, key, state, names) for key in PANES]
         for loaded in panes:
             if loaded.collection_id and not loaded.error:
                 state[f"{loaded.key}_path"] = loaded.path
+            term = state.get(f"{loaded.key}_search", "").strip()
+            if term:
+                loaded.search = term
+                loaded.found = await find_collections(caller, term)
+        request.session[LAST_PLACES_KEY] = {
+            k: v for k, v in state.items() if k.endswith(("_id", "_path"))
+        }
+        bookmarks = [
+            (b, names.get(str(b.collection_id), ""))
+            for b in await list_bookmarks(ctx, caller)
+            if str(b.collection_id) in names
+        ]
         return pages.render(
             request,
             "files.html",
@@ -204,7 +248,23 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
             state=state,
             state_query=state_query,
             sync_levels=SYNC_LEVELS,
+            bookmarks=bookmarks,
         )
+
+    async def find_collections(caller: Caller, term: str) -> list[Found]:
+        views, _ = await search_collections(ctx, caller, fulltext=term[:200], limit=25)
+        return [
+            Found(
+                id=str(v.collection.id),
+                name=v.collection.display_name,
+                owner=v.owner_username,
+                description=v.collection.description or "",
+                where="Arctern Connect endpoint"
+                if v.collection.connector == "agent"
+                else "Central storage",
+            )
+            for v in views
+        ]
 
     def back_to_files(state: dict[str, str]) -> Response:
         return pages.redirect(f"/files?{state_query(state)}")
@@ -296,6 +356,32 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
                 return back_to_files(state)
             done.append(name)
         pages.flash(request, f"Uploaded {', '.join(done)}.")
+        return back_to_files(state)
+
+    @router.post("/files/bookmark", response_class=HTMLResponse)
+    async def bookmark(request: Request) -> Response:
+        """Bookmark a pane's current folder (the Transfer API's bookmarks)."""
+        posted = await pages.posted_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        state = read_state(form)
+        pane = str(form.get("pane", ""))
+        if pane not in PANES or not state.get(f"{pane}_id"):
+            pages.flash(request, "Choose a collection first.", error=True)
+            return back_to_files(state)
+        folder = state.get(f"{pane}_path", "/")
+        name = str(form.get("name", "")).strip() or folder
+        try:
+            await create_bookmark(
+                ctx,
+                caller_of(user),
+                {"name": name, "endpoint_id": state[f"{pane}_id"], "path": folder},
+            )
+        except ArcternError as exc:
+            pages.flash(request, f"Not bookmarked: {exc.message}", error=True)
+            return back_to_files(state)
+        pages.flash(request, f"Bookmarked {folder} as “{name}”.")
         return back_to_files(state)
 
     @router.post("/files/delete", response_class=HTMLResponse)
