@@ -75,7 +75,7 @@ def safe_next(target: str | None, default: str = "/") -> str:
 def wrong_password(
     chosen: IdentityProvider, username: str, providers: list[IdentityProvider]
 ) -> str:
-    """ "Incorrect username or password", with a hint when the username names the domain of
+    """The wrong-password message, with a hint when the username names the domain of
     another institution than the one chosen (the commonest mix-up with several)."""
     _, at, domain = username.partition("@")
     other = next(
