@@ -16,6 +16,15 @@ AUTH_RESOURCE_SERVER = "auth.globus.org"
 _MIN_REMAINING = 60
 
 
+class _SavedTokenData(TokenStorageData):
+    """Token data whose extra fields (the username a later session greets the user by) are
+    written too: globus-sdk's storages save ``to_dict()``, which leaves extras out unless
+    asked; reading puts unknown fields back into ``extra``."""
+
+    def to_dict(self, include_extra: bool = True) -> dict[str, Any]:
+        return super().to_dict(include_extra=True)
+
+
 def default_token_file() -> Path:
     return Path.home() / ".arctern-client" / "tokens.json"
 
@@ -50,7 +59,7 @@ def store_tokens(
     records: dict[str, TokenStorageData] = {}
     for resource_server, token in by_resource_server.items():
         old = previous.get(resource_server)
-        records[resource_server] = TokenStorageData(
+        records[resource_server] = _SavedTokenData(
             resource_server=resource_server,
             identity_id=identity_id or (old.identity_id if old else None),
             scope=token["scope"],

@@ -60,9 +60,10 @@ def test_login_is_saved_for_the_next_kernel(server: LiveServer, tmp_path: Path) 
     again = ac.login(
         client_id, deployment=deployment, token_file=token_file, code_provider=must_not_ask
     )
-    assert again.whoami()["preferred_username"] == DEMO_USERNAME
-    # The saved login greets the user by name, not by identity id.
+    # The saved login greets the user by name, not by identity id (read from the token file,
+    # before anything asks the server).
     assert again.username == DEMO_USERNAME
+    assert again.whoami()["preferred_username"] == DEMO_USERNAME
     assert f"as {DEMO_USERNAME}" in repr(again)
     assert "large.bin" in again.ls("Demo Collection 1:/").names()
     # A mistyped collection name suggests the closest one.
