@@ -112,7 +112,8 @@ def test_transfer_settings_reach_the_task(logged_in: Page, server: LiveServer) -
     page.get_by_test_id("transfer-deadline").fill("2099-01-31")
     page.get_by_test_id("origin-start").click()
     expect(page.get_by_test_id("error")).to_contain_text("deadline is too far in the future")
-    entry(page, "origin", name).locator("input[type=checkbox]").check()
+    # The refused submit keeps the selection.
+    expect(entry(page, "origin", name).locator("input[type=checkbox]")).to_be_checked()
     page.get_by_test_id("transfer-label").fill("mirror with settings")
     page.get_by_test_id("sync-level").select_option(index=1)
     page.get_by_test_id("skip-source-errors").check()
@@ -129,3 +130,22 @@ def test_transfer_settings_reach_the_task(logged_in: Page, server: LiveServer) -
         time.sleep(0.2)
     page.goto(f"{server.url}/activity/{task_id.group(1)}")
     expect(page.locator("body")).to_contain_text("mirror with settings")
+
+
+def test_arrow_keys_in_the_collection_picker_do_not_reload(
+    logged_in: Page, server: LiveServer
+) -> None:
+    page = logged_in
+    page.goto(f"{server.url}/files")
+    choose(page, "origin", "Demo Collection 1")
+    picker = page.get_by_test_id("origin-collection")
+    page.evaluate("window.__stillHere = true")
+    picker.focus()
+    picker.press("ArrowDown")
+    page.wait_for_timeout(700)  # a reload would have happened by now
+    assert page.evaluate("window.__stillHere === true")
+    chosen = page.locator("[data-testid=origin-collection] option:checked").inner_text()
+    assert chosen != "Demo Collection 1"
+    with page.expect_navigation():
+        picker.press("Enter")
+    expect(page.locator("[data-testid=origin-collection] option:checked")).to_have_text(chosen)

@@ -238,9 +238,11 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
             for b in await list_bookmarks(ctx, caller)
             if str(b.collection_id) in names
         ]
+        ticked = {f"{pane}:{value}" for pane in PANES for value in query.getlist(f"{pane}_item")}
         return pages.render(
             request,
             "files.html",
+            ticked=ticked,
             user=user,
             active_nav="files",
             collections=collections,
@@ -266,8 +268,18 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
             for v in views
         ]
 
-    def back_to_files(state: dict[str, str]) -> Response:
-        return pages.redirect(f"/files?{state_query(state)}")
+    def back_to_files(state: dict[str, str], form: FormData | None = None) -> Response:
+        """Back to the panes; after a refused action, with the same entries still ticked."""
+        query = state_query(state)
+        if form is not None:
+            kept = [
+                (f"{pane}_item", str(value))
+                for pane in PANES
+                for value in form.getlist(f"{pane}_item")
+            ]
+            if kept:
+                query += "&" + urlencode(kept)
+        return pages.redirect(f"/files?{query}")
 
     @router.post("/files/mkdir", response_class=HTMLResponse)
     async def mkdir(request: Request) -> Response:
@@ -412,7 +424,7 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
             submitted = await submit_delete(ctx, caller_of(user), body)
         except ArcternError as exc:
             pages.flash(request, f"Nothing was deleted: {exc.message}", error=True)
-            return back_to_files(state)
+            return back_to_files(state, form)
         names = ", ".join(name for name, _ in items[:3]) + ("…" if len(items) > 3 else "")
         pages.flash(
             request,
@@ -433,10 +445,10 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
         new_name = str(form.get(f"{pane}_new_name", "")).strip()
         if len(items) != 1 or not state.get(f"{pane}_id"):
             pages.flash(request, "Select exactly one file or folder to rename.", error=True)
-            return back_to_files(state)
+            return back_to_files(state, form)
         if not new_name or "/" in new_name or new_name in (".", ".."):
             pages.flash(request, "Enter a new name without slashes.", error=True)
-            return back_to_files(state)
+            return back_to_files(state, form)
         folder = state.get(f"{pane}_path", "/")
         old_name = items[0][0]
         try:
@@ -449,7 +461,7 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
             )
         except ArcternError as exc:
             pages.flash(request, f"Could not rename “{old_name}”: {exc.message}", error=True)
-            return back_to_files(state)
+            return back_to_files(state, form)
         pages.flash(request, f"Renamed “{old_name}” to “{new_name}”.")
         return back_to_files(state)
 
@@ -468,7 +480,7 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
         items = selected_items(form, source)
         if not state.get(f"{source}_id") or not state.get(f"{target}_id"):
             pages.flash(request, "Choose a collection in both panes.", error=True)
-            return back_to_files(state)
+            return back_to_files(state, form)
         if not items:
             pages.flash(request, "Select files or folders to transfer first.", error=True)
             return back_to_files(state)
@@ -485,7 +497,7 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
             )
         except ArcternError as exc:
             pages.flash(request, f"The transfer was not started: {exc.message}", error=True)
-            return back_to_files(state)
+            return back_to_files(state, form)
         pages.flash(
             request,
             f"Transfer request submitted. Task ID {task_id}.",

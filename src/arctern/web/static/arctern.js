@@ -48,8 +48,13 @@
   document.addEventListener("change", function (ev) {
     var el = ev.target instanceof Element ? ev.target : null;
     if (!el) { return; }
-    // <select data-autosubmit> submits its form when the choice changes.
-    if (el.matches("select[data-autosubmit]") && el.form) { el.form.submit(); }
+    // <select data-autosubmit> submits its form when the choice changes; when the change
+    // comes from arrow keys it waits for Enter or for focus to leave, so that moving through
+    // the list with the keyboard does not reload the page at every step.
+    if (el.matches("select[data-autosubmit]") && el.form) {
+      if (el.dataset.keyboard) { el.dataset.changed = "1"; return; }
+      el.form.submit();
+    }
     // <input type=checkbox data-select-all="NAME"> toggles the checkboxes named NAME.
     if (el.matches("input[data-select-all]")) {
       var name = el.getAttribute("data-select-all");
@@ -187,6 +192,24 @@
       window.history.replaceState(null, "", url);
     }
   }
+
+  // Keyboard use of an auto-submitting <select>: arrows only move the choice; Enter, or
+  // leaving the control, applies it.
+  document.addEventListener("keydown", function (ev) {
+    var el = ev.target instanceof Element ? ev.target : null;
+    if (!el || !el.matches("select[data-autosubmit]")) { return; }
+    if (ev.key === "Enter") {
+      if (el.dataset.changed && el.form) { ev.preventDefault(); el.form.submit(); }
+      return;
+    }
+    if (ev.key !== "Tab") { el.dataset.keyboard = "1"; }
+  });
+  document.addEventListener("focusout", function (ev) {
+    var el = ev.target instanceof Element ? ev.target : null;
+    if (el && el.matches("select[data-autosubmit]") && el.dataset.changed && el.form) {
+      el.form.submit();
+    }
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
     replaceUrl();
