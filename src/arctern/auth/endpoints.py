@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from arctern.auth import identity_sets
 from arctern.auth.oauth import (
     ArcternAuthorizationServer,
     identity_claims,
@@ -134,9 +135,10 @@ def create_endpoints_router(service: AuthService, verifier: TokenVerifier) -> AP
             return JSONResponse(await client_identity_claims(grant.client_id))
         async with ctx.db.session() as session:
             identity = await session.get(Identity, grant.identity_id)
+            linked = await identity_sets.members(session, grant.identity_id)
         if identity is None:
             return globus_error(401, "UNAUTHORIZED", "The identity no longer exists")
-        claims = identity_claims(identity, ctx.clock.now())
+        claims = identity_claims(identity, ctx.clock.now(), linked)
         if "email" not in grant.scopes:
             claims.pop("email", None)
         if "profile" not in grant.scopes:

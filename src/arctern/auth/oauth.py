@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 
-from arctern.auth import scope_registry
+from arctern.auth import identity_sets, scope_registry
 from arctern.auth.hashing import digest, new_secret, same_digest
 from arctern.auth.keys import ALGORITHM, SigningKey
 from arctern.auth.registry import BUILTIN_NATIVE_CLIENTS, CLI_TEMPLATE_ID, PUBLIC
@@ -887,7 +887,11 @@ class ArcternAuthorizationServer(AuthorizationServer):
     # ---- documents
 
     def identity_claims(self, identity: Identity, scope: str | None = None) -> dict[str, Any]:
-        return identity_claims(identity, self.auth_time or self.now)
+        return identity_claims(
+            identity,
+            self.auth_time or self.now,
+            identity_sets.members_sync(self.session, identity.id),
+        )
 
     def introspection_document(self, token: TokenView, includes: set[str]) -> dict[str, Any]:
         row = token.row
@@ -911,10 +915,13 @@ class ArcternAuthorizationServer(AuthorizationServer):
                 name=identity.name,
                 email=identity.email,
             )
+            linked = identity_sets.members_sync(self.session, identity.id)
             if "identity_set" in includes:
-                document["identity_set"] = [str(identity.id)]
+                document["identity_set"] = [str(identity.id)] + [
+                    str(m.id) for m in linked if m.id != identity.id
+                ]
             if "identity_set_detail" in includes:
-                document["identity_set_detail"] = [self.identity_claims(identity)]
+                document["identity_set_detail"] = self.identity_claims(identity)["identity_set"]
             if "session_info" in includes:
                 auth_time = row.auth_time or row.issued_at
                 document["session_info"] = {
@@ -936,11 +943,9 @@ class ArcternAuthorizationServer(AuthorizationServer):
         return document
 
 
-def identity_claims(identity: Identity, auth_time: datetime) -> dict[str, Any]:
-    """The OIDC/userinfo claims Globus sends, including a one-member identity_set."""
+def _member_claims(identity: Identity, last_authentication: int | None) -> dict[str, Any]:
     provider = identity.provider
-    last_authentication = int(auth_time.timestamp())
-    member = {
+    return {
         "sub": str(identity.id),
         "username": identity.username,
         "name": identity.name,
@@ -950,6 +955,16 @@ def identity_claims(identity: Identity, auth_time: datetime) -> dict[str, Any]:
         "organization": provider.name,
         "last_authentication": last_authentication,
     }
+
+
+def identity_claims(
+    identity: Identity, auth_time: datetime, members: list[Identity] | None = None
+) -> dict[str, Any]:
+    """The OIDC/userinfo claims Globus sends; ``identity_set`` lists the identities linked to
+    this one (``auth/identity_sets.py``), itself first."""
+    provider = identity.provider
+    last_authentication = int(auth_time.timestamp())
+    linked = [m for m in members or [] if m.id != identity.id]
     return {
         "sub": str(identity.id),
         "preferred_username": identity.username,
@@ -959,7 +974,10 @@ def identity_claims(identity: Identity, auth_time: datetime) -> dict[str, Any]:
         "identity_provider": str(provider.id),
         "identity_provider_display_name": provider.name,
         "last_authentication": last_authentication,
-        "identity_set": [member],
+        "identity_set": [
+            _member_claims(identity, last_authentication),
+            *(_member_claims(m, None) for m in linked),
+        ],
     }
 
 

@@ -81,6 +81,10 @@ async def _load_login(request: Request, ctx: AppContext) -> Login | None:
     return Login(identity=identity, auth_time=row.created_at)
 
 
+# The identity a browser is linking another one to, kept across the login with the other.
+LINKING_KEY = "linking_for"
+
+
 async def log_in(request: Request, ctx: AppContext, identity: Identity) -> None:
     """Start a fresh session for ``identity``: a new id (and a new CSRF token, against
     fixation); the browser's previous session, if any, ends."""
@@ -104,7 +108,11 @@ async def log_in(request: Request, ctx: AppContext, identity: Identity) -> None:
                 expires_at=now + timedelta(seconds=ctx.settings.web_session_lifetime_seconds),
             )
         )
+    # A linking of identities in progress (``web/account.py``) is what this login is for.
+    linking = request.session.get(LINKING_KEY)
     request.session.clear()
+    if linking is not None:
+        request.session[LINKING_KEY] = linking
     request.session[SESSION_ID_KEY] = session_id
     request.scope[_SCOPE_KEY] = Login(identity=identity, auth_time=now)
 

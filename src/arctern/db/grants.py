@@ -10,10 +10,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arctern.connectors.access import AccessGuard
+from arctern.db.models.auth import Identity
 from arctern.db.models.groups import GroupMembership
 from arctern.db.models.transfer import AclRule, Collection
 
@@ -21,27 +22,41 @@ from arctern.db.models.transfer import AclRule, Collection
 OPEN_PRINCIPALS = ("all_authenticated_users", "anonymous")
 
 
-def principal_matches(identity_id: uuid.UUID) -> ColumnElement[bool]:
-    """Rules granted to ``identity_id`` itself, to a group it is an active member of, or to
-    everyone."""
+def principal_matches(identity_ids: list[uuid.UUID]) -> ColumnElement[bool]:
+    """Rules granted to one of ``identity_ids`` (a person's identity set), to a group one of
+    them is an active member of, or to everyone."""
     groups = select(GroupMembership.group_key).where(
-        GroupMembership.identity_id == identity_id, GroupMembership.status == "active"
+        GroupMembership.identity_id.in_(identity_ids), GroupMembership.status == "active"
     )
     return or_(
         AclRule.principal_type.in_(OPEN_PRINCIPALS),
-        (AclRule.principal_type == "identity") & (AclRule.principal == str(identity_id)),
+        (AclRule.principal_type == "identity")
+        & AclRule.principal.in_([str(i) for i in identity_ids]),
         (AclRule.principal_type == "group") & AclRule.principal.in_(groups),
     )
+
+
+async def identity_set_of(session: AsyncSession, identity_id: uuid.UUID) -> list[uuid.UUID]:
+    """``identity_id`` and the identities linked to it (``auth/identity_sets.py``)."""
+    own = select(func.coalesce(Identity.set_id, Identity.id)).where(Identity.id == identity_id)
+    found = list(
+        await session.scalars(
+            select(Identity.id).where(
+                func.coalesce(Identity.set_id, Identity.id) == own.scalar_subquery()
+            )
+        )
+    )
+    return found or [identity_id]
 
 
 async def applicable_rules(
     session: AsyncSession, identity_id: uuid.UUID, collection_id: uuid.UUID, now: datetime
 ) -> list[AclRule]:
-    """The unexpired rules on the collection that apply to ``identity_id``."""
+    """The unexpired rules on the collection that apply to ``identity_id`` or an identity
+    linked to it."""
+    ids = await identity_set_of(session, identity_id)
     rows = await session.scalars(
-        select(AclRule).where(
-            AclRule.collection_id == collection_id, principal_matches(identity_id)
-        )
+        select(AclRule).where(AclRule.collection_id == collection_id, principal_matches(ids))
     )
     return [rule for rule in rows if rule.expiration_date is None or rule.expiration_date > now]
 

@@ -13,6 +13,7 @@ from arctern.auth import sessions
 from arctern.auth.verifier import TokenVerifier
 from arctern.context import AppContext
 from arctern.http_limits import too_large_message
+from arctern.web.account import create_account_router
 from arctern.web.activity import create_activity_router
 from arctern.web.console import create_console_router
 from arctern.web.files import create_files_router
@@ -55,6 +56,7 @@ def create_web_router(ctx: AppContext, verifier: TokenVerifier) -> APIRouter:
     router.include_router(create_files_router(ctx, pages))
     router.include_router(create_activity_router(ctx, pages))
     router.include_router(create_groups_router(ctx, pages))
+    router.include_router(create_account_router(ctx, pages))
     return router
 
 

@@ -61,6 +61,9 @@ class Identity(Base):
     # For an identity from an OpenID provider: its ``sub`` there, which stays the same when
     # the username claim changes hands.
     external_subject: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    # The identity set this identity is linked into, named by the id of the identity the set
+    # was made from (None: a set of its own). See ``auth/identity_sets.py``.
+    set_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True, index=True)
 
     provider: Mapped[IdentityProvider] = relationship(lazy="joined")
 

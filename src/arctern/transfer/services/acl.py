@@ -12,12 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arctern.connectors.access import AccessGuard
 from arctern.context import AppContext
-from arctern.db.grants import access_guard, applicable_rules, principal_matches
+from arctern.db.grants import (
+    access_guard,
+    applicable_rules,
+    identity_set_of,
+    principal_matches,
+)
 from arctern.db.models.auth import Identity
 from arctern.db.models.groups import Group
 from arctern.db.models.transfer import AclRule, Collection
@@ -30,16 +35,13 @@ Access = Literal["", "r", "rw"]
 PRINCIPAL_TYPES = ("group", "identity", "all_authenticated_users", "anonymous")
 
 
-def _principal_matches(caller: Caller) -> ColumnElement[bool]:
-    return principal_matches(caller.identity_id)
-
-
 async def shared_collection_ids(
     session: AsyncSession, caller: Caller, now: datetime
 ) -> set[uuid.UUID]:
     """Collections where at least one unexpired rule applies to the caller."""
+    ids = await identity_set_of(session, caller.identity_id)
     rows = await session.execute(
-        select(AclRule.collection_id, AclRule.expiration_date).where(_principal_matches(caller))
+        select(AclRule.collection_id, AclRule.expiration_date).where(principal_matches(ids))
     )
     return {cid for cid, expires in rows if expires is None or expires > now}
 
