@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from arctern.auth import identity_sets
 from arctern.auth.oauth import (
+    DEPENDENT_TOKEN_GRANT,
     ArcternAuthorizationServer,
     identity_claims,
     malformed_parameter,
@@ -166,7 +167,7 @@ def create_endpoints_router(service: AuthService, verifier: TokenVerifier) -> AP
                     "authorization_code",
                     "client_credentials",
                     "refresh_token",
-                    "urn:globus:auth:grant_type:dependent_token",
+                    DEPENDENT_TOKEN_GRANT,
                 ],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],

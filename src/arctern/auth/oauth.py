@@ -262,7 +262,7 @@ class ClientView(ClientMixin):
     def check_grant_type(self, grant_type: str) -> bool:
         if grant_type in ("authorization_code", "refresh_token"):
             return True
-        confidential_only = ("client_credentials", "urn:globus:auth:grant_type:dependent_token")
+        confidential_only = ("client_credentials", DEPENDENT_TOKEN_GRANT)
         return grant_type in confidential_only and not self.is_public
 
 
@@ -489,6 +489,22 @@ class ReusableRefreshGrant(RefreshTokenGrant):
         token stays valid until it expires, as on Globus."""
 
 
+def token_entry(
+    resource_server: str, scopes: list[str], lifetime: int, *, refresh: bool
+) -> dict[str, Any]:
+    """One resource server's token in a token response (fresh secrets)."""
+    entry: dict[str, Any] = {
+        "access_token": new_secret(32),
+        "scope": " ".join(scopes),
+        "resource_server": resource_server,
+        "expires_in": lifetime,
+        "token_type": "Bearer",
+    }
+    if refresh:
+        entry["refresh_token"] = new_secret(32)
+    return entry
+
+
 DEPENDENT_TOKEN_GRANT = "urn:globus:auth:grant_type:dependent_token"
 
 
@@ -544,18 +560,10 @@ class DependentTokenGrant(BaseGrant, TokenEndpointMixin):
             rs = resource_server_of(scope)
             grouped.setdefault(rs, []).append(scope)
             refreshable[rs] = refreshable.get(rs, True) and allows_refresh
-        entries = []
-        for rs, scopes in grouped.items():
-            entry: dict[str, Any] = {
-                "access_token": new_secret(32),
-                "scope": " ".join(scopes),
-                "resource_server": rs,
-                "expires_in": lifetime,
-                "token_type": "Bearer",
-            }
-            if offline and refreshable[rs]:
-                entry["refresh_token"] = new_secret(32)
-            entries.append(entry)
+        entries = [
+            token_entry(rs, scopes, lifetime, refresh=offline and refreshable[rs])
+            for rs, scopes in grouped.items()
+        ]
         self.server.save_token({**entries[0], "other_tokens": entries[1:]}, self.request)
         body = json.dumps(entries)
         return 200, body, [("Content-Type", "application/json"), *self.TOKEN_RESPONSE_HEADER]
@@ -807,18 +815,10 @@ class ArcternAuthorizationServer(AuthorizationServer):
         if not roots:
             raise InvalidScopeError("The 'scope' parameter is required.")
         lifetime = expires_in or self.settings.access_token_lifetime
-        tokens = []
-        for resource_server, scopes in split_by_resource_server(roots).items():
-            entry: dict[str, Any] = {
-                "access_token": new_secret(32),
-                "scope": " ".join(scopes),
-                "resource_server": resource_server,
-                "expires_in": lifetime,
-                "token_type": "Bearer",
-            }
-            if include_refresh_token:
-                entry["refresh_token"] = new_secret(32)
-            tokens.append(entry)
+        tokens = [
+            token_entry(resource_server, scopes, lifetime, refresh=include_refresh_token)
+            for resource_server, scopes in split_by_resource_server(roots).items()
+        ]
         tokens.sort(key=lambda t: t["resource_server"] != AUTH_RS)
         top = dict(tokens[0])
         top["other_tokens"] = tokens[1:]
