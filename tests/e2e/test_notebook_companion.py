@@ -19,21 +19,12 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 import arctern_client as ac
+from tests.e2e.test_notebook import _text
 from tests.support.auth_flow import authorize_over_http, create_native_client
 from tests.support.server import DEMO_PASSWORD, DEMO_USERNAME, LiveServer
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "arctern-client.ipynb"
 pytestmark = pytest.mark.timeout(300)
-
-
-def _text(cell: Any) -> str:
-    parts = []
-    for output in cell.get("outputs", []):
-        if output.get("output_type") == "stream":
-            parts.append(output.get("text", ""))
-        elif "data" in output:
-            parts.append(output["data"].get("text/plain", ""))
-    return "".join(parts)
 
 
 def _prepared(server: LiveServer, client_id: str) -> Any:

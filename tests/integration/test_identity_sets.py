@@ -8,8 +8,6 @@ collection lets the researcher list it; unlinking takes that away again.
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +23,12 @@ from tests.integration.test_auth_oauth import (
     confidential_client,
 )
 from tests.integration.test_transfer_api import login
-from tests.support.auth_flow import create_confidential_client, native_tokens
+from tests.support.auth_flow import (
+    create_confidential_client,
+    idp_value,
+    native_tokens,
+    page_form,
+)
 from tests.support.server import DEMO_PASSWORD, DEMO_USERNAME, LiveServer, start_server
 
 pytestmark = pytest.mark.timeout(300)
@@ -56,26 +59,13 @@ def server(
         live.stop()
 
 
-def _form(page: str, action: str) -> dict[str, str]:
-    match = re.search(rf'<form[^>]*action="{re.escape(action)}"[^>]*>(.*?)</form>', page, re.S)
-    assert match, page[:1500]
-    return {
-        k: html.unescape(v)
-        for k, v in re.findall(
-            r'<input type="hidden" name="([^"]+)" value="([^"]*)"', match.group(1)
-        )
-    }
-
-
 def _log_in(
     http: httpx.Client, server: LiveServer, next_url: str, user: str, password: str, idp: str
 ) -> httpx.Response:
     page = http.get(f"{server.url}/auth/login", params={"next": next_url})
-    idp_value = re.search(rf'<option value="([^"]+)"[^>]*>{re.escape(idp)}<', page.text)
-    assert idp_value, page.text[:1000]
     form = {
-        **_form(page.text, "/auth/login"),
-        "idp": idp_value.group(1),
+        **page_form(page.text, 'action="/auth/login"')[1],
+        "idp": idp_value(page.text, idp),
         "username": user,
         "password": password,
     }
@@ -117,7 +107,7 @@ def test_linking_shows_in_tokens_and_grants_access(server: LiveServer, tmp_path:
         assert account.url.path == "/account" and DEMO_USERNAME in account.text
         started = http.post(
             f"{server.url}/account/link",
-            data=_form(account.text, "/account/link"),
+            data=page_form(account.text, 'action="/account/link"')[1],
             follow_redirects=True,
         )
         assert started.url.path == "/auth/login"
@@ -157,7 +147,7 @@ def test_linking_shows_in_tokens_and_grants_access(server: LiveServer, tmp_path:
         account = _log_in(
             http, server, "/account", DEMO_USERNAME, DEMO_PASSWORD, "Example University"
         )
-        form = _form(account.text, "/account/unlink")
+        form = page_form(account.text, 'action="/account/unlink"')[1]
         done = http.post(
             f"{server.url}/account/unlink",
             data={**form, "identity_id": bob_id},

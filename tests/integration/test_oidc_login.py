@@ -27,7 +27,13 @@ import pytest
 from tests.conftest import _database_args
 from tests.integration.test_connect import wait_for
 from tests.support import oidc_provider
-from tests.support.auth_flow import create_native_client, native_auth_client
+from tests.support.auth_flow import (
+    create_native_client,
+    idp_value,
+    native_auth_client,
+    page_alert,
+    page_form,
+)
 from tests.support.oidc_provider import OidcProvider
 from tests.support.server import LiveServer, start_server
 
@@ -84,29 +90,6 @@ def site(
         server.stop()
 
 
-def _form(page: str, containing: str = "") -> tuple[str, dict[str, str]]:
-    """The action and hidden fields of the first form on the page holding ``containing``."""
-    for match in re.finditer(r'<form[^>]*action="([^"]*)"[^>]*>(.*?)</form>', page, re.S):
-        if containing in match.group(2):
-            hidden = re.findall(
-                r'<input type="hidden" name="([^"]+)" value="([^"]*)"', match.group(2)
-            )
-            return html.unescape(match.group(1)), {k: html.unescape(v) for k, v in hidden}
-    raise AssertionError(f"no form with {containing!r}: {page[:2000]}")
-
-
-def _idp_value(page: str, name: str) -> str:
-    for value, label in re.findall(r'<option value="([^"]+)"[^>]*>([^<]*)</option>', page):
-        if html.unescape(label).strip() == name:
-            return value
-    raise AssertionError(f"{name} is not offered on the login page")
-
-
-def _alert(page: str) -> str:
-    match = re.search(r'role="alert"[^>]*>(.*?)</div>', page, re.S)
-    return html.unescape(match.group(1)).strip() if match else page[:500]
-
-
 class Browser:
     """One cookie jar across Arctern and the provider, following redirects by hand."""
 
@@ -131,8 +114,8 @@ class Browser:
         """Open the authorize URL and pick the institution; the response that follows."""
         page = self.follow(self.http.get(authorize_url))
         assert page.url.path == "/auth/login", page.url
-        _, hidden = _form(page.text, 'name="idp"')
-        form = {**hidden, "idp": _idp_value(page.text, institution)}
+        _, hidden = page_form(page.text, 'name="idp"')
+        form = {**hidden, "idp": idp_value(page.text, institution)}
         return self.http.post(urljoin(str(page.url), "/auth/login"), data=form)
 
     def at_provider(self, response: httpx.Response, login: str) -> httpx.Response:
@@ -141,7 +124,7 @@ class Browser:
         for _ in range(4):
             if not response.url.host or str(response.url).startswith(self.site.server.url):
                 return response
-            action, hidden = _form(response.text)
+            action, hidden = page_form(response.text)
             form = dict(hidden)
             if hidden.get("prompt") == "login":
                 form.update(login=login, password="anything")
@@ -152,8 +135,8 @@ class Browser:
         """Allow on Arctern's consent page (unless consent was given before); the
         authorization code."""
         if not response.is_redirect:
-            assert 'value="allow"' in response.text, _alert(response.text)
-            action, hidden = _form(response.text, 'value="allow"')
+            assert 'value="allow"' in response.text, page_alert(response.text)
+            action, hidden = page_form(response.text, 'value="allow"')
             response = self.http.post(
                 urljoin(str(response.url), action), data={**hidden, "decision": "allow"}
             )
@@ -211,7 +194,7 @@ def test_a_username_of_another_domain_is_refused(site: Site) -> None:
     finally:
         browser.close()
     assert back.status_code == 400
-    assert "not an account of example-institute.edu" in _alert(back.text)
+    assert "not an account of example-institute.edu" in page_alert(back.text)
     assert "mallory" not in site.server.admin("user", "list").stdout
 
 
@@ -228,10 +211,12 @@ def test_forged_or_missing_state_is_refused(site: Site) -> None:
         callback = f"{site.server.url}/auth/login/oidc/callback"
         forged = browser.http.get(callback, params={"code": "stolen", "state": "forged"})
         assert forged.status_code == 400
-        assert "not accepted" in _alert(forged.text) or "did not start" in _alert(forged.text)
+        assert "not accepted" in page_alert(forged.text) or "did not start" in page_alert(
+            forged.text
+        )
         # The pending login is used up: the genuine answer cannot be replayed either.
         again = browser.http.get(callback, params={"code": "x", "state": sent["state"][0]})
-        assert again.status_code == 400 and "did not start here" in _alert(again.text)
+        assert again.status_code == 400 and "did not start here" in page_alert(again.text)
     finally:
         browser.close()
 
@@ -250,7 +235,7 @@ def test_cancelling_at_the_provider_says_so(site: Site) -> None:
     finally:
         browser.close()
     assert back.status_code == 400 and back.url.path == "/auth/login/oidc/callback"
-    assert f"{INSTITUTION} did not log you in" in _alert(back.text)
+    assert f"{INSTITUTION} did not log you in" in page_alert(back.text)
 
 
 def test_an_unreachable_or_misconfigured_provider_is_reported(site: Site) -> None:
@@ -278,7 +263,7 @@ def test_an_unreachable_or_misconfigured_provider_is_reported(site: Site) -> Non
             page = browser.choose_institution(auth.oauth2_get_authorize_url(), institution)
         finally:
             browser.close()
-        assert page.status_code == 503 and expected in _alert(page.text), _alert(page.text)
+        assert page.status_code == 503 and expected in page_alert(page.text), page_alert(page.text)
 
 
 def test_disabling_the_provider_ends_its_users_tokens(site: Site) -> None:

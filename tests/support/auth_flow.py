@@ -74,16 +74,30 @@ def _form_action(page: str) -> str:
     return html.unescape(match.group(1))
 
 
-def _idp_value(page: str, idp_name: str) -> str:
+def idp_value(page: str, idp_name: str) -> str:
+    """The login page's Institution option value for ``idp_name``."""
     for value, label in re.findall(r'<option value="([^"]+)"[^>]*>([^<]*)</option>', page):
         if html.unescape(label).strip() == idp_name:
             return value
     raise AuthFlowError(f"institution {idp_name!r} not offered on the login page")
 
 
-def _page_error(page: str) -> str:
+def page_alert(page: str) -> str:
+    """The text of the page's error alert (or the page's start, when it has none)."""
     match = re.search(r'role="alert"[^>]*>(.*?)</div>', page, re.S)
     return html.unescape(match.group(1)).strip() if match else page[:500]
+
+
+def page_form(page: str, containing: str = "") -> tuple[str, dict[str, str]]:
+    """The action and hidden fields of the first form on the page whose markup holds
+    ``containing`` (e.g. ``'action="/account/link"'`` or ``'value="allow"'``)."""
+    for match in re.finditer(r'<form[^>]*action="([^"]*)"[^>]*>.*?</form>', page, re.S):
+        if containing in match.group(0):
+            hidden = re.findall(
+                r'<input type="hidden" name="([^"]+)" value="([^"]*)"', match.group(0)
+            )
+            return html.unescape(match.group(1)), {k: html.unescape(v) for k, v in hidden}
+    raise AuthFlowError(f"no form with {containing!r}: {page[:2000]}")
 
 
 def authorize_redirect(
@@ -122,14 +136,14 @@ def authorize_redirect(
                 form = {
                     "csrf_token": _hidden(page, "csrf_token") or "",
                     "next": _hidden(page, "next") or "/",
-                    "idp": _idp_value(page, idp_name),
+                    "idp": idp_value(page, idp_name),
                     "username": username,
                     "password": password,
                 }
                 response = http.post(urljoin(str(response.url), "/auth/login"), data=form)
                 if not response.is_redirect:
                     raise AuthFlowError(
-                        f"login failed ({response.status_code}): {_page_error(response.text)}"
+                        f"login failed ({response.status_code}): {page_alert(response.text)}"
                     )
                 logged_in = True
                 continue
@@ -140,7 +154,7 @@ def authorize_redirect(
                 consented = True
                 continue
             raise AuthFlowError(
-                f"unexpected page {response.url} ({response.status_code}): {_page_error(page)}"
+                f"unexpected page {response.url} ({response.status_code}): {page_alert(page)}"
             )
         raise AuthFlowError("too many steps in the authorize flow")
     finally:
