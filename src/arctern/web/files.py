@@ -293,7 +293,7 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
         if pane not in PANES or not state.get(f"{pane}_id"):
             pages.flash(request, "Choose a collection first.", error=True)
             return back_to_files(state)
-        if not name or "/" in name or name in (".", ".."):
+        if not is_entry_name(name):
             pages.flash(request, "Enter a folder name without slashes.", error=True)
             return back_to_files(state)
         parent = state.get(f"{pane}_path", "/")
@@ -446,7 +446,7 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
         if len(items) != 1 or not state.get(f"{pane}_id"):
             pages.flash(request, "Select exactly one file or folder to rename.", error=True)
             return back_to_files(state, form)
-        if not new_name or "/" in new_name or new_name in (".", ".."):
+        if not is_entry_name(new_name):
             pages.flash(request, "Enter a new name without slashes.", error=True)
             return back_to_files(state, form)
         folder = state.get(f"{pane}_path", "/")
@@ -508,12 +508,17 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
     return router
 
 
+def is_entry_name(name: str) -> bool:
+    """A single name inside a folder: not empty, no slash, not ``.`` or ``..``."""
+    return bool(name) and "/" not in name and name not in (".", "..")
+
+
 def selected_items(form: FormData, pane: str) -> list[tuple[str, bool]]:
     """(name, is_directory) of the entries ticked in ``pane``; values look like ``d:name``."""
     items: list[tuple[str, bool]] = []
     for value in form.getlist(f"{pane}_item"):
         text = str(value)
         kind, _, name = text.partition(":")
-        if kind in ("d", "f") and name and "/" not in name and name not in (".", ".."):
+        if kind in ("d", "f") and is_entry_name(name):
             items.append((name, kind == "d"))
     return items
