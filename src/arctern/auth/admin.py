@@ -174,6 +174,19 @@ async def _revoke_everything_of(session: AsyncSession, identity_ids: list[uuid.U
         .where(OAuthToken.identity_id.in_(identity_ids))
         .values(access_revoked=True, refresh_revoked=True)
     )
+    # Tokens of an identity set's primary from a session one of them logged in to.
+    for token in await session.scalars(
+        select(OAuthToken).where(
+            OAuthToken.identity_id.in_(
+                select(Identity.set_id).where(
+                    Identity.id.in_(identity_ids), Identity.set_id.is_not(None)
+                )
+            ),
+            OAuthToken.refresh_revoked.is_(False) | OAuthToken.access_revoked.is_(False),
+        )
+    ):
+        if any(str(i) in (token.authentications or {}) for i in identity_ids):
+            token.access_revoked = token.refresh_revoked = True
     await session.execute(
         update(AuthorizationCode)
         .where(AuthorizationCode.identity_id.in_(identity_ids))

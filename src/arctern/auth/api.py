@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arctern.auth import registry, scope_registry
+from arctern.auth import identity_sets, registry, scope_registry
 from arctern.auth.client_identities import CLIENTS_DOMAIN
 from arctern.auth.consents import consent_documents
 from arctern.auth.endpoints import bearer_grant
@@ -257,6 +257,10 @@ def create_api_router(service: AuthService, verifier: TokenVerifier) -> APIRoute
                         if created is not None:
                             by_name[name] = created
                 found = [by_name[u] for u in lowered if u in by_name]
+            else:
+                # Neither: the caller's own identity set, as Globus Auth answers.
+                assert who.identity_id is not None
+                found = await identity_sets.members(session, who.identity_id)
         return JSONResponse({"identities": [identity_document(i) for i in found]})
 
     async def charge_provisions(who: Caller, count: int) -> None:

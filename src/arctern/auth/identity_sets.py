@@ -23,6 +23,16 @@ def set_key(identity: Identity) -> uuid.UUID:
     return identity.set_id or identity.id
 
 
+async def primary(session: AsyncSession, identity: Identity) -> Identity:
+    """The identity ``identity``'s set is named after (the one it was linked into first),
+    which logins with any identity of the set act as; ``identity`` itself when it is not
+    linked or that one can no longer log in."""
+    if identity.set_id is None or identity.set_id == identity.id:
+        return identity
+    named = await session.get(Identity, identity.set_id)
+    return named if named is not None and named.active else identity
+
+
 def _members_query(identity_id: uuid.UUID):  # type: ignore[no-untyped-def]
     own = select(func.coalesce(Identity.set_id, Identity.id)).where(Identity.id == identity_id)
     return (

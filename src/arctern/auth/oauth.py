@@ -382,6 +382,7 @@ class CodeGrant(AuthorizationCodeGrant):
                 nonce=data.get("nonce"),
                 access_type=data.get("access_type", "online"),
                 auth_time=server.auth_time or now,
+                authentications=server.authentications,
                 created_at=now,
                 expires_at=now + timedelta(seconds=server.settings.authorization_code_lifetime),
             )
@@ -679,7 +680,9 @@ class GlobusIntrospection(IntrospectionEndpoint):
     def check_permission(
         self, token: TokenView, client: ClientView, request: OAuth2Request
     ) -> bool:
-        return token.may_be_handled_by(client)
+        # Either audience: the client it was issued to, or the resource server it is for (a
+        # portal checking a token presented for its own scope, as with Globus Auth).
+        return token.may_be_handled_by(client) or token.row.resource_server == str(client.id)
 
     def introspect_token(self, token: TokenView) -> dict[str, Any]:
         return self.server.introspection_document(token, self._includes())
@@ -723,6 +726,7 @@ class ArcternAuthorizationServer(AuthorizationServer):
         issuer: str,
         auth_code_pages: frozenset[str],
         auth_time: datetime | None = None,
+        authentications: dict[str, int] | None = None,
     ) -> None:
         super().__init__(scopes_supported=None)
         self.session = session
@@ -732,6 +736,8 @@ class ArcternAuthorizationServer(AuthorizationServer):
         self.issuer = issuer
         self.auth_code_pages = auth_code_pages
         self.auth_time = auth_time
+        # Every identity the browser session authenticated (``sessions.Login``), for codes.
+        self.authentications = authentications
         self.current_request: HttpRequest | None = None
         self.register_token_generator("default", self.generate_globus_token)
         self.register_grant(CodeGrant, [CodeChallenge(required=True), GlobusOpenID(lambda: self)])
@@ -831,12 +837,15 @@ class ArcternAuthorizationServer(AuthorizationServer):
         client: ClientView = request.client
         user: Identity | None = request.user
         auth_time: datetime | None = None
+        authentications: dict[str, int] | None = None
         code_id: int | None = None
         if isinstance(request.authorization_code, CodeView):
             auth_time = request.authorization_code.row.auth_time
+            authentications = request.authorization_code.row.authentications
             code_id = request.authorization_code.row.id
         elif isinstance(request.refresh_token, TokenView):
             auth_time = request.refresh_token.row.auth_time
+            authentications = request.refresh_token.row.authentications
             code_id = request.refresh_token.row.code_id
         refresh_lifetime = timedelta(seconds=self.settings.refresh_token_lifetime)
         entries = [token, *token.get("other_tokens", [])]
@@ -854,6 +863,7 @@ class ArcternAuthorizationServer(AuthorizationServer):
                     expires_at=self.now + timedelta(seconds=int(entry["expires_in"])),
                     refresh_expires_at=self.now + refresh_lifetime if refresh else None,
                     auth_time=auth_time,
+                    authentications=authentications,
                     code_id=code_id,
                 )
             )
@@ -923,24 +933,39 @@ class ArcternAuthorizationServer(AuthorizationServer):
             if "identity_set_detail" in includes:
                 document["identity_set_detail"] = self.identity_claims(identity)["identity_set"]
             if "session_info" in includes:
-                auth_time = row.auth_time or row.issued_at
-                document["session_info"] = {
-                    "session_id": str(
-                        uuid.uuid5(uuid.NAMESPACE_OID, f"{identity.id}:{row.code_id}")
-                    ),
-                    "authentications": {
-                        str(identity.id): {
-                            "auth_time": int(auth_time.timestamp()),
-                            "idp": str(identity.provider_id),
-                            "amr": ["password"],
-                            "acr": None,
-                            "custom_claims": {},
-                        }
-                    },
-                }
+                document["session_info"] = self.session_info(row, identity)
         else:
             document.update(sub=str(row.client_id), username=f"{row.client_id}@clients.auth")
         return document
+
+    def session_info(self, row: OAuthToken, identity: Identity) -> dict[str, Any]:
+        """The login session the token came from: each identity it authenticated, when,
+        and at which identity provider."""
+        auth_time = row.auth_time or row.issued_at
+        times = row.authentications or {str(identity.id): int(auth_time.timestamp())}
+        # (A Result has keys(), so dict() would take it for a mapping.)
+        providers = {
+            identity_id: provider_id
+            for identity_id, provider_id in self.session.execute(
+                select(Identity.id, Identity.provider_id).where(
+                    Identity.id.in_([uuid.UUID(key) for key in times])
+                )
+            )
+        }
+        return {
+            "session_id": str(uuid.uuid5(uuid.NAMESPACE_OID, f"{identity.id}:{row.code_id}")),
+            "authentications": {
+                key: {
+                    "auth_time": when,
+                    "idp": str(providers[uuid.UUID(key)]),
+                    "amr": ["password"],
+                    "acr": None,
+                    "custom_claims": {},
+                }
+                for key, when in times.items()
+                if uuid.UUID(key) in providers
+            },
+        }
 
 
 def _member_claims(identity: Identity, last_authentication: int | None) -> dict[str, Any]:

@@ -25,6 +25,12 @@ from arctern.auth.oauth import ArcternAuthorizationServer, HttpRequest, malforme
 from arctern.auth.scope_registry import registered_labels, with_registered_dependencies
 from arctern.auth.scopes import ScopeError, ScopeNode, describe, parse_scopes, served_here
 from arctern.auth.service import AuthService
+from arctern.auth.session_requirements import (
+    RequirementError,
+    SessionRequirements,
+    Shortfall,
+    shortfall,
+)
 from arctern.auth.throttle import LoginThrottle
 from arctern.auth.upstream import (
     OIDC_KIND,
@@ -46,7 +52,19 @@ class ConsentNeeded:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-AuthorizeOutcome = Response | ConsentNeeded | None
+@dataclass(frozen=True)
+class SessionUpdateNeeded:
+    """The user must log in with another identity (or domain) first; what the login page
+    says and pre-selects."""
+
+    hint: str
+    provider_id: str | None
+    username: str
+
+
+AuthorizeOutcome = Response | ConsentNeeded | SessionUpdateNeeded | None
+# The login page's sentence for a session update, valid for the ``next`` it was made for.
+LOGIN_HINT_KEY = "login_hint"
 
 # What the auth-code page says for an ``error=`` redirect: fixed texts by OAuth error code.
 AUTH_CODE_FAILURES = {
@@ -122,13 +140,18 @@ def create_pages_router(service: AuthService) -> APIRouter:
     @router.get("/login", include_in_schema=False)
     async def login_form(request: Request, next: str | None = None) -> Response:
         identity = await sessions.current_identity(request, ctx)
+        next_url = safe_next(next)
+        hint = request.session.get(LOGIN_HINT_KEY)
+        if not isinstance(hint, dict) or hint.get("next") != next_url:
+            hint = {}
         return page(
             request,
             "login.html",
             providers=await providers(),
-            next=safe_next(next),
-            selected_idp=None,
-            username="",
+            next=next_url,
+            selected_idp=hint.get("idp"),
+            username=hint.get("username", ""),
+            notice=hint.get("text"),
             current_user=identity.username if identity else None,
         )
 
@@ -320,7 +343,10 @@ def create_pages_router(service: AuthService) -> APIRouter:
         return error_page(request, "This sign-in request cannot be completed", message)
 
     def authorize_view(
-        request: Request, oreq: HttpRequest, identity: Identity | None, decision: str | None
+        request: Request,
+        oreq: HttpRequest,
+        login: sessions.Login | None,
+        decision: str | None,
     ) -> Callable[[ArcternAuthorizationServer], AuthorizeOutcome]:
         """Sync body of the authorize endpoint (runs inside the Authlib session).
 
@@ -328,12 +354,14 @@ def create_pages_router(service: AuthService) -> APIRouter:
         ``ConsentNeeded``, or None when the user must log in first.
         """
 
+        identity = login.identity if login is not None else None
+
         def action(server: ArcternAuthorizationServer) -> AuthorizeOutcome:
             try:
                 grant = server.get_consent_grant(oreq, end_user=identity)
             except OAuth2Error as error:
                 return oauth_error(request, server, oreq, error)
-            if identity is None:
+            if login is None or identity is None:
                 return None
             client = grant.request.client
             try:
@@ -344,6 +372,15 @@ def create_pages_router(service: AuthService) -> APIRouter:
                 )
             except ScopeError as exc:  # already rejected by validation; belt and braces
                 return error_page(request, "Invalid scope", str(exc))
+            try:
+                requirements = SessionRequirements.of_request(
+                    oreq.payload.data, server.session, nodes
+                )
+            except RequirementError as exc:
+                return error_page(request, "This sign-in request cannot be completed", str(exc))
+            missing = shortfall(server.session, identity, login.authentications, requirements)
+            if missing is not None:
+                return session_update(request, server, missing)
             if decision == "deny":
                 return server.create_authorization_response(oreq, grant_user=None, grant=grant)
             if decision == "allow":
@@ -357,6 +394,32 @@ def create_pages_router(service: AuthService) -> APIRouter:
             return ConsentNeeded(client.row, nodes, registered_labels(server.session, nodes))
 
         return action
+
+    def session_update(
+        request: Request, server: ArcternAuthorizationServer, missing: Shortfall
+    ) -> AuthorizeOutcome:
+        if missing.strangers:
+            return error_page(
+                request,
+                "This sign-in request cannot be completed",
+                "The application asks you to log in with an identity that is not linked to "
+                "yours. Link it on your account page first, or log in with that identity.",
+                403,
+            )
+        if missing.identities:
+            wanted = missing.identities[0]
+            return SessionUpdateNeeded(
+                missing.login_hint(), str(wanted.provider_id), wanted.username
+            )
+        domains = missing.domain_groups[0]
+        provider = server.session.scalar(
+            select(IdentityProvider).where(
+                IdentityProvider.domain.in_(domains), IdentityProvider.enabled
+            )
+        )
+        return SessionUpdateNeeded(
+            missing.login_hint(), str(provider.id) if provider is not None else None, ""
+        )
 
     def without_prompt_login(request: Request) -> str:
         items = [
@@ -384,16 +447,25 @@ def create_pages_router(service: AuthService) -> APIRouter:
         if decision is None and "login" in prompts:
             # Forced re-authentication: validate first, then show the login form.
             identity = None
-        login = await sessions.current_login(request, ctx)
-        auth_time = login.auth_time if login is not None else None
+        login = await sessions.current_login(request, ctx) if identity is not None else None
         result = await service.run(
             request,
-            authorize_view(request, oreq, identity, decision),
+            authorize_view(request, oreq, login, decision),
             oauth_request=oreq,
-            auth_time=auth_time,
+            auth_time=login.auth_time if login is not None else None,
+            authentications=login.authentications if login is not None else None,
         )
         if result is None:
             return RedirectResponse(login_url(without_prompt_login(request)), status_code=303)
+        if isinstance(result, SessionUpdateNeeded):
+            next_url = without_prompt_login(request)
+            request.session[LOGIN_HINT_KEY] = {
+                "next": next_url,
+                "text": result.hint,
+                "idp": result.provider_id,
+                "username": result.username,
+            }
+            return RedirectResponse(login_url(next_url), status_code=303)
         if isinstance(result, Response):
             return result
         return consent_page(request, identity, result.client, result.nodes, result.labels)

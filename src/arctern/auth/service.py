@@ -85,6 +85,7 @@ class AuthService:
         *,
         oauth_request: HttpRequest | None = None,
         auth_time: datetime | None = None,
+        authentications: dict[str, int] | None = None,
     ) -> T:
         """Run ``action`` against a request-scoped Authlib server inside one DB transaction."""
         if oauth_request is None:
@@ -104,6 +105,7 @@ class AuthService:
                 issuer=issuer,
                 auth_code_pages=pages,
                 auth_time=auth_time,
+                authentications=authentications,
             )
             server.current_request = oauth_request
             return action(server)

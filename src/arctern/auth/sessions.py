@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
+from arctern.auth import identity_sets
 from arctern.auth.hashing import digest, new_secret
 from arctern.context import AppContext
 from arctern.db.models.auth import Identity, WebSession
@@ -31,10 +32,15 @@ _SCOPE_KEY = "arctern.login"
 
 @dataclass(frozen=True)
 class Login:
-    """A live browser login: who, and when they typed their password."""
+    """A live browser login: who (the primary identity of the set of whoever logged in, as
+    with Globus), and every identity of the set that authenticated in this session, each
+    with when its password was typed (Globus's ``session update`` adds more)."""
 
     identity: Identity
+    # The latest authentication of the session.
     auth_time: datetime
+    # {identity id: auth time in epoch seconds}
+    authentications: dict[str, int]
 
 
 async def current_login(request: Request, ctx: AppContext) -> Login | None:
@@ -78,17 +84,45 @@ async def _load_login(request: Request, ctx: AppContext) -> Login | None:
             return None
         if now - row.last_seen >= TOUCH_INTERVAL:
             row.last_seen = now
-    return Login(identity=identity, auth_time=row.created_at)
+    return _login(identity, row.authentications or {str(identity.id): epoch(row.created_at)})
 
 
-# The identity a browser is linking another one to, kept across the login with the other.
+def _login(identity: Identity, authentications: dict[str, int]) -> Login:
+    latest = datetime.fromtimestamp(max(authentications.values()), UTC)
+    return Login(identity=identity, auth_time=latest, authentications=authentications)
+
+
+def epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+# The identity a browser is linking another one to (``web/account.py``), kept across the
+# login with the other: that login is added to the session being linked from.
 LINKING_KEY = "linking_for"
 
 
 async def log_in(request: Request, ctx: AppContext, identity: Identity) -> None:
-    """Start a fresh session for ``identity``: a new id (and a new CSRF token, against
-    fixation); the browser's previous session, if any, ends."""
+    """Record that this browser just authenticated as ``identity``.
+
+    The session belongs to the primary identity of ``identity``'s set (itself when it is
+    not linked), as Globus logs any linked identity in as the account's primary one. When
+    the browser is already logged in to that account (or is linking another identity to
+    its own), the login is added to that session: Globus's session update, asked for by an
+    application with ``session_required_identities``. Otherwise a fresh session replaces
+    whatever the browser had. Either way the session id (and the CSRF token) are new, against
+    fixation.
+    """
     now = ctx.clock.now()
+    current = await current_login(request, ctx)
+    linking = request.session.get(LINKING_KEY)
+    async with ctx.db.session() as session:
+        owner = await identity_sets.primary(session, identity)
+    authentications = {str(identity.id): epoch(now)}
+    if current is not None and (
+        current.identity.id == owner.id or _is_linking_from(linking, current.identity)
+    ):
+        owner = current.identity
+        authentications = {**current.authentications, **authentications}
     session_id = new_secret()
     previous = request.session.get(SESSION_ID_KEY)
     async with ctx.db.session() as session:
@@ -102,19 +136,22 @@ async def log_in(request: Request, ctx: AppContext, identity: Identity) -> None:
         session.add(
             WebSession(
                 session_hash=digest(session_id),
-                identity_id=identity.id,
+                identity_id=owner.id,
                 created_at=now,
                 last_seen=now,
                 expires_at=now + timedelta(seconds=ctx.settings.web_session_lifetime_seconds),
+                authentications=authentications,
             )
         )
-    # A linking of identities in progress (``web/account.py``) is what this login is for.
-    linking = request.session.get(LINKING_KEY)
     request.session.clear()
     if linking is not None:
         request.session[LINKING_KEY] = linking
     request.session[SESSION_ID_KEY] = session_id
-    request.scope[_SCOPE_KEY] = Login(identity=identity, auth_time=now)
+    request.scope[_SCOPE_KEY] = _login(owner, authentications)
+
+
+def _is_linking_from(marker: object, identity: Identity) -> bool:
+    return isinstance(marker, dict) and marker.get("id") == str(identity.id)
 
 
 async def log_out(request: Request, ctx: AppContext) -> None:
@@ -130,6 +167,15 @@ async def log_out(request: Request, ctx: AppContext) -> None:
 
 
 async def end_sessions_of(session: AsyncSession, identity_id: uuid.UUID) -> int:
-    """End every browser session of one identity (password change, account disabled)."""
-    result = await session.execute(delete(WebSession).where(WebSession.identity_id == identity_id))
-    return int(getattr(result, "rowcount", 0) or 0)
+    """End every browser session one identity logged in to (password change, account
+    disabled): its own, and those of its set's primary identity it authenticated in."""
+    identity = await session.get(Identity, identity_id)
+    owners = {identity_id}
+    if identity is not None:
+        owners.add((await identity_sets.primary(session, identity)).id)
+    ended = 0
+    for row in await session.scalars(select(WebSession).where(WebSession.identity_id.in_(owners))):
+        if row.identity_id == identity_id or str(identity_id) in (row.authentications or {}):
+            await session.delete(row)
+            ended += 1
+    return ended

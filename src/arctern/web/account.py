@@ -1,15 +1,16 @@
 """The account page: the identities linked into your identity set, and linking another.
 
 Linking proves you hold the other identity: you log in with it (any institution, including
-one with its own login page), and come back here; the page then links it to the identity you
-started from and puts you back in that one. The marker of a linking in progress lives in the
-signed session cookie for ten minutes.
+one with its own login page) and that login is added to your session, which stays yours;
+back here, the page links the identity you just logged in with to your own. The marker of a
+linking in progress lives in the signed session cookie for ten minutes.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -30,13 +31,25 @@ def create_account_router(ctx: AppContext, pages: Pages) -> APIRouter:
 
     @router.get("", response_class=HTMLResponse)
     async def account(request: Request) -> Response:
-        user = await pages.user(request)
-        if user is None:
+        login = await sessions.current_login(request, ctx)
+        if login is None:
             return pages.login_redirect(request)
+        user = login.identity
         async with ctx.db.session() as session:
             linked = await identity_sets.members(session, user.id)
+        # When each identity logged in during this session (``globus session show``).
+        in_session = {
+            uuid.UUID(key): datetime.fromtimestamp(when, UTC)
+            for key, when in login.authentications.items()
+        }
         return pages.render(
-            request, "account.html", user=user, active_nav="account", me=user, linked=linked
+            request,
+            "account.html",
+            user=user,
+            active_nav="account",
+            me=user,
+            linked=linked,
+            in_session=in_session,
         )
 
     @router.post("/link", response_class=HTMLResponse)
@@ -50,31 +63,45 @@ def create_account_router(ctx: AppContext, pages: Pages) -> APIRouter:
 
     @router.get("/linked", response_class=HTMLResponse)
     async def finish_linking(request: Request) -> Response:
-        other = await pages.user(request)
+        # The login with the other identity was added to this session (``sessions.log_in``):
+        # the newest authentication from outside the set is the identity to link.
+        login = await sessions.current_login(request, ctx)
         marker: Any = request.session.pop(LINKING_KEY, None)
-        if other is None:
+        if login is None:
             return pages.login_redirect(request)
-        if not isinstance(marker, dict) or float(marker.get("until", 0)) < time.time():
+        primary = login.identity
+        if (
+            not isinstance(marker, dict)
+            or marker.get("id") != str(primary.id)
+            or float(marker.get("until", 0)) < time.time()
+        ):
             pages.flash(request, "That linking took too long or did not start here.", error=True)
             return pages.redirect("/account")
-        try:
-            primary_id = uuid.UUID(str(marker.get("id")))
-        except ValueError:
-            return pages.redirect("/account")
         async with ctx.db.session() as session:
-            primary = await session.get(Identity, primary_id)
-            incoming = await session.get(Identity, other.id)
-            if primary is None or incoming is None or not primary.active:
-                pages.flash(request, "The identity you started from cannot be used.", error=True)
+            in_set = set(await identity_sets.member_ids(session, primary.id))
+            newest = sorted(
+                (when, uuid.UUID(key))
+                for key, when in login.authentications.items()
+                if uuid.UUID(key) not in in_set
+            )
+            incoming = await session.get(Identity, newest[-1][1]) if newest else None
+            if incoming is None:
+                pages.flash(
+                    request,
+                    "You logged in with an identity that is already in your set: log in with "
+                    "the one you want to link.",
+                    error=True,
+                )
                 return pages.redirect("/account")
+            me = await session.get(Identity, primary.id)
+            assert me is not None
             try:
-                await identity_sets.link(session, primary, incoming)
+                await identity_sets.link(session, me, incoming)
             except identity_sets.LinkError as exc:
                 pages.flash(request, str(exc), error=True)
                 return pages.redirect("/account")
-        # Back in the identity the linking started from, now with both in its set.
-        await sessions.log_in(request, ctx, primary)
-        pages.flash(request, f"Linked {other.username} to {primary.username}.")
+            username = incoming.username
+        pages.flash(request, f"Linked {username} to {primary.username}.")
         return pages.redirect("/account")
 
     @router.post("/unlink", response_class=HTMLResponse)

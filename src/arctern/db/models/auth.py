@@ -148,6 +148,9 @@ class AuthorizationCode(Base):
     nonce: Mapped[str | None] = mapped_column(String(300), nullable=True)
     access_type: Mapped[str] = mapped_column(String(10), default="online")
     auth_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Every identity this login session authenticated ({identity id: auth time, epoch
+    # seconds}); None on rows from before sessions could hold several (the one identity).
+    authentications: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -177,6 +180,9 @@ class OAuthToken(Base):
     refresh_revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     # When the user last authenticated (carried across refreshes for session_info).
     auth_time: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Every identity this login session authenticated ({identity id: auth time, epoch
+    # seconds}); None on rows from before sessions could hold several (the one identity).
+    authentications: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
     # The authorization code this token family came from; reused codes revoke the family.
     code_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
 
@@ -262,6 +268,9 @@ class WebSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())  # also the auth_time
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    # Every identity this login session authenticated ({identity id: auth time, epoch
+    # seconds}); None on rows from before sessions could hold several (the one identity).
+    authentications: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
 
 
 class SigningKeyRecord(Base):
