@@ -9,18 +9,16 @@ and the new identity runs a transfer in a folder the demo owner shared with it.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
-import globus_sdk
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.integration.test_oidc_login import DOMAIN, INSTITUTION, SCOPES, register
-from tests.integration.test_transfer_api import login
 from tests.support import oidc_provider
 from tests.support.auth_flow import create_native_client, native_auth_client
 from tests.support.server import DEMO_IDP, DEMO_PASSWORD, DEMO_USERNAME, LiveServer, start_server
+from tests.support.tutorial import transfer_in_a_shared_folder
 
 pytestmark = [
     pytest.mark.browser,
@@ -77,33 +75,7 @@ def test_tutorial_with_an_institution_account(page: Page, federated: LiveServer)
     assert claims["preferred_username"] == f"carol@{DOMAIN}"
 
     # The demo owner shares a folder with the new identity; it copies a file there.
-    owner = login(server, DEMO_USERNAME, DEMO_PASSWORD)
-    c1 = next(iter(owner.tc.endpoint_search("Demo Collection 1")))["id"]
-    folder = f"/federated-{uuid.uuid4().hex[:6]}/"
-    owner.tc.operation_mkdir(c1, folder)
-    rule = {
-        "DATA_TYPE": "access",
-        "principal_type": "identity",
-        "principal": claims["sub"],
-        "path": folder,
-        "permissions": "rw",
-    }
-    owner.tc.add_endpoint_acl_rule(c1, rule)
-    (server.home / "demo" / "collection1" / folder.strip("/") / "in.txt").write_text("shared")
-    tc = globus_sdk.TransferClient(
-        authorizer=globus_sdk.AccessTokenAuthorizer(
-            tokens.by_resource_server["transfer.api.globus.org"]["access_token"]
-        ),
-        base_url=f"{server.url}/transfer/",
-    )
-    tdata = globus_sdk.TransferData(source_endpoint=c1, destination_endpoint=c1)
-    tdata.add_item(f"{folder}in.txt", f"{folder}out.txt")
-    task_id = tc.submit_transfer(tdata)["task_id"]
-    assert tc.task_wait(task_id, timeout=120, polling_interval=1)
-    assert tc.get_task(task_id)["status"] == "SUCCEEDED"
-    assert [t["task_id"] for t in tc.task_list()] == [task_id]
-    out = server.home / "demo" / "collection1" / folder.strip("/") / "out.txt"
-    assert out.read_text() == "shared"
+    transfer_in_a_shared_folder(server, tokens)
 
 
 def _institution_login(page: Page, name: str) -> None:
