@@ -27,6 +27,7 @@ from arctern.http_limits import BodyLimit, RouteLimit
 from arctern.https_access import create_https_app
 from arctern.metrics import metrics_allowed
 from arctern.security_headers import SecurityHeadersMiddleware
+from arctern.timers.api import create_timers_app
 from arctern.transfer.app import create_transfer_app
 from arctern.web.routes import (
     create_web_router,
@@ -77,7 +78,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
         routes=(
             RouteLimit("POST", re.compile(r"/files/upload/?"), settings.https_max_upload_bytes),
         ),
-        skip_prefixes=("/auth/", "/transfer/", "/agent/", "/https/", "/groups/"),
+        skip_prefixes=("/auth/", "/transfer/", "/agent/", "/https/", "/groups/", "/timers/"),
     )
     # Outermost, so every answer carries the headers, refusals included.
     app.add_middleware(SecurityHeadersMiddleware, https=settings.base_url.startswith("https://"))
@@ -86,6 +87,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
     app.mount("/agent", create_agent_app(ctx, verifier))
     app.mount("/https", create_https_app(ctx, verifier))
     app.mount("/groups", create_groups_app(ctx, verifier))
+    app.mount("/timers", create_timers_app(ctx, verifier))
     app.mount("/static", static_files(), name="static")
     app.include_router(create_web_router(ctx, verifier))
     install_error_pages(app, ctx)

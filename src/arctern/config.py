@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -182,6 +182,33 @@ class Settings(BaseSettings):
             "Host names a request's Host header may carry when no public_url is set; others "
             "get URLs built from HOST:PORT (default: the bind host and loopback names)"
         ),
+    )
+    # Timers (``arctern.timers``).
+    timer_min_interval_seconds: int = Field(
+        default=300,
+        description="Shortest interval a recurring timer may have (Globus allows 5 minutes)",
+    )
+    scheduler_interval: float = Field(
+        default=2.0,
+        description="Seconds between a worker's looks for due timers and mail to send",
+    )
+
+    # Mail (``arctern.notify``): task notifications and sharing invitations. No SMTP host:
+    # nothing is queued or sent.
+    smtp_host: str | None = Field(default=None, description="SMTP server for outgoing mail")
+    smtp_port: int = Field(default=587, description="SMTP port (587 STARTTLS, 465 TLS, 25)")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", description="starttls, tls (implicit, port 465) or none"
+    )
+    smtp_username: str | None = Field(default=None, description="SMTP login, if it needs one")
+    smtp_password: str | None = Field(default=None, description="SMTP password")
+    mail_retry_seconds: float = Field(
+        default=30.0,
+        description="First wait before a message the SMTP server did not take is tried again "
+        "(doubling each time, at most an hour)",
+    )
+    mail_from: str = Field(
+        default="Arctern <arctern@localhost>", description="From: of every message sent"
     )
     clock_offset_file: Path | None = Field(
         default=None, description="Test-only: a file holding seconds added to the clock"

@@ -67,7 +67,9 @@ async def _seed(ctx: AppContext) -> list[str]:
         await admin.create_identity_provider(ctx, DEMO_IDP, DEMO_DOMAIN)
     password = _demo_password(settings)
     if await admin.get_identity_by_username(ctx, DEMO_USERNAME) is None:
-        await admin.create_user(ctx, DEMO_USERNAME, password, idp_name=DEMO_IDP, name="Researcher")
+        await admin.create_user(
+            ctx, DEMO_USERNAME, password, idp_name=DEMO_IDP, name="Researcher", email=DEMO_USERNAME
+        )
     else:
         # Keep the printed password true even if the account existed already.
         await admin.set_password(ctx, DEMO_USERNAME, password)

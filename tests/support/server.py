@@ -77,6 +77,7 @@ class LiveServer:
             GLOBUS_SDK_SERVICE_URL_AUTH=f"{self.url}/auth/",
             GLOBUS_SDK_SERVICE_URL_TRANSFER=f"{self.url}/transfer/",
             GLOBUS_SDK_SERVICE_URL_GROUPS=f"{self.url}/groups/",
+            GLOBUS_SDK_SERVICE_URL_TIMER=f"{self.url}/timers/",
         )
         return env
 

@@ -1,9 +1,9 @@
 """Which scopes exist here, and their documents (``GET /v2/api/scopes``).
 
 A scope is known when it is one of the scopes of this deployment's services (Auth, Transfer,
-Groups), a collection's own scope (``data_access``, ``https``) for a collection that exists,
+Groups, Timers), a collection's own scope (``data_access``, ``https``) for a collection that exists,
 a scope a client registered for itself (``auth_client_scopes``), or a scope of another
-Globus service (Search, Timers, Flows, Compute) that clients such as globus-cli always ask
+Globus service (Search, Flows, Compute) that clients such as globus-cli always ask
 for. Anything else is ``invalid_scope`` for every grant.
 
 A registered client scope lists dependent scopes: asking a user for it asks for them too
@@ -36,6 +36,7 @@ from arctern.db.models.auth import ClientScope
 from arctern.db.models.transfer import Collection
 
 GROUPS_RS = "groups.api.globus.org"
+TIMERS_RS = "524230d7-ea86-4a52-8312-86065a9e0417"
 # The scopes of the services this deployment runs, by resource server.
 SERVED_SCOPE_NAMES: dict[str, frozenset[str]] = {
     AUTH_RS: frozenset(
@@ -51,12 +52,12 @@ SERVED_SCOPE_NAMES: dict[str, frozenset[str]] = {
     ),
     TRANSFER_RS: frozenset({"all", "gcp_install"}),
     GROUPS_RS: frozenset({"all", "view_my_groups_and_memberships"}),
+    TIMERS_RS: frozenset({"timer"}),
 }
 # Other Globus services clients ask for (globus-cli's login); not served here, still granted.
 OTHER_URN_SERVICES = frozenset({"search.api.globus.org"})
 OTHER_URL_SERVICES = frozenset(
     {
-        "524230d7-ea86-4a52-8312-86065a9e0417",  # Timers
         "eec9b274-0c81-4334-bdc2-54e90e689b9a",  # Flows
         "facd7ccc-c5f4-42aa-916b-a0e270e2c2a9",  # Compute
     }
@@ -98,6 +99,8 @@ def _static_known(scope: str) -> bool | None:
         return False
     if str(parts[0]) in OTHER_URL_SERVICES:
         return True
+    if str(parts[0]) in SERVED_SCOPE_NAMES:
+        return parts[1] in SERVED_SCOPE_NAMES[str(parts[0])]
     return None
 
 

@@ -29,13 +29,19 @@ _DESCRIPTIONS = {
     VIEW_CONSENTS: "View the permissions you have granted",
     MANAGE_PROJECTS: "Manage your developer projects and applications",
     TRANSFER_ALL: "Transfer files and manage your collections, tasks and bookmarks",
+    "https://auth.globus.org/scopes/524230d7-ea86-4a52-8312-86065a9e0417/timer": (
+        "Schedule transfers that run for you later or repeatedly (timers)"
+    ),
 }
 
 
-# The services this deployment runs. Scopes of other Globus services (Search, Flows, Timers,
-# Compute, ...) are still granted, so that clients which always ask for them (globus-cli's
-# login) keep working, but the consent page says nothing here answers them.
-SERVED_RESOURCE_SERVERS = frozenset({AUTH_RS, TRANSFER_RS, "groups.api.globus.org"})
+# The services this deployment runs (Auth, Transfer, Groups, Timers). Scopes of other Globus
+# services (Search, Flows, Compute, ...) are still granted, so that clients which always ask
+# for them (globus-cli's login) keep working, but the consent page says nothing here answers
+# them.
+SERVED_RESOURCE_SERVERS = frozenset(
+    {AUTH_RS, TRANSFER_RS, "groups.api.globus.org", "524230d7-ea86-4a52-8312-86065a9e0417"}
+)
 # Scopes a collection defines for itself (named by the collection's id).
 COLLECTION_SCOPE_NAMES = frozenset({"data_access", "https"})
 

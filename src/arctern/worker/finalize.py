@@ -19,6 +19,7 @@ from arctern.connectors.errors import ConnectorError
 from arctern.context import AppContext
 from arctern.db.models.transfer import Collection, Task, TaskEvent
 from arctern.db.models.work import TaskFile, TaskPlan, WorkBatch
+from arctern.notify.messages import task_ended
 from arctern.worker.progress import event_code
 
 ConnectorFactory = Callable[[str, str, dict[str, Any]], Connector]
@@ -98,6 +99,7 @@ async def finalize_if_complete(ctx: AppContext, task_id: uuid.UUID) -> bool:
         )
         if skipped:
             await _event(session, task_id, now, "SKIPPED_ERRORS", f"{skipped} errors were skipped")
+        await task_ended(session, ctx.settings, task_id, now)
         if failed is None:
             await _event(session, task_id, now, "SUCCEEDED", "succeeded")
         elif not await _has_event(session, task_id, values["fatal_error"]["code"]):
@@ -196,6 +198,7 @@ async def _stop(
         )
         await session.execute(update(TaskPlan).where(TaskPlan.task_id == task_id).values(done=True))
         await _event(session, task_id, now, code, message.lower(), is_error=event_error)
+        await task_ended(session, ctx.settings, task_id, now)
         task = await session.get(Task, task_id)
         dst_id = task.destination_endpoint_id if task else None
         collection = await session.get(Collection, dst_id) if dst_id else None

@@ -16,6 +16,7 @@ from arctern.db.models.auth import (
 )
 from arctern.db.models.connect import AgentRequest, CentralDataListener, Endpoint
 from arctern.db.models.groups import Group, GroupMembership
+from arctern.db.models.timers import OutgoingMail, Timer, TimerRun
 from arctern.db.models.transfer import (
     AclRule,
     Bookmark,
@@ -44,6 +45,7 @@ __all__ = [
     "LoginAttemptCounter",
     "OAuthClient",
     "OAuthToken",
+    "OutgoingMail",
     "Project",
     "SigningKeyRecord",
     "Task",
@@ -51,6 +53,8 @@ __all__ = [
     "TaskFile",
     "TaskItem",
     "TaskPlan",
+    "Timer",
+    "TimerRun",
     "WebSession",
     "WorkBatch",
 ]

@@ -64,6 +64,8 @@ class Identity(Base):
     # The identity set this identity is linked into, named by the id of the identity the set
     # was made from (None: a set of its own). See ``auth/identity_sets.py``.
     set_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True, index=True)
+    # Whether mail about this identity's tasks is sent (the account page's switch).
+    task_mail: Mapped[bool] = mapped_column(Boolean, default=True)
 
     provider: Mapped[IdentityProvider] = relationship(lazy="joined")
 

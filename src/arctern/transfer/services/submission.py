@@ -149,7 +149,8 @@ def _common(body: dict[str, Any], data_type: str, now: datetime, max_deadline: t
         if any(ch in label for ch in "\r\n\x00"):
             raise bad_request("The label must be a single line")
     deadline = _deadline(_string(body, "deadline"), now, max_deadline)
-    options: dict[str, Any] = {name: _bool(body, name, False) for name in NOTIFY_BOOLS}
+    # Globus sends mail about a task unless asked not to.
+    options: dict[str, Any] = {name: _bool(body, name, True) for name in NOTIFY_BOOLS}
     data = body.get("DATA")
     if not isinstance(data, list):
         raise bad_request("'DATA' must be a list of items")

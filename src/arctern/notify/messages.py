@@ -1,0 +1,134 @@
+"""What the mail says: a task that ended, a folder shared with someone."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from arctern.config import Settings
+from arctern.db.models.auth import Identity
+from arctern.db.models.transfer import Collection, Task, TaskItem
+from arctern.notify.outbox import enqueue, mail_enabled
+from arctern.web.viewfmt import human_size
+
+ITEMS_LISTED = 5
+# Which notify_on_* flag covers a task that ended so (Globus's names).
+FLAG_OF_STATUS = {
+    "SUCCEEDED": "notify_on_succeeded",
+    "FAILED": "notify_on_failed",
+    "INACTIVE": "notify_on_inactive",
+}
+
+
+async def task_ended(
+    session: AsyncSession, settings: Settings, task_id: uuid.UUID, now: datetime
+) -> bool:
+    """Queue the owner's mail about a task that just ended (in the transaction that ended
+    it), if the task asked for it and the owner wants task mail; whether one was queued."""
+    if not mail_enabled(settings):
+        return False
+    # Fresh from the database: the caller ended the task with an UPDATE statement.
+    task = await session.get(Task, task_id, populate_existing=True)
+    if task is None:
+        return False
+    flag = FLAG_OF_STATUS.get(task.status)
+    if flag is None or not (task.options or {}).get(flag, True):
+        return False
+    owner = await session.get(Identity, task.owner_id)
+    if owner is None or not owner.email or not owner.task_mail:
+        return False
+    source = await session.get(Collection, task.source_endpoint_id)
+    destination = (
+        await session.get(Collection, task.destination_endpoint_id)
+        if task.destination_endpoint_id
+        else None
+    )
+    items = list(
+        await session.scalars(
+            select(TaskItem)
+            .where(TaskItem.task_id == task.id)
+            .order_by(TaskItem.position)
+            .limit(ITEMS_LISTED + 1)
+        )
+    )
+    kind = "Transfer" if task.type == "TRANSFER" else "Delete"
+    outcome = {"SUCCEEDED": "succeeded", "FAILED": "failed"}.get(task.status, "needs attention")
+    name = task.label or f"{kind} {task.id}"
+    lines = [
+        f"Your {kind.lower()} task “{name}” {outcome}.",
+        "",
+        f"Task ID:      {task.id}",
+        f"Status:       {task.status}",
+        f"From:         {source.display_name if source else task.source_endpoint_id}",
+    ]
+    if destination is not None:
+        lines.append(f"To:           {destination.display_name}")
+    lines += [
+        f"Requested:    {task.request_time:%Y-%m-%d %H:%M:%S} UTC",
+        f"Duration:     {_duration(task, now)}",
+        f"Files:        {task.files_transferred} transferred"
+        + (f", {task.files_skipped} skipped" if task.files_skipped else ""),
+        f"Size:         {human_size(task.bytes_transferred)}",
+    ]
+    if task.fatal_error:
+        lines += [
+            "",
+            f"Error:        {task.fatal_error.get('code')}: {task.fatal_error.get('description')}",
+        ]
+    lines += ["", "Items:"]
+    for item in items[:ITEMS_LISTED]:
+        target = f" -> {item.destination_path}" if item.destination_path else ""
+        lines.append(f"  {item.source_path}{target}")
+    if len(items) > ITEMS_LISTED:
+        lines.append("  …")
+    lines += [
+        "",
+        f"Details: {settings.base_url}/activity/{task.id}",
+        "",
+        "You get this mail because the task asked for it. Turn task mail off on your account "
+        f"page: {settings.base_url}/account",
+    ]
+    subject = f"[Arctern] {kind} {outcome}: {name}"
+    return enqueue(session, settings, owner.email, subject, "\n".join(lines) + "\n", now)
+
+
+def _duration(task: Task, now: datetime) -> str:
+    seconds = int(((task.completion_time or now) - task.request_time).total_seconds())
+    hours, rest = divmod(max(0, seconds), 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}h {minutes:02d}m {seconds:02d}s" if hours else f"{minutes}m {seconds:02d}s"
+
+
+async def sharing_invitation(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    recipient: str,
+    sharer: Identity,
+    collection: Collection,
+    path: str,
+    permissions: str,
+    message: str | None,
+    now: datetime,
+) -> bool:
+    """The mail an access rule's ``notify_email`` asks for."""
+    access = "read and write" if "w" in permissions else "read"
+    lines = [
+        f"{sharer.name or sharer.username} ({sharer.username}) shared a folder with you on "
+        "Arctern.",
+        "",
+        f"Collection:   {collection.display_name}",
+        f"Folder:       {path}",
+        f"Access:       {access}",
+    ]
+    if message:
+        lines += ["", f"{sharer.username} wrote:", "", message.strip()]
+    lines += [
+        "",
+        f"Open it: {settings.base_url}/files?origin_id={collection.id}&origin_path={path}",
+    ]
+    subject = f"[Arctern] {sharer.username} shared {collection.display_name}{path} with you"
+    return enqueue(session, settings, recipient, subject, "\n".join(lines) + "\n", now)
