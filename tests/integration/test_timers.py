@@ -385,3 +385,52 @@ def test_a_killed_server_loses_no_run_and_doubles_none(tmp_path: Path) -> None:
         server.stop()
         if smtp is not None:
             smtp.stop()
+
+
+def test_mail_follows_the_tasks_flags_and_sharing_invites(site: Site) -> None:
+    me = user(site.server)
+    c1 = collection(me.tc, "Demo Collection 1")
+    src = source_folder(site.server)
+
+    def copy(notify: bool) -> str:
+        data = globus_sdk.TransferData(
+            source_endpoint=c1, destination_endpoint=c1, notify_on_succeeded=notify
+        )
+        data.add_item(f"{src}reading.csv", f"{src}copy-{notify}.csv")
+        task_id = str(me.tc.submit_transfer(data)["task_id"])
+        assert me.tc.task_wait(task_id, timeout=120, polling_interval=1)
+        return task_id
+
+    quiet, loud = copy(False), copy(True)
+    mails = site.smtp.mailbox.wait_for(lambda box: any(loud in m.get_content() for m in box))
+    assert not any(quiet in m.get_content() for m in mails)
+
+    # An access rule's notify_email sends the invitation, with the sharer's message.
+    me.tc.add_endpoint_acl_rule(
+        c1,
+        {
+            "DATA_TYPE": "access",
+            "principal_type": "all_authenticated_users",
+            "principal": "",
+            "path": src,
+            "permissions": "r",
+            "notify_email": "colleague@partner.example.org",
+            "notify_message": "The readings from last night.",
+        },
+    )
+    site.smtp.mailbox.wait_for(
+        lambda _: bool(site.smtp.mailbox.to("colleague@partner.example.org"))
+    )
+    (invite,) = site.smtp.mailbox.to("colleague@partner.example.org")
+    assert str(invite["Subject"]) == (
+        f"[Arctern] {DEMO_USERNAME} shared Demo Collection 1{src} with you"
+    )
+    body = invite.get_content()
+    assert "The readings from last night." in body and "Access:       read" in body
+    with pytest.raises(globus_sdk.TransferAPIError) as bad:
+        me.tc.add_endpoint_acl_rule(
+            c1,
+            {"DATA_TYPE": "access", "principal_type": "anonymous", "principal": "",
+             "path": src, "permissions": "r", "notify_email": "not an address"},
+        )  # fmt: skip
+    assert bad.value.http_status == 400

@@ -99,6 +99,7 @@ def serve(
     typer.echo(f"  export GLOBUS_SDK_SERVICE_URL_AUTH={settings.auth_url}")
     typer.echo(f"  export GLOBUS_SDK_SERVICE_URL_TRANSFER={settings.transfer_url}")
     typer.echo(f"  export GLOBUS_SDK_SERVICE_URL_GROUPS={settings.base_url}/groups/")
+    typer.echo(f"  export GLOBUS_SDK_SERVICE_URL_TIMER={settings.base_url}/timers/")
     typer.echo(f"File Manager:      {settings.base_url}/files")
     typer.echo(f"Activity:          {settings.base_url}/activity")
     typer.echo(f"Developer console: {settings.base_url}/developers")

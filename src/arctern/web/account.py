@@ -21,6 +21,7 @@ from arctern.auth.pages import login_url
 from arctern.auth.sessions import LINKING_KEY
 from arctern.context import AppContext
 from arctern.db.models.auth import Identity
+from arctern.notify.outbox import mail_enabled
 from arctern.web.pages import Pages
 
 LINKING_SECONDS = 600
@@ -50,6 +51,7 @@ def create_account_router(ctx: AppContext, pages: Pages) -> APIRouter:
             me=user,
             linked=linked,
             in_session=in_session,
+            mail_enabled=mail_enabled(ctx.settings),
         )
 
     @router.post("/link", response_class=HTMLResponse)
@@ -102,6 +104,25 @@ def create_account_router(ctx: AppContext, pages: Pages) -> APIRouter:
                 return pages.redirect("/account")
             username = incoming.username
         pages.flash(request, f"Linked {username} to {primary.username}.")
+        return pages.redirect("/account")
+
+    @router.post("/task-mail", response_class=HTMLResponse)
+    async def task_mail(request: Request) -> Response:
+        posted = await pages.posted_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        wanted = form.get("task_mail") == "on"
+        async with ctx.db.session() as session:
+            me = await session.get(Identity, user.id)
+            assert me is not None
+            me.task_mail = wanted
+        pages.flash(
+            request,
+            "You will get mail when your tasks end."
+            if wanted
+            else "You will no longer get mail about your tasks.",
+        )
         return pages.redirect("/account")
 
     @router.post("/unlink", response_class=HTMLResponse)

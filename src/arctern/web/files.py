@@ -17,13 +17,21 @@ from arctern import https_access
 from arctern.context import AppContext
 from arctern.db.models.auth import Identity
 from arctern.errors import ArcternError
+from arctern.timers.service import Timers
 from arctern.transfer.services import files as file_service
 from arctern.transfer.services.bookmarks import create_bookmark, list_bookmarks
 from arctern.transfer.services.collections import search_collections
 from arctern.transfer.services.common import Caller
 from arctern.transfer.services.submission import submit_delete
 from arctern.web.pages import Pages
-from arctern.web.tasks import SYNC_LEVELS, submit_from_form
+from arctern.web.tasks import (
+    REPEATS,
+    SYNC_LEVELS,
+    repeat_schedule,
+    submit_from_form,
+    transfer_document,
+)
+from arctern.web.timers import describe_schedule
 
 # The two panes, named like the Globus web app's URL parameters.
 PANES = ("origin", "destination")
@@ -250,6 +258,7 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
             state=state,
             state_query=state_query,
             sync_levels=SYNC_LEVELS,
+            repeats=REPEATS,
             bookmarks=bookmarks,
         )
 
@@ -484,20 +493,34 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
         if not items:
             pages.flash(request, "Select files or folders to transfer first.", error=True)
             return back_to_files(state)
+        body = transfer_document(
+            source_id=state[f"{source}_id"],
+            destination_id=state[f"{target}_id"],
+            source_dir=state.get(f"{source}_path", "/"),
+            destination_dir=state.get(f"{target}_path", "/"),
+            items=items,
+            form=form,
+        )
+        schedule = repeat_schedule(form)
         try:
-            task_id = await submit_from_form(
-                ctx,
-                caller_of(user),
-                source_id=state[f"{source}_id"],
-                destination_id=state[f"{target}_id"],
-                source_dir=state.get(f"{source}_path", "/"),
-                destination_dir=state.get(f"{target}_path", "/"),
-                items=items,
-                form=form,
-            )
+            if schedule is not None:
+                timer = await Timers(ctx).create(
+                    caller_of(user), timer_name(body, items), schedule, body
+                )
+            else:
+                task_id = await submit_from_form(ctx, caller_of(user), body)
         except ArcternError as exc:
-            pages.flash(request, f"The transfer was not started: {exc.message}", error=True)
+            what = "timer was not created" if schedule else "transfer was not started"
+            pages.flash(request, f"The {what}: {exc.message}", error=True)
             return back_to_files(state, form)
+        if schedule is not None:
+            pages.flash(
+                request,
+                f"Timer “{timer.name}” created: {describe_schedule(timer.schedule).lower()}, "
+                "the first run starts now.",
+                link=(f"/my-timers/{timer.id}", "View the timer"),
+            )
+            return back_to_files(state)
         pages.flash(
             request,
             f"Transfer request submitted. Task ID {task_id}.",
@@ -506,6 +529,14 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
         return back_to_files(state)
 
     return router
+
+
+def timer_name(body: dict[str, Any], items: list[tuple[str, bool]]) -> str:
+    """The transfer's label, or what it copies."""
+    if body.get("label"):
+        return str(body["label"])
+    first = items[0][0]
+    return f"Copy {first}" + (f" and {len(items) - 1} more" if len(items) > 1 else "")
 
 
 def is_entry_name(name: str) -> bool:

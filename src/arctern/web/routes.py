@@ -20,6 +20,7 @@ from arctern.web.files import create_files_router
 from arctern.web.groups import create_groups_router
 from arctern.web.pages import Pages
 from arctern.web.templating import STATIC_DIR
+from arctern.web.timers import create_timers_router
 
 
 def create_web_router(ctx: AppContext, verifier: TokenVerifier) -> APIRouter:
@@ -56,6 +57,7 @@ def create_web_router(ctx: AppContext, verifier: TokenVerifier) -> APIRouter:
     router.include_router(create_files_router(ctx, pages))
     router.include_router(create_activity_router(ctx, pages))
     router.include_router(create_groups_router(ctx, pages))
+    router.include_router(create_timers_router(ctx, pages))
     router.include_router(create_account_router(ctx, pages))
     return router
 

@@ -27,6 +27,7 @@ from arctern.db.models.auth import Identity
 from arctern.db.models.groups import Group
 from arctern.db.models.transfer import AclRule, Collection
 from arctern.errors import ArcternError, NotFound, PermissionDenied
+from arctern.notify.messages import sharing_invitation
 from arctern.transfer.filters import bad_request, parse_datetime
 from arctern.transfer.paths import dir_prefix, is_within, normalize_path
 from arctern.transfer.services.common import Caller, endpoint_not_found, load_collection
@@ -229,7 +230,44 @@ async def create_rule(
         )
         session.add(rule)
         await session.flush()
+        await _invite(ctx, session, caller, collection, rule, body)
         return rule
+
+
+MAX_NOTIFY_MESSAGE = 2000
+
+
+async def _invite(
+    ctx: AppContext,
+    session: AsyncSession,
+    caller: Caller,
+    collection: Collection,
+    rule: AclRule,
+    body: dict[str, Any],
+) -> None:
+    """The invitation ``notify_email`` asks for, queued with the rule (nothing without mail
+    set up)."""
+    address, message = body.get("notify_email"), body.get("notify_message")
+    if address is None:
+        return
+    if not isinstance(address, str) or "@" not in address or len(address) > 300:
+        raise bad_request("notify_email must be an email address")
+    if message is not None and (not isinstance(message, str) or len(message) > MAX_NOTIFY_MESSAGE):
+        raise bad_request(f"notify_message must be text of at most {MAX_NOTIFY_MESSAGE} characters")
+    sharer = await session.get(Identity, caller.identity_id)
+    if sharer is None:
+        return
+    await sharing_invitation(
+        session,
+        ctx.settings,
+        recipient=address.strip(),
+        sharer=sharer,
+        collection=collection,
+        path=rule.path,
+        permissions=rule.permissions,
+        message=message,
+        now=ctx.clock.now(),
+    )
 
 
 async def _load_rule(session: AsyncSession, collection: Collection, rule_id: str) -> AclRule:
