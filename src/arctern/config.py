@@ -207,6 +207,10 @@ class Settings(BaseSettings):
         description="First wait before a message the SMTP server did not take is tried again "
         "(doubling each time, at most an hour)",
     )
+    webhook_allow_http: bool = Field(
+        default=False,
+        description="Let users point webhooks at http:// URLs (tests, closed networks)",
+    )
     mail_from: str = Field(
         default="Arctern <arctern@localhost>", description="From: of every message sent"
     )

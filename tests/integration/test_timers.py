@@ -9,23 +9,36 @@ happens (a paused timer).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import re
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import globus_sdk
+import httpx
 import pytest
 
 from tests.conftest import _database_args
 from tests.integration.test_auth_globus_cli import GLOBUS, globus, globus_login
 from tests.integration.test_transfer_api import make_user
-from tests.support.auth_flow import authorize_over_http, native_tokens
-from tests.support.server import DEMO_PASSWORD, DEMO_USERNAME, LiveServer, free_port, start_server
+from tests.support.auth_flow import authorize_over_http, idp_value, native_tokens, page_form
+from tests.support.server import (
+    DEMO_IDP,
+    DEMO_PASSWORD,
+    DEMO_USERNAME,
+    LiveServer,
+    free_port,
+    start_server,
+)
 from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.timeout(300)
@@ -36,6 +49,7 @@ FAST_TIMERS = {
     "ARCTERN_TIMER_MIN_INTERVAL_SECONDS": "1",
     "ARCTERN_SCHEDULER_INTERVAL": "0.3",
     "ARCTERN_MAIL_RETRY_SECONDS": "0.5",
+    "ARCTERN_WEBHOOK_ALLOW_HTTP": "true",
 }
 
 
@@ -343,6 +357,24 @@ def test_globus_cli_timer_commands(site: Site, tmp_path: Path) -> None:
     deleted = globus(server, tmp_path, "timer", "delete", timer_id)
     assert deleted.returncode == 0 and timer_id in deleted.stdout
 
+    # An hourly timer: pause and resume with the CLI.
+    args[args.index("2s")] = "1h"
+    hourly = globus(server, tmp_path, *args)
+    assert hourly.returncode == 0, hourly.stderr
+    hourly_id = json.loads(hourly.stdout)["job_id"]
+    paused = globus(server, tmp_path, "timer", "pause", hourly_id)
+    assert paused.returncode == 0 and f"Successfully paused job {hourly_id}" in paused.stdout
+    assert (
+        "Paused, awaiting user action"
+        in globus(server, tmp_path, "timer", "show", hourly_id).stdout
+    )
+    resumed = globus(server, tmp_path, "timer", "resume", hourly_id)
+    assert resumed.returncode == 0 and "Successfully resumed" in resumed.stdout
+    shown = globus(server, tmp_path, "timer", "show", hourly_id).stdout
+    # (or still finishing the run it made when created, on a busy machine)
+    assert "Awaiting the next run" in shown or "Awaiting completion of the latest run" in shown
+    assert globus(server, tmp_path, "timer", "delete", hourly_id).returncode == 0
+
 
 def test_a_killed_server_loses_no_run_and_doubles_none(tmp_path: Path) -> None:
     """The server dies after a run, stays down across the next scheduled time, and its mail
@@ -434,3 +466,73 @@ def test_mail_follows_the_tasks_flags_and_sharing_invites(site: Site) -> None:
              "path": src, "permissions": "r", "notify_email": "not an address"},
         )  # fmt: skip
     assert bad.value.http_status == 400
+
+
+class Hooks(BaseHTTPRequestHandler):
+    """Records webhook deliveries; refuses the first one (500), to be retried."""
+
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Hooks.received.append((dict(self.headers), body))
+        self.send_response(500 if len(Hooks.received) == 1 else 204)
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def webhook_form(http: httpx.Client, server: LiveServer) -> dict[str, str]:
+    """Log the browser in as the demo user; the hidden fields of the account page's webhook
+    form."""
+    page = http.get(f"{server.url}/auth/login?next=/account")
+    form = {
+        **page_form(page.text, 'action="/auth/login"')[1],
+        "idp": idp_value(page.text, DEMO_IDP),
+        "username": DEMO_USERNAME,
+        "password": DEMO_PASSWORD,
+    }
+    account = http.post(f"{server.url}/auth/login", data=form)
+    return page_form(account.text, "/account/webhook")[1]
+
+
+def test_a_webhook_gets_each_ended_task_signed_and_retried(site: Site) -> None:
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{receiver.server_address[1]}/arctern"
+    try:
+        with httpx.Client(timeout=30, follow_redirects=True) as http:
+            saved = http.post(
+                f"{site.server.url}/account/webhook",
+                data={**webhook_form(http, site.server), "webhook_url": url},
+            )
+            assert saved.headers["cache-control"] == "no-store"
+            match = re.search(r'data-testid="webhook-secret">([^<]+)<', saved.text)
+            assert match, saved.text[:2000]
+            secret = match.group(1)
+            # A reload shows the URL, never the secret again.
+            again = http.get(f"{site.server.url}/account")
+            assert url in again.text and secret not in again.text
+        me = user(site.server)
+        c1 = collection(me.tc, "Demo Collection 1")
+        data = globus_sdk.TransferData(source_endpoint=c1, destination_endpoint=c1)
+        data.add_item("/hello.txt", f"/hook-{uuid.uuid4().hex[:6]}.txt")
+        task_id = str(me.tc.submit_transfer(data)["task_id"])
+        wait_until(lambda: len(Hooks.received) >= 2, what="the retried delivery")
+        first, second = Hooks.received[:2]
+        assert first[1] == second[1]  # the same delivery, tried again
+        headers, body = second
+        payload = json.loads(body)
+        assert payload["event"] == "task.succeeded" and payload["task"]["task_id"] == task_id
+        expected = hmac.new(
+            secret.encode(), f"{headers['X-Arctern-Timestamp']}.".encode() + body, hashlib.sha256
+        ).hexdigest()
+        assert headers["X-Arctern-Signature"] == f"sha256={expected}"
+    finally:
+        receiver.shutdown()
+        with httpx.Client(timeout=30, follow_redirects=True) as http:
+            http.post(
+                f"{site.server.url}/account/webhook",
+                data={**webhook_form(http, site.server), "webhook_url": ""},
+            )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from arctern.config import Settings
 from arctern.db.models.auth import Identity
 from arctern.db.models.transfer import Collection, Task, TaskItem
-from arctern.notify.outbox import enqueue, mail_enabled
+from arctern.notify.outbox import enqueue_mail, enqueue_webhook, mail_enabled
+from arctern.notify.webhooks import secret_of
 from arctern.web.viewfmt import human_size
 
 ITEMS_LISTED = 5
@@ -26,19 +28,26 @@ FLAG_OF_STATUS = {
 async def task_ended(
     session: AsyncSession, settings: Settings, task_id: uuid.UUID, now: datetime
 ) -> bool:
-    """Queue the owner's mail about a task that just ended (in the transaction that ended
-    it), if the task asked for it and the owner wants task mail; whether one was queued."""
-    if not mail_enabled(settings):
-        return False
+    """Queue what the owner asked to hear about a task that just ended (in the transaction
+    that ended it): the mail, if the task asked for it and the owner wants task mail, and the
+    owner's webhook, for every task. Whether a mail was queued."""
     # Fresh from the database: the caller ended the task with an UPDATE statement.
     task = await session.get(Task, task_id, populate_existing=True)
     if task is None:
         return False
-    flag = FLAG_OF_STATUS.get(task.status)
-    if flag is None or not (task.options or {}).get(flag, True):
-        return False
     owner = await session.get(Identity, task.owner_id)
-    if owner is None or not owner.email or not owner.task_mail:
+    if owner is None:
+        return False
+    secret = secret_of(owner, settings)
+    if owner.webhook_url and secret:
+        enqueue_webhook(
+            session, owner.webhook_url, secret, f"task.{task.status.lower()}",
+            {"task": _task_summary(task, settings)}, now,
+        )  # fmt: skip
+    flag = FLAG_OF_STATUS.get(task.status)
+    if not mail_enabled(settings) or flag is None or not (task.options or {}).get(flag, True):
+        return False
+    if not owner.email or not owner.task_mail:
         return False
     source = await session.get(Collection, task.source_endpoint_id)
     destination = (
@@ -92,7 +101,26 @@ async def task_ended(
         f"page: {settings.base_url}/account",
     ]
     subject = f"[Arctern] {kind} {outcome}: {name}"
-    return enqueue(session, settings, owner.email, subject, "\n".join(lines) + "\n", now)
+    return enqueue_mail(session, settings, owner.email, subject, "\n".join(lines) + "\n", now)
+
+
+def _task_summary(task: Task, settings: Settings) -> dict[str, Any]:
+    return {
+        "task_id": str(task.id),
+        "type": task.type,
+        "status": task.status,
+        "label": task.label,
+        "source_endpoint_id": str(task.source_endpoint_id),
+        "destination_endpoint_id": str(task.destination_endpoint_id)
+        if task.destination_endpoint_id
+        else None,
+        "request_time": task.request_time.isoformat(),
+        "completion_time": task.completion_time.isoformat() if task.completion_time else None,
+        "files_transferred": task.files_transferred,
+        "bytes_transferred": task.bytes_transferred,
+        "fatal_error": task.fatal_error,
+        "url": f"{settings.base_url}/activity/{task.id}",
+    }
 
 
 def _duration(task: Task, now: datetime) -> str:
@@ -131,4 +159,4 @@ async def sharing_invitation(
         f"Open it: {settings.base_url}/files?origin_id={collection.id}&origin_path={path}",
     ]
     subject = f"[Arctern] {sharer.username} shared {collection.display_name}{path} with you"
-    return enqueue(session, settings, recipient, subject, "\n".join(lines) + "\n", now)
+    return enqueue_mail(session, settings, recipient, subject, "\n".join(lines) + "\n", now)

@@ -228,7 +228,8 @@ def timer_document(view: TimerView) -> dict[str, Any]:
     else:
         activity = None
     latest = view.runs[0] if view.runs else None
-    if latest is not None and latest[1] is not None and latest[1].status == "ACTIVE":
+    running = latest is not None and latest[1] is not None and latest[1].status == "ACTIVE"
+    if latest is not None and running and timer.status in ("new", "loaded"):
         activity = {"code": "run_in_progress", "start_timestamp": _when(latest[0].ran_at)}
     return {
         "job_id": str(timer.id),

@@ -22,6 +22,7 @@ from arctern.auth.sessions import LINKING_KEY
 from arctern.context import AppContext
 from arctern.db.models.auth import Identity
 from arctern.notify.outbox import mail_enabled
+from arctern.notify.webhooks import WebhookError, set_webhook
 from arctern.web.pages import Pages
 
 LINKING_SECONDS = 600
@@ -30,14 +31,13 @@ LINKING_SECONDS = 600
 def create_account_router(ctx: AppContext, pages: Pages) -> APIRouter:
     router = APIRouter(prefix="/account")
 
-    @router.get("", response_class=HTMLResponse)
-    async def account(request: Request) -> Response:
-        login = await sessions.current_login(request, ctx)
-        if login is None:
-            return pages.login_redirect(request)
+    async def account_page(
+        request: Request, login: sessions.Login, *, no_store: bool = False, **extra: Any
+    ) -> Response:
         user = login.identity
         async with ctx.db.session() as session:
             linked = await identity_sets.members(session, user.id)
+            me = await session.get(Identity, user.id)
         # When each identity logged in during this session (``globus session show``).
         in_session = {
             uuid.UUID(key): datetime.fromtimestamp(when, UTC)
@@ -48,10 +48,46 @@ def create_account_router(ctx: AppContext, pages: Pages) -> APIRouter:
             "account.html",
             user=user,
             active_nav="account",
-            me=user,
+            me=me or user,
             linked=linked,
             in_session=in_session,
             mail_enabled=mail_enabled(ctx.settings),
+            no_store=no_store,
+            **extra,
+        )
+
+    @router.get("", response_class=HTMLResponse)
+    async def account(request: Request) -> Response:
+        login = await sessions.current_login(request, ctx)
+        if login is None:
+            return pages.login_redirect(request)
+        return await account_page(request, login)
+
+    @router.post("/webhook", response_class=HTMLResponse)
+    async def webhook(request: Request) -> Response:
+        posted = await pages.posted_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        login = await sessions.current_login(request, ctx)
+        assert login is not None
+        try:
+            async with ctx.db.session() as session:
+                me = await session.get(Identity, user.id)
+                assert me is not None
+                secret = set_webhook(me, str(form.get("webhook_url", "")), ctx.settings)
+        except WebhookError as exc:
+            return await account_page(request, login, error=str(exc))
+        if secret is None:
+            pages.flash(request, "Webhook removed.")
+            return pages.redirect("/account")
+        # Shown once, on this page only: never in the session cookie nor a cached page.
+        return await account_page(
+            request,
+            login,
+            no_store=True,
+            notice="Webhook saved. Copy its signing secret now: it is not shown again.",
+            webhook_secret=secret,
         )
 
     @router.post("/link", response_class=HTMLResponse)

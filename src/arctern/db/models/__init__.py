@@ -16,7 +16,7 @@ from arctern.db.models.auth import (
 )
 from arctern.db.models.connect import AgentRequest, CentralDataListener, Endpoint
 from arctern.db.models.groups import Group, GroupMembership
-from arctern.db.models.timers import OutgoingMail, Timer, TimerRun
+from arctern.db.models.timers import OutboxMessage, Timer, TimerRun
 from arctern.db.models.transfer import (
     AclRule,
     Bookmark,
@@ -45,7 +45,7 @@ __all__ = [
     "LoginAttemptCounter",
     "OAuthClient",
     "OAuthToken",
-    "OutgoingMail",
+    "OutboxMessage",
     "Project",
     "SigningKeyRecord",
     "Task",

@@ -66,6 +66,10 @@ class Identity(Base):
     set_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True, index=True)
     # Whether mail about this identity's tasks is sent (the account page's switch).
     task_mail: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Where this identity's task events are POSTed, and the HMAC key that signs them
+    # (encrypted with the deployment's secret key); see ``arctern.notify``.
+    webhook_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    webhook_secret: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     provider: Mapped[IdentityProvider] = relationship(lazy="joined")
 

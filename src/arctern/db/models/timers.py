@@ -1,4 +1,4 @@
-"""Timers (scheduled and recurring transfers) and the mail waiting to be sent.
+"""Timers (scheduled and recurring transfers) and the outbox of mail and webhooks.
 
 A timer's next run is claimed by moving ``next_run`` forward in the same transaction that
 records the run (``arctern.timers.runner``), so several workers on several hosts never fire
@@ -64,16 +64,19 @@ class TimerRun(Base):
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
-class OutgoingMail(Base):
-    """A message waiting for the SMTP server (or sent, kept a while for the record)."""
+class OutboxMessage(Base):
+    """A message waiting to go out (or gone, kept for the record): a mail for the SMTP
+    server, or a webhook POST (``body`` is then the JSON sent, ``headers`` its signature)."""
 
-    __tablename__ = "outgoing_mail"
-    __table_args__ = (Index("ix_outgoing_mail_due", "sent", "next_attempt_at"),)
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "sent", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    recipient: Mapped[str] = mapped_column(String(300))
-    subject: Mapped[str] = mapped_column(String(300))
+    channel: Mapped[str] = mapped_column(String(10), default="mail")  # mail, webhook
+    recipient: Mapped[str] = mapped_column(Text)  # an address, or the webhook URL
+    subject: Mapped[str] = mapped_column(String(300), default="")
     body: Mapped[str] = mapped_column(Text)
+    headers: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # A sender holds a message until this time (one sender per message, on any host).

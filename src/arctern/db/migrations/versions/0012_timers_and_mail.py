@@ -1,4 +1,4 @@
-"""Timers, their runs, outgoing mail, and the per-identity task mail switch
+"""Timers, their runs, the outbox (mail, webhooks), per-identity task mail and webhook
 
 Revision ID: 0012_timers_and_mail
 Revises: 0011_session_authentications
@@ -62,11 +62,13 @@ def upgrade() -> None:
     op.create_index("ix_timer_runs_timer_id", "timer_runs", ["timer_id"])
     op.create_index("ix_timer_runs_state", "timer_runs", ["state"])
     op.create_table(
-        "outgoing_mail",
+        "outbox",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("recipient", sa.String(length=300), nullable=False),
+        sa.Column("channel", sa.String(length=10), nullable=False),
+        sa.Column("recipient", sa.Text(), nullable=False),
         sa.Column("subject", sa.String(length=300), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("headers", sa.JSON(), nullable=True),
         sa.Column("created_at", Moment(timezone=True), nullable=False),
         sa.Column("next_attempt_at", Moment(timezone=True), nullable=False),
         sa.Column("claimed_until", Moment(timezone=True), nullable=True),
@@ -75,16 +77,20 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index("ix_outgoing_mail_due", "outgoing_mail", ["sent", "next_attempt_at"])
+    op.create_index("ix_outbox_due", "outbox", ["sent", "next_attempt_at"])
     with op.batch_alter_table("identities") as batch:
         batch.add_column(
             sa.Column("task_mail", sa.Boolean(), nullable=False, server_default=sa.true())
         )
+        batch.add_column(sa.Column("webhook_url", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("webhook_secret", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("identities") as batch:
+        batch.drop_column("webhook_secret")
+        batch.drop_column("webhook_url")
         batch.drop_column("task_mail")
-    op.drop_table("outgoing_mail")
+    op.drop_table("outbox")
     op.drop_table("timer_runs")
     op.drop_table("timers")
