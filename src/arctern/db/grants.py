@@ -71,7 +71,59 @@ def guard_from_rules(rules: list[AclRule]) -> AccessGuard:
 async def access_guard(
     session: AsyncSession, identity_id: uuid.UUID, collection: Collection, now: datetime
 ) -> AccessGuard | None:
-    """What ``identity_id`` may touch on ``collection`` now; None for its owner."""
+    """What ``identity_id`` may touch on ``collection`` now; None: everything (its owner).
+
+    On a guest collection, guests get what its rules grant them *and* its creator can
+    still reach in the mapped collection; the creator, what they can reach there."""
+    if collection.mapped_collection_id is not None:
+        reach = await creator_reach(session, collection, now)
+        if collection.owner_id == identity_id:
+            return reach
+        own = guard_from_rules(await applicable_rules(session, identity_id, collection.id, now))
+        return own if reach is None else intersect(own, reach)
     if collection.owner_id == identity_id:
         return None
     return guard_from_rules(await applicable_rules(session, identity_id, collection.id, now))
+
+
+async def creator_reach(
+    session: AsyncSession, guest: Collection, now: datetime
+) -> AccessGuard | None:
+    """What a guest collection's creator can reach in its mapped collection now, in the
+    guest collection's paths; None: all of it. Nothing once the creator cannot log in."""
+    mapped = await session.get(Collection, guest.mapped_collection_id)
+    creator = await session.get(Identity, guest.owner_id)
+    if mapped is None or creator is None or not creator.active:
+        return AccessGuard()
+    there = await access_guard(session, guest.owner_id, mapped, now)
+    if there is None:
+        return None
+    base = (guest.guest_base_path or "/").rstrip("/") + "/"
+    return AccessGuard(
+        readable=[p for grant in there.readable if (p := seen_from(base, grant)) is not None],
+        writable=[p for grant in there.writable if (p := seen_from(base, grant)) is not None],
+    )
+
+
+def seen_from(base: str, grant: str) -> str | None:
+    """A grant on the mapped collection (a directory prefix) as a path of the guest
+    collection rooted at ``base``: the part inside it, all of it, or nothing."""
+    if grant.startswith(base):
+        return "/" + grant[len(base) :]
+    if base.startswith(grant):
+        return "/"
+    return None
+
+
+def intersect(a: AccessGuard, b: AccessGuard) -> AccessGuard:
+    """What both guards allow (prefix sets: the deeper of every pair that nests)."""
+
+    def meet(xs: tuple[str, ...], ys: tuple[str, ...]) -> list[str]:
+        return [
+            x if x.startswith(y) else y
+            for x in xs
+            for y in ys
+            if x.startswith(y) or y.startswith(x)
+        ]
+
+    return AccessGuard(readable=meet(a.readable, b.readable), writable=meet(a.writable, b.writable))

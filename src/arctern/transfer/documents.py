@@ -14,7 +14,7 @@ from arctern import __version__
 from arctern.connect.endpoints import BUILTIN_ENDPOINT_ID, BUILTIN_ENDPOINT_NAME
 from arctern.connectors.base import SPECIAL_TYPES, FileInfo
 from arctern.db.models.transfer import AclRule, Bookmark, Collection, Task, TaskEvent
-from arctern.transfer.services.collections import ENTITY_TYPE
+from arctern.transfer.services.guests import GUEST_CONNECTORS, entity_type_of
 
 
 def iso(value: datetime | None) -> str | None:
@@ -39,12 +39,21 @@ def https_server(base_url: str, collection_id: uuid.UUID) -> str:
     return f"{base_url.rstrip('/')}/https/{collection_id}"
 
 
+def gcs_manager_url(base_url: str | None, endpoint_id: uuid.UUID) -> str | None:
+    """Where an endpoint's GCS Manager API answers (``arctern.gcs``): only over HTTPS, as
+    globus-sdk and globus-cli accept nothing else for it."""
+    if not base_url or not base_url.startswith("https://"):
+        return None
+    return f"{base_url.rstrip('/')}/gcs/{endpoint_id}"
+
+
 def endpoint_document(
     collection: Collection,
     owner_username: str,
     viewer_id: uuid.UUID | None = None,
     *,
     https_base: str | None = None,
+    mapped_name: str | None = None,
 ) -> dict[str, Any]:
     """The endpoint document of a collection (a GCSv5 mapped collection of its host
     endpoint); ``viewer_id`` decides ``my_effective_roles``; ``https_base`` (the deployment's
@@ -59,7 +68,7 @@ def endpoint_document(
         "owner_id": str(collection.owner_id),
         "owner_string": owner_username,
         "username": owner_username,
-        "entity_type": ENTITY_TYPE,
+        "entity_type": entity_type_of(collection),
         "description": collection.description or None,
         "organization": collection.organization or None,
         "department": collection.department or None,
@@ -88,10 +97,12 @@ def endpoint_document(
         "host_endpoint_display_name": (
             BUILTIN_ENDPOINT_NAME if collection.endpoint_id is None else None
         ),
-        "host_path": None,
-        "mapped_collection_id": None,
-        "mapped_collection_display_name": None,
-        "gcs_manager_url": None,
+        "host_path": collection.guest_base_path,
+        "mapped_collection_id": (
+            str(collection.mapped_collection_id) if collection.mapped_collection_id else None
+        ),
+        "mapped_collection_display_name": mapped_name,
+        "gcs_manager_url": gcs_manager_url(https_base, host_id),
         "gcs_version": GCS_VERSION,
         "tlsftp_server": None,
         "https_server": (
@@ -105,7 +116,8 @@ def endpoint_document(
         "acl_available": True,
         "acl_editable": True,
         "in_use": False,
-        "shareable": False,
+        # Guest collections can be made in mapped collections of the deployment's own storage.
+        "shareable": collection.connector in GUEST_CONNECTORS and not collection.is_guest,
         "activated": True,
         "expires_in": -1,
         "expire_time": None,
@@ -147,6 +159,7 @@ def host_endpoint_document(
     viewer_id: uuid.UUID | None = None,
     *,
     parallelism: int,
+    https_base: str | None = None,
 ) -> dict[str, Any]:
     """The document of a GCSv5 endpoint: an Arctern Connect agent, or the built-in endpoint
     of the deployment's own storage (which has no owner). It holds no files itself;
@@ -175,6 +188,8 @@ def host_endpoint_document(
             "network_use": "custom",
             "preferred_parallelism": parallelism,
             "max_parallelism": parallelism,
+            "shareable": False,
+            "gcs_manager_url": gcs_manager_url(https_base, endpoint_id),
         }
     )
     return doc

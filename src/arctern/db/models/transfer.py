@@ -51,6 +51,37 @@ class Collection(Base):
     endpoint_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("connect_endpoints.id", ondelete="CASCADE"), nullable=True, index=True
     )
+    # A guest collection: the mapped collection it was made in, and the folder there that
+    # is its root (``root`` is that folder in storage terms). Its creator (``owner_id``)
+    # shares it with access rules; guests get at most what the creator can still reach in
+    # the mapped collection (``db/grants.py``).
+    mapped_collection_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    guest_base_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A deleted guest collection stays for the history of the tasks that used it; nothing
+    # finds it any more (``services.common.load_collection``).
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    @property
+    def is_guest(self) -> bool:
+        return self.mapped_collection_id is not None
+
+
+class EndpointRole(Base):
+    """A role on an endpoint or collection (``administrator``, ``access_manager``,
+    ``activity_manager``, ``activity_monitor``) granted to an identity or a group."""
+
+    __tablename__ = "endpoint_roles"
+    __table_args__ = (Index("ix_endpoint_roles_target", "target_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    # A collection id, or an endpoint id (the built-in endpoint or a Connect endpoint).
+    target_id: Mapped[uuid.UUID] = mapped_column()
+    principal_type: Mapped[str] = mapped_column(String(20))  # identity, group
+    principal: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(30))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class AclRule(Base):

@@ -20,7 +20,7 @@ from arctern.transfer.documents import (
     owner_role_document,
 )
 from arctern.transfer.http import json_body, query_bool, query_int, result
-from arctern.transfer.services import acl, collections
+from arctern.transfer.services import acl, collections, guests
 from arctern.transfer.services.common import Caller
 
 SEARCH_MAX_LIMIT = 100
@@ -127,10 +127,63 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
                 h.owner_username,
                 caller.identity_id,
                 parallelism=h.parallelism or streams,
+                https_base=base,
             )
         return endpoint_document(
-            view.collection, view.owner_username, caller.identity_id, https_base=base
+            view.collection,
+            view.owner_username,
+            caller.identity_id,
+            https_base=base,
+            mapped_name=await collections.mapped_name(ctx, view.collection),
         )
+
+    @router.post("/shared_endpoint")
+    async def create_shared_endpoint(request: Request, caller: Caller = Auth) -> JSONResponse:
+        """A guest collection, the Transfer API way (``create_shared_endpoint``)."""
+        body = await json_body(request)
+        guest = await guests.create_guest(
+            ctx,
+            caller,
+            body.get("host_endpoint"),
+            body.get("host_path"),
+            body.get("display_name"),
+            description=str(body.get("description") or ""),
+        )
+        return result(
+            request,
+            "Created",
+            "Shared endpoint created successfully",
+            data_type="endpoint_create_result",
+            status=201,
+            id=str(guest.id),
+            globus_connect_setup_key=None,
+        )
+
+    @router.get("/endpoint/{endpoint_id}/my_shared_endpoint_list")
+    async def my_shared_endpoint_list(endpoint_id: str, caller: Caller = Auth) -> dict[str, Any]:
+        view = await collections.get_collection(ctx, caller, endpoint_id)
+        async with ctx.db.session() as session:
+            mine = await guests.guests_of(session, caller.identity_id, view.collection.id)
+        return {
+            "DATA_TYPE": "endpoint_list",
+            "DATA": [
+                endpoint_document(
+                    g,
+                    caller.username,
+                    caller.identity_id,
+                    https_base=base,
+                    mapped_name=view.collection.display_name,
+                )
+                for g in mine
+            ],
+        }
+
+    @router.delete("/endpoint/{endpoint_id}")
+    async def delete_endpoint(
+        endpoint_id: str, request: Request, caller: Caller = Auth
+    ) -> JSONResponse:
+        await guests.delete_guest(ctx, caller, endpoint_id)
+        return result(request, "Deleted", "Endpoint deleted successfully")
 
     @router.get("/endpoint/{endpoint_id}/role_list")
     async def role_list(endpoint_id: str, caller: Caller = Auth) -> dict[str, Any]:

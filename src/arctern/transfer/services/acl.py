@@ -68,6 +68,12 @@ async def effective_access(
     session: AsyncSession, caller: Caller, collection: Collection, path: str, now: datetime
 ) -> Access:
     """What the caller may do at ``path`` (canonical) and beneath it."""
+    if collection.is_guest:
+        # Bounded by what the guest collection's creator can still reach (``db/grants``).
+        guard = await caller_guard(session, caller, collection, now)
+        if guard is None or guard.allows(path, "rw"):
+            return "rw"
+        return "r" if guard.allows(path, "r") else ""
     if collection.owner_id == caller.identity_id:
         return "rw"
     best: Access = ""

@@ -18,6 +18,7 @@ from arctern.errors import Conflict, InvalidRequest, NotFound
 from arctern.transfer.filters import bad_request
 from arctern.transfer.services.acl import shared_collection_ids, visible_collection
 from arctern.transfer.services.common import Caller, usernames
+from arctern.transfer.services.guests import entity_type_of
 
 SEARCH_SCOPES = (
     "all",
@@ -29,9 +30,9 @@ SEARCH_SCOPES = (
     "shared-with-me",
     "administered-by-me",
 )
-# Every collection is a Globus Connect Server v5 mapped collection: of an Arctern Connect
-# endpoint (an agent), or of the built-in endpoint that stands for the deployment's own storage.
-ENTITY_TYPE = "GCSv5_mapped_collection"
+# Every collection is a Globus Connect Server v5 mapped collection (of an Arctern Connect
+# endpoint, an agent, or of the built-in endpoint that stands for the deployment's own
+# storage) or a guest collection made in one (``guests.entity_type_of``).
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,15 @@ async def get_collection(ctx: AppContext, caller: Caller, endpoint_id: object) -
         return CollectionView(collection, names.get(collection.owner_id, ""))
 
 
+async def mapped_name(ctx: AppContext, collection: Collection) -> str | None:
+    """The display name of a guest collection's mapped collection."""
+    if collection.mapped_collection_id is None:
+        return None
+    async with ctx.db.session() as session:
+        mapped = await session.get(Collection, collection.mapped_collection_id)
+    return mapped.display_name if mapped is not None else None
+
+
 def _matches_fulltext(view: CollectionView, terms: list[str]) -> bool:
     c = view.collection
     haystack = " ".join(
@@ -145,7 +155,8 @@ async def search_collections(
         # Collections of a deleted Connect endpoint that tasks still name are kept for the
         # tasks' history only.
         query = select(Collection).where(
-            ~((Collection.connector == "agent") & Collection.endpoint_id.is_(None))
+            ~((Collection.connector == "agent") & Collection.endpoint_id.is_(None)),
+            Collection.deleted_at.is_(None),
         )
         if scope in ("my-endpoints", "my-gcp-endpoints", "administered-by-me"):
             query = query.where(Collection.owner_id == caller.identity_id)
@@ -169,8 +180,8 @@ async def search_collections(
             except ValueError:
                 raise bad_request(f"Invalid filter_owner_id '{owner_id}'") from None
         rows = list(await session.scalars(query.order_by(Collection.display_name, Collection.id)))
-        if entity_type and entity_type != ENTITY_TYPE:
-            rows = []
+        if entity_type:
+            rows = [c for c in rows if entity_type_of(c) == entity_type]
         if non_functional:
             rows = []
         shared = await shared_collection_ids(session, caller, now)

@@ -58,7 +58,7 @@ async def load_collection(session: AsyncSession, endpoint_id: object) -> Collect
             f"No such endpoint with legacy name '{endpoint_id}'", code="EndpointNotFound"
         ) from None
     collection = await session.get(Collection, key)
-    if collection is None:
+    if collection is None or collection.deleted_at is not None:
         raise endpoint_not_found(endpoint_id)
     return collection
 
