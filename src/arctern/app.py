@@ -22,6 +22,7 @@ from arctern.auth.verifier import TokenVerifier
 from arctern.config import Settings
 from arctern.connect.api import create_agent_app
 from arctern.context import AppContext
+from arctern.gcs import create_gcs_app
 from arctern.groups import create_groups_app
 from arctern.http_limits import BodyLimit, RouteLimit
 from arctern.https_access import create_https_app
@@ -78,7 +79,15 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
         routes=(
             RouteLimit("POST", re.compile(r"/files/upload/?"), settings.https_max_upload_bytes),
         ),
-        skip_prefixes=("/auth/", "/transfer/", "/agent/", "/https/", "/groups/", "/timers/"),
+        skip_prefixes=(
+            "/auth/",
+            "/transfer/",
+            "/agent/",
+            "/https/",
+            "/groups/",
+            "/timers/",
+            "/gcs/",
+        ),
     )
     # Outermost, so every answer carries the headers, refusals included.
     app.add_middleware(SecurityHeadersMiddleware, https=settings.base_url.startswith("https://"))
@@ -88,6 +97,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
     app.mount("/https", create_https_app(ctx, verifier))
     app.mount("/groups", create_groups_app(ctx, verifier))
     app.mount("/timers", create_timers_app(ctx, verifier))
+    app.mount("/gcs", create_gcs_app(ctx, verifier))
     app.mount("/static", static_files(), name="static")
     app.include_router(create_web_router(ctx, verifier))
     install_error_pages(app, ctx)

@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         default=None, description="URL clients use to reach this server (default http://HOST:PORT)"
     )
+    tls_certificate: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) to serve HTTPS with; the GCS Manager API that "
+        "globus-cli's 'globus collection'/'globus gcs' commands use answers only over HTTPS",
+    )
+    tls_private_key: Path | None = Field(default=None, description="PEM key of tls_certificate")
 
     # Embedded worker pool inside `arctern serve`.
     embedded_worker: bool = True
@@ -235,7 +241,8 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls_certificate else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def trusted_hosts(self) -> frozenset[str]:

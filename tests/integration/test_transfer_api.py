@@ -183,7 +183,8 @@ def test_endpoint_document(env: Env) -> None:
     assert doc["gcs_version"].startswith("5.")
     assert doc["https_server"] == f"{env.server.url}/https/{env.c1}"
     assert doc["owner_string"] == env.owner.username
-    assert doc["owner_id"] == env.owner.identity_id
+    # As with Globus: the endpoint's identity (globus-cli finds the endpoint from it).
+    assert doc["owner_id"] == doc["host_endpoint_id"]
     assert doc["default_directory"] == "/~/"
     assert doc["is_globus_connect"] is False
     assert doc["subscription_id"] is None and doc["high_assurance"] is False

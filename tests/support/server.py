@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.tls import self_signed
+
 DEMO_PASSWORD = "demo-password-for-tests"
 DEMO_USERNAME = "researcher@example.edu"
 DEMO_IDP = "Example University"
@@ -40,10 +42,17 @@ class LiveServer:
     # namespace: ``tests/support/netns.py``).
     host: str = "127.0.0.1"
     launcher: list[str] = field(default_factory=list)
+    # Serve HTTPS with a self-signed certificate (``tests/support/tls.py``).
+    tls: bool = False
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def certificate(self) -> Path | None:
+        """The certificate clients must trust, for a TLS server."""
+        return self.home / "tls-cert.pem" if self.tls else None
 
     @property
     def env(self) -> dict[str, str]:
@@ -79,6 +88,9 @@ class LiveServer:
             GLOBUS_SDK_SERVICE_URL_GROUPS=f"{self.url}/groups/",
             GLOBUS_SDK_SERVICE_URL_TIMER=f"{self.url}/timers/",
         )
+        if self.certificate is not None:
+            env["GLOBUS_SDK_VERIFY_SSL"] = str(self.certificate)
+            env["REQUESTS_CA_BUNDLE"] = env["SSL_CERT_FILE"] = str(self.certificate)
         return env
 
     def start(self, *, demo: bool = True, timeout: float = 60.0) -> LiveServer:
@@ -95,6 +107,9 @@ class LiveServer:
             args += ["--host", self.host, "--public-url", self.url]
         if demo:
             args.append("--demo")
+        if self.tls:
+            cert, key = self_signed(self.home, self.host)
+            args += ["--tls-cert", str(cert), "--tls-key", str(key)]
         args += self.extra_args
         log = (self.home / "server.log").open("ab")
         self.process = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
@@ -103,7 +118,8 @@ class LiveServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                verify = str(self.certificate) if self.certificate else True
+                if httpx.get(f"{self.url}/health", timeout=1, verify=verify).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -152,6 +168,7 @@ def start_server(
     clock_file: bool = True,
     host: str = "127.0.0.1",
     launcher: list[str] | None = None,
+    tls: bool = False,
 ) -> LiveServer:
     home.mkdir(parents=True, exist_ok=True)
     server = LiveServer(
@@ -162,5 +179,6 @@ def start_server(
         clock_file=clock_file,
         host=host,
         launcher=launcher or [],
+        tls=tls,
     )
     return server.start(demo=demo)

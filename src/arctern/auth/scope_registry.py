@@ -32,7 +32,9 @@ from arctern.auth.scopes import (
     resource_server_of,
     scope_uuid,
 )
+from arctern.connect.endpoints import BUILTIN_ENDPOINT_ID
 from arctern.db.models.auth import ClientScope
+from arctern.db.models.connect import Endpoint
 from arctern.db.models.transfer import Collection
 
 GROUPS_RS = "groups.api.globus.org"
@@ -65,6 +67,7 @@ OTHER_URL_SERVICES = frozenset(
 _URN_NAME = re.compile(r"^urn:globus:auth:scope:[^:]+:(.+)$")
 _URL = re.compile(r"^https://auth\.globus\.org/scopes/([^/]+)/([^/]+)$")
 SUFFIX = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+ENDPOINT_SCOPE_NAME = "manage_collections"
 
 
 def client_scope_string(client_id: uuid.UUID | str, suffix: str) -> str:
@@ -91,6 +94,8 @@ def _static_known(scope: str) -> bool | None:
         return False
     urn = _URN_NAME.match(scope)
     if urn is not None:
+        if endpoint_of_scope(scope) is not None:
+            return None  # an endpoint's: known when the endpoint exists
         if rs in SERVED_SCOPE_NAMES:
             return urn.group(1) in SERVED_SCOPE_NAMES[rs]
         return rs in OTHER_URN_SERVICES
@@ -121,11 +126,26 @@ def _lookups(scope: str) -> tuple[Any, Any] | None:
     return collection, registered
 
 
+def endpoint_of_scope(scope: str) -> uuid.UUID | None:
+    """The endpoint a GCS endpoint scope (``urn:globus:auth:scope:<id>:manage_collections``,
+    for its GCS Manager API) names."""
+    urn = _URN_NAME.match(scope)
+    if urn is None or urn.group(1) != ENDPOINT_SCOPE_NAME:
+        return None
+    try:
+        return uuid.UUID(resource_server_of(scope))
+    except (ValueError, ScopeError):
+        return None
+
+
 def is_known(session: Session, scope: str) -> bool:
     """Whether ``scope`` exists here (sync session: the Authlib request path)."""
     static = _static_known(scope)
     if static is not None:
         return static
+    endpoint = endpoint_of_scope(scope)
+    if endpoint is not None:
+        return endpoint == BUILTIN_ENDPOINT_ID or session.get(Endpoint, endpoint) is not None
     lookups = _lookups(scope)
     if lookups is None:
         return False

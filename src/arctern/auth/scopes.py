@@ -52,8 +52,8 @@ def served_here(scope: str) -> bool:
         rs = resource_server_of(scope)
     except ScopeError:
         return False
-    if rs in SERVED_RESOURCE_SERVERS:
-        return True
+    if rs in SERVED_RESOURCE_SERVERS or scope.endswith(":manage_collections"):
+        return True  # (an endpoint's GCS Manager API)
     name = scope.rsplit("/", 1)[-1]
     return scope.startswith("https://") and name in COLLECTION_SCOPE_NAMES
 

@@ -71,6 +71,11 @@ def serve(
     ] = None,
     data_listen: DataListenOption = None,
     data_address: DataAddressOption = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="Serve HTTPS with this PEM certificate (chain); needs --tls-key."),
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The certificate's PEM private key.")] = None,
 ) -> None:
     """Start the server: Auth, Transfer, the web UI and (by default) transfer workers."""
     from arctern.app import create_app
@@ -86,7 +91,11 @@ def serve(
         embedded_worker=worker,
         data_listen=data_listen,
         data_address=data_address,
+        tls_certificate=tls_cert,
+        tls_private_key=tls_key,
     )
+    if bool(settings.tls_certificate) != bool(settings.tls_private_key):
+        raise typer.BadParameter("HTTPS needs both --tls-cert and --tls-key")
     _require_free_port(settings.host, settings.port)
     asyncio.run(_share_signing_key(settings))
     if demo:
@@ -110,6 +119,8 @@ def serve(
         port=settings.port,
         log_level="warning",
         proxy_headers=True,
+        ssl_certfile=str(settings.tls_certificate) if settings.tls_certificate else None,
+        ssl_keyfile=str(settings.tls_private_key) if settings.tls_private_key else None,
         # httptools with bounds: oversized heads get 431 at once, slow ones are closed after
         # http_head_timeout seconds, connections over http_max_connections get 503.
         http=with_limits(

@@ -65,7 +65,10 @@ def endpoint_document(
         "display_name": collection.display_name,
         "canonical_name": None,
         "name": None,
-        "owner_id": str(collection.owner_id),
+        # As with Globus, a GCSv5 collection's owner_id is its endpoint's identity (clients
+        # such as globus-cli find the endpoint, and its GCS Manager scopes, from it); the
+        # person who administers it is in owner_string.
+        "owner_id": str(host_id),
         "owner_string": owner_username,
         "username": owner_username,
         "entity_type": entity_type_of(collection),

@@ -7,9 +7,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import false, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from arctern.connect.endpoints import BUILTIN_ENDPOINT_ID
 from arctern.connectors.registry import KINDS
 from arctern.context import AppContext
 from arctern.db.models.auth import Identity
@@ -176,9 +177,17 @@ async def search_collections(
             query = query.where(Collection.id.in_(used.union(used_dst).subquery().select()))
         if owner_id:
             try:
-                query = query.where(Collection.owner_id == uuid.UUID(owner_id))
+                key = uuid.UUID(owner_id)
             except ValueError:
                 raise bad_request(f"Invalid filter_owner_id '{owner_id}'") from None
+            # The person administering it, or (its owner_id in documents) its endpoint.
+            query = query.where(
+                or_(
+                    Collection.owner_id == key,
+                    Collection.endpoint_id == key,
+                    Collection.endpoint_id.is_(None) if key == BUILTIN_ENDPOINT_ID else false(),
+                )
+            )
         rows = list(await session.scalars(query.order_by(Collection.display_name, Collection.id)))
         if entity_type:
             rows = [c for c in rows if entity_type_of(c) == entity_type]

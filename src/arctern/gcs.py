@@ -1,0 +1,316 @@
+"""The GCS Manager API of each endpoint, as globus-sdk's ``GCSClient`` and ``globus gcs`` /
+``globus collection`` use it, at ``/gcs/<endpoint id>/api/`` (the ``gcs_manager_url`` of
+endpoint documents; globus-sdk reaches it only over HTTPS, so it is advertised only when the
+server serves HTTPS).
+
+The subset served: the endpoint, its storage gateways (one per kind of storage the
+deployment opens itself), collections (list with the GCS filters, show, create a guest
+collection, update and delete your guest collections), and the user credential a guest
+collection is made with. Tokens must be for the endpoint (resource server = its id) with
+the ``manage_collections`` scope. Answers and errors are GCS ``result#1.0.0`` envelopes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from starlette.exceptions import HTTPException
+
+from arctern.auth.verifier import TokenVerifier
+from arctern.connect.endpoints import BUILTIN_ENDPOINT_ID, host_endpoints
+from arctern.context import AppContext
+from arctern.db.models.auth import Identity
+from arctern.db.models.transfer import Collection
+from arctern.errors import ArcternError
+from arctern.http_limits import BodyLimit
+from arctern.transfer.app import too_large_response
+from arctern.transfer.documents import https_server
+from arctern.transfer.http import json_body
+from arctern.transfer.security import bearer_token
+from arctern.transfer.services.acl import can_see
+from arctern.transfer.services.common import Caller
+from arctern.transfer.services.guests import GUEST_CONNECTORS, create_guest, delete_guest
+
+GATEWAY_NAMESPACE = uuid.UUID("6a7c6e2e-0000-4000-8000-617263746777")
+CONNECTOR_IDS = {
+    # Globus's connector ids, which globus-cli names ("POSIX", "S3").
+    "posix": "145812c8-decc-41f1-83cf-bb2a85a2a70b",
+    "s3": "7643e831-5f6c-4b47-a07f-8ee90f401d23",
+    "memory": "145812c8-decc-41f1-83cf-bb2a85a2a70b",
+}
+FILTERS = ("mapped_collections", "guest_collections", "managed_by_me", "created_by_me")
+
+
+class GcsError(ArcternError):
+    """An error in the GCS envelope; ``code`` is GCS's (``not_found``, ``permission_denied``)."""
+
+
+def envelope(
+    data: list[dict[str, Any]], *, status: int = 200, code: str = "success", detail: str = ""
+) -> JSONResponse:
+    return JSONResponse(
+        {
+            "DATA_TYPE": "result#1.0.0",
+            "code": code,
+            "detail": detail or code,
+            "http_response_code": status,
+            "has_next_page": False,
+            "data": data,
+        },
+        status_code=status,
+    )
+
+
+def gateway_id(endpoint_id: uuid.UUID, kind: str) -> uuid.UUID:
+    return uuid.uuid5(GATEWAY_NAMESPACE, f"{endpoint_id}:{kind}")
+
+
+def create_gcs_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
+    app = FastAPI(title="Arctern GCS Manager API", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(BodyLimit, render=too_large_response)
+    base = ctx.settings.base_url
+
+    @app.exception_handler(ArcternError)
+    async def handle(_request: Request, exc: ArcternError) -> JSONResponse:
+        code = exc.code if isinstance(exc, GcsError) else _gcs_code(exc.status)
+        return envelope([], status=exc.status, code=code, detail=exc.message)
+
+    @app.exception_handler(HTTPException)
+    async def handle_http(_request: Request, exc: HTTPException) -> JSONResponse:
+        return envelope([], status=exc.status_code, code=_gcs_code(exc.status_code))
+
+    async def caller(request: Request, endpoint_id: str) -> tuple[Caller, uuid.UUID]:
+        try:
+            endpoint = uuid.UUID(endpoint_id)
+        except ValueError:
+            raise GcsError("No such endpoint", code="not_found", status=404) from None
+        if not await host_endpoints(ctx, endpoint):
+            raise GcsError("No such endpoint", code="not_found", status=404)
+        token = bearer_token(request)
+        grant = await verifier.verify(token) if token else None
+        if grant is None or grant.identity_id is None:
+            raise GcsError("A user's access token is required", code="unauthorized", status=401)
+        scope = f"urn:globus:auth:scope:{endpoint}:manage_collections"
+        if grant.resource_server != str(endpoint) or scope not in grant.scopes:
+            raise GcsError(
+                f"The token is not for this endpoint (scope {scope})",
+                code="permission_denied",
+                status=403,
+            )
+        return Caller(grant.identity_id, grant.username or ""), endpoint
+
+    async def on_endpoint(endpoint: uuid.UUID) -> list[Collection]:
+        async with ctx.db.session() as session:
+            query = select(Collection).where(Collection.deleted_at.is_(None))
+            query = query.where(
+                Collection.endpoint_id.is_(None)
+                if endpoint == BUILTIN_ENDPOINT_ID
+                else Collection.endpoint_id == endpoint
+            )
+            return list(await session.scalars(query.order_by(Collection.display_name)))
+
+    async def document(collection: Collection, endpoint: uuid.UUID) -> dict[str, Any]:
+        async with ctx.db.session() as session:
+            owner = await session.get(Identity, collection.owner_id)
+        guest = collection.is_guest
+        return {
+            "DATA_TYPE": "collection#1.10.0",
+            "id": str(collection.id),
+            "display_name": collection.display_name,
+            "collection_type": "guest" if guest else "mapped",
+            "storage_gateway_id": str(gateway_id(endpoint, collection.connector)),
+            "connector_id": CONNECTOR_IDS.get(collection.connector),
+            "mapped_collection_id": str(collection.mapped_collection_id) if guest else None,
+            "collection_base_path": collection.guest_base_path if guest else "/",
+            "user_credential_id": (
+                str(credential_id(endpoint, collection.connector, collection.owner_id))
+                if guest
+                else None
+            ),
+            "identity_id": str(collection.owner_id),
+            "owner_username": owner.username if owner else None,
+            "public": collection.public,
+            "description": collection.description or None,
+            "organization": collection.organization or None,
+            "department": collection.department or None,
+            "keywords": collection.keywords.split(",") if collection.keywords else None,
+            "contact_email": collection.contact_email or None,
+            "contact_info": None,
+            "info_link": collection.info_link or None,
+            "user_message": None,
+            "user_message_link": None,
+            "default_directory": collection.default_directory,
+            "allow_guest_collections": collection.connector in GUEST_CONNECTORS and not guest,
+            "disable_anonymous_writes": True,
+            "high_assurance": False,
+            "authentication_timeout_mins": None,
+            "require_mfa": False,
+            "force_encryption": False,
+            "enable_https": True,
+            "https_url": https_server(base, collection.id),
+            "tlsftp_url": None,
+            "manager_url": f"{base}/gcs/{endpoint}",
+            "domain_name": None,
+        }
+
+    def credential_id(endpoint: uuid.UUID, kind: str, identity_id: uuid.UUID) -> uuid.UUID:
+        return uuid.uuid5(gateway_id(endpoint, kind), str(identity_id))
+
+    @app.get("/{endpoint_id}/api/info")
+    async def info(endpoint_id: str, request: Request) -> JSONResponse:
+        _, endpoint = await caller(request, endpoint_id)
+        return envelope([{"DATA_TYPE": "info#1.0.0", "endpoint_id": str(endpoint)}])
+
+    @app.get("/{endpoint_id}/api/storage_gateways")
+    async def storage_gateways(endpoint_id: str, request: Request) -> JSONResponse:
+        _, endpoint = await caller(request, endpoint_id)
+        kinds = sorted({c.connector for c in await on_endpoint(endpoint)})
+        return envelope(
+            [
+                {
+                    "DATA_TYPE": "storage_gateway#1.2.0",
+                    "id": str(gateway_id(endpoint, kind)),
+                    "display_name": f"{kind.upper()} storage",
+                    "connector_id": CONNECTOR_IDS.get(kind),
+                    "allowed_domains": [],
+                    "high_assurance": False,
+                    "require_high_assurance": False,
+                }
+                for kind in kinds
+            ]
+        )
+
+    @app.get("/{endpoint_id}/api/user_credentials")
+    async def user_credentials(endpoint_id: str, request: Request) -> JSONResponse:
+        """One credential per storage gateway for the caller: their identity is how the
+        deployment's storage knows them (no local account mapping)."""
+        me, endpoint = await caller(request, endpoint_id)
+        kinds = sorted({c.connector for c in await on_endpoint(endpoint)})
+        wanted = request.query_params.get("storage_gateway")
+        return envelope(
+            [
+                {
+                    "DATA_TYPE": "user_credential#1.0.0",
+                    "id": str(credential_id(endpoint, kind, me.identity_id)),
+                    "identity_id": str(me.identity_id),
+                    "username": me.username,
+                    "storage_gateway_id": str(gateway_id(endpoint, kind)),
+                    "connector_id": CONNECTOR_IDS.get(kind),
+                    "display_name": me.username,
+                    "invalid": False,
+                    "policies": {},
+                }
+                for kind in kinds
+                if wanted in (None, str(gateway_id(endpoint, kind)))
+            ]
+        )
+
+    @app.get("/{endpoint_id}/api/collections")
+    async def list_collections(endpoint_id: str, request: Request) -> JSONResponse:
+        me, endpoint = await caller(request, endpoint_id)
+        filters = {f for f in (request.query_params.get("filter") or "").split(",") if f}
+        if unknown := filters - set(FILTERS):
+            raise GcsError(f"Unknown filter {sorted(unknown)[0]!r}", code="invalid_parameter")
+        now = ctx.clock.now()
+        found = []
+        async with ctx.db.session() as session:
+            for c in await on_endpoint(endpoint):
+                if not await can_see(session, me, c, now):
+                    continue
+                if "mapped_collections" in filters and c.is_guest:
+                    continue
+                if "guest_collections" in filters and not c.is_guest:
+                    continue
+                mine = c.owner_id == me.identity_id
+                if filters & {"managed_by_me", "created_by_me"} and not mine:
+                    continue
+                found.append(c)
+        return envelope([await document(c, endpoint) for c in found])
+
+    @app.get("/{endpoint_id}/api/collections/{collection_id}")
+    async def show(endpoint_id: str, collection_id: str, request: Request) -> JSONResponse:
+        me, endpoint = await caller(request, endpoint_id)
+        return envelope([await document(await _visible(me, endpoint, collection_id), endpoint)])
+
+    async def _visible(me: Caller, endpoint: uuid.UUID, collection_id: str) -> Collection:
+        wanted = {str(c.id): c for c in await on_endpoint(endpoint)}.get(collection_id)
+        if wanted is not None:
+            async with ctx.db.session() as session:
+                if await can_see(session, me, wanted, ctx.clock.now()):
+                    return wanted
+        raise GcsError(
+            f"No collection {collection_id} on this endpoint", code="not_found", status=404
+        )
+
+    @app.post("/{endpoint_id}/api/collections")
+    async def create(endpoint_id: str, request: Request) -> JSONResponse:
+        me, endpoint = await caller(request, endpoint_id)
+        body = await json_body(request)
+        if body.get("collection_type") != "guest":
+            raise GcsError(
+                "Mapped collections are made by an administrator ('arctern collection create')",
+                code="permission_denied",
+                status=403,
+            )
+        mapped = await _visible(me, endpoint, str(body.get("mapped_collection_id")))
+        if body.get("identity_id") not in (None, str(me.identity_id)):
+            raise GcsError(
+                "A guest collection is made for yourself", code="permission_denied", status=403
+            )
+        guest = await create_guest(
+            ctx,
+            me,
+            mapped.id,
+            body.get("collection_base_path"),
+            body.get("display_name"),
+            description=str(body.get("description") or ""),
+            public=bool(body.get("public", False)),
+        )
+        return envelope([await document(guest, endpoint)], status=201)
+
+    @app.patch("/{endpoint_id}/api/collections/{collection_id}")
+    async def update(endpoint_id: str, collection_id: str, request: Request) -> JSONResponse:
+        me, endpoint = await caller(request, endpoint_id)
+        target = await _visible(me, endpoint, collection_id)
+        if target.owner_id != me.identity_id:
+            raise GcsError(
+                "Only its creator or an administrator changes a collection",
+                code="permission_denied",
+                status=403,
+            )
+        body = await json_body(request)
+        async with ctx.db.session() as session:
+            row = await session.get(Collection, target.id)
+            assert row is not None
+            for field in ("display_name", "description", "organization", "department",
+                          "contact_email", "info_link"):  # fmt: skip
+                if field in body and isinstance(body[field], str | None):
+                    setattr(row, field, (body[field] or "")[:300])
+            if "public" in body:
+                row.public = bool(body["public"])
+        return envelope([await document(row, endpoint)])
+
+    @app.delete("/{endpoint_id}/api/collections/{collection_id}")
+    async def delete(endpoint_id: str, collection_id: str, request: Request) -> JSONResponse:
+        me, endpoint = await caller(request, endpoint_id)
+        target = await _visible(me, endpoint, collection_id)
+        await delete_guest(ctx, me, target.id)
+        return envelope([], detail="Collection deleted")
+
+    return app
+
+
+def _gcs_code(status: int) -> str:
+    return {
+        400: "bad_request",
+        401: "unauthorized",
+        403: "permission_denied",
+        404: "not_found",
+        405: "method_not_allowed",
+        409: "conflict",
+        413: "request_too_large",
+    }.get(status, "error")

@@ -1,0 +1,177 @@
+"""Guest collections the GCS way, with the unmodified globus-cli: ``globus login --gcs``,
+``globus collection create guest``, ``globus gcs collection list``, ``globus collection
+show/update/delete``, then sharing it with ``globus endpoint permission create``.
+
+The GCS Manager API is only reached over HTTPS by globus-sdk, so this server serves HTTPS
+with a self-signed certificate the clients trust (``REQUESTS_CA_BUNDLE``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import globus_sdk
+import pytest
+
+from tests.conftest import _database_args
+from tests.integration.test_auth_globus_cli import GLOBUS
+from tests.integration.test_transfer_api import login, make_user
+from tests.support.auth_flow import authorize_over_http
+from tests.support.server import DEMO_PASSWORD, DEMO_USERNAME, LiveServer, start_server
+
+pytestmark = pytest.mark.timeout(300)
+BUILTIN_ENDPOINT = "6a7c6e2e-0000-4000-8000-61726374e001"
+
+
+@pytest.fixture(scope="module")
+def tls_server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[LiveServer]:
+    server = start_server(
+        tmp_path_factory.mktemp("gcs"), extra_args=_database_args(request), tls=True
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def trusting(tls_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> LiveServer:
+    """This process's clients (globus-sdk, httpx) trust the server's certificate (globus-sdk
+    sends prepared requests, which skip REQUESTS_CA_BUNDLE: it has its own variable)."""
+    monkeypatch.setenv("GLOBUS_SDK_VERIFY_SSL", str(tls_server.certificate))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_server.certificate))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_server.certificate))
+    return tls_server
+
+
+def globus(server: LiveServer, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [GLOBUS, *args], env=server.client_env(home), capture_output=True, text=True, timeout=120
+    )
+
+
+def cli_login(server: LiveServer, home: Path, user: str, password: str, *args: str) -> None:
+    """``globus login [ARGS] --no-local-server``: log in over HTTPS, paste the code."""
+    process = subprocess.Popen(
+        [GLOBUS, "login", *args, "--no-local-server"],
+        env=server.client_env(home),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    url = ""
+    while not url.startswith("https://"):
+        line = process.stdout.readline()
+        assert line, process.communicate()[1]
+        url = line.strip()
+    code = authorize_over_http(server.url, url, user, password)
+    out, err = process.communicate(code + "\n", timeout=120)
+    assert process.returncode == 0, out + err
+
+
+def test_guest_collection_with_the_globus_cli(trusting: LiveServer, tmp_path: Path) -> None:
+    server = trusting
+    owner = login(server, DEMO_USERNAME, DEMO_PASSWORD)
+    creator_name, creator_password = make_user(server, "gcs-creator")
+    creator = login(server, creator_name, creator_password)
+    reader = login(server, *make_user(server, "gcs-reader"))
+    mapped = next(
+        c["id"]
+        for c in owner.tc.endpoint_search("Demo Collection 1")
+        if c["display_name"] == "Demo Collection 1"
+    )
+    folder = f"gcs-lab-{uuid.uuid4().hex[:6]}"
+    (server.home / "demo" / "collection1" / folder).mkdir()
+    (server.home / "demo" / "collection1" / folder / "data.txt").write_text("shared\n")
+    owner.tc.add_endpoint_acl_rule(
+        mapped,
+        {"DATA_TYPE": "access", "principal_type": "identity",
+         "principal": creator.identity_id, "path": f"/{folder}/", "permissions": "rw"},
+    )  # fmt: skip
+    assert (
+        owner.tc.get_endpoint(mapped)["gcs_manager_url"] == f"{server.url}/gcs/{BUILTIN_ENDPOINT}"
+    )
+
+    cli_login(server, tmp_path, creator_name, creator_password)
+    # Without consent for the endpoint, the CLI says how to get it.
+    first = globus(server, tmp_path, "collection", "create", "guest", mapped, f"/{folder}/", "x")
+    assert first.returncode != 0 and f"globus login --gcs {BUILTIN_ENDPOINT}" in first.stderr
+    cli_login(
+        server, tmp_path, creator_name, creator_password, "--gcs", f"{BUILTIN_ENDPOINT}:{mapped}"
+    )
+
+    name = f"CLI share {uuid.uuid4().hex[:6]}"
+    made = globus(
+        server, tmp_path, "collection", "create", "guest", mapped, f"/{folder}/", name,
+        "--description", "made with the CLI", "-F", "json",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    guest = json.loads(made.stdout)
+    assert guest["collection_type"] == "guest" and guest["mapped_collection_id"] == mapped
+    assert guest["collection_base_path"] == f"/{folder}/"
+
+    shown = globus(server, tmp_path, "collection", "show", guest["id"])
+    assert shown.returncode == 0, shown.stderr
+    assert name in shown.stdout and "guest" in shown.stdout
+    # (The token for the endpoint from the login above serves the endpoint's own calls.)
+    listed = globus(server, tmp_path, "gcs", "collection", "list", BUILTIN_ENDPOINT, "-F", "json")
+    assert listed.returncode == 0, listed.stderr
+    ids = {c["id"] for c in json.loads(listed.stdout)["DATA"]}
+    assert guest["id"] in ids and mapped in ids
+    mine = globus(
+        server, tmp_path, "gcs", "collection", "list", BUILTIN_ENDPOINT,
+        "--filter", "created-by-me", "-F", "json",
+    )  # fmt: skip
+    assert [c["id"] for c in json.loads(mine.stdout)["DATA"]] == [guest["id"]]
+    renamed = globus(
+        server, tmp_path, "collection", "update", guest["id"], "--display-name", name + " v2"
+    )
+    assert renamed.returncode == 0, renamed.stderr
+    assert creator.tc.get_endpoint(guest["id"])["display_name"] == name + " v2"
+
+    # Shared with the reader through the Transfer API's rules, with the CLI.
+    shared = globus(
+        server, tmp_path, "endpoint", "permission", "create", f"{guest['id']}:/",
+        "--permissions", "r", "--identity", reader.identity_id,
+    )  # fmt: skip
+    assert shared.returncode == 0, shared.stderr
+    assert [e["name"] for e in reader.tc.operation_ls(guest["id"], path="/")] == ["data.txt"]
+    with pytest.raises(globus_sdk.TransferAPIError):
+        reader.tc.operation_ls(mapped, path=f"/{folder}/")
+
+    deleted = globus(server, tmp_path, "collection", "delete", guest["id"])
+    assert deleted.returncode == 0, deleted.stderr
+    with pytest.raises(globus_sdk.TransferAPIError) as gone:
+        reader.tc.operation_ls(guest["id"], path="/")
+    assert gone.value.http_status == 404
+
+
+def test_the_gcs_api_refuses_what_it_should(trusting: LiveServer) -> None:
+    import httpx
+
+    server = trusting
+    base = f"{server.url}/gcs/{BUILTIN_ENDPOINT}/api"
+    anonymous = httpx.get(f"{base}/collections", verify=str(server.certificate))
+    assert anonymous.status_code == 401
+    assert anonymous.json()["DATA_TYPE"] == "result#1.0.0"
+    assert anonymous.json()["code"] == "unauthorized"
+    # A Transfer token is not a token for the endpoint.
+    transfer = login(server, DEMO_USERNAME, DEMO_PASSWORD)
+    wrong = httpx.get(
+        f"{base}/collections",
+        headers={"Authorization": f"Bearer {transfer.token}"},
+        verify=str(server.certificate),
+    )
+    assert wrong.status_code == 403 and wrong.json()["code"] == "permission_denied"
+    nowhere = httpx.get(
+        f"{server.url}/gcs/{uuid.uuid4()}/api/collections", verify=str(server.certificate)
+    )
+    assert nowhere.status_code == 404 and nowhere.json()["code"] == "not_found"
