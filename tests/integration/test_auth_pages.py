@@ -173,8 +173,8 @@ def test_consent_page_and_prompt_login(server: LiveServer) -> None:
 
 
 def test_consent_marks_services_this_server_does_not_run(server: LiveServer) -> None:
-    """globus-cli's login asks for Search, Timers and Flows too: granted (so the CLI keeps
-    working) but marked on the consent page, while Transfer and Groups are not marked."""
+    """globus-cli's login asks for Search and Flows too: granted (so the CLI keeps working)
+    but marked on the consent page, while Transfer, Groups and Timers are not marked."""
     client_id = create_native_client(server, name="Many Services App")
     auth = native_auth_client(server, client_id)
     search = "urn:globus:auth:scope:search.api.globus.org:all"
@@ -191,8 +191,8 @@ def test_consent_marks_services_this_server_does_not_run(server: LiveServer) -> 
     items = re.findall(r"<li( class=\"unavailable\")?>(.*?)</li>", consent.text, re.S)
     marked = {scope for scope in (search, timer, flows, groups, TRANSFER_SCOPE, "openid")
               for cls, body in items if cls and f"<code>{scope}</code>" in body}  # fmt: skip
-    assert marked == {search, timer, flows}, items
-    assert consent.text.count("not available on this server</span>") == 3
+    assert marked == {search, flows}, items
+    assert consent.text.count("not available on this server</span>") == 2
     assert "not run by this deployment" in consent.text
 
 

@@ -22,7 +22,7 @@ from arctern.errors import ArcternError
 from arctern.http_limits import MIB, BodyLimit, RouteLimit, too_large_message
 from arctern.transfer.errors import error_response, globus_code, storage_error
 from arctern.transfer.http import resource
-from arctern.transfer.routes import bookmarks, endpoints, operations, tasks
+from arctern.transfer.routes import admin, bookmarks, endpoints, operations, tasks
 from arctern.transfer.security import make_authenticator
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,6 @@ def create_transfer_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
     app.add_middleware(BodyLimit, render=too_large_response, routes=SUBMISSION_ROUTES)
     install_error_handlers(app)
     authenticate = make_authenticator(verifier)
-    for module in (endpoints, operations, tasks, bookmarks):
+    for module in (endpoints, operations, tasks, bookmarks, admin):
         app.include_router(module.create_router(ctx, authenticate), prefix=API_PREFIX)
     return app

@@ -20,7 +20,7 @@ from arctern.transfer.documents import (
     owner_role_document,
 )
 from arctern.transfer.http import json_body, query_bool, query_int, result
-from arctern.transfer.services import acl, collections, guests
+from arctern.transfer.services import acl, collections, guests, roles
 from arctern.transfer.services.common import Caller
 
 SEARCH_MAX_LIMIT = 100
@@ -187,9 +187,10 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
 
     @router.get("/endpoint/{endpoint_id}/role_list")
     async def role_list(endpoint_id: str, caller: Caller = Auth) -> dict[str, Any]:
-        view = await collections.get_collection(ctx, caller, endpoint_id)
-        roles = [owner_role_document(view.collection)]
-        return {"DATA_TYPE": "role_list", "DATA": roles}
+        collection, granted = await roles.list_roles(ctx, caller, endpoint_id)
+        documents = [owner_role_document(collection)] if collection is not None else []
+        documents += [roles.role_document(r) for r in granted]
+        return {"DATA_TYPE": "role_list", "DATA": documents}
 
     @router.get("/endpoint/{endpoint_id}/access_list")
     async def access_list(endpoint_id: str, caller: Caller = Auth) -> dict[str, Any]:

@@ -133,8 +133,13 @@ class RuleInput:
     expiration_date: datetime | None
 
 
-def _owned(collection: Collection, caller: Caller) -> None:
-    if collection.owner_id != caller.identity_id:
+async def _may_manage_rules(session: AsyncSession, collection: Collection, caller: Caller) -> None:
+    """Its owner, an administrator or an access manager (``roles``) manages its rules."""
+    if collection.owner_id == caller.identity_id:
+        return
+    from arctern.transfer.services.roles import MANAGE_ACCESS, roles_on
+
+    if not (await roles_on(session, caller, collection)) & MANAGE_ACCESS:
         raise PermissionDenied(
             f"You are not allowed to manage access rules on '{collection.display_name}'",
             code="PermissionDenied",
@@ -195,7 +200,7 @@ async def _parse_rule(
 async def list_rules(ctx: AppContext, caller: Caller, endpoint_id: object) -> list[AclRule]:
     async with ctx.db.session() as session:
         collection = await visible_collection(session, caller, endpoint_id, ctx.clock.now())
-        _owned(collection, caller)
+        await _may_manage_rules(session, collection, caller)
         rows = await session.scalars(
             select(AclRule)
             .where(AclRule.collection_id == collection.id)
@@ -209,7 +214,7 @@ async def create_rule(
 ) -> AclRule:
     async with ctx.db.session() as session:
         collection = await visible_collection(session, caller, endpoint_id, ctx.clock.now())
-        _owned(collection, caller)
+        await _may_manage_rules(session, collection, caller)
         spec = await _parse_rule(session, body)
         existing = await session.scalar(
             select(AclRule).where(
@@ -290,7 +295,7 @@ async def _load_rule(session: AsyncSession, collection: Collection, rule_id: str
 async def get_rule(ctx: AppContext, caller: Caller, endpoint_id: object, rule_id: str) -> AclRule:
     async with ctx.db.session() as session:
         collection = await visible_collection(session, caller, endpoint_id, ctx.clock.now())
-        _owned(collection, caller)
+        await _may_manage_rules(session, collection, caller)
         return await _load_rule(session, collection, rule_id)
 
 
@@ -300,7 +305,7 @@ async def update_rule(
     """Only ``permissions`` and ``expiration_date`` change, as in Globus."""
     async with ctx.db.session() as session:
         collection = await visible_collection(session, caller, endpoint_id, ctx.clock.now())
-        _owned(collection, caller)
+        await _may_manage_rules(session, collection, caller)
         rule = await _load_rule(session, collection, rule_id)
         current = RuleInput(
             rule.principal_type, rule.principal, rule.path, rule.permissions, rule.expiration_date
@@ -336,6 +341,6 @@ async def update_rule(
 async def delete_rule(ctx: AppContext, caller: Caller, endpoint_id: object, rule_id: str) -> None:
     async with ctx.db.session() as session:
         collection = await visible_collection(session, caller, endpoint_id, ctx.clock.now())
-        _owned(collection, caller)
+        await _may_manage_rules(session, collection, caller)
         rule = await _load_rule(session, collection, rule_id)
         await session.delete(rule)

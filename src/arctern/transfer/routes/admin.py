@@ -1,0 +1,119 @@
+"""Endpoint administration in the Transfer API: roles (``endpoint_role``) and the
+``endpoint_manager`` calls endpoint administrators make about other users' tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from arctern.context import AppContext
+from arctern.transfer.documents import endpoint_document, event_document, iso, task_document
+from arctern.transfer.http import json_body, query_int, result
+from arctern.transfer.services import endpoint_manager, roles
+from arctern.transfer.services.common import Caller
+
+LIST_MAX_LIMIT = 1000
+
+
+def _csv(request: Request, name: str) -> list[str]:
+    return [v for v in (request.query_params.get(name) or "").split(",") if v]
+
+
+def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]]) -> APIRouter:
+    router = APIRouter()
+    Auth = Depends(authenticate)
+    base = ctx.settings.base_url
+
+    # ---------------------------------------------------------------- roles
+
+    @router.post("/endpoint/{endpoint_id}/role")
+    async def add_role(endpoint_id: str, request: Request, caller: Caller = Auth) -> JSONResponse:
+        role = await roles.create_role(ctx, caller, endpoint_id, await json_body(request))
+        return JSONResponse(
+            {**roles.role_document(role), "code": "Created", "message": "Role created"},
+            status_code=201,
+        )
+
+    @router.get("/endpoint/{endpoint_id}/role/{role_id}")
+    async def get_role(endpoint_id: str, role_id: str, caller: Caller = Auth) -> dict[str, Any]:
+        return roles.role_document(await roles.get_role(ctx, caller, endpoint_id, role_id))
+
+    @router.delete("/endpoint/{endpoint_id}/role/{role_id}")
+    async def delete_role(
+        endpoint_id: str, role_id: str, request: Request, caller: Caller = Auth
+    ) -> JSONResponse:
+        await roles.delete_role(ctx, caller, endpoint_id, role_id)
+        return result(request, "Deleted", "Role deleted successfully")
+
+    # ---------------------------------------------------------------- endpoint_manager
+
+    @router.get("/endpoint_manager/monitored_endpoints")
+    async def monitored_endpoints(caller: Caller = Auth) -> dict[str, Any]:
+        found = await endpoint_manager.monitored_collections(ctx, caller)
+        return {
+            "DATA_TYPE": "endpoint_list",
+            "DATA": [endpoint_document(c, "", caller.identity_id, https_base=base) for c in found],
+        }
+
+    @router.get("/endpoint_manager/task_list")
+    async def admin_task_list(request: Request, caller: Caller = Auth) -> dict[str, Any]:
+        limit = query_int(request, "limit", default=10, minimum=1, maximum=LIST_MAX_LIMIT)
+        offset = query_int(request, "offset", default=0, minimum=0, maximum=10**9)
+        views, total = await endpoint_manager.task_list(
+            ctx,
+            caller,
+            endpoints=_csv(request, "filter_endpoint"),
+            statuses=_csv(request, "filter_status"),
+            limit=limit,
+            offset=offset,
+        )
+        now = ctx.clock.now()
+        data = [
+            task_document(v.task, owner_username=v.owner_username, names=v.endpoint_names, now=now)
+            for v in views
+        ]
+        return {
+            "DATA_TYPE": "task_list",
+            "DATA": data,
+            "length": len(data),
+            "limit": limit,
+            "offset": offset,
+            "total": total,
+            "has_next_page": offset + len(data) < total,
+            "last_key": None,
+        }
+
+    @router.get("/endpoint_manager/task/{task_id}")
+    async def admin_get_task(task_id: str, caller: Caller = Auth) -> JSONResponse:
+        view = await endpoint_manager.get_task(ctx, caller, task_id)
+        return JSONResponse(
+            task_document(
+                view.task,
+                owner_username=view.owner_username,
+                names=view.endpoint_names,
+                now=ctx.clock.now(),
+            )
+        )
+
+    @router.get("/endpoint_manager/task/{task_id}/event_list")
+    async def admin_events(task_id: str, request: Request, caller: Caller = Auth) -> dict[str, Any]:
+        limit = query_int(request, "limit", default=10, minimum=1, maximum=LIST_MAX_LIMIT)
+        offset = query_int(request, "offset", default=0, minimum=0, maximum=10**9)
+        events, total = await endpoint_manager.task_events(
+            ctx, caller, task_id, limit=limit, offset=offset
+        )
+        data = [event_document(e) for e in events]
+        return {"DATA_TYPE": "event_list", "DATA": data, "length": len(data), "total": total}
+
+    @router.post("/endpoint_manager/admin_cancel")
+    async def admin_cancel(request: Request, caller: Caller = Auth) -> JSONResponse:
+        body = await json_body(request)
+        outcome = await endpoint_manager.cancel_tasks(
+            ctx, caller, body.get("task_id_list"), body.get("message")
+        )
+        return JSONResponse(outcome.document(iso(ctx.clock.now()) or ""), status_code=202)
+
+    return router

@@ -1,0 +1,211 @@
+"""The Transfer API's ``endpoint_manager`` family: what endpoint administrators see and do
+with other users' tasks on their endpoints and collections (``roles``): monitored
+endpoints, the tasks touching them, a task and its events, and cancelling tasks.
+
+A task is visible when its source or destination is a collection the caller monitors
+(``activity_monitor`` and up); cancelling needs ``activity_manager`` or ``administrator``
+on one of them. A task the caller may not see is answered as an unknown one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from arctern.context import AppContext
+from arctern.db.models.transfer import Collection, Task, TaskEvent
+from arctern.transfer.filters import bad_request
+from arctern.transfer.services.common import Caller, usernames
+from arctern.transfer.services.roles import (
+    MANAGE_ACTIVITY,
+    monitored_collection_ids,
+    roles_on,
+)
+from arctern.transfer.services.tasks import STATUSES, TaskView, task_not_found
+
+MAX_CANCEL = 1000
+
+
+async def monitored_collections(ctx: AppContext, caller: Caller) -> list[Collection]:
+    async with ctx.db.session() as session:
+        ids = await monitored_collection_ids(session, caller)
+        if not ids:
+            return []
+        return list(
+            await session.scalars(
+                select(Collection)
+                .where(Collection.id.in_(ids), Collection.deleted_at.is_(None))
+                .order_by(Collection.display_name)
+            )
+        )
+
+
+def _touches(ids: set[uuid.UUID]) -> ColumnElement[bool]:
+    return or_(Task.source_endpoint_id.in_(ids), Task.destination_endpoint_id.in_(ids))
+
+
+async def task_list(
+    ctx: AppContext,
+    caller: Caller,
+    *,
+    endpoints: list[str],
+    statuses: list[str],
+    limit: int,
+    offset: int,
+) -> tuple[list[TaskView], int]:
+    """Tasks on the caller's monitored collections, newest first."""
+    for status in statuses:
+        if status not in STATUSES:
+            raise bad_request(f"Invalid filter_status '{status}'")
+    async with ctx.db.session() as session:
+        ids = await monitored_collection_ids(session, caller)
+        if endpoints:
+            wanted = set()
+            for raw in endpoints:
+                try:
+                    wanted.add(uuid.UUID(raw))
+                except ValueError:
+                    raise bad_request(f"Invalid filter_endpoint '{raw}'") from None
+            ids &= wanted
+        if not ids:
+            return [], 0
+        condition = _touches(ids)
+        if statuses:
+            condition = condition & Task.status.in_(statuses)
+        total = await session.scalar(select(func.count()).select_from(Task).where(condition))
+        rows = list(
+            await session.scalars(
+                select(Task)
+                .where(condition)
+                .order_by(Task.request_time.desc(), Task.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+        )
+        return await _views(session, rows), int(total or 0)
+
+
+async def _views(session: AsyncSession, rows: list[Task]) -> list[TaskView]:
+    collection_ids = {t.source_endpoint_id for t in rows} | {
+        t.destination_endpoint_id for t in rows if t.destination_endpoint_id
+    }
+    names = {}
+    if collection_ids:
+        names = dict(
+            (cid, name)
+            for cid, name in await session.execute(
+                select(Collection.id, Collection.display_name).where(
+                    Collection.id.in_(collection_ids)
+                )
+            )
+        )
+    owners = await usernames(session, {t.owner_id for t in rows})
+    return [TaskView(t, owners.get(t.owner_id, ""), names) for t in rows]
+
+
+async def _monitored_task(session: AsyncSession, caller: Caller, task_id: object) -> Task:
+    try:
+        key = uuid.UUID(str(task_id))
+    except ValueError:
+        raise task_not_found(task_id) from None
+    task = await session.get(Task, key, populate_existing=True)
+    if task is None:
+        raise task_not_found(task_id)
+    ids = await monitored_collection_ids(session, caller)
+    if task.source_endpoint_id not in ids and task.destination_endpoint_id not in ids:
+        raise task_not_found(task_id)
+    return task
+
+
+async def get_task(ctx: AppContext, caller: Caller, task_id: object) -> TaskView:
+    async with ctx.db.session() as session:
+        task = await _monitored_task(session, caller, task_id)
+        return (await _views(session, [task]))[0]
+
+
+async def task_events(
+    ctx: AppContext, caller: Caller, task_id: object, *, limit: int, offset: int
+) -> tuple[list[TaskEvent], int]:
+    async with ctx.db.session() as session:
+        task = await _monitored_task(session, caller, task_id)
+        condition = TaskEvent.task_id == task.id
+        total = await session.scalar(select(func.count()).select_from(TaskEvent).where(condition))
+        rows = await session.scalars(
+            select(TaskEvent)
+            .where(condition)
+            .order_by(TaskEvent.time.desc(), TaskEvent.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return list(rows), int(total or 0)
+
+
+@dataclass
+class AdminCancel:
+    id: uuid.UUID
+    message: str
+    task_ids: list[str]
+    canceled: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def document(self, now: str) -> dict[str, Any]:
+        return {
+            "DATA_TYPE": "admin_cancel",
+            "id": str(self.id),
+            "done": True,
+            "start_time": now,
+            "message": self.message,
+            "task_id_list": self.task_ids,
+            "processed_task_id_list": self.canceled + self.skipped,
+            "canceled_task_id_list": self.canceled,
+        }
+
+
+async def cancel_tasks(
+    ctx: AppContext, caller: Caller, task_ids: object, message: object
+) -> AdminCancel:
+    """Ask the workers to stop each task the caller manages the activity of (others, and
+    tasks already finished, are skipped); the owners see the administrator's message."""
+    if not isinstance(task_ids, list) or not task_ids or len(task_ids) > MAX_CANCEL:
+        raise bad_request(f"task_id_list must list 1 to {MAX_CANCEL} task ids")
+    if not isinstance(message, str) or not message.strip():
+        raise bad_request("An admin cancel needs a message for the tasks' owners")
+    outcome = AdminCancel(uuid.uuid4(), message.strip()[:2048], [str(t) for t in task_ids])
+    now = ctx.clock.now()
+    async with ctx.db.session() as session:
+        for raw in outcome.task_ids:
+            task = await _monitored_task(session, caller, raw)
+            collections = [
+                c
+                for c in (
+                    await session.get(Collection, task.source_endpoint_id),
+                    await session.get(Collection, task.destination_endpoint_id)
+                    if task.destination_endpoint_id
+                    else None,
+                )
+                if c is not None
+            ]
+            allowed = False
+            for collection in collections:
+                if (await roles_on(session, caller, collection)) & MANAGE_ACTIVITY:
+                    allowed = True
+            if not allowed or task.status not in ("ACTIVE", "INACTIVE"):
+                outcome.skipped.append(raw)
+                continue
+            task.cancel_requested = True
+            session.add(
+                TaskEvent(
+                    task_id=task.id,
+                    time=now,
+                    code="CANCELED_BY_ADMIN",
+                    description=f"canceled by an administrator ({caller.username})",
+                    details=outcome.message,
+                    is_error=False,
+                )
+            )
+            outcome.canceled.append(raw)
+    return outcome
