@@ -22,6 +22,7 @@ from arctern.transfer.services import files as file_service
 from arctern.transfer.services.bookmarks import create_bookmark, list_bookmarks
 from arctern.transfer.services.collections import search_collections
 from arctern.transfer.services.common import Caller
+from arctern.transfer.services.guests import GUEST_CONNECTORS
 from arctern.transfer.services.submission import submit_delete
 from arctern.web.pages import Pages
 from arctern.web.tasks import (
@@ -89,6 +90,9 @@ class Pane:
     error: str | None = None
     # Files can be downloaded and uploaded over HTTPS (not on agents that do not listen).
     https: bool = False
+    # The folder can be shared as a guest collection (a mapped collection of the
+    # deployment's own storage).
+    shareable: bool = False
     # How many names start with a dot (listed only when asked for).
     hidden: int = 0
     crumbs: list[tuple[str, str]] = field(default_factory=list)
@@ -174,6 +178,9 @@ def create_files_router(ctx: AppContext, pages: Pages) -> APIRouter:
         pane.path = listing.absolute_path
         pane.total = listing.total
         pane.https = await https_access.serves_https(ctx, listing.collection)
+        pane.shareable = (
+            listing.collection.connector in GUEST_CONNECTORS and not listing.collection.is_guest
+        )
         if pane.path != "/":
             pane.parent = posixpath.dirname(pane.path.rstrip("/")).rstrip("/") + "/"
         show_hidden = state.get(f"{key}_hidden") == "1"

@@ -15,9 +15,11 @@ from arctern.context import AppContext
 from arctern.http_limits import too_large_message
 from arctern.web.account import create_account_router
 from arctern.web.activity import create_activity_router
+from arctern.web.collections import create_collections_router
 from arctern.web.console import create_console_router
 from arctern.web.files import create_files_router
 from arctern.web.groups import create_groups_router
+from arctern.web.managed import create_managed_router
 from arctern.web.pages import Pages
 from arctern.web.templating import STATIC_DIR
 from arctern.web.timers import create_timers_router
@@ -55,9 +57,12 @@ def create_web_router(ctx: AppContext, verifier: TokenVerifier) -> APIRouter:
 
     router.include_router(create_console_router(ctx, pages))
     router.include_router(create_files_router(ctx, pages))
+    # Before the activity pages, whose /activity/{task_id} would take "managed".
+    router.include_router(create_managed_router(ctx, pages))
     router.include_router(create_activity_router(ctx, pages))
     router.include_router(create_groups_router(ctx, pages))
     router.include_router(create_timers_router(ctx, pages))
+    router.include_router(create_collections_router(ctx, pages))
     router.include_router(create_account_router(ctx, pages))
     return router
 
