@@ -68,6 +68,10 @@ def check(page: Page, width: str, name: str) -> None:
         ("task", "/activity/{task}"),
         ("developers", "/developers"),
         ("groups", "/my-groups"),
+        ("timers", "/my-timers"),
+        ("collections", "/collections?tab=all"),
+        ("managed", "/activity/managed?status="),
+        ("account", "/account"),
     ],
 )
 def test_pages_are_accessible_at_both_widths(
