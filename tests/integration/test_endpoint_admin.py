@@ -112,6 +112,18 @@ def test_an_activity_manager_cancels_another_users_task(site: Site) -> None:
     assert status_of(nobody.tc.endpoint_manager_get_task, task_id) == 404
     assert status_of(researcher.tc.endpoint_manager_get_task, task_id) == 404
 
+    # The manager holds the task, then lets it go.
+    paused = manager.tc.endpoint_manager_pause_tasks([task_id], "Checking the storage")
+    assert paused["code"] == "PauseAccepted" and paused["task_id_list"] == [task_id]
+    held = researcher.tc.get_task(task_id)
+    assert held["is_paused"] is True and held["nice_status"] == "PAUSED_BY_ADMIN"
+    info = researcher.tc.task_pause_info(task_id)
+    assert [r["message"] for r in info["pause_rules"]] == ["Checking the storage"]
+    assert manager.tc.endpoint_manager_resume_tasks([task_id])["task_id_list"] == [task_id]
+    assert researcher.tc.get_task(task_id)["is_paused"] is False
+    assert researcher.tc.task_pause_info(task_id)["pause_rules"] == []
+    assert monitor.tc.endpoint_manager_pause_tasks([task_id], "no")["task_id_list"] == []
+
     # A monitor cannot cancel; the manager can.
     skipped = monitor.tc.endpoint_manager_cancel_tasks([task_id], "monitoring only")
     assert skipped["canceled_task_id_list"] == []

@@ -254,6 +254,8 @@ def task_document(
     finished = task.status in ("SUCCEEDED", "FAILED")
     src = task.source_endpoint_id
     dst = task.destination_endpoint_id
+    paused = not finished and task.admin_pause_message is not None
+    nice = "PAUSED_BY_ADMIN" if paused else task.nice_status
     return {
         "DATA_TYPE": "task",
         "task_id": str(task.id),
@@ -300,12 +302,12 @@ def task_document(
         "bytes_transferred": task.bytes_transferred,
         "bytes_checksummed": task.bytes_checksummed,
         "effective_bytes_per_second": effective_rate(task, now),
-        "nice_status": None if finished else task.nice_status,
-        "nice_status_short_description": None if finished else task.nice_status,
+        "nice_status": None if finished else nice,
+        "nice_status_short_description": None if finished else nice,
         "nice_status_details": None,
         "nice_status_expires_in": None if finished else -1,
         "is_ok": None if finished else task.status == "ACTIVE",
-        "is_paused": False,
+        "is_paused": paused,
         "canceled_by_admin": None,
         "canceled_by_admin_message": None,
         "source_local_user": None,

@@ -140,6 +140,7 @@ def _runnable_task(now: datetime, scope: Scope = CENTRAL) -> ColumnElement[bool]
     return and_(
         Task.status == "ACTIVE",
         Task.cancel_requested.is_(False),
+        Task.admin_pause_message.is_(None),
         or_(Task.deadline.is_(None), Task.deadline > now),
         in_scope(scope, now),
     )

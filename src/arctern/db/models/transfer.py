@@ -151,6 +151,9 @@ class Task(Base):
     # {"code": "CANCELED" | "EXPIRED" | …, "description": "…"} once the task failed.
     fatal_error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set while an endpoint administrator holds the task (``endpoint_manager`` admin_pause):
+    # the administrator's message to the owner. Workers start no new batch of it meanwhile.
+    admin_pause_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     # True once the source tree is fully walked into work records.
     planned: Mapped[bool] = mapped_column(Boolean, default=False)
 

@@ -116,4 +116,24 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
         )
         return JSONResponse(outcome.document(iso(ctx.clock.now()) or ""), status_code=202)
 
+    @router.post("/endpoint_manager/admin_pause")
+    async def admin_pause(request: Request, caller: Caller = Auth) -> JSONResponse:
+        body = await json_body(request)
+        changed, _ = await endpoint_manager.pause_tasks(
+            ctx, caller, body.get("task_id_list"), body.get("message"), pause=True
+        )
+        return result(
+            request, "PauseAccepted", f"{len(changed)} task(s) paused", task_id_list=changed
+        )
+
+    @router.post("/endpoint_manager/admin_resume")
+    async def admin_resume(request: Request, caller: Caller = Auth) -> JSONResponse:
+        body = await json_body(request)
+        changed, _ = await endpoint_manager.pause_tasks(
+            ctx, caller, body.get("task_id_list"), None, pause=False
+        )
+        return result(
+            request, "ResumeAccepted", f"{len(changed)} task(s) resumed", task_id_list=changed
+        )
+
     return router

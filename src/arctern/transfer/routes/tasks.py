@@ -207,10 +207,34 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
 
     @router.get("/task/{task_id}/pause_info")
     async def pause_info(task_id: str, caller: Caller = Auth) -> dict[str, Any]:
-        await tasks.get_task(ctx, caller, task_id)
+        view = await tasks.get_task(ctx, caller, task_id)
+        held = view.task.admin_pause_message
+        rules = (
+            [
+                {
+                    "DATA_TYPE": "pause_rule_limited",
+                    "id": None,
+                    "message": held,
+                    "start_time": None,
+                    "pause_ls": False,
+                    "pause_mkdir": False,
+                    "pause_rename": False,
+                    "pause_task_delete": False,
+                    "pause_task_transfer_write": True,
+                    "pause_task_transfer_read": True,
+                    "endpoint_id": str(view.task.source_endpoint_id),
+                    "identity_id": None,
+                    "modified_by_id": None,
+                    "created_by_host_manager": False,
+                    "editable": False,
+                }
+            ]
+            if held and view.task.status in ("ACTIVE", "INACTIVE")
+            else []
+        )
         return {
             "DATA_TYPE": "pause_info_limited",
-            "pause_rules": [],
+            "pause_rules": rules,
             "source_pause_message": None,
             "source_pause_message_share": None,
             "destination_pause_message": None,

@@ -179,20 +179,7 @@ async def cancel_tasks(
     async with ctx.db.session() as session:
         for raw in outcome.task_ids:
             task = await _monitored_task(session, caller, raw)
-            collections = [
-                c
-                for c in (
-                    await session.get(Collection, task.source_endpoint_id),
-                    await session.get(Collection, task.destination_endpoint_id)
-                    if task.destination_endpoint_id
-                    else None,
-                )
-                if c is not None
-            ]
-            allowed = False
-            for collection in collections:
-                if (await roles_on(session, caller, collection)) & MANAGE_ACTIVITY:
-                    allowed = True
+            allowed = await _manages(session, caller, task)
             if not allowed or task.status not in ("ACTIVE", "INACTIVE"):
                 outcome.skipped.append(raw)
                 continue
@@ -209,3 +196,38 @@ async def cancel_tasks(
             )
             outcome.canceled.append(raw)
     return outcome
+
+
+async def pause_tasks(
+    ctx: AppContext, caller: Caller, task_ids: object, message: object | None, *, pause: bool
+) -> tuple[list[str], list[str]]:
+    """Hold (or release) tasks the caller manages the activity of: workers start no new
+    batch of a held task; its owner sees the message in ``task_pause_info``. Returns the
+    task ids changed and those skipped."""
+    if not isinstance(task_ids, list) or not task_ids or len(task_ids) > MAX_CANCEL:
+        raise bad_request(f"task_id_list must list 1 to {MAX_CANCEL} task ids")
+    if pause and (not isinstance(message, str) or not message.strip()):
+        raise bad_request("An admin pause needs a message for the tasks' owners")
+    changed: list[str] = []
+    skipped: list[str] = []
+    async with ctx.db.session() as session:
+        for raw in [str(t) for t in task_ids]:
+            task = await _monitored_task(session, caller, raw)
+            if task.status not in ("ACTIVE", "INACTIVE") or not await _manages(
+                session, caller, task
+            ):
+                skipped.append(raw)
+                continue
+            task.admin_pause_message = str(message).strip()[:2048] if pause else None
+            changed.append(raw)
+    return changed, skipped
+
+
+async def _manages(session: AsyncSession, caller: Caller, task: Task) -> bool:
+    for collection_id in (task.source_endpoint_id, task.destination_endpoint_id):
+        collection = await session.get(Collection, collection_id) if collection_id else None
+        if collection is not None and (await roles_on(session, caller, collection)) & (
+            MANAGE_ACTIVITY
+        ):
+            return True
+    return False

@@ -1,4 +1,5 @@
-"""Guest collections (a mapped collection's folder, shared by its creator) and endpoint roles
+"""Guest collections (a mapped collection's folder, shared by its creator), endpoint roles,
+and tasks held by an endpoint administrator
 
 Revision ID: 0013_guest_collections_roles
 Revises: 0012_timers_and_mail
@@ -33,6 +34,8 @@ def upgrade() -> None:
             ["id"],
             ondelete="CASCADE",
         )
+    with op.batch_alter_table("tasks") as batch:
+        batch.add_column(sa.Column("admin_pause_message", sa.Text(), nullable=True))
     op.create_table(
         "endpoint_roles",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -48,6 +51,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("endpoint_roles")
+    with op.batch_alter_table("tasks") as batch:
+        batch.drop_column("admin_pause_message")
     with op.batch_alter_table("collections") as batch:
         batch.drop_constraint("fk_collections_mapped_collection_id", type_="foreignkey")
         batch.drop_index("ix_collections_mapped_collection_id")
