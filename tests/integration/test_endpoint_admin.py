@@ -159,3 +159,20 @@ def test_an_access_manager_manages_rules_but_not_roles(site: Site) -> None:
     keeper.tc.delete_endpoint_acl_rule(site.c2, rule)
     assert status_of(keeper.tc.endpoint_role_list, site.c2) == 403
     assert status_of(keeper.tc.endpoint_acl_list, site.c1) == 403
+
+
+def test_update_endpoint_by_its_administrators(site: Site) -> None:
+    tc = site.owner.tc
+    assert (
+        tc.update_endpoint(site.c2, {"description": "Scratch space", "keywords": "scratch,tmp"})[
+            "code"
+        ]
+        == "Updated"
+    )
+    doc = tc.get_endpoint(site.c2)
+    assert doc["description"] == "Scratch space" and doc["keywords"] == "scratch,tmp"
+    outsider = login(site.server, *make_user(site.server, "outsider"))
+    assert status_of(outsider.tc.update_endpoint, site.c2, {"description": "mine now"}) == 403
+    assert status_of(tc.update_endpoint, site.c2, {"root": "/etc"}) == 400
+    assert status_of(tc.update_endpoint, site.c2, {"display_name": "Demo Collection 1"}) == 409
+    assert tc.get_endpoint(site.c2)["description"] == "Scratch space"

@@ -137,6 +137,13 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
             mapped_name=await collections.mapped_name(ctx, view.collection),
         )
 
+    @router.put("/endpoint/{endpoint_id}")
+    async def update_endpoint(
+        endpoint_id: str, request: Request, caller: Caller = Auth
+    ) -> JSONResponse:
+        await collections.update_collection(ctx, caller, endpoint_id, await json_body(request))
+        return result(request, "Updated", "Endpoint updated successfully")
+
     @router.post("/shared_endpoint")
     async def create_shared_endpoint(request: Request, caller: Caller = Auth) -> JSONResponse:
         """A guest collection, the Transfer API way (``create_shared_endpoint``)."""

@@ -223,3 +223,58 @@ async def search_collections(
             views.sort(key=lambda v: last_used.get(v.collection.id, now), reverse=True)
         page = views[offset : offset + limit]
         return page, offset + limit < len(views)
+
+
+UPDATABLE_TEXT = {
+    "display_name": 300,
+    "description": 4000,
+    "organization": 300,
+    "department": 300,
+    "keywords": 1000,
+    "contact_email": 300,
+    "info_link": 1000,
+    "default_directory": 1000,
+}
+
+
+async def update_collection(
+    ctx: AppContext, caller: Caller, endpoint_id: object, body: dict[str, Any]
+) -> Collection:
+    """``update_endpoint``: an administrator of the collection changes what it shows
+    (names, descriptions, contact, visibility, default directory); its storage is an
+    administrator's command-line matter."""
+    from arctern.transfer.services.roles import require_role
+
+    unknown = set(body) - set(UPDATABLE_TEXT) - {"public", "DATA_TYPE", "id"}
+    if unknown:
+        raise bad_request(f"These fields cannot be changed here: {', '.join(sorted(unknown))}")
+    async with ctx.db.session() as session:
+        collection = await visible_collection(session, caller, endpoint_id, ctx.clock.now())
+        await require_role(session, caller, collection, {"administrator"})
+        for name, limit in UPDATABLE_TEXT.items():
+            if name not in body:
+                continue
+            value = body[name]
+            if isinstance(value, list) and name == "keywords":
+                value = ",".join(str(v) for v in value)
+            if value is not None and not isinstance(value, str):
+                raise bad_request(f"{name} must be text")
+            value = (value or "").strip()
+            if len(value) > limit:
+                raise bad_request(f"{name} is longer than {limit} characters")
+            if name == "display_name":
+                if not value:
+                    raise bad_request("display_name cannot be empty")
+                taken = await session.scalar(
+                    select(Collection.id).where(
+                        Collection.display_name == value, Collection.id != collection.id
+                    )
+                )
+                if taken is not None:
+                    raise Conflict(f"A collection named '{value}' already exists")
+            setattr(collection, name, value)
+        if "public" in body:
+            if not isinstance(body["public"], bool):
+                raise bad_request("public must be true or false")
+            collection.public = body["public"]
+        return collection
