@@ -24,13 +24,14 @@ from arctern.auth.verifier import TokenVerifier
 from arctern.connect.endpoints import BUILTIN_ENDPOINT_ID, host_endpoints
 from arctern.context import AppContext
 from arctern.db.models.auth import Identity
-from arctern.db.models.transfer import Collection
+from arctern.db.models.transfer import Collection, EndpointRole
 from arctern.errors import ArcternError
 from arctern.http_limits import BodyLimit
 from arctern.transfer.app import too_large_response
 from arctern.transfer.documents import https_server
 from arctern.transfer.http import json_body
 from arctern.transfer.security import bearer_token
+from arctern.transfer.services import roles
 from arctern.transfer.services.acl import can_see
 from arctern.transfer.services.common import Caller
 from arctern.transfer.services.guests import GUEST_CONNECTORS, create_guest, delete_guest
@@ -42,6 +43,7 @@ CONNECTOR_IDS = {
     "s3": "7643e831-5f6c-4b47-a07f-8ee90f401d23",
     "memory": "145812c8-decc-41f1-83cf-bb2a85a2a70b",
 }
+PRINCIPAL_URNS = (("urn:globus:auth:identity:", "identity"), ("urn:globus:groups:id:", "group"))
 FILTERS = ("mapped_collections", "guest_collections", "managed_by_me", "created_by_me")
 
 
@@ -300,6 +302,75 @@ def create_gcs_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
         target = await _visible(me, endpoint, collection_id)
         await delete_guest(ctx, me, target.id)
         return envelope([], detail="Collection deleted")
+
+    # ---------------------------------------------------------------- roles
+
+    def role_document(role: EndpointRole, endpoint: uuid.UUID) -> dict[str, Any]:
+        prefix = next(p for p, kind in PRINCIPAL_URNS if kind == role.principal_type)
+        return {
+            "DATA_TYPE": "role#1.0.0",
+            "id": str(role.id),
+            "collection": None if role.target_id == endpoint else str(role.target_id),
+            "principal": prefix + role.principal,
+            "role": role.role,
+        }
+
+    async def role_target(me: Caller, endpoint: uuid.UUID, collection: str | None) -> str:
+        """The Transfer-side id roles.* use: the collection, or the endpoint itself."""
+        if collection:
+            await _visible(me, endpoint, collection)
+            return collection
+        return str(endpoint)
+
+    @app.get("/{endpoint_id}/api/roles")
+    async def list_roles(endpoint_id: str, request: Request) -> JSONResponse:
+        me, endpoint = await caller(request, endpoint_id)
+        target = await role_target(me, endpoint, request.query_params.get("collection_id"))
+        _, granted = await roles.list_roles(ctx, me, target)
+        return envelope([role_document(r, endpoint) for r in granted])
+
+    @app.post("/{endpoint_id}/api/roles")
+    async def create_role(endpoint_id: str, request: Request) -> JSONResponse:
+        me, endpoint = await caller(request, endpoint_id)
+        body = await json_body(request)
+        principal = str(body.get("principal") or "")
+        urn = next(((p, k) for p, k in PRINCIPAL_URNS if principal.startswith(p)), None)
+        if urn is None:
+            raise GcsError("principal must be an identity or group URN", code="invalid_parameter")
+        prefix, kind = urn
+        collection = body.get("collection")
+        target = await role_target(me, endpoint, str(collection) if collection else None)
+        role = await roles.create_role(
+            ctx,
+            me,
+            target,
+            {"principal_type": kind, "principal": principal[len(prefix) :],
+             "role": body.get("role")},
+        )  # fmt: skip
+        return envelope([role_document(role, endpoint)])
+
+    async def own_role(me: Caller, endpoint: uuid.UUID, role_id: str) -> EndpointRole:
+        for target in [str(endpoint), *[str(c.id) for c in await on_endpoint(endpoint)]]:
+            try:
+                _, granted = await roles.list_roles(ctx, me, target)
+            except ArcternError:
+                continue
+            for role in granted:
+                if str(role.id) == role_id:
+                    return role
+        raise GcsError(f"No role {role_id} you administer", code="not_found", status=404)
+
+    @app.get("/{endpoint_id}/api/roles/{role_id}")
+    async def show_role(endpoint_id: str, role_id: str, request: Request) -> JSONResponse:
+        me, endpoint = await caller(request, endpoint_id)
+        return envelope([role_document(await own_role(me, endpoint, role_id), endpoint)])
+
+    @app.delete("/{endpoint_id}/api/roles/{role_id}")
+    async def delete_role(endpoint_id: str, role_id: str, request: Request) -> JSONResponse:
+        me, endpoint = await caller(request, endpoint_id)
+        role = await own_role(me, endpoint, role_id)
+        await roles.delete_role(ctx, me, str(role.target_id), str(role.id))
+        return envelope([], detail="Role deleted")
 
     return app
 

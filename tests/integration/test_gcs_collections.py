@@ -9,6 +9,7 @@ with a self-signed certificate the clients trust (``REQUESTS_CA_BUNDLE``).
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -75,6 +76,16 @@ def cli_login(server: LiveServer, home: Path, user: str, password: str, *args: s
     code = authorize_over_http(server.url, url, user, password)
     out, err = process.communicate(code + "\n", timeout=120)
     assert process.returncode == 0, out + err
+
+
+def gcs_token(home: Path) -> str:
+    """The CLI's access token for the built-in endpoint (from ``globus login --gcs``)."""
+    with sqlite3.connect(home / ".globus" / "cli" / "storage.db") as db:
+        for (raw,) in db.execute("SELECT token_data_json FROM token_storage"):
+            data = json.loads(raw)
+            if data["resource_server"] == BUILTIN_ENDPOINT:
+                return str(data["access_token"])
+    raise AssertionError("no token for the endpoint")
 
 
 def test_guest_collection_with_the_globus_cli(trusting: LiveServer, tmp_path: Path) -> None:
@@ -146,6 +157,25 @@ def test_guest_collection_with_the_globus_cli(trusting: LiveServer, tmp_path: Pa
     assert [e["name"] for e in reader.tc.operation_ls(guest["id"], path="/")] == ["data.txt"]
     with pytest.raises(globus_sdk.TransferAPIError):
         reader.tc.operation_ls(mapped, path=f"/{folder}/")
+
+    # Roles on the guest collection, through the GCS API and the CLI.
+    gcs = globus_sdk.GCSClient(
+        f"{server.url}/gcs/{BUILTIN_ENDPOINT}",
+        authorizer=globus_sdk.AccessTokenAuthorizer(gcs_token(tmp_path)),
+    )
+    made_role = gcs.create_role(
+        globus_sdk.GCSRoleDocument(
+            collection=guest["id"],
+            principal=f"urn:globus:auth:identity:{reader.identity_id}",
+            role="activity_monitor",
+        )
+    )
+    roles = globus(server, tmp_path, "collection", "role", "list", guest["id"])
+    assert roles.returncode == 0, roles.stderr
+    assert "activity_monitor" in roles.stdout and made_role["id"] in roles.stdout
+    assert reader.tc.endpoint_manager_monitored_endpoints()["DATA"][0]["id"] == guest["id"]
+    gcs.delete_role(made_role["id"])
+    assert list(reader.tc.endpoint_manager_monitored_endpoints()) == []
 
     deleted = globus(server, tmp_path, "collection", "delete", guest["id"])
     assert deleted.returncode == 0, deleted.stderr
