@@ -196,7 +196,8 @@ class Settings(BaseSettings):
     )
     scheduler_interval: float = Field(
         default=2.0,
-        description="Seconds between a worker's looks for due timers and mail to send",
+        description="Shortest time between a worker's looks for due timers and mail to send "
+        "(it otherwise sleeps until the next is due, or something new is scheduled)",
     )
 
     # Mail (``arctern.notify``): task notifications and sharing invitations. No SMTP host:

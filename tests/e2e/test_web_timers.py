@@ -92,11 +92,11 @@ def test_task_mail_can_be_turned_off(page: Page, mailing: tuple[LiveServer, Smtp
     box = page.get_by_test_id("task-mail")
     expect(box).to_be_checked()
     box.uncheck()
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_test_id("notice")).to_have_text(
         "You will no longer get mail about your tasks."
     )
     expect(page.get_by_test_id("task-mail")).not_to_be_checked()
     page.get_by_test_id("task-mail").check()
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_test_id("task-mail")).to_be_checked()

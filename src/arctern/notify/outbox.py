@@ -28,7 +28,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arctern.config import Settings
-from arctern.context import AppContext
+from arctern.context import SCHEDULE_TOPIC, AppContext
+from arctern.db.engine import mark_changed
 from arctern.db.models.timers import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ def enqueue_mail(
     if not mail_enabled(settings) or "@" not in recipient:
         return False
     session.add(_message("mail", recipient, subject[:300], body, None, now))
+    mark_changed(session, SCHEDULE_TOPIC)
     return True
 
 
@@ -81,6 +83,7 @@ def enqueue_webhook(
         "X-Arctern-Signature": sign(secret, timestamp, body),
     }
     session.add(_message("webhook", url, event, body, headers, now))
+    mark_changed(session, SCHEDULE_TOPIC)
 
 
 def _message(

@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arctern.context import AppContext
+from arctern.context import SCHEDULE_TOPIC, AppContext
+from arctern.db.engine import mark_changed
 from arctern.db.models.timers import Timer, TimerRun
 from arctern.db.models.transfer import Task
 from arctern.errors import ArcternError
@@ -89,6 +90,7 @@ class Timers:
                 submitted_at=now,
             )
             session.add(timer)
+            mark_changed(session, SCHEDULE_TOPIC)
         return timer
 
     async def mine(self, session: AsyncSession, owner_id: uuid.UUID) -> list[Timer]:
@@ -151,6 +153,7 @@ class Timers:
             timer.next_run = due
             timer.status = "loaded" if timer.n_runs else "new"
             timer.inactive_reason = None
+            mark_changed(session, SCHEDULE_TOPIC)
         return timer
 
     async def delete(self, caller: Caller, timer_id: object) -> TimerView:

@@ -30,13 +30,12 @@ from arctern.db.models.transfer import Task
 from arctern.db.models.work import TaskPlan, WorkBatch
 from arctern.engine.errors import CancelToken
 from arctern.engine.offload import ThreadOffload
-from arctern.notify.outbox import send_due
-from arctern.timers.runner import run_due_timers
 from arctern.worker import leases
 from arctern.worker.executor import BatchJob, ConnectorFactory, Job, PlanJob, WorkerConfig
 from arctern.worker.finalize import finalize_if_complete, finalize_stopped
 from arctern.worker.leases import Claim
 from arctern.worker.processes import ProcessOffload
+from arctern.worker.scheduled import ScheduledWork
 from arctern.worker.source import DatabaseWorkSource, WorkSource
 
 log = logging.getLogger("arctern.worker")
@@ -164,9 +163,8 @@ class WorkerPool:
         if self.ctx is not None:
             self.ctx.db.subscribe(NEW_WORK_TOPIC, self.wake)
             self._tasks.append(asyncio.create_task(self._reap(), name=f"{self.name}-reaper"))
-            self._tasks.append(
-                asyncio.create_task(self._scheduled(), name=f"{self.name}-scheduled")
-            )
+            scheduled = ScheduledWork(self.ctx, self._stopping)
+            self._tasks.append(asyncio.create_task(scheduled.run(), name=f"{self.name}-scheduled"))
         if self.data_listener is not None:
             await self.data_listener.start()
 
@@ -300,19 +298,6 @@ class WorkerPool:
             pause = self.reaper_interval if busy else min(pause * 2, self.idle_interval)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), pause)
-
-    async def _scheduled(self) -> None:
-        """Due timer runs and queued mail, every ``scheduler_interval`` (both are claimed
-        in the database, so every worker on every host may look)."""
-        assert self.ctx is not None
-        while not self._stopping.is_set():
-            for step in (run_due_timers, send_due):
-                try:
-                    await step(self.ctx)
-                except Exception:
-                    log.exception("%s failed", step.__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.ctx.settings.scheduler_interval)
 
     async def reap_once(self) -> bool:
         """One pass; whether it found anything to do (the reaper slows down while not)."""
