@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from arctern.context import AppContext
 from arctern.transfer.documents import endpoint_document, event_document, iso, task_document
 from arctern.transfer.http import json_body, query_int, result
+from arctern.transfer.routes.tasks import task_list_document
 from arctern.transfer.services import endpoint_manager, roles
 from arctern.transfer.services.common import Caller
 
@@ -70,21 +71,7 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
             limit=limit,
             offset=offset,
         )
-        now = ctx.clock.now()
-        data = [
-            task_document(v.task, owner_username=v.owner_username, names=v.endpoint_names, now=now)
-            for v in views
-        ]
-        return {
-            "DATA_TYPE": "task_list",
-            "DATA": data,
-            "length": len(data),
-            "limit": limit,
-            "offset": offset,
-            "total": total,
-            "has_next_page": offset + len(data) < total,
-            "last_key": None,
-        }
+        return task_list_document(ctx, views, total, limit=limit, offset=offset)
 
     @router.get("/endpoint_manager/task/{task_id}")
     async def admin_get_task(task_id: str, caller: Caller = Auth) -> JSONResponse:

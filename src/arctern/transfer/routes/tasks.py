@@ -27,6 +27,21 @@ def _task_doc(ctx: AppContext, view: tasks.TaskView) -> dict[str, Any]:
     )
 
 
+def task_list_document(
+    ctx: AppContext, views: list[tasks.TaskView], total: int, *, limit: int, offset: int
+) -> dict[str, Any]:
+    data = [_task_doc(ctx, v) for v in views]
+    return {
+        "DATA_TYPE": "task_list",
+        "DATA": data,
+        "length": len(data),
+        "limit": limit,
+        "offset": offset,
+        "total": total,
+        "has_next_page": offset + len(data) < total,
+    }
+
+
 def _marker(request: Request) -> int | None:
     raw = request.query_params.get("marker")
     if raw is None or raw == "":
@@ -99,15 +114,7 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
             limit=limit,
             offset=offset,
         )
-        data = [_task_doc(ctx, v) for v in views]
-        return {
-            "DATA_TYPE": "task_list",
-            "DATA": data,
-            "length": len(data),
-            "limit": limit,
-            "offset": offset,
-            "total": total,
-        }
+        return task_list_document(ctx, views, total, limit=limit, offset=offset)
 
     @router.get("/task/{task_id}")
     async def get_task(task_id: str, caller: Caller = Auth) -> JSONResponse:

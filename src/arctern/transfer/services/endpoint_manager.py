@@ -25,7 +25,7 @@ from arctern.transfer.services.roles import (
     monitored_collection_ids,
     roles_on,
 )
-from arctern.transfer.services.tasks import STATUSES, TaskView, task_not_found
+from arctern.transfer.services.tasks import STATUSES, TaskView, event_page, task_not_found
 
 MAX_CANCEL = 1000
 
@@ -132,16 +132,7 @@ async def task_events(
 ) -> tuple[list[TaskEvent], int]:
     async with ctx.db.session() as session:
         task = await _monitored_task(session, caller, task_id)
-        condition = TaskEvent.task_id == task.id
-        total = await session.scalar(select(func.count()).select_from(TaskEvent).where(condition))
-        rows = await session.scalars(
-            select(TaskEvent)
-            .where(condition)
-            .order_by(TaskEvent.time.desc(), TaskEvent.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-        return list(rows), int(total or 0)
+        return await event_page(session, TaskEvent.task_id == task.id, limit=limit, offset=offset)
 
 
 @dataclass

@@ -344,15 +344,22 @@ async def task_events(
             alternatives.append(and_(*parts) if parts else true())
         if alternatives:
             condition = and_(condition, or_(*alternatives))
-        total = await session.scalar(select(func.count()).select_from(TaskEvent).where(condition))
-        rows = await session.scalars(
-            select(TaskEvent)
-            .where(condition)
-            .order_by(TaskEvent.time.desc(), TaskEvent.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-        return list(rows), int(total or 0)
+        return await event_page(session, condition, limit=limit, offset=offset)
+
+
+async def event_page(
+    session: AsyncSession, condition: ColumnElement[bool], *, limit: int, offset: int
+) -> tuple[list[TaskEvent], int]:
+    """Events matching ``condition``, newest first, one page; and their total count."""
+    total = await session.scalar(select(func.count()).select_from(TaskEvent).where(condition))
+    rows = await session.scalars(
+        select(TaskEvent)
+        .where(condition)
+        .order_by(TaskEvent.time.desc(), TaskEvent.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), int(total or 0)
 
 
 async def task_file_records(
