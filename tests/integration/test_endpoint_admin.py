@@ -158,6 +158,7 @@ def test_an_access_manager_manages_rules_but_not_roles(site: Site) -> None:
     assert rule in {r["id"] for r in keeper.tc.endpoint_acl_list(site.c2)}
     keeper.tc.delete_endpoint_acl_rule(site.c2, rule)
     assert status_of(keeper.tc.endpoint_role_list, site.c2) == 403
+    assert status_of(keeper.tc.endpoint_role_list, "not-an-endpoint") == 404
     assert status_of(keeper.tc.endpoint_acl_list, site.c1) == 403
 
 

@@ -109,14 +109,14 @@ async def _target(
     """A collection, or a GCSv5 endpoint, the caller administers."""
     try:
         collection = await visible_collection(session, caller, endpoint_id, ctx.clock.now())
-    except NotFound:
+    except NotFound as missing:
         try:
             key = uuid.UUID(endpoint_id)
         except ValueError:
-            raise
+            raise missing from None
         hosts = await host_endpoints(ctx, key)
         if not hosts:
-            raise
+            raise missing from None
         if hosts[0].owner_id != caller.identity_id:
             raise PermissionDenied(
                 f"Only the administrators of '{hosts[0].display_name}' manage its roles",
