@@ -36,7 +36,11 @@ from arctern.db.models.connect import AgentRequest, Endpoint
 from arctern.db.models.transfer import Collection
 from arctern.errors import Unauthorized
 
+# A held poll looks at the database again this soon after a change, then less and less
+# often while nothing changes (new requests wake it at once: ``ctx.agent_requests``); the
+# look also notices a revoked credential and an agent that went away.
 POLL_SECONDS = 0.2
+IDLE_POLL_SECONDS = 2.0
 # While a poll is held the agent counts as connected until the hold ends plus this much; once
 # the poll has answered, for this much only: the agent polls again at once, and one that died
 # after its poll returned (or whose answer went into a closed socket) is offline this soon.
@@ -176,6 +180,7 @@ async def take(
             .where(Endpoint.id == endpoint_id)
             .values(connected_until=ctx.clock.now() + timedelta(seconds=hold) + PRESENCE_GRACE)
         )
+    pause = POLL_SECONDS
     while True:
         async with ctx.agent_requests.listening() as changed:
             now = ctx.clock.now()
@@ -225,7 +230,8 @@ async def take(
                 await _mark_offline(ctx, endpoint_id)
                 return []
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), POLL_SECONDS)
+                await asyncio.wait_for(changed.wait(), min(pause, max(0.0, until - loop.time())))
+            pause = POLL_SECONDS if changed.is_set() else min(pause * 2, IDLE_POLL_SECONDS)
 
 
 async def _mark_offline(ctx: AppContext, endpoint_id: uuid.UUID) -> None:
