@@ -34,7 +34,10 @@ from arctern.db.models.timers import OutboxMessage
 
 log = logging.getLogger(__name__)
 
-CLAIM = timedelta(minutes=2)
+# How long a sender holds a message it is sending: longer than a send can take (SMTP 30 s,
+# webhook 15 s); a sender that died mid-send delays that message by at most this.
+SMTP_TIMEOUT = 30.0
+CLAIM = timedelta(seconds=SMTP_TIMEOUT + 15)
 LONGEST_WAIT = timedelta(hours=1)
 GIVE_UP_AFTER = timedelta(days=2)
 BATCH = 20
@@ -180,7 +183,7 @@ async def _send_mail(settings: Settings, row: OutboxMessage) -> None:
         start_tls=settings.smtp_security == "starttls",
         username=settings.smtp_username,
         password=settings.smtp_password,
-        timeout=30,
+        timeout=SMTP_TIMEOUT,
     )
 
 
