@@ -21,9 +21,8 @@ from sqlalchemy import select
 from starlette.exceptions import HTTPException
 
 from arctern.auth.verifier import TokenVerifier
-from arctern.connect.endpoints import BUILTIN_ENDPOINT_ID, host_endpoints
+from arctern.connect.endpoints import BUILTIN_ENDPOINT_ID, host_endpoint_named
 from arctern.context import AppContext
-from arctern.db.models.auth import Identity
 from arctern.db.models.transfer import Collection, EndpointRole
 from arctern.errors import ArcternError
 from arctern.http_limits import BodyLimit
@@ -33,7 +32,7 @@ from arctern.transfer.http import json_body
 from arctern.transfer.security import bearer_token
 from arctern.transfer.services import roles
 from arctern.transfer.services.acl import can_see
-from arctern.transfer.services.common import Caller
+from arctern.transfer.services.common import Caller, usernames
 from arctern.transfer.services.guests import GUEST_CONNECTORS, create_guest, delete_guest
 
 GATEWAY_NAMESPACE = uuid.UUID("6a7c6e2e-0000-4000-8000-617263746777")
@@ -86,12 +85,10 @@ def create_gcs_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
         return envelope([], status=exc.status_code, code=_gcs_code(exc.status_code))
 
     async def caller(request: Request, endpoint_id: str) -> tuple[Caller, uuid.UUID]:
-        try:
-            endpoint = uuid.UUID(endpoint_id)
-        except ValueError:
-            raise GcsError("No such endpoint", code="not_found", status=404) from None
-        if not await host_endpoints(ctx, endpoint):
+        host = await host_endpoint_named(ctx, endpoint_id)
+        if host is None:
             raise GcsError("No such endpoint", code="not_found", status=404)
+        endpoint = host.id
         token = bearer_token(request)
         grant = await verifier.verify(token) if token else None
         if grant is None or grant.identity_id is None:
@@ -115,9 +112,14 @@ def create_gcs_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
             )
             return list(await session.scalars(query.order_by(Collection.display_name)))
 
-    async def document(collection: Collection, endpoint: uuid.UUID) -> dict[str, Any]:
+    async def documents(collections: list[Collection], endpoint: uuid.UUID) -> list[dict[str, Any]]:
         async with ctx.db.session() as session:
-            owner = await session.get(Identity, collection.owner_id)
+            owners = await usernames(session, {c.owner_id for c in collections})
+        return [document(c, endpoint, owners.get(c.owner_id)) for c in collections]
+
+    def document(
+        collection: Collection, endpoint: uuid.UUID, owner_username: str | None
+    ) -> dict[str, Any]:
         guest = collection.is_guest
         return {
             "DATA_TYPE": "collection#1.10.0",
@@ -134,7 +136,7 @@ def create_gcs_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
                 else None
             ),
             "identity_id": str(collection.owner_id),
-            "owner_username": owner.username if owner else None,
+            "owner_username": owner_username,
             "public": collection.public,
             "description": collection.description or None,
             "organization": collection.organization or None,
@@ -231,19 +233,27 @@ def create_gcs_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
                 if filters & {"managed_by_me", "created_by_me"} and not mine:
                     continue
                 found.append(c)
-        return envelope([await document(c, endpoint) for c in found])
+        return envelope(await documents(found, endpoint))
 
     @app.get("/{endpoint_id}/api/collections/{collection_id}")
     async def show(endpoint_id: str, collection_id: str, request: Request) -> JSONResponse:
         me, endpoint = await caller(request, endpoint_id)
-        return envelope([await document(await _visible(me, endpoint, collection_id), endpoint)])
+        return envelope(await documents([await _visible(me, endpoint, collection_id)], endpoint))
 
     async def _visible(me: Caller, endpoint: uuid.UUID, collection_id: str) -> Collection:
-        wanted = {str(c.id): c for c in await on_endpoint(endpoint)}.get(collection_id)
-        if wanted is not None:
-            async with ctx.db.session() as session:
-                if await can_see(session, me, wanted, ctx.clock.now()):
-                    return wanted
+        try:
+            key = uuid.UUID(collection_id)
+        except ValueError:
+            key = None
+        async with ctx.db.session() as session:
+            wanted = await session.get(Collection, key) if key is not None else None
+            if (
+                wanted is not None
+                and wanted.deleted_at is None
+                and (wanted.endpoint_id or BUILTIN_ENDPOINT_ID) == endpoint
+                and await can_see(session, me, wanted, ctx.clock.now())
+            ):
+                return wanted
         raise GcsError(
             f"No collection {collection_id} on this endpoint", code="not_found", status=404
         )
@@ -272,7 +282,7 @@ def create_gcs_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
             description=str(body.get("description") or ""),
             public=bool(body.get("public", False)),
         )
-        return envelope([await document(guest, endpoint)], status=201)
+        return envelope(await documents([guest], endpoint), status=201)
 
     @app.patch("/{endpoint_id}/api/collections/{collection_id}")
     async def update(endpoint_id: str, collection_id: str, request: Request) -> JSONResponse:
@@ -294,7 +304,7 @@ def create_gcs_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
                     setattr(row, field, (body[field] or "")[:300])
             if "public" in body:
                 row.public = bool(body["public"])
-        return envelope([await document(row, endpoint)])
+        return envelope(await documents([row], endpoint))
 
     @app.delete("/{endpoint_id}/api/collections/{collection_id}")
     async def delete(endpoint_id: str, collection_id: str, request: Request) -> JSONResponse:
@@ -350,15 +360,24 @@ def create_gcs_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
         return envelope([role_document(role, endpoint)])
 
     async def own_role(me: Caller, endpoint: uuid.UUID, role_id: str) -> EndpointRole:
-        for target in [str(endpoint), *[str(c.id) for c in await on_endpoint(endpoint)]]:
-            try:
-                _, granted = await roles.list_roles(ctx, me, target)
-            except ArcternError:
-                continue
-            for role in granted:
-                if str(role.id) == role_id:
-                    return role
-        raise GcsError(f"No role {role_id} you administer", code="not_found", status=404)
+        """A role on this endpoint or one of its collections, which the caller administers."""
+        missing = GcsError(f"No role {role_id} you administer", code="not_found", status=404)
+        try:
+            key = uuid.UUID(role_id)
+        except ValueError:
+            raise missing from None
+        async with ctx.db.session() as session:
+            role = await session.get(EndpointRole, key)
+            target = await session.get(Collection, role.target_id) if role else None
+        if role is None or (
+            role.target_id != endpoint
+            and (target is None or (target.endpoint_id or BUILTIN_ENDPOINT_ID) != endpoint)
+        ):
+            raise missing
+        try:
+            return await roles.get_role(ctx, me, str(role.target_id), role_id)
+        except ArcternError:
+            raise missing from None
 
     @app.get("/{endpoint_id}/api/roles/{role_id}")
     async def show_role(endpoint_id: str, role_id: str, request: Request) -> JSONResponse:

@@ -268,6 +268,17 @@ async def host_endpoints(
     return found if endpoint_id is not None else [BUILTIN_ENDPOINT, *found]
 
 
+async def host_endpoint_named(ctx: AppContext, endpoint_id: str) -> HostEndpoint | None:
+    """The GCSv5 endpoint an id from a request names (the built-in one or an agent's), or
+    None when it is not an endpoint id."""
+    try:
+        key = uuid.UUID(endpoint_id)
+    except ValueError:
+        return None
+    hosts = await host_endpoints(ctx, key)
+    return hosts[0] if hosts else None
+
+
 # What Globus reports in a task's ``nice_status`` while an endpoint it needs is not connected.
 NOT_CONNECTED_STATUS = "GC_NOT_CONNECTED"
 

@@ -16,8 +16,7 @@ from arctern.db.models.transfer import Task, TaskItem
 from arctern.errors import ArcternError, NotFound
 from arctern.transfer.services import tasks as task_service
 from arctern.transfer.services.common import Caller
-from arctern.web.files import caller_of
-from arctern.web.pages import Pages
+from arctern.web.pages import Pages, caller_of
 from arctern.web.viewfmt import Progress, human_size, short_when, task_progress, when
 
 PAGE_SIZE = 25

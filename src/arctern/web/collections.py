@@ -21,18 +21,14 @@ from arctern.db.models.auth import Identity
 from arctern.db.models.groups import Group
 from arctern.errors import ArcternError
 from arctern.transfer.services import acl, collections, guests, roles
-from arctern.transfer.services.common import Caller
-from arctern.web.pages import Pages
+from arctern.transfer.services.common import usernames
+from arctern.web.pages import Pages, caller_of
 
 TABS = (
     ("mine", "Your collections", "my-endpoints"),
     ("shared", "Shared with you", "shared-with-me"),
     ("all", "All you can see", "all"),
 )
-
-
-def caller_of(user: Identity) -> Caller:
-    return Caller(identity_id=user.id, username=user.username)
 
 
 def create_collections_router(ctx: AppContext, pages: Pages) -> APIRouter:
@@ -155,11 +151,9 @@ def create_collections_router(ctx: AppContext, pages: Pages) -> APIRouter:
         if not ids:
             return {}
         async with ctx.db.session() as session:
-            people = await session.execute(
-                select(Identity.id, Identity.username).where(Identity.id.in_(ids))
-            )
+            people = await usernames(session, ids)
             teams = await session.execute(select(Group.id, Group.name).where(Group.id.in_(ids)))
-            return {str(k): v for k, v in [*people.tuples(), *teams.tuples()]}
+            return {str(k): v for k, v in [*people.items(), *teams.tuples()]}
 
     @router.post("/{collection_id}/permissions", response_class=HTMLResponse)
     async def add_permission(request: Request, collection_id: str) -> Response:

@@ -15,7 +15,6 @@ from starlette.datastructures import FormData, UploadFile
 
 from arctern import https_access
 from arctern.context import AppContext
-from arctern.db.models.auth import Identity
 from arctern.errors import ArcternError
 from arctern.timers.service import Timers
 from arctern.transfer.services import files as file_service
@@ -24,7 +23,7 @@ from arctern.transfer.services.collections import search_collections
 from arctern.transfer.services.common import Caller
 from arctern.transfer.services.guests import GUEST_CONNECTORS
 from arctern.transfer.services.submission import submit_delete
-from arctern.web.pages import Pages
+from arctern.web.pages import Pages, caller_of
 from arctern.web.tasks import (
     REPEATS,
     SYNC_LEVELS,
@@ -103,10 +102,6 @@ class Pane:
     @property
     def other(self) -> str:
         return PANES[1] if self.key == PANES[0] else PANES[0]
-
-
-def caller_of(user: Identity) -> Caller:
-    return Caller(identity_id=user.id, username=user.username)
 
 
 def state_query(state: dict[str, str], **changes: str) -> str:

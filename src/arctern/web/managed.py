@@ -9,8 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from arctern.context import AppContext
 from arctern.errors import ArcternError
 from arctern.transfer.services import endpoint_manager
-from arctern.transfer.services.common import Caller
-from arctern.web.pages import Pages
+from arctern.web.pages import Pages, caller_of
 
 SHOWN = 100
 
@@ -23,7 +22,7 @@ def create_managed_router(ctx: AppContext, pages: Pages) -> APIRouter:
         user = await pages.user(request)
         if user is None:
             return pages.login_redirect(request)
-        me = Caller(user.id, user.username)
+        me = caller_of(user)
         statuses = [status] if status in ("ACTIVE", "SUCCEEDED", "FAILED") else []
         views, total = await endpoint_manager.task_list(
             ctx, me, endpoints=[], statuses=statuses, limit=SHOWN, offset=0
@@ -48,9 +47,7 @@ def create_managed_router(ctx: AppContext, pages: Pages) -> APIRouter:
         user, form = posted
         message = str(form.get("message", "")).strip() or "Cancelled by an endpoint administrator"
         try:
-            outcome = await endpoint_manager.cancel_tasks(
-                ctx, Caller(user.id, user.username), [task_id], message
-            )
+            outcome = await endpoint_manager.cancel_tasks(ctx, caller_of(user), [task_id], message)
         except ArcternError as exc:
             pages.flash(request, exc.message, error=True)
             return pages.redirect("/activity/managed")

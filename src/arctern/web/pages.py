@@ -12,10 +12,16 @@ from starlette.datastructures import FormData
 from arctern.auth import csrf, sessions
 from arctern.context import AppContext
 from arctern.db.models.auth import Identity
+from arctern.transfer.services.common import Caller
 from arctern.web.templating import WEB_TEMPLATES, make_templates
 from arctern.web.viewfmt import register_filters
 
 _FLASH_KEY = "web_flash"
+
+
+def caller_of(user: Identity) -> Caller:
+    """The logged-in user as the services' caller."""
+    return Caller(identity_id=user.id, username=user.username)
 
 
 class Pages:

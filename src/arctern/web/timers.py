@@ -14,8 +14,7 @@ from arctern.context import AppContext
 from arctern.errors import ArcternError
 from arctern.timers.schedule import Schedule
 from arctern.timers.service import Timers
-from arctern.transfer.services.common import Caller
-from arctern.web.pages import Pages
+from arctern.web.pages import Pages, caller_of
 
 STATUS_LABELS = {
     "new": "Waiting for its first run",
@@ -72,7 +71,7 @@ def create_timers_router(ctx: AppContext, pages: Pages) -> APIRouter:
         if user is None:
             return pages.login_redirect(request)
         try:
-            view = await timers.view(Caller(user.id, user.username), timer_id)
+            view = await timers.view(caller_of(user), timer_id)
         except ArcternError as exc:
             return pages.render(
                 request,
@@ -100,7 +99,7 @@ def create_timers_router(ctx: AppContext, pages: Pages) -> APIRouter:
         if isinstance(posted, Response):
             return posted
         user, _ = posted
-        me = Caller(user.id, user.username)
+        me = caller_of(user)
         try:
             if action == "pause":
                 timer = await timers.pause(me, timer_id)

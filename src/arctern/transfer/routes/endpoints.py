@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from arctern.connect.endpoints import host_endpoints
+from arctern.connect.endpoints import host_endpoint_named, host_endpoints
 from arctern.context import AppContext
 from arctern.errors import NotFound
 from arctern.transfer.documents import (
@@ -112,14 +111,9 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
             view = await collections.get_collection(ctx, caller, endpoint_id)
         except NotFound as missing:
             # Not a collection: perhaps the GCSv5 endpoint hosting some.
-            try:
-                key = uuid.UUID(endpoint_id)
-            except ValueError:
+            h = await host_endpoint_named(ctx, endpoint_id)
+            if h is None:
                 raise missing from None
-            hosts = await host_endpoints(ctx, key)
-            if not hosts:
-                raise
-            h = hosts[0]
             return host_endpoint_document(
                 h.id,
                 h.display_name,

@@ -19,13 +19,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from arctern.context import AppContext
 from arctern.db.models.transfer import Collection, Task, TaskEvent
 from arctern.transfer.filters import bad_request
-from arctern.transfer.services.common import Caller, usernames
+from arctern.transfer.services.common import Caller
 from arctern.transfer.services.roles import (
     MANAGE_ACTIVITY,
     monitored_collection_ids,
     roles_on,
 )
-from arctern.transfer.services.tasks import STATUSES, TaskView, event_page, task_not_found
+from arctern.transfer.services.tasks import (
+    STATUSES,
+    TaskView,
+    event_page,
+    task_names,
+    task_not_found,
+)
 
 MAX_CANCEL = 1000
 
@@ -90,24 +96,18 @@ async def task_list(
 
 
 async def _views(session: AsyncSession, rows: list[Task]) -> list[TaskView]:
-    collection_ids = {t.source_endpoint_id for t in rows} | {
-        t.destination_endpoint_id for t in rows if t.destination_endpoint_id
-    }
-    names = {}
-    if collection_ids:
-        names = dict(
-            (cid, name)
-            for cid, name in await session.execute(
-                select(Collection.id, Collection.display_name).where(
-                    Collection.id.in_(collection_ids)
-                )
-            )
-        )
-    owners = await usernames(session, {t.owner_id for t in rows})
-    return [TaskView(t, owners.get(t.owner_id, ""), names) for t in rows]
+    endpoint_names, owners = await task_names(session, rows)
+    return [TaskView(t, owners.get(t.owner_id, ""), endpoint_names) for t in rows]
 
 
-async def _monitored_task(session: AsyncSession, caller: Caller, task_id: object) -> Task:
+async def _monitored_task(
+    session: AsyncSession,
+    caller: Caller,
+    task_id: object,
+    monitored: set[uuid.UUID] | None = None,
+) -> Task:
+    """The task, when it touches a collection the caller monitors (``monitored``: those
+    collections, when the caller looked them up already)."""
     try:
         key = uuid.UUID(str(task_id))
     except ValueError:
@@ -115,7 +115,7 @@ async def _monitored_task(session: AsyncSession, caller: Caller, task_id: object
     task = await session.get(Task, key, populate_existing=True)
     if task is None:
         raise task_not_found(task_id)
-    ids = await monitored_collection_ids(session, caller)
+    ids = monitored if monitored is not None else await monitored_collection_ids(session, caller)
     if task.source_endpoint_id not in ids and task.destination_endpoint_id not in ids:
         raise task_not_found(task_id)
     return task
@@ -168,8 +168,9 @@ async def cancel_tasks(
     outcome = AdminCancel(uuid.uuid4(), message.strip()[:2048], [str(t) for t in task_ids])
     now = ctx.clock.now()
     async with ctx.db.session() as session:
+        monitored = await monitored_collection_ids(session, caller)
         for raw in outcome.task_ids:
-            task = await _monitored_task(session, caller, raw)
+            task = await _monitored_task(session, caller, raw, monitored)
             allowed = await _manages(session, caller, task)
             if not allowed or task.status not in ("ACTIVE", "INACTIVE"):
                 outcome.skipped.append(raw)
@@ -202,8 +203,9 @@ async def pause_tasks(
     changed: list[str] = []
     skipped: list[str] = []
     async with ctx.db.session() as session:
+        monitored = await monitored_collection_ids(session, caller)
         for raw in [str(t) for t in task_ids]:
-            task = await _monitored_task(session, caller, raw)
+            task = await _monitored_task(session, caller, raw, monitored)
             if task.status not in ("ACTIVE", "INACTIVE") or not await _manages(
                 session, caller, task
             ):

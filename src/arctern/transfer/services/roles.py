@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arctern.connect.endpoints import BUILTIN_ENDPOINT_ID, host_endpoints
+from arctern.connect.endpoints import BUILTIN_ENDPOINT_ID, host_endpoint_named
 from arctern.context import AppContext
 from arctern.db.grants import identity_set_of
 from arctern.db.models.auth import Identity
@@ -110,19 +110,15 @@ async def _target(
     try:
         collection = await visible_collection(session, caller, endpoint_id, ctx.clock.now())
     except NotFound as missing:
-        try:
-            key = uuid.UUID(endpoint_id)
-        except ValueError:
+        host = await host_endpoint_named(ctx, endpoint_id)
+        if host is None:
             raise missing from None
-        hosts = await host_endpoints(ctx, key)
-        if not hosts:
-            raise missing from None
-        if hosts[0].owner_id != caller.identity_id:
+        if host.owner_id != caller.identity_id:
             raise PermissionDenied(
-                f"Only the administrators of '{hosts[0].display_name}' manage its roles",
+                f"Only the administrators of '{host.display_name}' manage its roles",
                 code="PermissionDenied",
             ) from None
-        return key, None
+        return host.id, None
     await require_role(session, caller, collection, {"administrator"})
     return collection.id, collection
 

@@ -146,7 +146,8 @@ def _clauses_condition(clauses: Clauses) -> ColumnElement[bool]:
     return and_(*parts) if parts else true()
 
 
-async def _names(session: AsyncSession, tasks: list[Task]) -> tuple[dict[uuid.UUID, str], ...]:
+async def task_names(session: AsyncSession, tasks: list[Task]) -> tuple[dict[uuid.UUID, str], ...]:
+    """The names tasks' documents show: their collections' and their owners'."""
     ids: set[uuid.UUID] = set()
     for task in tasks:
         ids.add(task.source_endpoint_id)
@@ -187,7 +188,7 @@ async def list_tasks(
                 select(Task).where(condition).order_by(*order).limit(limit).offset(offset)
             )
         )
-        endpoint_names, owners = await _names(session, rows)
+        endpoint_names, owners = await task_names(session, rows)
     views = [TaskView(t, owners.get(t.owner_id, caller.username), endpoint_names) for t in rows]
     return views, int(total or 0)
 
@@ -276,7 +277,7 @@ async def update_task(
             if not isinstance(raw, str):
                 raise bad_request("deadline must be a date string")
             task.deadline = parse_deadline(raw, now, task.request_time, deadline_limit(ctx))
-        endpoint_names, owners = await _names(session, [task])
+        endpoint_names, owners = await task_names(session, [task])
     return TaskView(task, owners.get(task.owner_id, caller.username), endpoint_names)
 
 
