@@ -15,6 +15,7 @@ import html
 import json
 import re
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,8 +189,13 @@ def test_globus_session_update_adds_a_linked_identity(server: LiveServer, tmp_pa
     others = native_tokens(server).by_resource_server["auth.globus.org"]["access_token"]
     try:
         assert server.admin("user", "disable", BOB).returncode == 0
-        whoami = globus(server, tmp_path, "whoami")
-        assert whoami.returncode != 0 and "login" in (whoami.stdout + whoami.stderr).lower()
+        # The server may trust a token it checked a moment ago for token_cache_seconds after
+        # a change made by another process (the admin command): wait for the refusal.
+        deadline = time.monotonic() + 60
+        while (whoami := globus(server, tmp_path, "whoami")).returncode == 0:
+            assert time.monotonic() < deadline, "the tokens of bob's session still work"
+            time.sleep(0.5)
+        assert "login" in (whoami.stdout + whoami.stderr).lower()
         still = globus_sdk.AuthClient(
             authorizer=globus_sdk.AccessTokenAuthorizer(others), base_url=f"{server.url}/auth/"
         )

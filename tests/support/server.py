@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,6 +141,28 @@ class LiveServer:
         if self.process is not None:
             self.process.kill()
             self.process.wait()
+
+    @contextlib.contextmanager
+    def worker(self) -> Iterator[subprocess.Popen[bytes]]:
+        """A standalone ``arctern worker`` on this server's database while the block runs
+        (for a server started with ``--no-worker``, whose tasks wait until then)."""
+        log = (self.home / "worker.log").open("ab")
+        process = subprocess.Popen(
+            [ARCTERN, "worker", "--home", str(self.home)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            log.close()
 
     def log(self) -> str:
         path = self.home / "server.log"
