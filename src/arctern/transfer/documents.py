@@ -248,13 +248,14 @@ def task_document(
     owner_username: str,
     names: dict[uuid.UUID, str],
     now: datetime,
+    held_by_rule: bool = False,
 ) -> dict[str, Any]:
     opts = task.options or {}
     is_transfer = task.type == "TRANSFER"
     finished = task.status in ("SUCCEEDED", "FAILED")
     src = task.source_endpoint_id
     dst = task.destination_endpoint_id
-    paused = not finished and task.admin_pause_message is not None
+    paused = not finished and (task.admin_pause_message is not None or held_by_rule)
     nice = "PAUSED_BY_ADMIN" if paused else task.nice_status
     return {
         "DATA_TYPE": "task",

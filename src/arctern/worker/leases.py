@@ -22,6 +22,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from arctern.connect.datachannel import CENTRAL_SERVED_CONNECTORS
+from arctern.db.holds import task_held
 from arctern.db.models.connect import CentralDataListener, Endpoint
 from arctern.db.models.transfer import Collection, Task
 from arctern.db.models.work import TaskPlan, WorkBatch
@@ -141,6 +142,7 @@ def _runnable_task(now: datetime, scope: Scope = CENTRAL) -> ColumnElement[bool]
         Task.status == "ACTIVE",
         Task.cancel_requested.is_(False),
         Task.admin_pause_message.is_(None),
+        ~task_held(now),
         or_(Task.deadline.is_(None), Task.deadline > now),
         in_scope(scope, now),
     )

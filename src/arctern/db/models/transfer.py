@@ -84,6 +84,41 @@ class EndpointRole(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+PAUSE_OPERATIONS = (
+    "pause_ls",
+    "pause_mkdir",
+    "pause_rename",
+    "pause_task_delete",
+    "pause_task_transfer_write",
+    "pause_task_transfer_read",
+)
+
+
+class PauseRule(Base):
+    """An endpoint administrator's hold on operations touching a collection (or every
+    collection of an endpoint, and a mapped collection's guest collections), for everyone or
+    for one identity, from ``start_time`` on. Held tasks wait; held ``ls``/``mkdir``/
+    ``rename`` calls are refused with the rule's message."""
+
+    __tablename__ = "pause_rules"
+    __table_args__ = (Index("ix_pause_rules_target", "target_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    # A collection id, or an endpoint id (the built-in endpoint or a Connect endpoint).
+    target_id: Mapped[uuid.UUID] = mapped_column()
+    identity_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    pause_ls: Mapped[bool] = mapped_column(Boolean, default=True)
+    pause_mkdir: Mapped[bool] = mapped_column(Boolean, default=True)
+    pause_rename: Mapped[bool] = mapped_column(Boolean, default=True)
+    pause_task_delete: Mapped[bool] = mapped_column(Boolean, default=True)
+    pause_task_transfer_write: Mapped[bool] = mapped_column(Boolean, default=True)
+    pause_task_transfer_read: Mapped[bool] = mapped_column(Boolean, default=True)
+    modified_by_id: Mapped[uuid.UUID] = mapped_column()
+    modified_time: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class AclRule(Base):
     """Grants ``r`` or ``rw`` on a path (and beneath it) to an identity or to everyone."""
 

@@ -13,7 +13,7 @@ from arctern.context import AppContext
 from arctern.transfer.documents import endpoint_document, event_document, iso, task_document
 from arctern.transfer.http import json_body, query_int, result
 from arctern.transfer.routes.tasks import task_list_document
-from arctern.transfer.services import endpoint_manager, roles
+from arctern.transfer.services import endpoint_manager, pause_rules, roles
 from arctern.transfer.services.common import Caller
 
 LIST_MAX_LIMIT = 1000
@@ -82,6 +82,7 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
                 owner_username=view.owner_username,
                 names=view.endpoint_names,
                 now=ctx.clock.now(),
+                held_by_rule=view.held_by_rule,
             )
         )
 
@@ -122,5 +123,48 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
         return result(
             request, "ResumeAccepted", f"{len(changed)} task(s) resumed", task_id_list=changed
         )
+
+    @router.get("/endpoint_manager/task/{task_id}/pause_info")
+    async def admin_pause_info(task_id: str, caller: Caller = Auth) -> dict[str, Any]:
+        view = await endpoint_manager.get_task(ctx, caller, task_id)
+        return await pause_rules.pause_info(ctx, view.task)
+
+    # ---------------------------------------------------------------- pause rules
+
+    @router.get("/endpoint_manager/pause_rule_list")
+    async def pause_rule_list(request: Request, caller: Caller = Auth) -> dict[str, Any]:
+        views = await pause_rules.list_rules(
+            ctx,
+            caller,
+            endpoint=request.query_params.get("filter_endpoint") or None,
+            host_endpoint=request.query_params.get("filter_host_endpoint") or None,
+        )
+        return {
+            "DATA_TYPE": "pause_rule_list",
+            "DATA": [pause_rules.rule_document(v) for v in views],
+        }
+
+    @router.post("/endpoint_manager/pause_rule")
+    async def create_pause_rule(request: Request, caller: Caller = Auth) -> JSONResponse:
+        view = await pause_rules.create_rule(ctx, caller, await json_body(request))
+        return JSONResponse(pause_rules.rule_document(view), status_code=200)
+
+    @router.get("/endpoint_manager/pause_rule/{rule_id}")
+    async def get_pause_rule(rule_id: str, caller: Caller = Auth) -> dict[str, Any]:
+        return pause_rules.rule_document(await pause_rules.get_rule(ctx, caller, rule_id))
+
+    @router.put("/endpoint_manager/pause_rule/{rule_id}")
+    async def update_pause_rule(
+        rule_id: str, request: Request, caller: Caller = Auth
+    ) -> dict[str, Any]:
+        view = await pause_rules.update_rule(ctx, caller, rule_id, await json_body(request))
+        return pause_rules.rule_document(view)
+
+    @router.delete("/endpoint_manager/pause_rule/{rule_id}")
+    async def delete_pause_rule(
+        rule_id: str, request: Request, caller: Caller = Auth
+    ) -> JSONResponse:
+        await pause_rules.delete_rule(ctx, caller, rule_id)
+        return result(request, "Deleted", "Pause rule deleted successfully")
 
     return router

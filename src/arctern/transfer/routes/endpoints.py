@@ -19,7 +19,7 @@ from arctern.transfer.documents import (
     owner_role_document,
 )
 from arctern.transfer.http import json_body, query_bool, query_int, result
-from arctern.transfer.services import acl, collections, guests, roles
+from arctern.transfer.services import acl, collections, guests, pause_rules, roles
 from arctern.transfer.services.common import Caller
 
 SEARCH_MAX_LIMIT = 100
@@ -177,6 +177,15 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
                 )
                 for g in mine
             ],
+        }
+
+    @router.get("/endpoint/{endpoint_id}/my_effective_pause_rule_list")
+    async def my_effective_pause_rules(endpoint_id: str, caller: Caller = Auth) -> dict[str, Any]:
+        view = await collections.get_collection(ctx, caller, endpoint_id)
+        rules = await pause_rules.effective_rules(ctx, caller, view.collection)
+        return {
+            "DATA_TYPE": "pause_rule_list",
+            "DATA": [pause_rules.limited_rule_document(r) for r in rules],
         }
 
     @router.delete("/endpoint/{endpoint_id}")

@@ -12,7 +12,7 @@ from arctern.context import AppContext
 from arctern.transfer.documents import event_document, iso, task_document
 from arctern.transfer.filters import bad_request, parse_filters, parse_orderby
 from arctern.transfer.http import json_body, query_int, result
-from arctern.transfer.services import submission, tasks
+from arctern.transfer.services import pause_rules, submission, tasks
 from arctern.transfer.services.common import Caller
 
 LIST_MAX_LIMIT = 1000
@@ -24,6 +24,7 @@ def _task_doc(ctx: AppContext, view: tasks.TaskView) -> dict[str, Any]:
         owner_username=view.owner_username,
         names=view.endpoint_names,
         now=ctx.clock.now(),
+        held_by_rule=view.held_by_rule,
     )
 
 
@@ -215,37 +216,6 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
     @router.get("/task/{task_id}/pause_info")
     async def pause_info(task_id: str, caller: Caller = Auth) -> dict[str, Any]:
         view = await tasks.get_task(ctx, caller, task_id)
-        held = view.task.admin_pause_message
-        rules = (
-            [
-                {
-                    "DATA_TYPE": "pause_rule_limited",
-                    "id": None,
-                    "message": held,
-                    "start_time": None,
-                    "pause_ls": False,
-                    "pause_mkdir": False,
-                    "pause_rename": False,
-                    "pause_task_delete": False,
-                    "pause_task_transfer_write": True,
-                    "pause_task_transfer_read": True,
-                    "endpoint_id": str(view.task.source_endpoint_id),
-                    "identity_id": None,
-                    "modified_by_id": None,
-                    "created_by_host_manager": False,
-                    "editable": False,
-                }
-            ]
-            if held and view.task.status in ("ACTIVE", "INACTIVE")
-            else []
-        )
-        return {
-            "DATA_TYPE": "pause_info_limited",
-            "pause_rules": rules,
-            "source_pause_message": None,
-            "source_pause_message_share": None,
-            "destination_pause_message": None,
-            "destination_pause_message_share": None,
-        }
+        return await pause_rules.pause_info(ctx, view.task)
 
     return router

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arctern.context import AppContext
+from arctern.db.holds import held_tasks
 from arctern.db.models.transfer import Collection, Task, TaskEvent
 from arctern.transfer.filters import bad_request
 from arctern.transfer.services.common import Caller
@@ -92,12 +94,13 @@ async def task_list(
                 .offset(offset)
             )
         )
-        return await _views(session, rows), int(total or 0)
+        return await _views(session, rows, ctx.clock.now()), int(total or 0)
 
 
-async def _views(session: AsyncSession, rows: list[Task]) -> list[TaskView]:
+async def _views(session: AsyncSession, rows: list[Task], now: datetime) -> list[TaskView]:
     endpoint_names, owners = await task_names(session, rows)
-    return [TaskView(t, owners.get(t.owner_id, ""), endpoint_names) for t in rows]
+    held = await held_tasks(session, rows, now)
+    return [TaskView(t, owners.get(t.owner_id, ""), endpoint_names, t.id in held) for t in rows]
 
 
 async def _monitored_task(
@@ -124,7 +127,7 @@ async def _monitored_task(
 async def get_task(ctx: AppContext, caller: Caller, task_id: object) -> TaskView:
     async with ctx.db.session() as session:
         task = await _monitored_task(session, caller, task_id)
-        return (await _views(session, [task]))[0]
+        return (await _views(session, [task], ctx.clock.now()))[0]
 
 
 async def task_events(

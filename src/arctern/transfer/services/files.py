@@ -22,6 +22,7 @@ from arctern.transfer.filters import (
 from arctern.transfer.paths import display_path, normalize_path
 from arctern.transfer.services.acl import caller_guard, require_access, visible_collection
 from arctern.transfer.services.common import Caller, open_storage
+from arctern.transfer.services.pause_rules import refuse_if_paused
 
 LS_FILTER_FIELDS = frozenset(
     {"name", "type", "size", "permissions", "user", "group", "last_modified"}
@@ -121,6 +122,7 @@ async def list_directory(
     now = ctx.clock.now()
     async with ctx.db.session() as session:
         collection = await visible_collection(session, caller, endpoint_id, now)
+        await refuse_if_paused(session, caller, collection, "pause_ls", now)
         default = collection.default_directory or "/~/"
         canonical = normalize_path(path, default=default)
         shown = display_path(path, default=default)
@@ -161,6 +163,7 @@ async def stat_path(ctx: AppContext, caller: Caller, endpoint_id: object, path: 
     now = ctx.clock.now()
     async with ctx.db.session() as session:
         collection = await visible_collection(session, caller, endpoint_id, now)
+        await refuse_if_paused(session, caller, collection, "pause_ls", now)
         canonical = normalize_path(path, default=collection.default_directory or "/~/")
         await require_access(session, caller, collection, canonical, "r", now)
         guard = await caller_guard(session, caller, collection, now)
@@ -178,6 +181,7 @@ async def make_directory(ctx: AppContext, caller: Caller, endpoint_id: object, p
     now = ctx.clock.now()
     async with ctx.db.session() as session:
         collection = await visible_collection(session, caller, endpoint_id, now)
+        await refuse_if_paused(session, caller, collection, "pause_mkdir", now)
         canonical = normalize_path(path)
         if canonical == "/":
             raise ArcternError(
@@ -205,6 +209,7 @@ async def rename_path(
     now = ctx.clock.now()
     async with ctx.db.session() as session:
         collection = await visible_collection(session, caller, endpoint_id, now)
+        await refuse_if_paused(session, caller, collection, "pause_rename", now)
         old = normalize_path(old_path)
         new = normalize_path(new_path)
         if "/" in (old, new):

@@ -3,8 +3,9 @@
 ``administrator`` may do everything, including granting roles; an ``access_manager``
 manages a collection's access rules; an ``activity_manager`` sees and cancels other users'
 tasks on it; an ``activity_monitor`` sees them. A role on an endpoint applies to every
-collection of the endpoint. A collection's owner (for a guest collection, its creator) and a
-Connect endpoint's owner are administrators without a stored role.
+collection of the endpoint, and a role on a mapped collection to its guest collections. A
+collection's owner (for a guest collection, its creator and the mapped collection's owner)
+and a Connect endpoint's owner are administrators without a stored role.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arctern.connect.endpoints import BUILTIN_ENDPOINT_ID, host_endpoint_named
+from arctern.connect.endpoints import BUILTIN_ENDPOINT_ID, HostEndpoint, host_endpoint_named
 from arctern.context import AppContext
 from arctern.db.grants import identity_set_of
 from arctern.db.models.auth import Identity
@@ -59,11 +60,31 @@ async def roles_on(session: AsyncSession, caller: Caller, collection: Collection
         endpoint = await session.get(Endpoint, collection.endpoint_id)
         if endpoint is not None and endpoint.owner_id == caller.identity_id:
             roles.add("administrator")
+    # A role on a mapped collection holds on its guest collections too.
+    targets = [collection.id, host_of(collection)]
+    if collection.mapped_collection_id is not None:
+        targets.append(collection.mapped_collection_id)
+        mapped = await session.get(Collection, collection.mapped_collection_id)
+        if mapped is not None and mapped.owner_id == caller.identity_id:
+            roles.add("administrator")
     matches = await _principal_condition(session, caller.identity_id)
     rows = await session.scalars(
-        select(EndpointRole.role).where(
-            EndpointRole.target_id.in_([collection.id, host_of(collection)]), matches
-        )
+        select(EndpointRole.role).where(EndpointRole.target_id.in_(targets), matches)
+    )
+    roles.update(rows)
+    return roles
+
+
+async def roles_on_endpoint(
+    session: AsyncSession, caller: Caller, endpoint: HostEndpoint
+) -> set[str]:
+    """The caller's roles on a GCSv5 endpoint (its owner administers it)."""
+    roles: set[str] = set()
+    if endpoint.owner_id is not None and endpoint.owner_id == caller.identity_id:
+        roles.add("administrator")
+    matches = await _principal_condition(session, caller.identity_id)
+    rows = await session.scalars(
+        select(EndpointRole.role).where(EndpointRole.target_id == endpoint.id, matches)
     )
     roles.update(rows)
     return roles
@@ -93,9 +114,12 @@ async def monitored_collection_ids(session: AsyncSession, caller: Caller) -> set
         )
     )
     endpoints = owned_endpoints | targets
+    owned = select(Collection.id).where(Collection.owner_id == caller.identity_id)
     conditions: list[ColumnElement[bool]] = [
         Collection.owner_id == caller.identity_id,
         Collection.id.in_(targets),
+        Collection.mapped_collection_id.in_(targets),
+        Collection.mapped_collection_id.in_(owned),
         Collection.endpoint_id.in_(endpoints),
     ]
     if BUILTIN_ENDPOINT_ID in targets:

@@ -30,6 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from arctern.context import AppContext
+from arctern.db.base import UTCDateTime
+from arctern.db.holds import UNFINISHED, held_tasks, task_held
 from arctern.db.models.auth import Identity
 from arctern.db.models.transfer import Collection, Task, TaskEvent, TaskItem
 from arctern.db.models.work import TaskFile
@@ -71,6 +73,8 @@ class TaskView:
     task: Task
     owner_username: str
     endpoint_names: dict[uuid.UUID, str]
+    # A pause rule holds it (``db.holds``); an administrator's own pause is on the task.
+    held_by_rule: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +193,11 @@ async def list_tasks(
             )
         )
         endpoint_names, owners = await task_names(session, rows)
-    views = [TaskView(t, owners.get(t.owner_id, caller.username), endpoint_names) for t in rows]
+        held = await held_tasks(session, rows, ctx.clock.now())
+    views = [
+        TaskView(t, owners.get(t.owner_id, caller.username), endpoint_names, t.id in held)
+        for t in rows
+    ]
     return views, int(total or 0)
 
 
@@ -214,6 +222,7 @@ _TASK_DOCUMENT = (
         Identity.username.label("owner_username"),
         _SOURCE.display_name.label("source_name"),
         _DESTINATION.display_name.label("destination_name"),
+        task_held(bindparam("now", type_=UTCDateTime())).label("held_by_rule"),
     )
     .outerjoin(Identity, Identity.id == Task.owner_id)
     .outerjoin(_SOURCE, _SOURCE.id == Task.source_endpoint_id)
@@ -228,7 +237,7 @@ async def get_task(ctx: AppContext, caller: Caller, task_id: object) -> TaskView
         key = task_id if isinstance(task_id, uuid.UUID) else uuid.UUID(str(task_id))
     except ValueError:
         raise task_not_found(task_id) from None
-    params = {"task_id": key, "owner_id": caller.identity_id}
+    params = {"task_id": key, "owner_id": caller.identity_id, "now": ctx.clock.now()}
 
     def load(connection: Connection) -> RowMapping | None:
         return connection.execute(_TASK_DOCUMENT, params).mappings().first()
@@ -243,7 +252,8 @@ async def get_task(ctx: AppContext, caller: Caller, task_id: object) -> TaskView
         names[task.source_endpoint_id] = row["source_name"]
     if row["destination_name"] is not None and task.destination_endpoint_id is not None:
         names[task.destination_endpoint_id] = row["destination_name"]
-    return TaskView(task, row["owner_username"] or caller.username, names)
+    held = bool(row["held_by_rule"]) and task.status in UNFINISHED
+    return TaskView(task, row["owner_username"] or caller.username, names, held)
 
 
 async def update_task(
