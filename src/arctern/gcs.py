@@ -4,10 +4,11 @@ endpoint documents; globus-sdk reaches it only over HTTPS, so it is advertised o
 server serves HTTPS).
 
 The subset served: the endpoint, its storage gateways (one per kind of storage the
-deployment opens itself), collections (list with the GCS filters, show, create a guest
-collection, update and delete your guest collections), and the user credential a guest
-collection is made with. Tokens must be for the endpoint (resource server = its id) with
-the ``manage_collections`` scope. Answers and errors are GCS ``result#1.0.0`` envelopes.
+deployment opens itself; administrators set their path restrictions), collections (list
+with the GCS filters, show, create a guest collection, update and delete your guest
+collections), and the user credential a guest collection is made with. Tokens must be for
+the endpoint (resource server = its id) with the ``manage_collections`` scope. Answers and
+errors are GCS ``result#1.0.0`` envelopes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from starlette.exceptions import HTTPException
 from arctern.auth.verifier import TokenVerifier
 from arctern.connect.endpoints import BUILTIN_ENDPOINT_ID, host_endpoint_named
 from arctern.context import AppContext
+from arctern.db.gateways import gateway_id
 from arctern.db.models.transfer import Collection, EndpointRole
 from arctern.errors import ArcternError
 from arctern.http_limits import BodyLimit
@@ -30,12 +32,11 @@ from arctern.transfer.app import too_large_response
 from arctern.transfer.documents import https_server
 from arctern.transfer.http import json_body
 from arctern.transfer.security import bearer_token
-from arctern.transfer.services import roles
+from arctern.transfer.services import gateways, roles
 from arctern.transfer.services.acl import can_see
 from arctern.transfer.services.common import Caller, usernames
 from arctern.transfer.services.guests import GUEST_CONNECTORS, create_guest, delete_guest
 
-GATEWAY_NAMESPACE = uuid.UUID("6a7c6e2e-0000-4000-8000-617263746777")
 CONNECTOR_IDS = {
     # Globus's connector ids, which globus-cli names ("POSIX", "S3").
     "posix": "145812c8-decc-41f1-83cf-bb2a85a2a70b",
@@ -64,10 +65,6 @@ def envelope(
         },
         status_code=status,
     )
-
-
-def gateway_id(endpoint_id: uuid.UUID, kind: str) -> uuid.UUID:
-    return uuid.uuid5(GATEWAY_NAMESPACE, f"{endpoint_id}:{kind}")
 
 
 def create_gcs_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
@@ -169,24 +166,57 @@ def create_gcs_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
         _, endpoint = await caller(request, endpoint_id)
         return envelope([{"DATA_TYPE": "info#1.0.0", "endpoint_id": str(endpoint)}])
 
+    def gateway_document(view: gateways.GatewayView) -> dict[str, Any]:
+        restrict = view.restrict_paths
+        return {
+            "DATA_TYPE": "storage_gateway#1.2.0",
+            "id": str(view.id),
+            "display_name": view.display_name,
+            "connector_id": CONNECTOR_IDS.get(view.kind),
+            "restrict_paths": None
+            if restrict is None
+            else {"DATA_TYPE": "path_restrictions#1.0.0", **restrict},
+            "allowed_domains": [],
+            "high_assurance": False,
+            "require_high_assurance": False,
+            "require_mfa": False,
+            "authentication_timeout_mins": None,
+            "users_allow": [],
+            "users_deny": [],
+            "identity_mappings": [],
+            "policies": {},
+        }
+
+    async def administrator(me: Caller, endpoint: uuid.UUID) -> None:
+        host = await host_endpoint_named(ctx, str(endpoint))
+        async with ctx.db.session() as session:
+            held = await roles.roles_on_endpoint(session, me, host) if host else set()
+        if "administrator" not in held:
+            raise GcsError(
+                "Only the endpoint's administrators change its storage gateways",
+                code="permission_denied",
+                status=403,
+            )
+
     @app.get("/{endpoint_id}/api/storage_gateways")
     async def storage_gateways(endpoint_id: str, request: Request) -> JSONResponse:
         _, endpoint = await caller(request, endpoint_id)
-        kinds = sorted({c.connector for c in await on_endpoint(endpoint)})
-        return envelope(
-            [
-                {
-                    "DATA_TYPE": "storage_gateway#1.2.0",
-                    "id": str(gateway_id(endpoint, kind)),
-                    "display_name": f"{kind.upper()} storage",
-                    "connector_id": CONNECTOR_IDS.get(kind),
-                    "allowed_domains": [],
-                    "high_assurance": False,
-                    "require_high_assurance": False,
-                }
-                for kind in kinds
-            ]
-        )
+        return envelope([gateway_document(g) for g in await gateways.list_gateways(ctx, endpoint)])
+
+    @app.get("/{endpoint_id}/api/storage_gateways/{gateway}")
+    async def storage_gateway(endpoint_id: str, gateway: str, request: Request) -> JSONResponse:
+        _, endpoint = await caller(request, endpoint_id)
+        return envelope([gateway_document(await gateways.get_gateway(ctx, endpoint, gateway))])
+
+    @app.patch("/{endpoint_id}/api/storage_gateways/{gateway}")
+    async def update_storage_gateway(
+        endpoint_id: str, gateway: str, request: Request
+    ) -> JSONResponse:
+        me, endpoint = await caller(request, endpoint_id)
+        await administrator(me, endpoint)
+        body = await json_body(request)
+        view = await gateways.update_gateway(ctx, endpoint, gateway, body)
+        return envelope([gateway_document(view)])
 
     @app.get("/{endpoint_id}/api/user_credentials")
     async def user_credentials(endpoint_id: str, request: Request) -> JSONResponse:

@@ -54,6 +54,22 @@ def test_guard_prefixes() -> None:
     assert not guard("/a/x", "r")
 
 
+def test_denied_prefixes_win_and_survive_the_wire() -> None:
+    guard = AccessGuard(readable=["/data/"], writable=["/data/"], denied=["/data/secret"])
+    assert guard("/data/x", "rw") and guard("/data/secrets", "r")
+    assert not guard("/data/secret", "r") and not guard("/data/secret/a/b", "rw")
+    for clone in (pickle.loads(pickle.dumps(guard)), AccessGuard.from_doc(guard.to_doc())):
+        assert not clone("/data/secret/a", "r") and clone("/data/x", "rw")
+    # A guard pickled before deny lists existed still loads (no denial).
+    old = AccessGuard.__new__(AccessGuard)
+    old.__setstate__((("/a/",), ()))
+    assert old("/a/x", "r") and old.denied == ()
+    with pytest.raises(ValueError):
+        AccessGuard.from_doc({"readable": "/a/"})
+    with pytest.raises(ValueError):
+        AccessGuard.from_doc(["/a/"])
+
+
 async def refused(call: Callable[[], Any]) -> None:
     with pytest.raises(AccessDenied):
         await call()

@@ -205,3 +205,111 @@ def test_the_gcs_api_refuses_what_it_should(trusting: LiveServer) -> None:
         f"{server.url}/gcs/{uuid.uuid4()}/api/collections", verify=str(server.certificate)
     )
     assert nowhere.status_code == 404 and nowhere.json()["code"] == "not_found"
+
+
+def test_storage_gateway_path_restrictions_bound_everyone(
+    trusting: LiveServer, tmp_path: Path
+) -> None:
+    """An endpoint administrator restricts the POSIX gateway with the GCS API: even the
+    collections' owner reaches only the allowed paths, read-only where so restricted,
+    nothing beneath a ``none`` path, not through a symlink either; the operator clears it."""
+    server = trusting
+    owner = login(server, DEMO_USERNAME, DEMO_PASSWORD)
+    admin_name, admin_password = make_user(server, "gateway-admin")
+    other_name, other_password = make_user(server, "not-admin")
+    granted = server.admin("endpoint", "grant-role", "builtin", admin_name, "administrator")
+    assert granted.returncode == 0, granted.stderr
+    ids = {
+        c["display_name"]: c["id"]
+        for c in owner.tc.endpoint_search("Demo Collection")
+        if c["display_name"] in ("Demo Collection 1", "Demo Collection 2")
+    }
+    c1, c2 = ids["Demo Collection 1"], ids["Demo Collection 2"]
+    root = server.home / "demo" / "collection1"
+    top = f"gw-{uuid.uuid4().hex[:6]}"
+    for folder in ("allowed/secret", "ro"):
+        (root / top / folder).mkdir(parents=True)
+    (root / top / "ro" / "f.txt").write_text("read me\n")
+    (root / top / "allowed" / "secret" / "s.txt").write_text("hidden\n")
+    (root / top / "allowed" / "to-ro").symlink_to(root / top / "ro")
+
+    cli_login(server, tmp_path, admin_name, admin_password, "--gcs", f"{BUILTIN_ENDPOINT}:{c1}")
+    listed = globus(
+        server, tmp_path, "gcs", "storage-gateway", "list", BUILTIN_ENDPOINT, "-F", "json"
+    )
+    assert listed.returncode == 0, listed.stderr
+    posix = next(
+        g for g in json.loads(listed.stdout)["data"]
+        if g["connector_id"] == "145812c8-decc-41f1-83cf-bb2a85a2a70b"
+    )  # fmt: skip
+    assert posix["restrict_paths"] is None
+    gcs = globus_sdk.GCSClient(
+        f"{server.url}/gcs/{BUILTIN_ENDPOINT}",
+        authorizer=globus_sdk.AccessTokenAuthorizer(gcs_token(tmp_path)),
+    )
+    restrictions = {
+        "DATA_TYPE": "path_restrictions#1.0.0",
+        "read_write": [f"{root / top / 'allowed'}/"],
+        "read": [f"{root / top / 'ro'}/"],
+        "none": [f"{root / top / 'allowed' / 'secret'}/"],
+    }
+    with pytest.raises(globus_sdk.GCSAPIError) as bad:
+        gcs.update_storage_gateway(posix["id"], {"restrict_paths": {"read": ["relative/"]}})
+    assert bad.value.http_status == 400
+
+    other_home = tmp_path / "other"
+    other_home.mkdir()
+    cli_login(server, other_home, other_name, other_password, "--gcs", f"{BUILTIN_ENDPOINT}:{c1}")
+    outsider = globus_sdk.GCSClient(
+        f"{server.url}/gcs/{BUILTIN_ENDPOINT}",
+        authorizer=globus_sdk.AccessTokenAuthorizer(gcs_token(other_home)),
+    )
+    with pytest.raises(globus_sdk.GCSAPIError) as refused:
+        outsider.update_storage_gateway(posix["id"], {"restrict_paths": restrictions})
+    assert refused.value.http_status == 403
+
+    try:
+        updated = gcs.update_storage_gateway(posix["id"], {"restrict_paths": restrictions})
+        assert updated["data"][0]["restrict_paths"]["none"] == restrictions["none"]
+        assert (
+            gcs.get_storage_gateway(posix["id"])["restrict_paths"]["read"] == restrictions["read"]
+        )
+
+        tc = owner.tc
+
+        def refused_status(call: object, *args: object, **kwargs: object) -> int:
+            with pytest.raises(globus_sdk.TransferAPIError) as caught:
+                call(*args, **kwargs)  # type: ignore[operator]
+            return int(caught.value.http_status)
+
+        # The collection's owner too: only inside the allowed paths.
+        assert refused_status(tc.operation_ls, c1, path="/") == 403
+        assert {e["name"] for e in tc.operation_ls(c1, path=f"/{top}/allowed/")} >= {"secret"}
+        assert [e["name"] for e in tc.operation_ls(c1, path=f"/{top}/ro/")] == ["f.txt"]
+        assert refused_status(tc.operation_ls, c1, path=f"/{top}/allowed/secret/") == 403
+        assert refused_status(tc.operation_mkdir, c1, f"/{top}/ro/new") == 403
+        tc.operation_mkdir(c1, f"/{top}/allowed/new")
+        # A link from a writable folder into the read-only one writes nothing there.
+        assert refused_status(tc.operation_mkdir, c1, f"/{top}/allowed/to-ro/new") == 403
+        assert not (root / top / "ro" / "new").exists()
+        # Collection 2 lies outside every allowed path.
+        assert refused_status(tc.operation_ls, c2, path="/") == 403
+
+        copy = globus_sdk.TransferData(source_endpoint=c1, destination_endpoint=c1)
+        copy.add_item(f"/{top}/ro/f.txt", f"/{top}/allowed/copy.txt")
+        task = tc.submit_transfer(copy)["task_id"]
+        assert tc.task_wait(task, timeout=120, polling_interval=1)
+        assert tc.get_task(task)["status"] == "SUCCEEDED"
+        assert (root / top / "allowed" / "copy.txt").read_text() == "read me\n"
+        into_ro = globus_sdk.TransferData(source_endpoint=c1, destination_endpoint=c1)
+        into_ro.add_item(f"/{top}/allowed/copy.txt", f"/{top}/ro/copy.txt")
+        assert refused_status(tc.submit_transfer, into_ro) == 403
+
+        shown = server.admin("gateway", "list")
+        assert shown.returncode == 0, shown.stderr
+        assert posix["id"] in shown.stdout and "secret" in shown.stdout
+    finally:
+        cleared = server.admin("gateway", "restrict", posix["id"], "--clear")
+        assert cleared.returncode == 0, cleared.stderr
+    assert gcs.get_storage_gateway(posix["id"])["restrict_paths"] is None
+    owner.tc.operation_ls(c1, path="/")

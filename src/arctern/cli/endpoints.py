@@ -9,6 +9,7 @@ import typer
 from arctern.cli.identity import DatabaseOption, HomeOption, run_admin
 from arctern.connect import endpoints as service
 from arctern.context import AppContext
+from arctern.transfer.services import gateways, roles
 
 app = typer.Typer(
     help="Manage Arctern Connect endpoints (agents on other hosts).", no_args_is_help=True
@@ -148,3 +149,28 @@ def rotate_credentials(
     name, key = run_admin(home, database, action)
     typer.echo(f"The credential of endpoint '{name}' is revoked.")
     _print_setup_key(key)
+
+
+@app.command("grant-role")
+def grant_role(
+    endpoint: Annotated[
+        str, typer.Argument(help="'builtin' (this deployment's own storage) or an endpoint id.")
+    ],
+    username: Annotated[str, typer.Argument(help="Username of the identity to grant it to.")],
+    role: Annotated[
+        str,
+        typer.Argument(help="administrator, access_manager, activity_manager or activity_monitor."),
+    ],
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Grant a role on an endpoint (all its collections): how the built-in endpoint, which
+    no user owns, gets administrators. Roles on collections are granted over the API."""
+
+    async def action(ctx: AppContext) -> str:
+        target = await gateways.endpoint_named(ctx, endpoint)
+        row = await roles.grant_role(ctx, target, username, role)
+        return str(row.id)
+
+    role_id = run_admin(home, database, action)
+    typer.echo(f"Role {role_id}: {username} is {role} of endpoint {endpoint}.")

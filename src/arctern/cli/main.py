@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from arctern.cli import clients, collections, connect, endpoints, identity
+from arctern.cli import clients, collections, connect, endpoints, gateways, identity
 from arctern.cli import worker as worker_cli
 from arctern.cli.worker import DataAddressOption, DataListenOption
 from arctern.config import Settings, ensure_home, load_settings
@@ -26,6 +26,7 @@ app.add_typer(identity.idp_app, name="idp")
 app.add_typer(collections.app, name="collection")
 app.add_typer(clients.app, name="client")
 app.add_typer(endpoints.app, name="endpoint")
+app.add_typer(gateways.app, name="gateway")
 app.add_typer(connect.app, name="connect")
 app.command(name="worker")(worker_cli.worker)
 

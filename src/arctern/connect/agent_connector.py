@@ -49,11 +49,7 @@ class AgentConnector:
         self.guard = guard
 
     async def _call(self, op: str, **args: Any) -> Any:
-        guard = (
-            None
-            if self.guard is None
-            else {"readable": list(self.guard.readable), "writable": list(self.guard.writable)}
-        )
+        guard = None if self.guard is None else self.guard.to_doc()
         return await relay(self.ctx, self.collection_id, {"op": op, "guard": guard, **args})
 
     async def stat(self, path: str) -> FileInfo:

@@ -212,9 +212,7 @@ def issue_token(secret_key: str, grant: DataGrant) -> str:
         "t": None if grant.task_id is None else str(grant.task_id),
         "c": str(grant.collection_id),
         "e": str(grant.endpoint_id),
-        "g": None
-        if grant.guard is None
-        else [list(grant.guard.readable), list(grant.guard.writable)],
+        "g": None if grant.guard is None else grant.guard.to_doc(),
         "x": int(grant.expires),
     }
     raw = base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).rstrip(b"=")
@@ -239,7 +237,7 @@ def check_token(secret_key: str, token: str, now: float | None = None) -> DataGr
             task_id=None if body["t"] is None else uuid.UUID(body["t"]),
             collection_id=uuid.UUID(body["c"]),
             endpoint_id=uuid.UUID(body["e"]),
-            guard=None if body["g"] is None else AccessGuard(body["g"][0], body["g"][1]),
+            guard=None if body["g"] is None else AccessGuard.from_doc(body["g"]),
             expires=float(body["x"]),
         )
     except (ValueError, KeyError, TypeError, IndexError):

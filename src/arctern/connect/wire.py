@@ -160,13 +160,13 @@ def collections_doc(found: Collections) -> dict[str, Any]:
 
 
 def guard_doc(guard: AccessGuard) -> dict[str, Any]:
-    return {"readable": list(guard.readable), "writable": list(guard.writable)}
+    return guard.to_doc()
 
 
 def guard_of(doc: dict[str, Any] | None) -> AccessGuard | None:
     if doc is None:
         return None
-    return AccessGuard(doc.get("readable", []), doc.get("writable", []))
+    return AccessGuard.from_doc(doc)
 
 
 def collections_of(doc: dict[str, Any]) -> Collections:
@@ -204,7 +204,7 @@ def beat_of(doc: dict[str, Any]) -> Beat:
         expired=bool(doc.get("expired")),
         lease_kept=bool(doc.get("lease_kept", True)),
         grants={
-            uuid.UUID(key): AccessGuard(value.get("readable", []), value.get("writable", []))
+            uuid.UUID(key): AccessGuard.from_doc(value)
             for key, value in (doc.get("grants") or {}).items()
         },
     )

@@ -34,19 +34,25 @@ def _prefix(path: str) -> str:
 
 class AccessGuard:
     """``allows(path, need)``: whether canonical collection ``path`` (``/a/b``) may be read
-    (``"r"``) or written (``"rw"``). Rule paths are directory prefixes, as in ``AclRule``."""
+    (``"r"``) or written (``"rw"``). Rule paths are directory prefixes, as in ``AclRule``;
+    nothing at or beneath a ``denied`` prefix is allowed, whatever grants it (a storage
+    gateway's ``none`` path restrictions)."""
 
     __slots__ = ("_rules",)
 
-    def __init__(self, readable: Iterable[str] = (), writable: Iterable[str] = ()) -> None:
-        self._rules: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
-        self.replace(readable, writable)
+    def __init__(
+        self, readable: Iterable[str] = (), writable: Iterable[str] = (), denied: Iterable[str] = ()
+    ) -> None:
+        self._rules: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] = ((), (), ())
+        self.replace(readable, writable, denied)
 
-    def replace(self, readable: Iterable[str], writable: Iterable[str]) -> None:
+    def replace(
+        self, readable: Iterable[str], writable: Iterable[str], denied: Iterable[str] = ()
+    ) -> None:
         """New grants; one attribute store, so threads see the old or the new set, whole."""
         write = tuple(sorted({_prefix(p) for p in writable}))
         read = tuple(sorted({_prefix(p) for p in readable} | set(write)))
-        self._rules = (read, write)
+        self._rules = (read, write, tuple(sorted({_prefix(p) for p in denied})))
 
     @property
     def readable(self) -> tuple[str, ...]:
@@ -56,10 +62,16 @@ class AccessGuard:
     def writable(self) -> tuple[str, ...]:
         return self._rules[1]
 
+    @property
+    def denied(self) -> tuple[str, ...]:
+        return self._rules[2]
+
     def allows(self, path: str, need: Need) -> bool:
-        read, write = self._rules
+        read, write, denied = self._rules
         prefixes = write if need == "rw" else read
         target = _prefix(path)
+        if any(target.startswith(prefix) for prefix in denied):
+            return False
         return any(target.startswith(prefix) for prefix in prefixes)
 
     def __call__(self, path: str, need: Need) -> bool:
@@ -71,15 +83,31 @@ class AccessGuard:
             verb = "read" if need == "r" else "write"
             raise AccessDenied(f"You do not have permission to {verb} '{path}'")
 
-    def __getstate__(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def to_doc(self) -> dict[str, list[str]]:
+        """The guard as JSON, for agents and data grants (``from_doc`` reads it back)."""
+        read, write, denied = self._rules
+        return {"readable": list(read), "writable": list(write), "denied": list(denied)}
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> AccessGuard:
+        """A guard from ``to_doc``'s JSON; ValueError when it is not one."""
+        if not isinstance(doc, dict):
+            raise ValueError("an access guard is a JSON object")
+        lists = [doc.get(name, []) for name in ("readable", "writable", "denied")]
+        if not all(isinstance(v, list) and all(isinstance(p, str) for p in v) for v in lists):
+            raise ValueError("an access guard's paths are lists of strings")
+        return cls(*lists)
+
+    def __getstate__(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
         return self._rules
 
-    def __setstate__(self, state: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
-        self._rules = state
+    def __setstate__(self, state: tuple[tuple[str, ...], ...]) -> None:
+        read, write, *rest = state
+        self._rules = (read, write, rest[0] if rest else ())
 
     def __repr__(self) -> str:
-        read, write = self._rules
-        return f"AccessGuard(readable={read!r}, writable={write!r})"
+        read, write, denied = self._rules
+        return f"AccessGuard(readable={read!r}, writable={write!r}, denied={denied!r})"
 
 
 def with_guard(connector: Connector, guard: AccessGuard | None) -> Connector:

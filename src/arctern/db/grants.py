@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arctern.connectors.access import AccessGuard
+from arctern.db.gateways import gateway_limit
 from arctern.db.models.auth import Identity
 from arctern.db.models.groups import GroupMembership
 from arctern.db.models.transfer import AclRule, Collection
@@ -74,7 +75,18 @@ async def access_guard(
     """What ``identity_id`` may touch on ``collection`` now; None: everything (its owner).
 
     On a guest collection, guests get what its rules grant them *and* its creator can
-    still reach in the mapped collection; the creator, what they can reach there."""
+    still reach in the mapped collection; the creator, what they can reach there. The path
+    restrictions of the collection's storage gateway bound everyone, its owner included."""
+    granted = await _granted(session, identity_id, collection, now)
+    limit = await gateway_limit(session, collection)
+    if limit is None:
+        return granted
+    return limit if granted is None else intersect(granted, limit)
+
+
+async def _granted(
+    session: AsyncSession, identity_id: uuid.UUID, collection: Collection, now: datetime
+) -> AccessGuard | None:
     if collection.mapped_collection_id is not None:
         reach = await creator_reach(session, collection, now)
         if collection.owner_id == identity_id:
@@ -102,6 +114,7 @@ async def creator_reach(
     return AccessGuard(
         readable=[p for grant in there.readable if (p := seen_from(base, grant)) is not None],
         writable=[p for grant in there.writable if (p := seen_from(base, grant)) is not None],
+        denied=[p for grant in there.denied if (p := seen_from(base, grant)) is not None],
     )
 
 
@@ -126,4 +139,8 @@ def intersect(a: AccessGuard, b: AccessGuard) -> AccessGuard:
             if x.startswith(y) or y.startswith(x)
         ]
 
-    return AccessGuard(readable=meet(a.readable, b.readable), writable=meet(a.writable, b.writable))
+    return AccessGuard(
+        readable=meet(a.readable, b.readable),
+        writable=meet(a.writable, b.writable),
+        denied=[*a.denied, *b.denied],
+    )

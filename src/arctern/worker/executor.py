@@ -161,7 +161,7 @@ class Job:
             for collection_id, guard in self.guards:
                 fresh = beat.grants.get(collection_id)
                 if fresh is not None:
-                    guard.replace(fresh.readable, fresh.writable)
+                    guard.replace(fresh.readable, fresh.writable, fresh.denied)
             if extend and not beat.finished:
                 self._last_extend = time.monotonic()
             self._persist_done = requested

@@ -29,12 +29,10 @@ def _text(request: dict[str, Any], name: str) -> str:
 def _guard(raw: Any) -> AccessGuard | None:
     if raw is None:
         return None
-    if not isinstance(raw, dict):
-        raise ConnectorError("malformed access guard")
-    readable, writable = raw.get("readable", []), raw.get("writable", [])
-    if not all(isinstance(p, str) for p in [*readable, *writable]):
-        raise ConnectorError("malformed access guard")
-    return AccessGuard(readable, writable)
+    try:
+        return AccessGuard.from_doc(raw)
+    except ValueError as exc:
+        raise ConnectorError(f"malformed access guard: {exc}") from None
 
 
 async def execute(config: AgentConfig, request: dict[str, Any]) -> dict[str, Any]:

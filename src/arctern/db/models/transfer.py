@@ -119,6 +119,24 @@ class PauseRule(Base):
     modified_time: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class StorageGateway(Base):
+    """Policies of one storage gateway: the storage of one kind (POSIX, S3, …) of an
+    endpoint, which all its collections of that kind are in. Without a row, a gateway has
+    no restrictions. ``restrict_paths``: ``{"read": [...], "read_write": [...], "none":
+    [...]}``, absolute paths in the storage's own terms (a host path for POSIX,
+    ``/bucket/prefix`` for S3); nothing outside ``read``/``read_write`` is reachable in any
+    collection, by anyone, and nothing under ``none``."""
+
+    __tablename__ = "storage_gateways"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    connector: Mapped[str] = mapped_column(String(20))
+    display_name: Mapped[str] = mapped_column(String(300))
+    restrict_paths: Mapped[dict[str, list[str]] | None] = mapped_column(JSON, nullable=True)
+    modified_time: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class AclRule(Base):
     """Grants ``r`` or ``rw`` on a path (and beneath it) to an identity or to everyone."""
 

@@ -29,7 +29,7 @@ from arctern.db.models.transfer import AclRule, Collection
 from arctern.errors import ArcternError, NotFound, PermissionDenied
 from arctern.notify.messages import sharing_invitation
 from arctern.transfer.filters import bad_request, parse_datetime
-from arctern.transfer.paths import dir_prefix, is_within, normalize_path
+from arctern.transfer.paths import dir_prefix, normalize_path
 from arctern.transfer.services.common import Caller, endpoint_not_found, load_collection
 
 Access = Literal["", "r", "rw"]
@@ -67,22 +67,13 @@ async def caller_guard(
 async def effective_access(
     session: AsyncSession, caller: Caller, collection: Collection, path: str, now: datetime
 ) -> Access:
-    """What the caller may do at ``path`` (canonical) and beneath it."""
-    if collection.is_guest:
-        # Bounded by what the guest collection's creator can still reach (``db/grants``).
-        guard = await caller_guard(session, caller, collection, now)
-        if guard is None or guard.allows(path, "rw"):
-            return "rw"
-        return "r" if guard.allows(path, "r") else ""
-    if collection.owner_id == caller.identity_id:
+    """What the caller may do at ``path`` (canonical) and beneath it: the access rules (on a
+    guest collection, bounded by what its creator can still reach) within the storage
+    gateway's path restrictions (``db/grants``)."""
+    guard = await caller_guard(session, caller, collection, now)
+    if guard is None or guard.allows(path, "rw"):
         return "rw"
-    best: Access = ""
-    for rule in await caller_rules(session, caller, collection.id, now):
-        if is_within(path, rule.path):
-            if rule.permissions == "rw":
-                return "rw"
-            best = "r"
-    return best
+    return "r" if guard.allows(path, "r") else ""
 
 
 async def require_access(

@@ -227,3 +227,34 @@ def role_document(role: EndpointRole) -> dict[str, Any]:
         "principal": role.principal,
         "role": role.role,
     }
+
+
+async def grant_role(ctx: AppContext, target: uuid.UUID, username: str, role: str) -> EndpointRole:
+    """The deployment operator grants a role on an endpoint or collection (``arctern
+    endpoint grant-role``); the built-in endpoint has no owner to do it over the API."""
+    if role not in ROLES:
+        raise bad_request(f"role must be one of {', '.join(ROLES)}")
+    async with ctx.db.session() as session:
+        identity = await session.scalar(select(Identity).where(Identity.username == username))
+        if identity is None:
+            raise NotFound(f"No such user '{username}'")
+        existing = await session.scalar(
+            select(EndpointRole).where(
+                EndpointRole.target_id == target,
+                EndpointRole.principal_type == "identity",
+                EndpointRole.principal == str(identity.id),
+                EndpointRole.role == role,
+            )
+        )
+        if existing is not None:
+            return existing
+        row = EndpointRole(
+            target_id=target,
+            principal_type="identity",
+            principal=str(identity.id),
+            role=role,
+            created_at=ctx.clock.now(),
+        )
+        session.add(row)
+        await session.flush()
+        return row

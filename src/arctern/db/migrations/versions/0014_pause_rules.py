@@ -1,4 +1,4 @@
-"""Endpoint administrators' pause rules
+"""Endpoint administrators' pause rules, and storage gateways' path restrictions
 
 Revision ID: 0014_pause_rules
 Revises: 0013_guest_collections_roles
@@ -41,7 +41,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_pause_rules_target", "pause_rules", ["target_id"])
+    op.create_table(
+        "storage_gateways",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("endpoint_id", sa.Uuid(), nullable=False),
+        sa.Column("connector", sa.String(length=20), nullable=False),
+        sa.Column("display_name", sa.String(length=300), nullable=False),
+        sa.Column("restrict_paths", sa.JSON(), nullable=True),
+        sa.Column("modified_time", arctern.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_storage_gateways_endpoint_id", "storage_gateways", ["endpoint_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("storage_gateways")
     op.drop_table("pause_rules")
