@@ -25,7 +25,7 @@ from arctern.auth.verifier import TokenVerifier
 from arctern.connect.endpoints import BUILTIN_ENDPOINT_ID, host_endpoint_named
 from arctern.context import AppContext
 from arctern.db.gateways import gateway_id
-from arctern.db.models.transfer import Collection, EndpointRole
+from arctern.db.models.transfer import Collection, EndpointRole, UserCredential
 from arctern.errors import ArcternError
 from arctern.http_limits import BodyLimit
 from arctern.transfer.app import too_large_response
@@ -184,7 +184,15 @@ def create_gcs_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
             "users_allow": [],
             "users_deny": [],
             "identity_mappings": [],
-            "policies": {},
+            "policies": (
+                {
+                    "DATA_TYPE": "s3_storage_policies#1.0.0",
+                    "s3_endpoint": None,
+                    "s3_user_credential_required": view.user_credentials_required,
+                }
+                if view.kind == "s3"
+                else {"DATA_TYPE": "posix_storage_policies#1.0.0"}
+            ),
         }
 
     async def administrator(me: Caller, endpoint: uuid.UUID) -> None:
@@ -218,30 +226,86 @@ def create_gcs_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
         view = await gateways.update_gateway(ctx, endpoint, gateway, body)
         return envelope([gateway_document(view)])
 
+    def identity_credential(me: Caller, view: gateways.GatewayView) -> dict[str, Any]:
+        """Where the storage knows users by their identity: one implicit credential."""
+        return {
+            "DATA_TYPE": "user_credential#1.0.0",
+            "id": str(credential_id(view.endpoint_id, view.kind, me.identity_id)),
+            "identity_id": str(me.identity_id),
+            "username": me.username,
+            "storage_gateway_id": str(view.id),
+            "connector_id": CONNECTOR_IDS.get(view.kind),
+            "display_name": me.username,
+            "invalid": False,
+            "policies": {},
+        }
+
+    def credential_document(me: Caller, row: UserCredential) -> dict[str, Any]:
+        """A user's own S3 keys: the key id, never the secret."""
+        return {
+            "DATA_TYPE": "user_credential#1.0.0",
+            "id": str(row.id),
+            "identity_id": str(row.identity_id),
+            "username": me.username,
+            "storage_gateway_id": str(row.gateway_id),
+            "connector_id": CONNECTOR_IDS["s3"],
+            "display_name": row.display_name or me.username,
+            "invalid": False,
+            "policies": {
+                "DATA_TYPE": "s3_user_credential_policies#1.0.0",
+                "s3_key_id": row.options.get("access_key_id"),
+            },
+        }
+
     @app.get("/{endpoint_id}/api/user_credentials")
     async def user_credentials(endpoint_id: str, request: Request) -> JSONResponse:
-        """One credential per storage gateway for the caller: their identity is how the
-        deployment's storage knows them (no local account mapping)."""
+        """The caller's credentials: their own keys for S3 gateways, and an implicit one
+        for gateways that know them by their identity."""
         me, endpoint = await caller(request, endpoint_id)
-        kinds = sorted({c.connector for c in await on_endpoint(endpoint)})
         wanted = request.query_params.get("storage_gateway")
-        return envelope(
-            [
-                {
-                    "DATA_TYPE": "user_credential#1.0.0",
-                    "id": str(credential_id(endpoint, kind, me.identity_id)),
-                    "identity_id": str(me.identity_id),
-                    "username": me.username,
-                    "storage_gateway_id": str(gateway_id(endpoint, kind)),
-                    "connector_id": CONNECTOR_IDS.get(kind),
-                    "display_name": me.username,
-                    "invalid": False,
-                    "policies": {},
-                }
-                for kind in kinds
-                if wanted in (None, str(gateway_id(endpoint, kind)))
-            ]
+        own = await gateways.list_credentials(ctx, me.identity_id, endpoint)
+        found: list[dict[str, Any]] = []
+        for view in await gateways.list_gateways(ctx, endpoint):
+            if wanted not in (None, str(view.id)):
+                continue
+            if view.kind == "s3":
+                found += [credential_document(me, c) for c in own if c.gateway_id == view.id]
+            else:
+                found.append(identity_credential(me, view))
+        return envelope(found)
+
+    @app.get("/{endpoint_id}/api/user_credentials/{credential}")
+    async def user_credential(endpoint_id: str, credential: str, request: Request) -> JSONResponse:
+        me, endpoint = await caller(request, endpoint_id)
+        row = await gateways.get_credential(ctx, me.identity_id, endpoint, credential)
+        return envelope([credential_document(me, row)])
+
+    @app.post("/{endpoint_id}/api/user_credentials")
+    async def create_user_credential(endpoint_id: str, request: Request) -> JSONResponse:
+        me, endpoint = await caller(request, endpoint_id)
+        row = await gateways.save_credential(
+            ctx, me.identity_id, endpoint, await json_body(request)
         )
+        return envelope([credential_document(me, row)], status=201)
+
+    @app.patch("/{endpoint_id}/api/user_credentials/{credential}")
+    async def update_user_credential(
+        endpoint_id: str, credential: str, request: Request
+    ) -> JSONResponse:
+        me, endpoint = await caller(request, endpoint_id)
+        existing = await gateways.get_credential(ctx, me.identity_id, endpoint, credential)
+        row = await gateways.save_credential(
+            ctx, me.identity_id, endpoint, await json_body(request), existing=existing
+        )
+        return envelope([credential_document(me, row)])
+
+    @app.delete("/{endpoint_id}/api/user_credentials/{credential}")
+    async def delete_user_credential(
+        endpoint_id: str, credential: str, request: Request
+    ) -> JSONResponse:
+        me, endpoint = await caller(request, endpoint_id)
+        await gateways.delete_credential(ctx, me.identity_id, endpoint, credential)
+        return envelope([], detail="User credential deleted")
 
     @app.get("/{endpoint_id}/api/collections")
     async def list_collections(endpoint_id: str, request: Request) -> JSONResponse:

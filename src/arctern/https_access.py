@@ -107,7 +107,7 @@ async def _opened(
         finally:
             await agent.close()
         return
-    async with open_storage(ctx, collection, guard) as storage:
+    async with open_storage(ctx, collection, guard, identity_id=caller.identity_id) as storage:
         yield storage, canonical
 
 

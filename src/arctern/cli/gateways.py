@@ -43,7 +43,8 @@ def list_(
             if restrict is None
             else "; ".join(f"{k}: {', '.join(v) or '-'}" for k, v in restrict.items())
         )
-        typer.echo(f"{view.id}\t{view.display_name}\t{shown}")
+        keys = "\tusers' own credentials" if view.user_credentials_required else ""
+        typer.echo(f"{view.id}\t{view.display_name}\t{shown}{keys}")
 
 
 @app.command("restrict")
@@ -89,3 +90,33 @@ def restrict(
         typer.echo(f"'{view.display_name}' restricted:")
         for kind, paths in view.restrict_paths.items():
             typer.echo(f"  {kind}: {', '.join(paths) or '-'}")
+
+
+@app.command("user-credentials")
+def user_credentials(
+    gateway: Annotated[str, typer.Argument(help="S3 storage gateway UUID.")],
+    required: Annotated[
+        bool,
+        typer.Option(
+            "--required/--not-required",
+            help="Whether each user reaches the bucket with S3 access keys of their own "
+            "(registered with 'globus gcs user-credential create s3'), instead of the keys "
+            "stored with the collection.",
+        ),
+    ],
+    endpoint: EndpointOption = "builtin",
+    home: HomeOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Require (or stop requiring) users' own S3 credentials on an S3 gateway."""
+
+    async def action(ctx: AppContext) -> service.GatewayView:
+        where = await service.endpoint_named(ctx, endpoint)
+        body = {"policies": {"s3_user_credential_required": required}}
+        return await service.update_gateway(ctx, where, gateway, body)
+
+    view = run_admin(home, database, action)
+    if view.user_credentials_required:
+        typer.echo(f"'{view.display_name}': users reach it with their own S3 access keys.")
+    else:
+        typer.echo(f"'{view.display_name}': users reach it with the collections' stored keys.")

@@ -23,6 +23,7 @@ from arctern.connectors.access import AccessGuard
 from arctern.connectors.base import WriteState
 from arctern.context import NEW_WORK_TOPIC, AppContext
 from arctern.db.engine import mark_changed
+from arctern.db.gateways import CredentialRequired, storage_options
 from arctern.db.grants import access_guard, applicable_rules, guard_from_rules
 from arctern.db.models.transfer import Collection, Task, TaskItem
 from arctern.db.models.work import TaskFile, TaskPlan, WorkBatch
@@ -339,12 +340,17 @@ class DatabaseWorkSource:
             src_guard = await access_guard(session, task.owner_id, src, now)
             dst_guard = await access_guard(session, task.owner_id, dst, now) if dst else None
 
-        def view(collection: Collection) -> CollectionView:
-            return CollectionView(
-                collection.id, collection.connector, collection.root, dict(collection.options or {})
-            )
+            async def view(collection: Collection) -> CollectionView:
+                # The owner's own storage credential where the gateway requires one.
+                try:
+                    options = await storage_options(session, collection, task.owner_id)
+                except CredentialRequired as exc:
+                    raise FileFailed("PERMISSION_DENIED", exc.message) from None
+                return CollectionView(collection.id, collection.connector, collection.root, options)
 
-        found = Collections(view(src), view(dst) if dst else None, src_guard, dst_guard)
+            found = Collections(
+                await view(src), await view(dst) if dst else None, src_guard, dst_guard
+            )
         return await self.peer_views(task, found) if self.peer_views else found
 
     # -- reporting --------------------------------------------------------------------------

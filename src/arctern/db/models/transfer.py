@@ -134,6 +134,28 @@ class StorageGateway(Base):
     connector: Mapped[str] = mapped_column(String(20))
     display_name: Mapped[str] = mapped_column(String(300))
     restrict_paths: Mapped[dict[str, list[str]] | None] = mapped_column(JSON, nullable=True)
+    # S3: each user reaches the bucket with access keys of their own (``UserCredential``),
+    # not the keys stored with the collection (GCS's ``s3_user_credential_required``).
+    user_credentials_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    modified_time: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class UserCredential(Base):
+    """A user's own storage credential on a gateway (S3 access keys; the secret encrypted
+    with the server's secret key, never rendered)."""
+
+    __tablename__ = "user_credentials"
+    __table_args__ = (
+        Index("ix_user_credentials_gateway_identity", "gateway_id", "identity_id", unique=True),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    gateway_id: Mapped[uuid.UUID] = mapped_column()
+    identity_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("identities.id", ondelete="CASCADE"))
+    display_name: Mapped[str] = mapped_column(String(300), default="")
+    # ``access_key_id`` and ``secret_access_key`` (encrypted), as S3 collection options.
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     modified_time: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

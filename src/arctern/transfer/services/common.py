@@ -19,6 +19,7 @@ from arctern.connectors.base import Connector
 from arctern.connectors.errors import ConnectorError
 from arctern.connectors.registry import open_connector
 from arctern.context import AppContext
+from arctern.db.gateways import storage_options
 from arctern.db.models.auth import Identity
 from arctern.db.models.transfer import Collection
 from arctern.errors import NotFound, StorageError
@@ -72,11 +73,20 @@ async def usernames(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUI
 
 @asynccontextmanager
 async def open_storage(
-    ctx: AppContext, collection: Collection, guard: AccessGuard | None = None
+    ctx: AppContext,
+    collection: Collection,
+    guard: AccessGuard | None = None,
+    *,
+    identity_id: uuid.UUID | None = None,
 ) -> AsyncIterator[Connector]:
-    """The collection's connector, closed afterwards; ``guard`` (a non-owner's grants, from
-    ``acl.caller_guard``) is enforced on the location each path resolves to."""
+    """The collection's connector for ``identity_id``, closed afterwards; ``guard`` (the
+    caller's grants, from ``acl.caller_guard``) is enforced on the location each path
+    resolves to. A gateway may require the user's own storage credential
+    (``db.gateways.storage_options``)."""
     options = dict(collection.options or {})
+    if collection.connector == "s3":
+        async with ctx.db.session() as session:
+            options = await storage_options(session, collection, identity_id)
     if collection.connector == "agent":
         # Served by an Arctern Connect agent: operations are relayed to it.
         from arctern.connect.agent_connector import AgentConnector

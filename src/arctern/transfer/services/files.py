@@ -129,7 +129,7 @@ async def list_directory(
         await require_access(session, caller, collection, canonical, "r", now)
         guard = await caller_guard(session, caller, collection, now)
     entries: list[FileInfo] = []
-    async with open_storage(ctx, collection, guard) as storage:
+    async with open_storage(ctx, collection, guard, identity_id=caller.identity_id) as storage:
         try:
             info = await storage.stat(canonical)
             if info.type != "dir":
@@ -167,7 +167,7 @@ async def stat_path(ctx: AppContext, caller: Caller, endpoint_id: object, path: 
         canonical = normalize_path(path, default=collection.default_directory or "/~/")
         await require_access(session, caller, collection, canonical, "r", now)
         guard = await caller_guard(session, caller, collection, now)
-    async with open_storage(ctx, collection, guard) as storage:
+    async with open_storage(ctx, collection, guard, identity_id=caller.identity_id) as storage:
         try:
             return await storage.stat(canonical)
         except ConnectorError as exc:
@@ -191,7 +191,7 @@ async def make_directory(ctx: AppContext, caller: Caller, endpoint_id: object, p
             )
         await require_access(session, caller, collection, canonical, "rw", now)
         guard = await caller_guard(session, caller, collection, now)
-    async with open_storage(ctx, collection, guard) as storage:
+    async with open_storage(ctx, collection, guard, identity_id=caller.identity_id) as storage:
         try:
             await storage.mkdir(canonical)
         except ConnectorError as exc:
@@ -217,7 +217,7 @@ async def rename_path(
         await require_access(session, caller, collection, old, "rw", now)
         await require_access(session, caller, collection, new, "rw", now)
         guard = await caller_guard(session, caller, collection, now)
-    async with open_storage(ctx, collection, guard) as storage:
+    async with open_storage(ctx, collection, guard, identity_id=caller.identity_id) as storage:
         try:
             try:
                 await storage.stat(new)

@@ -2,8 +2,9 @@
 storage its collections are on, with path restrictions (``db/gateways`` applies them).
 
 An endpoint's administrators (its owner, or the ``administrator`` role on it) change a
-gateway's name and path restrictions through the GCS Manager API; the deployment's
-operator can also with ``arctern gateway``.
+gateway's name, path restrictions and whether users reach an S3 gateway with access keys
+of their own, through the GCS Manager API; the deployment's operator can also with
+``arctern gateway``. Users register those keys as their user credential of the gateway.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 from sqlalchemy import select
 
 from arctern.connect.endpoints import BUILTIN_ENDPOINT_ID, host_endpoint_named
+from arctern.connectors.s3.secrets import encrypt_options
 from arctern.context import AppContext
 from arctern.db.gateways import RESTRICTION_KINDS, gateway_id
-from arctern.db.models.transfer import Collection, StorageGateway
-from arctern.errors import InvalidRequest, NotFound
+from arctern.db.models.transfer import Collection, StorageGateway, UserCredential
+from arctern.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from arctern.transfer.paths import normalize_path
 
 MAX_RESTRICTIONS = 100
@@ -32,6 +34,7 @@ class GatewayView:
     kind: str
     display_name: str
     restrict_paths: dict[str, list[str]] | None
+    user_credentials_required: bool = False
 
 
 def gateway_not_found(raw: object) -> NotFound:
@@ -68,6 +71,7 @@ async def list_gateways(ctx: AppContext, endpoint: uuid.UUID) -> list[GatewayVie
                 kind,
                 row.display_name if row else f"{KIND_NAMES.get(kind, kind)} storage",
                 row.restrict_paths if row else None,
+                bool(row and row.user_credentials_required),
             )
         )
     return views
@@ -111,8 +115,9 @@ def parse_restrictions(raw: object) -> dict[str, list[str]] | None:
 async def update_gateway(
     ctx: AppContext, endpoint: uuid.UUID, raw_id: object, body: dict[str, Any]
 ) -> GatewayView:
-    """Set a gateway's display name and/or path restrictions (the caller's right to is
-    checked by the caller)."""
+    """Set a gateway's display name, path restrictions and (S3) whether users reach it with
+    their own credentials (``policies.s3_user_credential_required``). The caller's right to
+    is checked by the caller."""
     current = await get_gateway(ctx, endpoint, raw_id)
     name = body.get("display_name", current.display_name)
     if not isinstance(name, str) or not name.strip() or len(name) > 300:
@@ -122,6 +127,18 @@ async def update_gateway(
         if "restrict_paths" in body
         else current.restrict_paths
     )
+    required = current.user_credentials_required
+    policies = body.get("policies")
+    if policies is not None:
+        if not isinstance(policies, dict):
+            raise InvalidRequest("policies must be an object")
+        if "s3_user_credential_required" in policies:
+            wanted = policies["s3_user_credential_required"]
+            if not isinstance(wanted, bool):
+                raise InvalidRequest("s3_user_credential_required must be true or false")
+            if wanted and current.kind != "s3":
+                raise InvalidRequest("Only S3 storage gateways take users' own credentials")
+            required = wanted
     async with ctx.db.session() as session:
         row = await session.get(StorageGateway, current.id)
         if row is None:
@@ -129,8 +146,117 @@ async def update_gateway(
             session.add(row)
         row.display_name = name.strip()
         row.restrict_paths = restrict
+        row.user_credentials_required = required
         row.modified_time = ctx.clock.now()
-    return GatewayView(current.id, endpoint, current.kind, name.strip(), restrict)
+    return GatewayView(current.id, endpoint, current.kind, name.strip(), restrict, required)
+
+
+# -- users' own credentials ----------------------------------------------------------------
+
+
+def credential_not_found(raw: object) -> NotFound:
+    return NotFound(f"No user credential {raw} of yours on this endpoint", code="not_found")
+
+
+async def list_credentials(
+    ctx: AppContext, identity_id: uuid.UUID, endpoint: uuid.UUID
+) -> list[UserCredential]:
+    ids = [g.id for g in await list_gateways(ctx, endpoint)]
+    async with ctx.db.session() as session:
+        return list(
+            await session.scalars(
+                select(UserCredential)
+                .where(
+                    UserCredential.identity_id == identity_id, UserCredential.gateway_id.in_(ids)
+                )
+                .order_by(UserCredential.created_at)
+            )
+        )
+
+
+async def get_credential(
+    ctx: AppContext, identity_id: uuid.UUID, endpoint: uuid.UUID, raw_id: object
+) -> UserCredential:
+    found = next(
+        (c for c in await list_credentials(ctx, identity_id, endpoint) if str(c.id) == str(raw_id)),
+        None,
+    )
+    if found is None:
+        raise credential_not_found(raw_id)
+    return found
+
+
+def _s3_keys(ctx: AppContext, policies: object) -> dict[str, Any]:
+    if not isinstance(policies, dict):
+        raise InvalidRequest("An S3 user credential needs policies with s3_key_id, s3_secret_key")
+    key_id, secret = policies.get("s3_key_id"), policies.get("s3_secret_key")
+    if not isinstance(key_id, str) or not key_id or not isinstance(secret, str) or not secret:
+        raise InvalidRequest("An S3 user credential needs both s3_key_id and s3_secret_key")
+    return encrypt_options(
+        {"access_key_id": key_id, "secret_access_key": secret}, ctx.settings.secret_key or ""
+    )
+
+
+async def save_credential(
+    ctx: AppContext,
+    identity_id: uuid.UUID,
+    endpoint: uuid.UUID,
+    body: dict[str, Any],
+    *,
+    existing: UserCredential | None = None,
+) -> UserCredential:
+    """Create (or, with ``existing``, change) the caller's own credential for a gateway: one
+    per gateway and identity."""
+    if existing is None:
+        gateway = await get_gateway(ctx, endpoint, body.get("storage_gateway_id"))
+        if gateway.kind != "s3":
+            raise InvalidRequest(
+                f"'{gateway.display_name}' knows users by their identity: no credential to add"
+            )
+        if body.get("identity_id") not in (None, str(identity_id)):
+            raise PermissionDenied("A user credential is made for yourself")
+    name = body.get("display_name")
+    if name is not None and (not isinstance(name, str) or len(name) > 300):
+        raise InvalidRequest("display_name must be a string of at most 300 characters")
+    now = ctx.clock.now()
+    async with ctx.db.session() as session:
+        if existing is not None:
+            row = await session.get(UserCredential, existing.id)
+            if row is None:
+                raise credential_not_found(existing.id)
+        else:
+            taken = await session.scalar(
+                select(UserCredential.id).where(
+                    UserCredential.gateway_id == gateway.id,
+                    UserCredential.identity_id == identity_id,
+                )
+            )
+            if taken is not None:
+                raise Conflict(
+                    f"You have a credential for this gateway already ({taken}): update it",
+                    code="conflict",
+                )
+            row = UserCredential(
+                gateway_id=gateway.id, identity_id=identity_id, created_at=now, options={}
+            )
+            session.add(row)
+        if existing is None or "policies" in body:
+            row.options = _s3_keys(ctx, body.get("policies"))
+        if name is not None:
+            row.display_name = name
+        row.modified_time = now
+        await session.flush()
+        return row
+
+
+async def delete_credential(
+    ctx: AppContext, identity_id: uuid.UUID, endpoint: uuid.UUID, raw_id: object
+) -> None:
+    found = await get_credential(ctx, identity_id, endpoint, raw_id)
+    async with ctx.db.session() as session:
+        row = await session.get(UserCredential, found.id)
+        if row is not None:
+            await session.delete(row)
 
 
 async def endpoint_named(ctx: AppContext, raw: str) -> uuid.UUID:

@@ -17,6 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from arctern.connectors.access import AccessGuard
 from arctern.connectors.errors import ConnectorError
 from arctern.context import AppContext
 from arctern.db.models.transfer import AclRule, Collection, Task
@@ -81,7 +82,7 @@ async def create_guest(
             )
         await require_access(session, caller, mapped, base, "r", now)
         guard = await caller_guard(session, caller, mapped, now)
-    await _require_real_directory(ctx, mapped, base, guard)
+    await _require_real_directory(ctx, caller, mapped, base, guard)
     async with ctx.db.session() as session:
         guest = Collection(
             display_name=display_name.strip(),
@@ -109,13 +110,13 @@ async def create_guest(
 
 
 async def _require_real_directory(
-    ctx: AppContext, mapped: Collection, base: str, guard: object
+    ctx: AppContext, caller: Caller, mapped: Collection, base: str, guard: AccessGuard | None
 ) -> None:
     """``base`` must be a directory the creator reaches, at its own location: a symbolic
     link on the way would root the guest collection somewhere the rules of the mapped
     collection do not describe."""
     try:
-        async with open_storage(ctx, mapped, guard) as storage:  # type: ignore[arg-type]
+        async with open_storage(ctx, mapped, guard, identity_id=caller.identity_id) as storage:
             info = await storage.stat(base.rstrip("/") or "/")
     except ConnectorError as exc:
         raise InvalidRequest(f"'{base}' cannot be used: {exc}") from None

@@ -20,6 +20,7 @@ from arctern.connectors.access import AccessGuard
 from arctern.connectors.errors import ConnectorError
 from arctern.context import NEW_WORK_TOPIC, AppContext
 from arctern.db.engine import mark_changed
+from arctern.db.gateways import storage_options
 from arctern.db.models.connect import CentralDataListener, Endpoint
 from arctern.db.models.transfer import Collection, Task, TaskItem
 from arctern.errors import ArcternError, Conflict, RequestTooLarge
@@ -291,7 +292,11 @@ async def _existing(ctx: AppContext, caller: Caller, submission_id: uuid.UUID) -
 
 
 async def _detect_recursion(
-    ctx: AppContext, collection: Collection, items: list[_Item], guard: AccessGuard | None
+    ctx: AppContext,
+    caller: Caller,
+    collection: Collection,
+    items: list[_Item],
+    guard: AccessGuard | None,
 ) -> None:
     """Items without ``recursive`` are directories if their source is one (auto-detection).
 
@@ -300,7 +305,7 @@ async def _detect_recursion(
     pending = [item for item in items if item.recursive is None]
     if not pending:
         return
-    async with open_storage(ctx, collection, guard) as storage:
+    async with open_storage(ctx, collection, guard, identity_id=caller.identity_id) as storage:
         for item in pending:
             try:
                 item.recursive = (await storage.stat(item.source_path)).type == "dir"
@@ -425,7 +430,10 @@ async def submit_transfer(ctx: AppContext, caller: Caller, body: dict[str, Any])
             assert item.destination_path is not None
             await require_access(session, caller, destination, item.destination_path, "rw", now)
         source_guard = await caller_guard(session, caller, source, now)
-    await _detect_recursion(ctx, source, plan.items, source_guard)
+        # Refused now, not at run time, when the storage needs the user's own credential.
+        for collection in (source, destination):
+            await storage_options(session, collection, caller.identity_id)
+    await _detect_recursion(ctx, caller, source, plan.items, source_guard)
     for item in plan.items:
         assert item.destination_path is not None
         if item.destination_path == "/" and not item.recursive:
@@ -462,4 +470,5 @@ async def submit_delete(ctx: AppContext, caller: Caller, body: dict[str, Any]) -
         collection = await visible_collection(session, caller, endpoint_id, now)
         for item in plan.items:
             await require_access(session, caller, collection, item.source_path, "rw", now)
+        await storage_options(session, collection, caller.identity_id)
     return await _store(ctx, caller, plan, collection, None)

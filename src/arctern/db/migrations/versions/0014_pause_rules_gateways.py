@@ -1,6 +1,7 @@
-"""Endpoint administrators' pause rules, and storage gateways' path restrictions
+"""Endpoint administrators' pause rules; storage gateways' path restrictions and users'
+own storage credentials
 
-Revision ID: 0014_pause_rules
+Revision ID: 0014_pause_rules_gateways
 Revises: 0013_guest_collections_roles
 Create Date: 2026-12-04 09:40:00
 """
@@ -12,7 +13,7 @@ from alembic import op
 
 import arctern.db.base
 
-revision: str = "0014_pause_rules"
+revision: str = "0014_pause_rules_gateways"
 down_revision: str | None = "0013_guest_collections_roles"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -48,12 +49,32 @@ def upgrade() -> None:
         sa.Column("connector", sa.String(length=20), nullable=False),
         sa.Column("display_name", sa.String(length=300), nullable=False),
         sa.Column("restrict_paths", sa.JSON(), nullable=True),
+        sa.Column("user_credentials_required", sa.Boolean(), nullable=False),
         sa.Column("modified_time", arctern.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_storage_gateways_endpoint_id", "storage_gateways", ["endpoint_id"])
+    op.create_table(
+        "user_credentials",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("gateway_id", sa.Uuid(), nullable=False),
+        sa.Column("identity_id", sa.Uuid(), nullable=False),
+        sa.Column("display_name", sa.String(length=300), nullable=False),
+        sa.Column("options", sa.JSON(), nullable=False),
+        sa.Column("created_at", arctern.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("modified_time", arctern.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["identity_id"], ["identities.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(
+        "ix_user_credentials_gateway_identity",
+        "user_credentials",
+        ["gateway_id", "identity_id"],
+        unique=True,
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("user_credentials")
     op.drop_table("storage_gateways")
     op.drop_table("pause_rules")
