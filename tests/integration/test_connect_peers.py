@@ -337,3 +337,34 @@ def test_parallelism_is_set_per_endpoint(peers: Peers) -> None:
         peers.server.admin("endpoint", "update", "DTN", "--parallelism", "0")
     refused = peers.server.admin("endpoint", "update", "DTN", "--parallelism", "65")
     assert refused.returncode != 0 and "less than or equal to 64" in refused.stderr
+
+
+def test_a_guest_collection_on_the_dtn_exchanges_data_with_the_laptop(peers: Peers) -> None:
+    """A guest collection in a folder of the listening DTN's collection: the laptop pushes
+    into it over the DTN's data channel (the credential names the guest collection; the DTN
+    opens only that folder), and central storage reads from it."""
+    tc = peers.owner.tc
+    folder = f"guest-{uuid.uuid4().hex[:6]}"
+    (peers.dtn_root / folder).mkdir()
+    guest = tc.create_shared_endpoint(
+        {"DATA_TYPE": "shared_endpoint", "host_endpoint": peers.dtn_collection,
+         "host_path": f"/{folder}/", "display_name": f"DTN share {folder}"}
+    )["id"]  # fmt: skip
+    dataset = make_dataset(peers.laptop_root)
+    push = globus_sdk.TransferData(
+        source_endpoint=peers.laptop_collection, destination_endpoint=guest, verify_checksum=True
+    )
+    push.add_item(f"/{dataset.name}/", f"/{dataset.name}/", recursive=True)
+    task = wait_task(tc, tc.submit_transfer(push)["task_id"])
+    assert task["status"] == "SUCCEEDED", task
+    # Inside the shared folder, not at the root of the DTN's collection.
+    assert tree(peers.dtn_root / folder / dataset.name) == tree(dataset)
+    assert not (peers.dtn_root / dataset.name).exists()
+
+    central = next(iter(tc.endpoint_search("Demo Collection 1")))["id"]
+    pull = globus_sdk.TransferData(source_endpoint=guest, destination_endpoint=central)
+    pull.add_item(f"/{dataset.name}/small/", f"/from-guest-{folder}/", recursive=True)
+    task = wait_task(tc, tc.submit_transfer(pull)["task_id"])
+    assert task["status"] == "SUCCEEDED", task
+    landed = peers.server.home / "demo" / "collection1" / f"from-guest-{folder}"
+    assert tree(landed) == tree(dataset / "small")

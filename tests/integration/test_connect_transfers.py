@@ -234,3 +234,45 @@ def test_transfers_with_an_agent_that_does_not_listen_are_refused(host: Host) ->
         error = api_error(host.owner.tc.submit_transfer, tdata)
         assert error.http_status == 409 and error.code == "ClientError.NotSupported"
         assert "--listen" in error.message
+
+
+def test_a_guest_collection_on_an_agent_collection(host: Host) -> None:
+    """Shared from a folder of the agent's collection: the agent serves only that folder
+    (relayed listing, a transfer the agent runs from it), also when a link replaces it."""
+    tc = host.owner.tc
+    folder = f"share-{uuid.uuid4().hex[:6]}"
+    (host.raw_root / folder / "run1").mkdir(parents=True)
+    (host.raw_root / folder / "run1" / "a.dat").write_bytes(b"a" * 5000)
+    (host.raw_root / folder / "out").symlink_to(host.raw_root)
+    (host.raw_root / f"{folder}-private.txt").write_text("not shared\n")
+    guest = tc.create_shared_endpoint(
+        {"DATA_TYPE": "shared_endpoint", "host_endpoint": host.raw, "host_path": f"/{folder}/",
+         "display_name": f"Instrument share {folder}"}
+    )["id"]  # fmt: skip
+    doc = tc.get_endpoint(guest)
+    assert doc["entity_type"] == "GCSv5_guest_collection" and doc["host_path"] == f"/{folder}/"
+    assert {e["name"] for e in tc.operation_ls(guest, path="/")} == {"run1", "out"}
+    assert [e["name"] for e in tc.operation_ls(guest, path="/run1/")] == ["a.dat"]
+    assert api_error(tc.operation_ls, guest, path="/out/").http_status in (403, 404)
+
+    reader = login(host.server, *make_user(host.server, "agent-guest"))
+    tc.add_endpoint_acl_rule(
+        guest,
+        {"DATA_TYPE": "access", "principal_type": "identity",
+         "principal": reader.identity_id, "path": "/run1/", "permissions": "r"},
+    )  # fmt: skip
+    assert [e["name"] for e in reader.tc.operation_ls(guest, path="/run1/")] == ["a.dat"]
+    assert api_error(reader.tc.operation_ls, host.raw, path="/").http_status in (403, 404)
+
+    # The agent runs a transfer out of the guest collection into its other collection.
+    copy = globus_sdk.TransferData(source_endpoint=guest, destination_endpoint=host.results)
+    copy.add_item("/run1/", f"/from-guest-{folder}/", recursive=True)
+    task = wait_task(tc, tc.submit_transfer(copy)["task_id"])
+    assert task["status"] == "SUCCEEDED", task
+    assert (host.results_root / f"from-guest-{folder}" / "a.dat").read_bytes() == b"a" * 5000
+
+    # A link put in place of the shared folder later leads nowhere.
+    moved = host.raw_root / f"{folder}-moved"
+    (host.raw_root / folder).rename(moved)
+    (host.raw_root / folder).symlink_to(host.raw_root)
+    assert api_error(tc.operation_ls, guest, path="/").http_status in (403, 404)

@@ -32,6 +32,15 @@ SETUP_KEY_LIFETIME = timedelta(days=1)
 # Collections of agents: connector kind "agent", root = the collection's own id (the real
 # directory is known only to the agent).
 AGENT_CONNECTOR = "agent"
+
+
+def agent_reference(collection: Collection) -> str:
+    """What an agent opens for one of its collections: the collection's id, or for a guest
+    collection on it, ``MAPPED_ID/folder`` (its ``root``); the agent resolves it in its own
+    configuration and keeps it inside the folder."""
+    return collection.root or str(collection.id)
+
+
 # The deployment's own (central) collections are mapped collections of this endpoint. It
 # is not stored: every central collection names it as ``host_endpoint_id``.
 BUILTIN_ENDPOINT_ID = uuid.UUID("6a7c6e2e-0000-4000-8000-61726374e001")

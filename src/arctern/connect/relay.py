@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from arctern.connect.endpoints import is_connected
+from arctern.connect.endpoints import agent_reference, is_connected
 from arctern.connectors import errors as connector_errors
 from arctern.connectors.access import AccessDenied
 from arctern.connectors.errors import ConnectorError, TransientError
@@ -97,7 +97,12 @@ async def relay(ctx: AppContext, collection_id: uuid.UUID, request: dict[str, An
         row = AgentRequest(
             endpoint_id=endpoint.id,
             state="pending",
-            request={**request, "collection_id": str(collection_id)},
+            request={
+                **request,
+                "collection_id": agent_reference(collection)
+                if collection is not None
+                else str(collection_id),
+            },
             created_at=now,
             expires_at=answer_by,
         )

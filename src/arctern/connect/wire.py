@@ -144,6 +144,8 @@ def collections_doc(found: Collections) -> dict[str, Any]:
         # collection ("remote") comes with its data address, pinned certificate and a task
         # credential.
         doc: dict[str, Any] = {"id": str(collection.id), "connector": collection.connector}
+        if collection.connector == "agent" and collection.root:
+            doc["root"] = collection.root  # a guest collection: MAPPED_ID/folder
         if collection.connector == "remote":
             doc["options"] = collection.options
         return doc
@@ -175,7 +177,8 @@ def collections_of(doc: dict[str, Any]) -> Collections:
             return None
         # The agent's connector factory maps an agent collection id to its local root.
         options = raw.get("options") if raw["connector"] == "remote" else None
-        return CollectionView(uuid.UUID(raw["id"]), raw["connector"], raw["id"], options or {})
+        root = str(raw.get("root") or raw["id"])
+        return CollectionView(uuid.UUID(raw["id"]), raw["connector"], root, options or {})
 
     source = view(doc["source"])
     assert source is not None

@@ -24,7 +24,7 @@ from arctern.connect.datachannel import (
     check_token,
     issue_token,
 )
-from arctern.connect.endpoints import BUILTIN_ENDPOINT_ID
+from arctern.connect.endpoints import BUILTIN_ENDPOINT_ID, agent_reference
 from arctern.connectors.access import AccessGuard
 from arctern.context import AppContext
 from arctern.db.models.connect import CentralDataListener, Endpoint
@@ -397,9 +397,13 @@ async def verify_data_token(
     grant = await running_task_grant(ctx, body.get("token"), endpoint_id)
     if grant is None:
         return {"valid": False}
+    async with ctx.db.session() as session:
+        collection = await session.get(Collection, grant.collection_id)
+    if collection is None:
+        return {"valid": False}
     return {
         "valid": True,
-        "collection_id": str(grant.collection_id),
+        "collection_id": agent_reference(collection),
         "guard": None if grant.guard is None else wire.guard_doc(grant.guard),
     }
 

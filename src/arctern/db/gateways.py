@@ -35,8 +35,11 @@ def gateway_of(collection: Collection) -> uuid.UUID:
 
 
 def storage_path(collection: Collection) -> str:
-    """The collection's root in its gateway's terms: an absolute host directory for POSIX
-    and agents' disks, ``/bucket/prefix`` for S3."""
+    """The collection's root in its gateway's terms: an absolute host directory for POSIX,
+    ``/bucket/prefix`` for S3, and for an agent's collection the folder inside it."""
+    if collection.connector == "agent":
+        # An agent's root is its own (``ID`` or ``ID/folder`` for a guest collection).
+        return "/" + collection.root.partition("/")[2].strip("/")
     return "/" + collection.root.strip().strip("/")
 
 

@@ -39,11 +39,23 @@ class AgentConfig:
     owner: str
     collections: list[LocalCollection] = field(default_factory=list)
 
-    def root_of(self, collection_id: str) -> str | None:
-        for collection in self.collections:
-            if collection.id == collection_id:
-                return collection.root
-        return None
+    def root_of(self, reference: str) -> str | None:
+        """The local directory a deployment's reference opens: one of this agent's
+        collections (its id), or a folder in one (``ID/folder``, a guest collection). A
+        folder must be a real directory inside the collection, reached through no symbolic
+        link, checked at every use: a link swapped in later leads nowhere."""
+        collection_id, _, folder = reference.partition("/")
+        root = next((c.root for c in self.collections if c.id == collection_id), None)
+        if root is None or not folder:
+            return root
+        parts = [p for p in folder.split("/") if p]
+        if any(p in (".", "..") for p in parts):
+            return None
+        real_root = os.path.realpath(root)
+        target = os.path.join(real_root, *parts)
+        if os.path.realpath(target) != target or not os.path.isdir(target):
+            return None
+        return target
 
 
 class AgentHome:

@@ -17,6 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from arctern.connect.endpoints import AGENT_CONNECTOR
 from arctern.connectors.access import AccessGuard
 from arctern.connectors.errors import ConnectorError
 from arctern.context import AppContext
@@ -30,7 +31,7 @@ GUEST_ENTITY_TYPE = "GCSv5_guest_collection"
 MAPPED_ENTITY_TYPE = "GCSv5_mapped_collection"
 # Connectors whose storage the deployment opens itself (a guest on an agent's collection
 # would need the agent to know the guest collection).
-GUEST_CONNECTORS = ("posix", "s3", "memory")
+GUEST_CONNECTORS = ("posix", "s3", "memory", AGENT_CONNECTOR)
 MAX_NAME = 300
 
 
@@ -41,6 +42,9 @@ def entity_type_of(collection: Collection) -> str:
 def guest_root(mapped: Collection, base: str) -> str:
     """The storage root of a guest collection at ``base`` (a directory prefix)."""
     inner = base.strip("/")
+    if mapped.connector == AGENT_CONNECTOR:
+        # What the agent opens: its collection, and the folder in it (``agent_reference``).
+        return f"{mapped.id}/{inner}" if inner else str(mapped.id)
     if not inner:
         return mapped.root
     if mapped.connector == "posix":
