@@ -14,11 +14,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import globus_sdk
+import httpx
 import pytest
 
 from tests.conftest import _database_args
 from tests.integration.test_auth_globus_cli import globus, globus_login
 from tests.integration.test_transfer_api import Account, login, make_user, wait_done
+from tests.integration.test_web_pages import log_in, texts
 from tests.support.server import DEMO_PASSWORD, DEMO_USERNAME, LiveServer, start_server
 
 pytestmark = pytest.mark.timeout(300)
@@ -93,7 +95,8 @@ def copy(who: Account, source: str, destination: str, folder: str, name: str) ->
 
 def test_a_pause_rule_holds_writes_until_it_is_changed(site: Site) -> None:
     tc = site.owner.tc
-    researcher = login(site.server, *make_user(site.server, "held"))
+    researcher_name, researcher_password = make_user(site.server, "held")
+    researcher = login(site.server, researcher_name, researcher_password)
     manager = login(site.server, *make_user(site.server, "keeper"))
     bystander = login(site.server, *make_user(site.server, "bystander"))
     tc.add_endpoint_role(
@@ -142,6 +145,11 @@ def test_a_pause_rule_holds_writes_until_it_is_changed(site: Site) -> None:
     ]
     assert info["pause_rules"][0]["DATA_TYPE"] == "pause_rule_limited"
     assert "modified_by_id" not in info["pause_rules"][0]
+    # The web app says so too.
+    with httpx.Client(base_url=site.server.url, timeout=30) as web:
+        log_in(web, researcher_name, researcher_password)
+        page = web.get(f"/activity/{held}").text
+    assert texts(page, "task-nice-status") == ["Paused by an administrator"]
     effective = researcher.tc.my_effective_pause_rule_list(site.c2)
     assert [r["id"] for r in effective] == [rule_id]
     assert list(researcher.tc.my_effective_pause_rule_list(site.c1)) == []

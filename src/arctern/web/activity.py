@@ -102,6 +102,8 @@ def describe_task(view: task_service.TaskView, bytes_total: int | None = None) -
             status_text = f"Failed{f' ({code})' if code else ''}"
     else:
         status_text = task.nice_status or ("Paused" if task.status == "INACTIVE" else "Active")
+        if task.admin_pause_message is not None or view.held_by_rule:
+            status_text = "Paused by an administrator"
         if task.cancel_requested:
             status_text = "Canceling"
     seconds = task.active_seconds
