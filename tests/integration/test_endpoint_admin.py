@@ -178,3 +178,46 @@ def test_update_endpoint_by_its_administrators(site: Site) -> None:
     assert status_of(tc.update_endpoint, site.c2, {"root": "/etc"}) == 400
     assert status_of(tc.update_endpoint, site.c2, {"display_name": "Demo Collection 1"}) == 409
     assert tc.get_endpoint(site.c2)["description"] == "Scratch space"
+
+
+def test_monitors_see_collections_guests_rules_and_file_records(site: Site) -> None:
+    tc = site.owner.tc
+    watcher = login(site.server, *make_user(site.server, "watcher"))
+    researcher = login(site.server, *make_user(site.server, "records"))
+    nobody = login(site.server, *make_user(site.server, "unrelated"))
+    folder = f"/watched-{uuid.uuid4().hex[:6]}/"
+    tc.operation_mkdir(site.c1, folder)
+    (site.server.home / "demo" / "collection1" / folder.strip("/") / "w.bin").write_bytes(
+        b"w" * 2048
+    )
+    rule = tc.add_endpoint_acl_rule(
+        site.c1,
+        {"DATA_TYPE": "access", "principal_type": "identity",
+         "principal": researcher.identity_id, "path": folder, "permissions": "rw"},
+    )["access_id"]  # fmt: skip
+    guest = tc.create_shared_endpoint(
+        {"DATA_TYPE": "shared_endpoint", "host_endpoint": site.c1, "host_path": folder,
+         "display_name": f"Watched share {folder.strip('/')}"}
+    )["id"]  # fmt: skip
+    role(site, site.c1, watcher, "activity_monitor")
+
+    assert watcher.tc.endpoint_manager_get_endpoint(site.c1)["display_name"] == "Demo Collection 1"
+    hosted = {e["id"] for e in watcher.tc.endpoint_manager_hosted_endpoint_list(site.c1)}
+    assert guest in hosted
+    assert rule in {r["id"] for r in watcher.tc.endpoint_manager_acl_list(site.c1)}
+    for call in (
+        nobody.tc.endpoint_manager_get_endpoint,
+        nobody.tc.endpoint_manager_hosted_endpoint_list,
+        nobody.tc.endpoint_manager_acl_list,
+    ):
+        assert status_of(call, site.c1) == 404
+
+    data = globus_sdk.TransferData(source_endpoint=site.c1, destination_endpoint=site.c1)
+    data.add_item(f"{folder}w.bin", f"{folder}copy.bin")
+    task_id = researcher.tc.submit_transfer(data)["task_id"]
+    with site.server.worker():
+        assert researcher.tc.task_wait(task_id, timeout=120, polling_interval=1)
+    done = list(watcher.tc.endpoint_manager_task_successful_transfers(task_id))
+    assert [(d["destination_path"], d["size"]) for d in done] == [(f"{folder}copy.bin", 2048)]
+    assert list(watcher.tc.endpoint_manager_task_skipped_errors(task_id)) == []
+    assert status_of(nobody.tc.endpoint_manager_task_successful_transfers, task_id) == 404

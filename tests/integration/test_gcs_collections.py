@@ -41,14 +41,17 @@ def tls_server(
         server.stop()
 
 
-@pytest.fixture
-def trusting(tls_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> LiveServer:
+def trust(server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> LiveServer:
     """This process's clients (globus-sdk, httpx) trust the server's certificate (globus-sdk
     sends prepared requests, which skip REQUESTS_CA_BUNDLE: it has its own variable)."""
-    monkeypatch.setenv("GLOBUS_SDK_VERIFY_SSL", str(tls_server.certificate))
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_server.certificate))
-    monkeypatch.setenv("SSL_CERT_FILE", str(tls_server.certificate))
-    return tls_server
+    for name in ("GLOBUS_SDK_VERIFY_SSL", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        monkeypatch.setenv(name, str(server.certificate))
+    return server
+
+
+@pytest.fixture
+def trusting(tls_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> LiveServer:
+    return trust(tls_server, monkeypatch)
 
 
 def globus(server: LiveServer, home: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -26,6 +26,7 @@ from tests.integration.test_gcs_collections import (
     cli_login,
     gcs_token,
     globus,
+    trust,
 )
 from tests.integration.test_transfer_api import login, make_user, wait_done
 from tests.support.server import ARCTERN, DEMO_PASSWORD, DEMO_USERNAME, LiveServer, start_server
@@ -61,10 +62,7 @@ def s3_server(
 
 @pytest.fixture
 def trusting(s3_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> LiveServer:
-    monkeypatch.setenv("GLOBUS_SDK_VERIFY_SSL", str(s3_server.certificate))
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(s3_server.certificate))
-    monkeypatch.setenv("SSL_CERT_FILE", str(s3_server.certificate))
-    return s3_server
+    return trust(s3_server, monkeypatch)
 
 
 def keyless_s3_collection(server: LiveServer, endpoint: str) -> str:

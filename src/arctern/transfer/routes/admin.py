@@ -1,5 +1,6 @@
-"""Endpoint administration in the Transfer API: roles (``endpoint_role``) and the
-``endpoint_manager`` calls endpoint administrators make about other users' tasks."""
+"""Endpoint administration in the Transfer API: roles (``endpoint_role``), the
+``endpoint_manager`` calls endpoint administrators make about other users' tasks and
+their collections, and pause rules."""
 
 from __future__ import annotations
 
@@ -10,9 +11,20 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from arctern.context import AppContext
-from arctern.transfer.documents import endpoint_document, event_document, iso, task_document
+from arctern.transfer.documents import (
+    access_document,
+    endpoint_document,
+    event_document,
+    iso,
+    task_document,
+)
 from arctern.transfer.http import json_body, query_int, result
-from arctern.transfer.routes.tasks import task_list_document
+from arctern.transfer.routes.tasks import (
+    marker_of,
+    skipped_errors_document,
+    successful_transfers_document,
+    task_list_document,
+)
 from arctern.transfer.services import endpoint_manager, pause_rules, roles
 from arctern.transfer.services.common import Caller
 
@@ -123,6 +135,49 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
         return result(
             request, "ResumeAccepted", f"{len(changed)} task(s) resumed", task_id_list=changed
         )
+
+    @router.get("/endpoint_manager/task/{task_id}/successful_transfers")
+    async def admin_successful(
+        task_id: str, request: Request, caller: Caller = Auth
+    ) -> dict[str, Any]:
+        marker = marker_of(request)
+        rows, following = await endpoint_manager.task_file_records(
+            ctx, caller, task_id, state="done", marker=marker
+        )
+        return successful_transfers_document(rows, marker, following)
+
+    @router.get("/endpoint_manager/task/{task_id}/skipped_errors")
+    async def admin_skipped(
+        task_id: str, request: Request, caller: Caller = Auth
+    ) -> dict[str, Any]:
+        marker = marker_of(request)
+        rows, following = await endpoint_manager.task_file_records(
+            ctx, caller, task_id, state="skipped", marker=marker
+        )
+        return skipped_errors_document(rows, marker, following)
+
+    @router.get("/endpoint_manager/endpoint/{endpoint_id}")
+    async def admin_get_endpoint(endpoint_id: str, caller: Caller = Auth) -> dict[str, Any]:
+        found = await endpoint_manager.monitored_collection(ctx, caller, endpoint_id)
+        return endpoint_document(found, "", caller.identity_id, https_base=base)
+
+    @router.get("/endpoint_manager/endpoint/{endpoint_id}/hosted_endpoint_list")
+    async def hosted_endpoint_list(endpoint_id: str, caller: Caller = Auth) -> dict[str, Any]:
+        guests = await endpoint_manager.hosted_guests(ctx, caller, endpoint_id)
+        return {
+            "DATA_TYPE": "endpoint_list",
+            "DATA": [endpoint_document(g, "", caller.identity_id, https_base=base) for g in guests],
+        }
+
+    @router.get("/endpoint_manager/endpoint/{endpoint_id}/access_list")
+    async def admin_access_list(endpoint_id: str, caller: Caller = Auth) -> dict[str, Any]:
+        rules = await endpoint_manager.access_rules(ctx, caller, endpoint_id)
+        return {
+            "DATA_TYPE": "access_list",
+            "endpoint": endpoint_id,
+            "length": len(rules),
+            "DATA": [access_document(r) for r in rules],
+        }
 
     @router.get("/endpoint_manager/task/{task_id}/pause_info")
     async def admin_pause_info(task_id: str, caller: Caller = Auth) -> dict[str, Any]:

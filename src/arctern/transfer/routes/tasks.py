@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from arctern.context import AppContext
+from arctern.db.models.work import TaskFile
 from arctern.transfer.documents import event_document, iso, task_document
 from arctern.transfer.filters import bad_request, parse_filters, parse_orderby
 from arctern.transfer.http import json_body, query_int, result
@@ -43,7 +44,7 @@ def task_list_document(
     }
 
 
-def _marker(request: Request) -> int | None:
+def marker_of(request: Request) -> int | None:
     raw = request.query_params.get("marker")
     if raw is None or raw == "":
         return None
@@ -51,6 +52,54 @@ def _marker(request: Request) -> int | None:
         return int(raw)
     except ValueError:
         raise bad_request(f"Invalid marker '{raw}'") from None
+
+
+def successful_transfers_document(
+    rows: list[TaskFile], marker: int | None, next_marker: int | None
+) -> dict[str, Any]:
+    return {
+        "DATA_TYPE": "successful_transfers",
+        "marker": marker or 0,
+        "next_marker": next_marker,
+        "DATA": [
+            {
+                "DATA_TYPE": "successful_transfer",
+                "source_path": row.source_path,
+                "destination_path": row.destination_path,
+                "size": row.size,
+                "checksum": row.checksum,
+                "checksum_algorithm": row.checksum_algorithm,
+                "dynamic": False,
+            }
+            for row in rows
+        ],
+    }
+
+
+def skipped_errors_document(
+    rows: list[TaskFile], marker: int | None, next_marker: int | None
+) -> dict[str, Any]:
+    return {
+        "DATA_TYPE": "skipped_errors",
+        "marker": marker or 0,
+        "next_marker": next_marker,
+        "DATA": [
+            {
+                "DATA_TYPE": "skipped_error",
+                "source_path": row.source_path,
+                "destination_path": row.destination_path,
+                "error_code": row.error_code,
+                "error_details": row.error_message,
+                "error_time": iso(row.done_time),
+                "external_checksum": row.external_checksum,
+                "checksum_algorithm": row.checksum_algorithm,
+                "is_delete_destination_extra": False,
+                "is_directory": row.is_directory,
+                "is_symlink": False,
+            }
+            for row in rows
+        ],
+    }
 
 
 def _submitted(request: Request, kind: str, outcome: submission.Submitted) -> JSONResponse:
@@ -161,57 +210,21 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
     async def successful_transfers(
         task_id: str, request: Request, caller: Caller = Auth
     ) -> dict[str, Any]:
-        marker = _marker(request)
+        marker = marker_of(request)
         rows, next_marker = await tasks.task_file_records(
             ctx, caller, task_id, state="done", marker=marker
         )
-        return {
-            "DATA_TYPE": "successful_transfers",
-            "marker": marker or 0,
-            "next_marker": next_marker,
-            "DATA": [
-                {
-                    "DATA_TYPE": "successful_transfer",
-                    "source_path": row.source_path,
-                    "destination_path": row.destination_path,
-                    "size": row.size,
-                    "checksum": row.checksum,
-                    "checksum_algorithm": row.checksum_algorithm,
-                    "dynamic": False,
-                }
-                for row in rows
-            ],
-        }
+        return successful_transfers_document(rows, marker, next_marker)
 
     @router.get("/task/{task_id}/skipped_errors")
     async def skipped_errors(
         task_id: str, request: Request, caller: Caller = Auth
     ) -> dict[str, Any]:
-        marker = _marker(request)
+        marker = marker_of(request)
         rows, next_marker = await tasks.task_file_records(
             ctx, caller, task_id, state="skipped", marker=marker
         )
-        return {
-            "DATA_TYPE": "skipped_errors",
-            "marker": marker or 0,
-            "next_marker": next_marker,
-            "DATA": [
-                {
-                    "DATA_TYPE": "skipped_error",
-                    "source_path": row.source_path,
-                    "destination_path": row.destination_path,
-                    "error_code": row.error_code,
-                    "error_details": row.error_message,
-                    "error_time": iso(row.done_time),
-                    "external_checksum": row.external_checksum,
-                    "checksum_algorithm": row.checksum_algorithm,
-                    "is_delete_destination_extra": False,
-                    "is_directory": row.is_directory,
-                    "is_symlink": False,
-                }
-                for row in rows
-            ],
-        }
+        return skipped_errors_document(rows, marker, next_marker)
 
     @router.get("/task/{task_id}/pause_info")
     async def pause_info(task_id: str, caller: Caller = Auth) -> dict[str, Any]:

@@ -17,11 +17,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arctern.context import AppContext
+from arctern.context import NEW_WORK_TOPIC, AppContext
+from arctern.db.engine import mark_changed
 from arctern.db.holds import held_tasks
-from arctern.db.models.transfer import Collection, Task, TaskEvent
+from arctern.db.models.transfer import AclRule, Collection, Task, TaskEvent
+from arctern.db.models.work import TaskFile
+from arctern.errors import NotFound
 from arctern.transfer.filters import bad_request
-from arctern.transfer.services.common import Caller
+from arctern.transfer.services.common import Caller, endpoint_not_found, load_collection
 from arctern.transfer.services.roles import (
     MANAGE_ACTIVITY,
     monitored_collection_ids,
@@ -31,6 +34,7 @@ from arctern.transfer.services.tasks import (
     STATUSES,
     TaskView,
     event_page,
+    file_record_page,
     task_names,
     task_not_found,
 )
@@ -122,6 +126,54 @@ async def _monitored_task(
     if task.source_endpoint_id not in ids and task.destination_endpoint_id not in ids:
         raise task_not_found(task_id)
     return task
+
+
+async def task_file_records(
+    ctx: AppContext, caller: Caller, task_id: object, *, state: str, marker: int | None
+) -> tuple[list[TaskFile], int | None]:
+    async with ctx.db.session() as session:
+        task = await _monitored_task(session, caller, task_id)
+        return await file_record_page(session, task, state=state, marker=marker)
+
+
+async def monitored_collection(ctx: AppContext, caller: Caller, endpoint_id: str) -> Collection:
+    """A collection the caller monitors, by id (as an unknown one otherwise)."""
+    async with ctx.db.session() as session:
+        try:
+            collection = await load_collection(session, endpoint_id)
+        except NotFound:
+            raise endpoint_not_found(endpoint_id) from None
+        if collection.id not in await monitored_collection_ids(session, caller):
+            raise endpoint_not_found(endpoint_id)
+        return collection
+
+
+async def hosted_guests(ctx: AppContext, caller: Caller, endpoint_id: str) -> list[Collection]:
+    """The guest collections in a mapped collection the caller monitors, whoever made them."""
+    mapped = await monitored_collection(ctx, caller, endpoint_id)
+    async with ctx.db.session() as session:
+        return list(
+            await session.scalars(
+                select(Collection)
+                .where(
+                    Collection.mapped_collection_id == mapped.id, Collection.deleted_at.is_(None)
+                )
+                .order_by(Collection.display_name)
+            )
+        )
+
+
+async def access_rules(ctx: AppContext, caller: Caller, endpoint_id: str) -> list[AclRule]:
+    """A monitored collection's access rules (what its guests were given)."""
+    collection = await monitored_collection(ctx, caller, endpoint_id)
+    async with ctx.db.session() as session:
+        return list(
+            await session.scalars(
+                select(AclRule)
+                .where(AclRule.collection_id == collection.id)
+                .order_by(AclRule.created_at, AclRule.path)
+            )
+        )
 
 
 async def get_task(ctx: AppContext, caller: Caller, task_id: object) -> TaskView:
@@ -216,6 +268,8 @@ async def pause_tasks(
                 continue
             task.admin_pause_message = str(message).strip()[:2048] if pause else None
             changed.append(raw)
+        if changed and not pause:
+            mark_changed(session, NEW_WORK_TOPIC)
     return changed, skipped
 
 

@@ -23,7 +23,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arctern.connect.endpoints import BUILTIN_ENDPOINT_ID, host_endpoint_named
-from arctern.context import AppContext
+from arctern.context import NEW_WORK_TOPIC, AppContext
+from arctern.db.engine import mark_changed
 from arctern.db.holds import UNFINISHED, holds, in_force
 from arctern.db.models.auth import Identity
 from arctern.db.models.transfer import PAUSE_OPERATIONS, Collection, PauseRule, Task
@@ -216,6 +217,7 @@ async def update_rule(
         await _apply(session, row, body, creating=False)
         row.modified_by_id = caller.identity_id
         row.modified_time = ctx.clock.now()
+        mark_changed(session, NEW_WORK_TOPIC)  # tasks it let go are taken up at once
         return view
 
 
@@ -224,6 +226,7 @@ async def delete_rule(ctx: AppContext, caller: Caller, rule_id: object) -> None:
         row = await _rule(session, rule_id)
         await _view(ctx, session, caller, row, wanted=MANAGE_ACTIVITY)
         await session.delete(row)
+        mark_changed(session, NEW_WORK_TOPIC)
 
 
 async def list_rules(

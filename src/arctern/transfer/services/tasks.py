@@ -379,13 +379,19 @@ async def task_file_records(
     """A page of the task's per-file records in ``state``; and the next marker (or None)."""
     async with ctx.db.session() as session:
         task = await _own_task(session, caller, task_id)
-        query = select(TaskFile).where(TaskFile.task_id == task.id, TaskFile.state == state)
-        if state == "done":
-            # Successful transfers list files only, never directories.
-            query = query.where(TaskFile.is_directory.is_(False))
-        if marker is not None:
-            query = query.where(TaskFile.id > marker)
-        rows = list(await session.scalars(query.order_by(TaskFile.id).limit(RECORDS_PAGE + 1)))
+        return await file_record_page(session, task, state=state, marker=marker)
+
+
+async def file_record_page(
+    session: AsyncSession, task: Task, *, state: str, marker: int | None
+) -> tuple[list[TaskFile], int | None]:
+    query = select(TaskFile).where(TaskFile.task_id == task.id, TaskFile.state == state)
+    if state == "done":
+        # Successful transfers list files only, never directories.
+        query = query.where(TaskFile.is_directory.is_(False))
+    if marker is not None:
+        query = query.where(TaskFile.id > marker)
+    rows = list(await session.scalars(query.order_by(TaskFile.id).limit(RECORDS_PAGE + 1)))
     more = len(rows) > RECORDS_PAGE
     rows = rows[:RECORDS_PAGE]
     return rows, (int(rows[-1].id) if more and rows else None)
