@@ -320,6 +320,11 @@ def run_service(cfg: Config, session: ArcternSession) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--wan" in args:  # the wide-area part has a lab of its own (bench/wan.py)
+        from bench import wan
+
+        return wan.main(args)
     cfg = parse_args(argv)
     started = datetime.now(UTC)
     watch = Stopwatch()
