@@ -59,9 +59,12 @@ class AppContext:
     # Identities provisioned through the identities API per user (in-process counts).
     identity_provisions: RateLimiter | None = None
     agent_requests: ChangeSignal = field(default_factory=ChangeSignal)
+    # New claimable work (``NEW_WORK_TOPIC``): agents' held polls pass it on (``relay.take``).
+    new_work: ChangeSignal = field(default_factory=ChangeSignal)
 
     def __post_init__(self) -> None:
         self.db.subscribe(AGENT_REQUESTS_TOPIC, self.agent_requests.notify)
+        self.db.subscribe(NEW_WORK_TOPIC, self.new_work.notify)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:

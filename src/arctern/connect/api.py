@@ -174,10 +174,10 @@ def create_agent_app(ctx: AppContext, verifier: TokenVerifier | None = None) -> 
                 hold = min(hold, max(0.0, float(wanted)))
             except ValueError:
                 raise bad_request("'hold' must be a number of seconds") from None
-        taken = await relay.take(
+        taken, work = await relay.take(
             ctx, endpoint.id, credential_hash, hold=hold, gone=request.is_disconnected
         )
-        return {"requests": taken}
+        return {"requests": taken, "work": work}
 
     @app.post(f"{prefix}/requests/{{request_id}}/answer")
     async def answer(request_id: str, request: Request) -> dict[str, Any]:

@@ -174,9 +174,11 @@ async def take(
     *,
     hold: float,
     gone: Callable[[], Awaitable[bool]],
-) -> list[dict[str, Any]]:
-    """Pending requests for the endpoint, waiting up to ``hold`` seconds for some. Refuses
-    (401) as soon as the credential is revoked; marks the agent offline when ``gone()``."""
+) -> tuple[list[dict[str, Any]], bool]:
+    """Pending requests for the endpoint, waiting up to ``hold`` seconds for some; and
+    whether new work was stored meanwhile (the agent then claims at once instead of at its
+    next poll for work). Refuses (401) as soon as the credential is revoked; marks the
+    agent offline when ``gone()``."""
     loop = asyncio.get_running_loop()
     until = loop.time() + hold
     async with ctx.db.session() as session:
@@ -185,6 +187,19 @@ async def take(
             .where(Endpoint.id == endpoint_id)
             .values(connected_until=ctx.clock.now() + timedelta(seconds=hold) + PRESENCE_GRACE)
         )
+    async with ctx.new_work.listening() as work:
+        return await _take(ctx, endpoint_id, credential_hash, until, gone, work)
+
+
+async def _take(
+    ctx: AppContext,
+    endpoint_id: uuid.UUID,
+    credential_hash: str,
+    until: float,
+    gone: Callable[[], Awaitable[bool]],
+    work: asyncio.Event,
+) -> tuple[list[dict[str, Any]], bool]:
+    loop = asyncio.get_running_loop()
     pause = POLL_SECONDS
     while True:
         async with ctx.agent_requests.listening() as changed:
@@ -219,10 +234,10 @@ async def take(
                     )
                     if getattr(claimed, "rowcount", 0) == 1:
                         taken.append({"id": str(row.id), **row.request})
-            if taken or loop.time() >= until:
+            if taken or work.is_set() or loop.time() >= until:
                 if await gone():
                     await _mark_offline(ctx, endpoint_id)
-                    return []
+                    return [], False
                 # Presence now lasts only until the agent's next poll is due.
                 async with ctx.db.session() as session:
                     await session.execute(
@@ -230,12 +245,18 @@ async def take(
                         .where(Endpoint.id == endpoint_id)
                         .values(connected_until=ctx.clock.now() + PRESENCE_GRACE)
                     )
-                return taken
+                return taken, work.is_set()
             if await gone():
                 await _mark_offline(ctx, endpoint_id)
-                return []
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), min(pause, max(0.0, until - loop.time())))
+                return [], False
+            waits = {asyncio.ensure_future(changed.wait()), asyncio.ensure_future(work.wait())}
+            await asyncio.wait(
+                waits,
+                timeout=min(pause, max(0.0, until - loop.time())),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            for waiting in waits:
+                waiting.cancel()
             pause = POLL_SECONDS if changed.is_set() else min(pause * 2, IDLE_POLL_SECONDS)
 
 

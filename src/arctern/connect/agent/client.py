@@ -101,10 +101,11 @@ class AsyncAgentClient:
             timeout=httpx.Timeout(30.0, read=poll_hold + 30.0),
         )
 
-    async def poll(self) -> list[dict[str, Any]]:
+    async def poll(self) -> tuple[list[dict[str, Any]], bool]:
+        """Relayed requests to run, and whether new work is waiting to be claimed."""
         body = _check(await self.http.post("/poll", params={"hold": str(self.poll_hold)}))
         requests = body.get("requests")
-        return requests if isinstance(requests, list) else []
+        return (requests if isinstance(requests, list) else []), body.get("work") is True
 
     async def answer(self, request_id: str, answer: dict[str, Any]) -> None:
         _check(await self.http.post(f"/requests/{request_id}/answer", json=answer))

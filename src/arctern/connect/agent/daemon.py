@@ -201,7 +201,7 @@ class Agent:
                         await poll
                     break
                 try:
-                    requests = poll.result()
+                    requests, work = poll.result()
                 except CredentialRefused as exc:
                     self._refuse(str(exc))
                     break
@@ -214,6 +214,8 @@ class Agent:
                     backoff = min(backoff * 2, MAX_BACKOFF)
                     continue
                 backoff = 0.5
+                if work and self.pool is not None:
+                    self.pool.wake()  # claim the new work now, not at the next poll
                 for request in requests:
                     task = asyncio.ensure_future(self._handle(client, request))
                     self._tasks.add(task)
