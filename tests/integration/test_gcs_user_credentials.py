@@ -18,7 +18,11 @@ from pathlib import Path
 
 import globus_sdk
 import pytest
+from sqlalchemy import select
 
+from arctern.config import Settings
+from arctern.context import AppContext
+from arctern.db.models.transfer import UserCredential
 from tests.conftest import _database_args
 from tests.connectors.conftest import make_bucket, moto_endpoint  # noqa: F401
 from tests.integration.test_gcs_collections import (
@@ -28,7 +32,7 @@ from tests.integration.test_gcs_collections import (
     globus,
     trust,
 )
-from tests.integration.test_transfer_api import login, make_user, wait_done
+from tests.integration.test_transfer_api import database_url, login, make_user, wait_done
 from tests.support.server import ARCTERN, DEMO_PASSWORD, DEMO_USERNAME, LiveServer, start_server
 
 pytestmark = pytest.mark.timeout(300)
@@ -78,6 +82,22 @@ def keyless_s3_collection(server: LiveServer, endpoint: str) -> str:
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
     return made.stdout.strip().splitlines()[-1]
+
+
+def stored_credential_options(server: LiveServer) -> list[dict[str, str]]:
+    """What the database holds of users' credentials (SQLite or PostgreSQL alike)."""
+
+    async def read() -> list[dict[str, str]]:
+        ctx = AppContext.from_settings(
+            Settings(home=server.home, database_url=database_url(server))
+        )
+        try:
+            async with ctx.db.session() as session:
+                return [dict(o) for o in await session.scalars(select(UserCredential.options))]
+        finally:
+            await ctx.db.dispose()
+
+    return asyncio.run(read())
 
 
 def error_of(call: object, *args: object, **kwargs: object) -> tuple[int, str]:
@@ -150,7 +170,9 @@ def test_users_reach_an_s3_gateway_with_their_own_keys(
     mine = [c for c in gcs.get_user_credential_list() if c["storage_gateway_id"] == gateway["id"]]
     assert [c["policies"]["s3_key_id"] for c in mine] == ["AKIALAB0001"]
     assert "s3_secret_key" not in mine[0]["policies"]
-    assert SECRET.encode() not in (server.home / "arctern.db").read_bytes()
+    stored = stored_credential_options(server)
+    assert stored and SECRET not in json.dumps(stored)
+    assert all(o["secret_access_key"].startswith("fernet:") for o in stored)
 
     # With it: listing and a transfer run by the worker (with the owner's keys) succeed.
     assert list(owner.tc.operation_ls(bucket_collection)) == []
