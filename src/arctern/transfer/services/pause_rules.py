@@ -56,14 +56,20 @@ async def rules_holding(
     )
 
 
+def _targets_covering(collection: Collection) -> list[uuid.UUID]:
+    """What a rule covering the collection is on: it, its mapped collection, its endpoint."""
+    targets = [collection.id, host_of(collection)]
+    if collection.mapped_collection_id is not None:
+        targets.append(collection.mapped_collection_id)
+    return targets
+
+
 async def refuse_if_paused(
     session: AsyncSession, caller: Caller, collection: Collection, operation: str, now: datetime
 ) -> None:
     """Raise when a rule in force for the caller pauses ``operation`` (``pause_ls``,
     ``pause_mkdir``, ``pause_rename``) on the collection."""
-    targets = [collection.id, host_of(collection)]
-    if collection.mapped_collection_id is not None:
-        targets.append(collection.mapped_collection_id)
+    targets = _targets_covering(collection)
     rule = await session.scalar(
         select(PauseRule)
         .where(
@@ -271,9 +277,7 @@ async def effective_rules(
 ) -> list[RuleView]:
     """The rules that hold (or will, from their start time) the caller's work on a
     collection."""
-    targets = [collection.id, host_of(collection)]
-    if collection.mapped_collection_id is not None:
-        targets.append(collection.mapped_collection_id)
+    targets = _targets_covering(collection)
     async with ctx.db.session() as session:
         rows = await session.scalars(
             select(PauseRule)
