@@ -220,20 +220,6 @@ def set_loss(the_lab: Lab, one_way_ms: float, loss: float) -> None:
         host.add_delay(one_way_ms, loss=loss, queue=queue)
 
 
-def round_trip_ms(the_lab: Lab) -> float:
-    probe = f"""
-import socket, time
-times = []
-for _ in range(7):
-    started = time.perf_counter()
-    socket.create_connection(("{the_lab.dtn.address}", 22), timeout=10).close()
-    times.append(time.perf_counter() - started)
-print(" ".join(str(t * 1000) for t in times))
-"""
-    out = _run(*the_lab.laptop.launcher, sys.executable, "-c", probe)
-    return statistics.median(float(t) for t in out.split())
-
-
 # -- contenders ------------------------------------------------------------------------------
 
 
@@ -520,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         results["link"] = {
             "rate": config.rate,
             "one_way_ms": config.one_way_ms,
-            "measured_rtt_ms": round_trip_ms(the_lab),
+            "measured_rtt_ms": the_lab.laptop.round_trip_ms(the_lab.dtn, 22),
         }
         print(f"round trip {results['link']['measured_rtt_ms']:.1f} ms", flush=True)
         shapes = _make_datasets(the_lab, config)

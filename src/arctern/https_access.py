@@ -52,7 +52,7 @@ from arctern.db.models.transfer import Collection
 from arctern.errors import ArcternError
 from arctern.transfer.paths import normalize_path
 from arctern.transfer.security import bearer_token
-from arctern.transfer.services.acl import caller_guard, require_access, visible_collection
+from arctern.transfer.services.acl import require_access, visible_collection
 from arctern.transfer.services.common import Caller, open_storage
 
 READ_CHUNK = 4 << 20
@@ -91,8 +91,7 @@ async def _opened(
         canonical = normalize_path(path)
         async with ctx.db.session() as session:
             collection = await visible_collection(session, caller, collection_id, now)
-            await require_access(session, caller, collection, canonical, need, now)
-            guard = await caller_guard(session, caller, collection, now)
+            guard = await require_access(session, caller, collection, canonical, need, now)
             agent = (
                 await _agent_storage(ctx, session, collection, guard)
                 if collection.connector == "agent"

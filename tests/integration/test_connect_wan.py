@@ -14,9 +14,7 @@ Needs root, iptables and netfilterqueue; skipped elsewhere, run in CI.
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -122,26 +120,8 @@ def wan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wan]:
         network.destroy()
 
 
-def round_trip_ms(source: netns.Host, target: netns.Host, port: int) -> float:
-    """Median TCP connect time from ``source`` to ``target`` (one round trip each)."""
-    probe = f"""
-import socket, time
-times = []
-for _ in range(7):
-    started = time.perf_counter()
-    socket.create_connection(("{target.address}", {port}), timeout=10).close()
-    times.append(time.perf_counter() - started)
-print(" ".join(str(t * 1000) for t in times))
-"""
-    done = subprocess.run(
-        [*source.launcher, sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return statistics.median(float(t) for t in done.stdout.split())
-
-
 def test_the_link_has_the_emulated_round_trip(wan: Wan) -> None:
-    rtt = round_trip_ms(wan.laptop_host, wan.dtn_host, DATA_PORT)
+    rtt = wan.laptop_host.round_trip_ms(wan.dtn_host, DATA_PORT)
     print(f"laptop -> DTN round trip {rtt:.1f} ms")
     assert 2 * ONE_WAY_MS * 0.9 <= rtt < 2 * ONE_WAY_MS * 4, rtt
 

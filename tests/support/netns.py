@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -64,6 +65,21 @@ class Host:
             out = _run(*self.launcher, "cat", f"/sys/class/net/eth0/statistics/{counter}")
             values.append(int(out.strip()))
         return values[0], values[1]
+
+    def round_trip_ms(self, target: Host, port: int) -> float:
+        """Median TCP connect time from this host to ``target``'s ``port`` (one round trip
+        each, over the emulated link)."""
+        probe = f"""
+import socket, time
+times = []
+for _ in range(7):
+    started = time.perf_counter()
+    socket.create_connection(("{target.address}", {port}), timeout=10).close()
+    times.append(time.perf_counter() - started)
+print(" ".join(str(t * 1000) for t in times))
+"""
+        out = _run(*self.launcher, sys.executable, "-c", probe)
+        return statistics.median(float(t) for t in out.split())
 
     def limit_rate(self, rate: str, burst: str = "256kb", latency: str = "50ms") -> None:
         """Shape what this host sends (tbf), e.g. ``rate="200mbit"``."""

@@ -356,6 +356,15 @@ def access_document(rule: AclRule) -> dict[str, Any]:
     }
 
 
+def access_list_document(endpoint_id: str, rules: list[AclRule]) -> dict[str, Any]:
+    return {
+        "DATA_TYPE": "access_list",
+        "endpoint": endpoint_id,
+        "length": len(rules),
+        "DATA": [access_document(r) for r in rules],
+    }
+
+
 def bookmark_document(bookmark: Bookmark) -> dict[str, Any]:
     return {
         "DATA_TYPE": "bookmark",

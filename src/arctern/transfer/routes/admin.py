@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from arctern.context import AppContext
 from arctern.transfer.documents import (
-    access_document,
+    access_list_document,
     endpoint_document,
     event_document,
     iso,
@@ -172,12 +172,7 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
     @router.get("/endpoint_manager/endpoint/{endpoint_id}/access_list")
     async def admin_access_list(endpoint_id: str, caller: Caller = Auth) -> dict[str, Any]:
         rules = await endpoint_manager.access_rules(ctx, caller, endpoint_id)
-        return {
-            "DATA_TYPE": "access_list",
-            "endpoint": endpoint_id,
-            "length": len(rules),
-            "DATA": [access_document(r) for r in rules],
-        }
+        return access_list_document(endpoint_id, rules)
 
     @router.get("/endpoint_manager/task/{task_id}/pause_info")
     async def admin_pause_info(task_id: str, caller: Caller = Auth) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from arctern.errors import NotFound
 from arctern.transfer.documents import (
     HOST_ENTITY_TYPE,
     access_document,
+    access_list_document,
     endpoint_document,
     host_endpoint_document,
     owner_role_document,
@@ -204,13 +205,7 @@ def create_router(ctx: AppContext, authenticate: Callable[..., Awaitable[Caller]
 
     @router.get("/endpoint/{endpoint_id}/access_list")
     async def access_list(endpoint_id: str, caller: Caller = Auth) -> dict[str, Any]:
-        rules = await acl.list_rules(ctx, caller, endpoint_id)
-        return {
-            "DATA_TYPE": "access_list",
-            "endpoint": endpoint_id,
-            "length": len(rules),
-            "DATA": [access_document(r) for r in rules],
-        }
+        return access_list_document(endpoint_id, await acl.list_rules(ctx, caller, endpoint_id))
 
     @router.post("/endpoint/{endpoint_id}/access")
     async def add_access(endpoint_id: str, request: Request, caller: Caller = Auth) -> JSONResponse:

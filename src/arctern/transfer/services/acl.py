@@ -64,16 +64,18 @@ async def caller_guard(
     return await access_guard(session, caller.identity_id, collection, now)
 
 
-async def effective_access(
-    session: AsyncSession, caller: Caller, collection: Collection, path: str, now: datetime
-) -> Access:
-    """What the caller may do at ``path`` (canonical) and beneath it: the access rules (on a
-    guest collection, bounded by what its creator can still reach) within the storage
-    gateway's path restrictions (``db/grants``)."""
-    guard = await caller_guard(session, caller, collection, now)
-    if guard is None or guard.allows(path, "rw"):
-        return "rw"
-    return "r" if guard.allows(path, "r") else ""
+def check_access(
+    guard: AccessGuard | None, collection: Collection, path: str, need: Literal["r", "rw"]
+) -> None:
+    """Raise unless ``guard`` (``caller_guard``'s; None: everything) allows ``need`` at
+    ``path`` (canonical) and beneath it."""
+    if guard is None or guard.allows(path, need):
+        return
+    verb = "read" if need == "r" else "write"
+    raise PermissionDenied(
+        f"You do not have permission to {verb} '{path}' on '{collection.display_name}'",
+        code="PermissionDenied",
+    )
 
 
 async def require_access(
@@ -83,15 +85,14 @@ async def require_access(
     path: str,
     need: Literal["r", "rw"],
     now: datetime,
-) -> None:
-    have = await effective_access(session, caller, collection, path, now)
-    if have == "rw" or (need == "r" and have == "r"):
-        return
-    verb = "read" if need == "r" else "write"
-    raise PermissionDenied(
-        f"You do not have permission to {verb} '{path}' on '{collection.display_name}'",
-        code="PermissionDenied",
-    )
+) -> AccessGuard | None:
+    """Check the caller may do ``need`` at ``path``: the access rules (on a guest
+    collection, bounded by what its creator can still reach) within the storage gateway's
+    path restrictions (``db/grants``). Returns the caller's guard, for the connector to
+    enforce again where paths resolve; several paths are checked with ``check_access``."""
+    guard = await caller_guard(session, caller, collection, now)
+    check_access(guard, collection, path, need)
+    return guard
 
 
 async def can_see(

@@ -20,7 +20,7 @@ from arctern.transfer.filters import (
     patterns_match,
 )
 from arctern.transfer.paths import display_path, normalize_path
-from arctern.transfer.services.acl import caller_guard, require_access, visible_collection
+from arctern.transfer.services.acl import check_access, require_access, visible_collection
 from arctern.transfer.services.common import Caller, open_storage
 from arctern.transfer.services.pause_rules import refuse_if_paused
 
@@ -126,8 +126,7 @@ async def list_directory(
         default = collection.default_directory or "/~/"
         canonical = normalize_path(path, default=default)
         shown = display_path(path, default=default)
-        await require_access(session, caller, collection, canonical, "r", now)
-        guard = await caller_guard(session, caller, collection, now)
+        guard = await require_access(session, caller, collection, canonical, "r", now)
     entries: list[FileInfo] = []
     async with open_storage(ctx, collection, guard, identity_id=caller.identity_id) as storage:
         try:
@@ -165,8 +164,7 @@ async def stat_path(ctx: AppContext, caller: Caller, endpoint_id: object, path: 
         collection = await visible_collection(session, caller, endpoint_id, now)
         await refuse_if_paused(session, caller, collection, "pause_ls", now)
         canonical = normalize_path(path, default=collection.default_directory or "/~/")
-        await require_access(session, caller, collection, canonical, "r", now)
-        guard = await caller_guard(session, caller, collection, now)
+        guard = await require_access(session, caller, collection, canonical, "r", now)
     async with open_storage(ctx, collection, guard, identity_id=caller.identity_id) as storage:
         try:
             return await storage.stat(canonical)
@@ -189,8 +187,7 @@ async def make_directory(ctx: AppContext, caller: Caller, endpoint_id: object, p
                 code="ExternalError.MkdirFailed.Exists",
                 status=502,
             )
-        await require_access(session, caller, collection, canonical, "rw", now)
-        guard = await caller_guard(session, caller, collection, now)
+        guard = await require_access(session, caller, collection, canonical, "rw", now)
     async with open_storage(ctx, collection, guard, identity_id=caller.identity_id) as storage:
         try:
             await storage.mkdir(canonical)
@@ -214,9 +211,8 @@ async def rename_path(
         new = normalize_path(new_path)
         if "/" in (old, new):
             raise bad_request("The collection root cannot be renamed")
-        await require_access(session, caller, collection, old, "rw", now)
-        await require_access(session, caller, collection, new, "rw", now)
-        guard = await caller_guard(session, caller, collection, now)
+        guard = await require_access(session, caller, collection, old, "rw", now)
+        check_access(guard, collection, new, "rw")
     async with open_storage(ctx, collection, guard, identity_id=caller.identity_id) as storage:
         try:
             try:

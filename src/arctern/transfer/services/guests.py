@@ -24,7 +24,7 @@ from arctern.context import AppContext
 from arctern.db.models.transfer import AclRule, Collection, Task
 from arctern.errors import ArcternError, Conflict, InvalidRequest, PermissionDenied
 from arctern.transfer.paths import dir_prefix, normalize_path
-from arctern.transfer.services.acl import caller_guard, require_access, visible_collection
+from arctern.transfer.services.acl import require_access, visible_collection
 from arctern.transfer.services.common import Caller, open_storage
 
 GUEST_ENTITY_TYPE = "GCSv5_guest_collection"
@@ -84,8 +84,7 @@ async def create_guest(
                 code="ClientError.NotSupported",
                 status=409,
             )
-        await require_access(session, caller, mapped, base, "r", now)
-        guard = await caller_guard(session, caller, mapped, now)
+        guard = await require_access(session, caller, mapped, base, "r", now)
     await _require_real_directory(ctx, caller, mapped, base, guard)
     async with ctx.db.session() as session:
         guest = Collection(

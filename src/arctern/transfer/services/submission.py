@@ -26,7 +26,7 @@ from arctern.db.models.transfer import Collection, Task, TaskItem
 from arctern.errors import ArcternError, Conflict, RequestTooLarge
 from arctern.transfer.filters import bad_request, parse_datetime
 from arctern.transfer.paths import is_within, normalize_path
-from arctern.transfer.services.acl import caller_guard, require_access, visible_collection
+from arctern.transfer.services.acl import caller_guard, check_access, visible_collection
 from arctern.transfer.services.common import Caller, open_storage, parse_uuid
 
 MAX_ITEMS = 100_000
@@ -425,11 +425,13 @@ async def submit_transfer(ctx: AppContext, caller: Caller, body: dict[str, Any])
         source = await visible_collection(session, caller, source_id, now)
         destination = await visible_collection(session, caller, destination_id, now)
         await _refuse_unreachable(session, source, destination)
-        for item in plan.items:
-            await require_access(session, caller, source, item.source_path, "r", now)
-            assert item.destination_path is not None
-            await require_access(session, caller, destination, item.destination_path, "rw", now)
+        # The guards once per collection, every item checked against them.
         source_guard = await caller_guard(session, caller, source, now)
+        destination_guard = await caller_guard(session, caller, destination, now)
+        for item in plan.items:
+            check_access(source_guard, source, item.source_path, "r")
+            assert item.destination_path is not None
+            check_access(destination_guard, destination, item.destination_path, "rw")
         # Refused now, not at run time, when the storage needs the user's own credential.
         for collection in (source, destination):
             await storage_options(session, collection, caller.identity_id)
@@ -468,7 +470,8 @@ async def submit_delete(ctx: AppContext, caller: Caller, body: dict[str, Any]) -
         return found
     async with ctx.db.session() as session:
         collection = await visible_collection(session, caller, endpoint_id, now)
+        guard = await caller_guard(session, caller, collection, now)
         for item in plan.items:
-            await require_access(session, caller, collection, item.source_path, "rw", now)
+            check_access(guard, collection, item.source_path, "rw")
         await storage_options(session, collection, caller.identity_id)
     return await _store(ctx, caller, plan, collection, None)
