@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import xxhash
 
@@ -229,9 +229,12 @@ class Copier:
         need_hash = self._needs_checksum(job)
         if self._fast_path and job.size <= self.chunk_size and progress.state is None:
             return await self._copy_small_local(job, algorithm if need_hash else None)
-        if self._fast_path and not need_hash:
+        verify_wanted = self.options.verify_checksum and need_hash
+        if self._fast_path:
             try:
-                await self._copy_file_range(job, progress)
+                checksum = await self._copy_file_range(
+                    job, progress, algorithm if need_hash else None, verify=verify_wanted
+                )
             except OSError as exc:
                 if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
                     from arctern.connectors.posix.connector import map_os_error
@@ -240,9 +243,9 @@ class Copier:
                 self._fast_path = False  # this filesystem pair cannot do it; use read/write
                 await self._discard(progress)
             else:
+                self._check_external(job, algorithm, checksum)
                 await self._commit(job, progress)
-                return CopyResult("done", None, None, job.size)
-        verify_wanted = self.options.verify_checksum and need_hash
+                return CopyResult("done", checksum, algorithm if checksum else None, job.size)
         # Multipart stores only show an object once it is completed: verify after commit.
         readable_temp = self.destination.capabilities.write_at_offset
         checksum, verified = await self._copy_chunks(
@@ -251,16 +254,7 @@ class Copier:
             progress,
             read_back=verify_wanted and readable_temp,
         )
-        if (
-            job.external_checksum
-            and checksum is not None
-            and not same_checksum(job.external_checksum, checksum)
-        ):
-            raise FileFailed(
-                "EXTERNAL_CHECKSUM_MISMATCH",
-                f"{job.source_path}: {algorithm} is {checksum}, expected {job.external_checksum}",
-                source_side=True,
-            )
+        self._check_external(job, algorithm, checksum)
         verify = self.options.verify_checksum and checksum is not None
         if verify and readable_temp:
             assert progress.state is not None and checksum is not None
@@ -276,6 +270,20 @@ class Copier:
                     await self.destination.delete(job.destination_path)
                 raise
         return CopyResult("done", checksum, algorithm if checksum else None, job.size)
+
+    @staticmethod
+    def _check_external(job: FileJob, algorithm: str, checksum: str | None) -> None:
+        """The source's checksum against the one the user gave for it, if any."""
+        if (
+            job.external_checksum
+            and checksum is not None
+            and not same_checksum(job.external_checksum, checksum)
+        ):
+            raise FileFailed(
+                "EXTERNAL_CHECKSUM_MISMATCH",
+                f"{job.source_path}: {algorithm} is {checksum}, expected {job.external_checksum}",
+                source_side=True,
+            )
 
     # -- many small local files at once -------------------------------------------------
 
@@ -650,8 +658,22 @@ class Copier:
             await _hash(hasher, data)
             offset += len(data)
 
-    async def _copy_file_range(self, job: FileJob, progress: _Progress) -> None:
-        """Kernel-side copy between two local files (no checksum wanted)."""
+    async def _copy_file_range(
+        self,
+        job: FileJob,
+        progress: _Progress,
+        algorithm: str | None = None,
+        *,
+        verify: bool = False,
+    ) -> str | None:
+        """Kernel-side copy between two local files, in steps of ``FAST_PATH_CHUNK``.
+
+        With an ``algorithm``, each step is hashed from the source (in the page cache) while
+        the kernel copies the next one, and with ``verify`` the destination's bytes are read
+        back and compared with the source's: the copy never passes through Python, and MD5
+        is the only real cost. Hashing releases the GIL, so the files copied at once hash on
+        different cores. Returns the source's checksum (``None`` without an algorithm).
+        """
         src = self.source
         dst = self.destination
         state = await dst.begin_write(
@@ -666,34 +688,54 @@ class Copier:
         except ConnectorError as exc:
             mark_source_side(exc)
             raise
+        # A resumed copy hashes (and compares) its prefix again, one step at a time, along
+        # with the rest: the steps below the resume point copy nothing.
+        hasher = new_hasher(algorithm) if algorithm else None
         try:
-            dst_fd = await asyncio.to_thread(dst.open_write_fd, state)  # type: ignore[attr-defined]
+            dst_fd = await asyncio.to_thread(
+                dst.open_write_fd,  # type: ignore[attr-defined]
+                state,
+                readable=verify,
+            )
             durable: asyncio.Future[None] | None = None
             try:
-                offset = progress.done
-                while offset < job.size:
+                checked = 0
+                while checked < job.size:
                     self.cancel.check()
-                    count = min(FAST_PATH_CHUNK, job.size - offset)
-                    copied = await asyncio.to_thread(
-                        os.copy_file_range, src_fd, dst_fd, count, offset, offset
-                    )
-                    if copied == 0:
-                        raise FileFailed(
-                            "FILE_SIZE_CHANGED",
-                            f"{job.source_path} changed size during the transfer",
+                    start = progress.done
+                    count = min(FAST_PATH_CHUNK, job.size - start)
+                    steps: list[Awaitable[Any]] = []
+                    if count:
+                        steps.append(
+                            asyncio.to_thread(_copy_range, src_fd, dst_fd, start, count, job)
                         )
-                    offset += copied
-                    progress.done = offset
-                    self.sink.count(bytes_transferred=copied)
+                    if hasher is not None and checked < start:
+                        # The step copied before, while this one is being copied.
+                        steps.append(
+                            asyncio.to_thread(
+                                _check_range, src_fd, dst_fd, checked, start, hasher, verify, job
+                            )
+                        )
+                    await _all_or_first_error(steps)
+                    if hasher is not None and checked < start:
+                        if verify:
+                            self.sink.count(bytes_checksummed=start - checked)
+                        checked = start
+                    elif hasher is None:
+                        checked = start + count
+                    if not count:
+                        continue
+                    progress.done = start + count
+                    self.sink.count(bytes_transferred=count)
                     if job.size > self.chunk_size:
-                        self.sink.checkpoint(job, offset, state)
-                    if job.size > self.chunk_size and offset < job.size:
+                        self.sink.checkpoint(job, progress.done, state)
+                    if job.size > self.chunk_size and progress.done < job.size:
                         # Kernel copies are quick: this point is made durable while the next
                         # step runs (waiting cost a tenth of the speed), one step behind at most.
                         if durable is not None:
                             await durable
                         durable = asyncio.ensure_future(
-                            self.sink.persist_checkpoint(job, offset, state)
+                            self.sink.persist_checkpoint(job, progress.done, state)
                         )
                 if durable is not None:
                     await durable
@@ -704,6 +746,64 @@ class Copier:
                 os.close(dst_fd)
         finally:
             os.close(src_fd)
+        return hasher.hexdigest() if hasher is not None else None
+
+
+def _copy_range(src_fd: int, dst_fd: int, offset: int, count: int, job: FileJob) -> None:
+    """``count`` bytes at ``offset`` from one file to the other, in the kernel."""
+    end = offset + count
+    while offset < end:
+        copied = os.copy_file_range(src_fd, dst_fd, end - offset, offset, offset)
+        if copied == 0:
+            raise FileFailed(
+                "FILE_SIZE_CHANGED",
+                f"{job.source_path} changed size during the transfer",
+                source_side=True,
+            )
+        offset += copied
+
+
+# Read size of ``_check_range``: large enough that the per-call cost vanishes, small enough
+# to stay in the CPU caches between hashing and comparing.
+CHECK_READ = 4 << 20
+
+
+def _check_range(
+    src_fd: int,
+    dst_fd: int,
+    start: int,
+    end: int,
+    hasher: Hasher,
+    verify: bool,
+    job: FileJob,
+) -> None:
+    """Hash the source's bytes in ``[start, end)`` and, with ``verify``, compare the
+    destination's bytes there with them (blocking; hashlib releases the GIL)."""
+    offset = start
+    while offset < end:
+        n = min(CHECK_READ, end - offset)
+        data = os.pread(src_fd, n, offset)
+        if len(data) != n:
+            raise FileFailed(
+                "FILE_SIZE_CHANGED",
+                f"{job.source_path} shrank during the transfer (short read at offset {offset})",
+                source_side=True,
+            )
+        hasher.update(data)
+        if verify and os.pread(dst_fd, n, offset) != data:
+            raise ChecksumMismatch(
+                f"checksum mismatch for {job.destination_path}: bytes {offset}-{offset + n} "
+                "read back from the destination differ from the source"
+            )
+        offset += n
+
+
+async def _all_or_first_error(steps: list[Awaitable[Any]]) -> None:
+    """Wait for every step (threads cannot be stopped halfway), then raise the first error."""
+    outcomes = await asyncio.gather(*steps, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 class _ReadBack:

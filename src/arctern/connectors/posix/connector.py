@@ -571,11 +571,13 @@ class PosixConnector:
         except OSError as exc:
             raise map_os_error(exc, path) from exc
 
-    def open_write_fd(self, state: WriteState) -> int:
-        """A writable fd on the temporary file of ``state`` (blocking)."""
+    def open_write_fd(self, state: WriteState, *, readable: bool = False) -> int:
+        """A writable (and ``readable``: for reading back) fd on the temporary file of
+        ``state`` (blocking)."""
+        access = os.O_RDWR if readable else os.O_WRONLY
         try:
             with self._resolve(state.temp_path, follow_last=False, need="rw") as (pfd, name, _c):
-                return os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+                return os.open(name, access | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
         except OSError as exc:
             raise map_os_error(exc, state.temp_path) from exc
 
