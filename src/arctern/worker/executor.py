@@ -46,6 +46,7 @@ from arctern.engine.runner import (
     expand_delete_item,
 )
 from arctern.worker import leases
+from arctern.worker.group_slots import GroupSlots
 from arctern.worker.leases import Claim
 from arctern.worker.progress import TaskProgress, event_code
 from arctern.worker.source import (
@@ -479,11 +480,11 @@ class BatchJob(Job):
         factory: ConnectorFactory,
         cancel: CancelToken,
         *,
-        group_slots: asyncio.Semaphore | None = None,
+        group_slots: GroupSlots | None = None,
         offload: Offload | None = None,
     ) -> None:
         super().__init__(clock, config, claim, source, factory, cancel)
-        self.group_slots = group_slots or asyncio.Semaphore(1)
+        self.group_slots = group_slots or GroupSlots(1)
         self.offload = offload
 
     async def run(self) -> None:
@@ -550,7 +551,7 @@ class BatchJob(Job):
         # Local groups share the pool's helpers; groups sent over the network overlap their
         # round trips, as many at once as the copier has connections for.
         parallel = copier.group_parallelism
-        group_slots = asyncio.Semaphore(parallel) if parallel else self.group_slots
+        group_slots = GroupSlots(parallel) if parallel else self.group_slots
         singles: list[tuple[FileJob, Resume | None]] = []
         small: list[FileJob] = []
         for job, resume in files:
@@ -570,7 +571,7 @@ class BatchJob(Job):
                 self._record(job, outcome, options)
 
         async def group(members: list[FileJob]) -> None:
-            async with group_slots:
+            async with group_slots.turn(members[0].destination_path.rpartition("/")[0]):
                 if self.cancel.cancelled:
                     return
                 outcomes = await copier.copy_group(members)

@@ -33,6 +33,7 @@ from arctern.engine.offload import ThreadOffload
 from arctern.worker import leases
 from arctern.worker.executor import BatchJob, ConnectorFactory, Job, PlanJob, WorkerConfig
 from arctern.worker.finalize import finalize_if_complete, finalize_stopped
+from arctern.worker.group_slots import GroupSlots
 from arctern.worker.leases import Claim
 from arctern.worker.processes import ProcessOffload
 from arctern.worker.scheduled import ScheduledWork
@@ -147,7 +148,7 @@ class WorkerPool:
             ProcessOffload(processes) if processes > 0 else ThreadOffload()
         )
         # As many groups of small files at once as there are helpers to copy them.
-        self._group_slots = asyncio.Semaphore(max(1, processes))
+        self._group_slots = GroupSlots(processes)
         # Agents that do not listen connect here for their transfers with central storage.
         self.data_listener = (
             DataListener(ctx, self.factory, self.name, settings.data_listen)
