@@ -22,9 +22,19 @@ from bench.arctern_session import ArcternContender, ArcternSession, ArcternUnava
 from bench.contenders import Contender, command_contenders
 from bench.datasets import Dataset, ensure_dataset, ensure_empty_tree, parse_size, tree_stats
 from bench.profiling import PySpy, summarize_raw
-from bench.tools import Stopwatch, ensure_tools, flush, measure_disk, remove_tree, tool_version
+from bench.tools import (
+    Stopwatch,
+    ensure_tools,
+    flush,
+    measure_disk,
+    remove_tree,
+    set_aside,
+    tool_version,
+)
 
 REPO = Path(__file__).resolve().parent.parent
+# Finished copies wait here until the end of the run (see bench.tools.set_aside).
+TRASH = "trash"
 
 DEFAULT_DATASETS = {
     "A": "20000x4KiB@20",
@@ -226,12 +236,13 @@ def run_copies(
 ) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = []
     names = list(contenders)
+    trash = cfg.workdir / TRASH
     for key, dataset in datasets.items():
         src = src_root / key
         for rep in range(cfg.reps):
             for name in order_for(rep, names):
                 dst = dst_root / key
-                remove_tree(dst)
+                set_aside(dst, trash)
                 if session:
                     # The server may still write (database, cleanup) after SUCCEEDED; the next
                     # contender's syncfs must not pay for that.
@@ -280,7 +291,7 @@ def run_copies(
                     f"{'' if record['ok'] else ' — ' + record.get('error', '')[:200]}"
                 )
                 runs.append(record)
-                remove_tree(dst)
+                set_aside(dst, trash)
     return runs
 
 
@@ -334,6 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     src_root, dst_root = cfg.workdir / "src", cfg.workdir / "dst"
     src_root.mkdir(exist_ok=True)
     remove_tree(dst_root)
+    remove_tree(cfg.workdir / TRASH)
     dst_root.mkdir()
 
     available = ensure_tools(["rsync", "rclone", "fio"], install=cfg.install_tools, log=notes)
@@ -477,6 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta["load_average_end"] = os.getloadavg()
     paths = report.write_outputs(results, cfg.out)
     remove_tree(dst_root)
+    remove_tree(cfg.workdir / TRASH)  # last: see set_aside
     if cfg.clean:
         remove_tree(src_root)
     log(f"done in {watch.elapsed():.0f} s: " + ", ".join(str(p) for p in paths.values()))
