@@ -46,7 +46,9 @@ class ArcternSession:
     def start(self, extra_env: dict[str, str] | None = None) -> ArcternSession:
         self.src_root.mkdir(parents=True, exist_ok=True)
         self.dst_root.mkdir(parents=True, exist_ok=True)
-        self.server = start_server(self.home, extra_env=extra_env, clock_file=False)
+        self.server = start_server(
+            self.home, extra_env=extra_env, clock_file=False, worker_idle_seconds=None
+        )
         try:
             self.src_id = self._create_collection("bench source", self.src_root)
             self.dst_id = self._create_collection("bench destination", self.dst_root)

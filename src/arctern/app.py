@@ -43,7 +43,9 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
     ctx = AppContext.from_settings(settings)
     verifier = TokenVerifier(ctx)
     embedded = settings.embedded_worker if run_worker is None else run_worker
-    pool = WorkerPool(ctx) if embedded else None
+    # Work is submitted through this process, so the embedded pool hears of it at once
+    # (and of other processes' work on PostgreSQL): it may idle for long.
+    pool = WorkerPool(ctx, idle_interval=settings.worker_idle_seconds) if embedded else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

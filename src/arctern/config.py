@@ -45,6 +45,16 @@ class Settings(BaseSettings):
     worker_name: str | None = None
     lease_seconds: float = 30.0
     progress_flush_seconds: float = 1.0
+    worker_idle_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description=(
+            "Longest pause between an idle worker's looks for work nobody announced (crash "
+            "retries, expired leases, deadlines, agents gone). Submissions, cancels and new "
+            "batches wake it at once: in its own process, and on PostgreSQL in every process "
+            "(a stand-alone worker on SQLite hears no other process and looks every 2 s)"
+        ),
+    )
     worker_batch_files: int = Field(
         default=1000, description="Files per batch: the unit one worker leases and copies"
     )

@@ -44,6 +44,9 @@ AGENT_REQUESTS_TOPIC = "connect.agent_requests"
 # Topic marked by transactions that store work a worker can claim (a task, batches, a lease
 # handed back): idle workers claim at once instead of at their next poll.
 NEW_WORK_TOPIC = "work.new"
+# Topic marked by transactions that ask a task to stop (cancels): the workers' reaper
+# finalizes it at once if no worker holds it.
+TASKS_STOPPING_TOPIC = "tasks.stopping"
 # Topic marked by transactions that add or move a timer's next run or queue outgoing mail or
 # webhooks: the workers' scheduled work (``worker/scheduled.py``) looks at once.
 SCHEDULE_TOPIC = "schedule.changed"

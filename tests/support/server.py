@@ -46,6 +46,9 @@ class LiveServer:
     launcher: list[str] = field(default_factory=list)
     # Serve HTTPS with a self-signed certificate (``tests/support/tls.py``).
     tls: bool = False
+    # Idle workers look for unannounced work (deadlines the tests reach by moving the
+    # clock, expired leases of killed workers) this often; None: the deployed default.
+    worker_idle_seconds: float | None = 2.0
 
     @property
     def url(self) -> str:
@@ -73,6 +76,8 @@ class LiveServer:
         )
         if self.clock_file:
             env["ARCTERN_CLOCK_OFFSET_FILE"] = str(self.home / "clock-offset")
+        if self.worker_idle_seconds is not None:
+            env["ARCTERN_WORKER_IDLE_SECONDS"] = str(self.worker_idle_seconds)
         if "--database" in self.extra_args:
             # Admin commands must reach the same database as the server.
             env["ARCTERN_DATABASE_URL"] = self.extra_args[self.extra_args.index("--database") + 1]
@@ -193,6 +198,7 @@ def start_server(
     host: str = "127.0.0.1",
     launcher: list[str] | None = None,
     tls: bool = False,
+    worker_idle_seconds: float | None = 2.0,
 ) -> LiveServer:
     home.mkdir(parents=True, exist_ok=True)
     server = LiveServer(
@@ -204,5 +210,6 @@ def start_server(
         host=host,
         launcher=launcher or [],
         tls=tls,
+        worker_idle_seconds=worker_idle_seconds,
     )
     return server.start(demo=demo)

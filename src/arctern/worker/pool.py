@@ -25,7 +25,7 @@ from arctern.connect.endpoints import mark_agent_presence
 from arctern.connect.work import central_peer_views
 from arctern.connectors.base import Connector
 from arctern.connectors.registry import open_connector
-from arctern.context import NEW_WORK_TOPIC, AppContext
+from arctern.context import NEW_WORK_TOPIC, TASKS_STOPPING_TOPIC, AppContext
 from arctern.db.models.transfer import Task
 from arctern.db.models.work import TaskPlan, WorkBatch
 from arctern.engine.errors import CancelToken
@@ -40,6 +40,10 @@ from arctern.worker.scheduled import ScheduledWork
 from arctern.worker.source import DatabaseWorkSource, WorkSource
 
 log = logging.getLogger("arctern.worker")
+
+# The longest idle pause of a pool that may not hear of new work (a stand-alone worker on
+# SQLite: announcements do not cross processes there).
+UNHEARD_IDLE_SECONDS = 2.0
 
 # A job that crashed this often (not a storage error: a bug or a poisoned record) fails its task.
 MAX_JOB_ATTEMPTS = 5
@@ -86,7 +90,7 @@ class WorkerPool:
         connector_factory: ConnectorFactory | None = None,
         poll_interval: float = 0.2,
         reaper_interval: float = 0.5,
-        idle_interval: float = 2.0,
+        idle_interval: float | None = None,
         config: WorkerConfig | None = None,
         crash_retry_delay: float = 2.0,
         source: WorkSource | None = None,
@@ -134,8 +138,16 @@ class WorkerPool:
         self.source: WorkSource = source
         self.poll_interval = poll_interval
         # An idle pool asks less and less often, up to ``idle_interval``: an idle worker
-        # costs next to no CPU, and a wake-up (a submission in this process) or any work
-        # found brings the pace back at once.
+        # costs next to no CPU, and a wake-up (work announced to this process) or any work
+        # found brings the pace back at once. Only a pool that hears every announcement can
+        # afford a long pause: by default a pool on PostgreSQL (NOTIFY reaches every
+        # process) or the one embedded in the API on SQLite (where work is submitted).
+        if idle_interval is None:
+            idle_interval = (
+                settings.worker_idle_seconds
+                if ctx is not None and not ctx.db.is_sqlite
+                else min(settings.worker_idle_seconds, UNHEARD_IDLE_SECONDS)
+            )
         self.idle_interval = max(idle_interval, poll_interval, reaper_interval)
         self.reaper_interval = reaper_interval
         self.crash_retry_delay = crash_retry_delay
@@ -143,6 +155,7 @@ class WorkerPool:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        self._reap_now = asyncio.Event()
         processes = settings.worker_copy_processes
         self._offload: ProcessOffload | ThreadOffload = (
             ProcessOffload(processes) if processes > 0 else ThreadOffload()
@@ -163,6 +176,7 @@ class WorkerPool:
         self._tasks = [asyncio.create_task(self._dispatch(), name=f"{self.name}-dispatch")]
         if self.ctx is not None:
             self.ctx.db.subscribe(NEW_WORK_TOPIC, self.wake)
+            self.ctx.db.subscribe(TASKS_STOPPING_TOPIC, self.reap_soon)
             self._tasks.append(asyncio.create_task(self._reap(), name=f"{self.name}-reaper"))
             scheduled = ScheduledWork(self.ctx, self._stopping)
             self._tasks.append(asyncio.create_task(scheduled.run(), name=f"{self.name}-scheduled"))
@@ -173,10 +187,15 @@ class WorkerPool:
         """Claim now instead of at the next poll (e.g. right after a submission)."""
         self._wake.set()
 
+    def reap_soon(self) -> None:
+        """Run the reaper now (a task was asked to stop)."""
+        self._reap_now.set()
+
     async def stop(self, timeout: float = 10.0) -> None:
         """Drain: stop claiming, let jobs persist progress and hand their leases back."""
         if self.ctx is not None:
             self.ctx.db.unsubscribe(NEW_WORK_TOPIC, self.wake)
+            self.ctx.db.unsubscribe(TASKS_STOPPING_TOPIC, self.reap_soon)
         self._stopping.set()
         self._wake.set()
         for token in self._running.values():
@@ -291,6 +310,7 @@ class WorkerPool:
     async def _reap(self) -> None:
         pause = self.reaper_interval
         while not self._stopping.is_set():
+            self._reap_now.clear()  # before the pass: a wake-up during it is kept
             busy = True
             try:
                 busy = await self.reap_once() or bool(self._running)
@@ -298,7 +318,9 @@ class WorkerPool:
                 log.exception("reaper pass failed")
             pause = self.reaper_interval if busy else min(pause * 2, self.idle_interval)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), pause)
+                await asyncio.wait_for(self._reap_now.wait(), pause)
+            if self._reap_now.is_set():
+                pause = self.reaper_interval
 
     async def reap_once(self) -> bool:
         """One pass; whether it found anything to do (the reaper slows down while not)."""

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arctern.context import NEW_WORK_TOPIC, AppContext
+from arctern.context import NEW_WORK_TOPIC, TASKS_STOPPING_TOPIC, AppContext
 from arctern.db.engine import mark_changed
 from arctern.db.holds import held_tasks
 from arctern.db.models.transfer import AclRule, Collection, Task, TaskEvent
@@ -231,6 +231,7 @@ async def cancel_tasks(
                 outcome.skipped.append(raw)
                 continue
             task.cancel_requested = True
+            mark_changed(session, TASKS_STOPPING_TOPIC)
             session.add(
                 TaskEvent(
                     task_id=task.id,

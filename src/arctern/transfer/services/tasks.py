@@ -29,8 +29,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from arctern.context import AppContext
+from arctern.context import TASKS_STOPPING_TOPIC, AppContext
 from arctern.db.base import UTCDateTime
+from arctern.db.engine import mark_changed
 from arctern.db.holds import UNFINISHED, held_tasks, task_held
 from arctern.db.models.auth import Identity
 from arctern.db.models.transfer import Collection, Task, TaskEvent, TaskItem
@@ -300,6 +301,7 @@ async def cancel_task(
         if task.status in ("SUCCEEDED", "FAILED"):
             return CancelOutcome("TaskComplete", "The task completed before the cancel request.")
         task.cancel_requested = True
+        mark_changed(session, TASKS_STOPPING_TOPIC)
         key = task.id
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
