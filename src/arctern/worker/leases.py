@@ -8,13 +8,14 @@ SELECT so that polling an empty queue never takes SQLite's write lock.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, text, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +23,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from arctern.connect.datachannel import CENTRAL_SERVED_CONNECTORS
+from arctern.db.base import UTCDateTime
 from arctern.db.holds import task_held
 from arctern.db.models.connect import CentralDataListener, Endpoint
 from arctern.db.models.transfer import Collection, Task
@@ -80,7 +82,7 @@ def _on_endpoint(
     )
 
 
-def _central_served(collection_id: Any, now: datetime) -> ColumnElement[bool]:
+def _central_served(collection_id: Any, now: Any) -> ColumnElement[bool]:
     """The collection is central storage that a live deployment worker serves over the data
     channel (``connect.central_data``)."""
     return and_(
@@ -91,7 +93,7 @@ def _central_served(collection_id: Any, now: datetime) -> ColumnElement[bool]:
     )
 
 
-def in_scope(scope: Scope, now: datetime) -> ColumnElement[bool]:
+def in_scope(scope: Scope, now: Any) -> ColumnElement[bool]:
     """Condition on ``Task``: the task is work for a worker of ``scope``."""
     if scope.agent_endpoint is None:
         src, dst = Task.source_endpoint_id, Task.destination_endpoint_id
@@ -137,7 +139,7 @@ def _on_listening_peer(collection_id: Any, endpoint: uuid.UUID | None) -> Column
     return found if endpoint is None else found.where(Collection.endpoint_id != endpoint)
 
 
-def _runnable_task(now: datetime, scope: Scope = CENTRAL) -> ColumnElement[bool]:
+def _runnable_task(now: Any, scope: Scope = CENTRAL) -> ColumnElement[bool]:
     return and_(
         Task.status == "ACTIVE",
         Task.cancel_requested.is_(False),
@@ -148,7 +150,7 @@ def _runnable_task(now: datetime, scope: Scope = CENTRAL) -> ColumnElement[bool]
     )
 
 
-def _free(expires: Any, now: datetime) -> ColumnElement[bool]:
+def _free(expires: Any, now: Any) -> ColumnElement[bool]:
     """The lease on ``expires`` (a mapped datetime column) is unset or over."""
     return or_(expires.is_(None), expires < now)
 
@@ -178,7 +180,13 @@ async def adopt_new_tasks(session: AsyncSession, now: datetime, limit: int = 100
     return len(ids)
 
 
-def _plan_candidates(now: datetime, scope: Scope = CENTRAL):  # type: ignore[no-untyped-def]
+# The claim's moment, bound when a claim runs: the candidate queries are built once per
+# scope and limits (``_plan_queries``, ``_batch_queries``), since building their conditions
+# took longer than running them (an empty claim: 12.7 ms, of which 1.4 ms in SQLite).
+_NOW = bindparam("now", type_=UTCDateTime())
+
+
+def _plan_candidates(now: Any, scope: Scope = CENTRAL):  # type: ignore[no-untyped-def]
     return (
         select(TaskPlan.task_id)
         .join(Task, Task.id == TaskPlan.task_id)
@@ -208,7 +216,7 @@ class Limits:
     per_collection: int = 0
 
 
-def _live_batches(now: datetime, touching: Callable[[Any], ColumnElement[bool]]) -> Any:
+def _live_batches(now: Any, touching: Callable[[Any], ColumnElement[bool]]) -> Any:
     """How many batches workers hold right now, of tasks for which ``touching(task)`` holds."""
     held, held_task = aliased(WorkBatch), aliased(Task)
     return (
@@ -231,7 +239,7 @@ def _touches(collection: Any) -> Callable[[Any], ColumnElement[bool]]:
     return condition
 
 
-def _within_limits(now: datetime, limits: Limits) -> list[ColumnElement[bool]]:
+def _within_limits(now: Any, limits: Limits) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if limits.per_user > 0:
         same_owner = _live_batches(now, lambda t: t.owner_id == Task.owner_id)
@@ -244,7 +252,7 @@ def _within_limits(now: datetime, limits: Limits) -> list[ColumnElement[bool]]:
 
 
 def _batch_candidates(  # type: ignore[no-untyped-def]
-    now: datetime, limits: Limits = Limits(), scope: Scope = CENTRAL
+    now: Any, limits: Limits = Limits(), scope: Scope = CENTRAL
 ):
     return (
         select(WorkBatch.id)
@@ -260,22 +268,33 @@ def _batch_candidates(  # type: ignore[no-untyped-def]
     )
 
 
+@functools.cache
+def _plan_queries(scope: Scope) -> tuple[Any, Any]:
+    """The plan claim's look-up and its locking subquery, at ``_NOW``."""
+    lookup = _plan_candidates(_NOW, scope)
+    return lookup, lookup.with_for_update(skip_locked=True, of=TaskPlan).scalar_subquery()
+
+
+@functools.cache
+def _batch_queries(limits: Limits, scope: Scope) -> tuple[Any, Any]:
+    """The batch claim's look-up and its locking subquery, at ``_NOW``."""
+    lookup = _batch_candidates(_NOW, limits, scope)
+    return lookup, lookup.with_for_update(skip_locked=True, of=WorkBatch).scalar_subquery()
+
+
 async def claim_plan(
     session: AsyncSession, owner: str, now: datetime, lease: timedelta, scope: Scope = CENTRAL
 ) -> Claim | None:
-    if await session.scalar(_plan_candidates(now, scope)) is None:
+    lookup, candidate = _plan_queries(scope)
+    if await session.scalar(lookup, {"now": now}) is None:
         return None
-    candidate = (
-        _plan_candidates(now, scope)
-        .with_for_update(skip_locked=True, of=TaskPlan)
-        .scalar_subquery()
-    )
     row = await session.execute(
         update(TaskPlan)
-        .where(TaskPlan.task_id == candidate, _free(TaskPlan.lease_expires, now))
+        .where(TaskPlan.task_id == candidate, _free(TaskPlan.lease_expires, _NOW))
         .values(lease_owner=owner, lease_expires=now + lease, attempts=TaskPlan.attempts + 1)
         .returning(TaskPlan.task_id)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
+        {"now": now},
     )
     task_id = row.scalar_one_or_none()
     return Claim("plan", task_id) if task_id is not None else None
@@ -289,7 +308,8 @@ async def claim_batch(
     limits: Limits = Limits(),
     scope: Scope = CENTRAL,
 ) -> Claim | None:
-    if await session.scalar(_batch_candidates(now, limits, scope)) is None:
+    lookup, candidate = _batch_queries(limits, scope)
+    if await session.scalar(lookup, {"now": now}) is None:
         return None
     if (limits.per_user or limits.per_collection) and session.get_bind().dialect.name == (
         "postgresql"
@@ -297,17 +317,13 @@ async def claim_batch(
         # Simultaneous claimers would not see each other's claims and could all take the last
         # free place: with limits, claims take turns (the lock ends with the transaction).
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
-    candidate = (
-        _batch_candidates(now, limits, scope)
-        .with_for_update(skip_locked=True, of=WorkBatch)
-        .scalar_subquery()
-    )
     row = await session.execute(
         update(WorkBatch)
-        .where(WorkBatch.id == candidate, _free(WorkBatch.lease_expires, now))
+        .where(WorkBatch.id == candidate, _free(WorkBatch.lease_expires, _NOW))
         .values(lease_owner=owner, lease_expires=now + lease, attempts=WorkBatch.attempts + 1)
         .returning(WorkBatch.id, WorkBatch.task_id)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
+        {"now": now},
     )
     found = row.first()
     return Claim("batch", found.task_id, found.id) if found is not None else None
