@@ -429,6 +429,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['reps']} runs, alternating order; time to data at the destination (Arctern: "
         "submission to SUCCEEDED). CPU: sender side, seconds per GiB.",
         "",
+        "![WAN copy times](results-wan.png)",
+        "",
     ]
     for loss, datasets in results["runs"].items():
         for dataset, row in datasets.items():
@@ -451,9 +453,52 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(results: dict[str, Any], path: Path) -> None:
+    """One panel per dataset and loss: each contender's median time (bars: min to max)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [
+        (loss, dataset, row)
+        for loss, datasets in results["runs"].items()
+        for dataset, row in datasets.items()
+    ]
+    fig, axes = plt.subplots(
+        1, max(1, len(panels)), figsize=(4.6 * max(1, len(panels)), 3.8), squeeze=False
+    )
+    for ax, (loss, dataset, row) in zip(axes[0], panels, strict=False):
+        ranked = sorted(row["contenders"].items(), key=lambda kv: kv[1]["seconds"])
+        names = [name for name, _ in ranked]
+        medians = [value["seconds"] for _, value in ranked]
+        low = [value["seconds"] - min(value["runs"]) for _, value in ranked]
+        high = [max(value["runs"]) - value["seconds"] for _, value in ranked]
+        colors = ["#1f6fb2" if n.startswith("Arctern") else "#9aa5b1" for n in names]
+        ax.barh(names, medians, xerr=[low, high], color=colors, capsize=3)
+        ax.invert_yaxis()
+        ax.set_title(
+            f"{dataset}: {row['files']} files, {row['bytes'] / 2**20:.0f} MiB, "
+            f"loss {float(loss):.1%}",
+            fontsize=9,
+        )
+        ax.set_xlabel("median time to data, s (bars: min to max)")
+        ax.tick_params(axis="y", labelsize=8)
+    link = results["link"]
+    fig.suptitle(
+        f"Laptop → DTN, {link['rate']}, {link['measured_rtt_ms']:.0f} ms round trip "
+        "(same run, same data)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write_results(results: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results-wan.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, out / "results-wan.png")
     target = out / "RESULTS.md"
     text = target.read_text() if target.exists() else ""
     section = markdown(results)
