@@ -102,8 +102,59 @@ def _source(ctx: AppContext, who: AgentWorker) -> DatabaseWorkSource:
 
 
 async def lease(ctx: AppContext, who: AgentWorker) -> dict[str, Any]:
-    claim = await _source(ctx, who).claim()
-    return {"claim": claim_document(claim), "lease_seconds": ctx.settings.lease_seconds}
+    """The next job, with what it reads first (``job``: its task, plan or files, and
+    collections): an agent across a WAN link would spend a round trip on each."""
+    source = _source(ctx, who)
+    claim = await source.claim()
+    answer: dict[str, Any] = {
+        "claim": claim_document(claim),
+        "lease_seconds": ctx.settings.lease_seconds,
+    }
+    if claim is not None:
+        answer["job"] = await _job_reads(ctx, who, source, claim)
+    return answer
+
+
+async def _job_reads(
+    ctx: AppContext, who: AgentWorker, source: DatabaseWorkSource, claim: Claim
+) -> dict[str, Any]:
+    """What a freshly leased job reads: the answers of its ``task``, ``plan`` or ``batch``,
+    and ``collections`` operations."""
+    reads = {"task": await _operation_answer(ctx, who, source, claim, "task")}
+    if reads["task"]["task"] is None:
+        return reads
+    if claim.kind == "plan":
+        reads["plan"] = await _operation_answer(ctx, who, source, claim, "plan")
+    else:
+        reads["batch"] = await _operation_answer(ctx, who, source, claim, "batch")
+    reads["collections"] = await _operation_answer(ctx, who, source, claim, "collections")
+    return reads
+
+
+async def _operation_answer(
+    ctx: AppContext, who: AgentWorker, source: DatabaseWorkSource, claim: Claim, op: str
+) -> dict[str, Any]:
+    """The answer of a reading operation of a held job (``task``, ``plan``, ``batch``,
+    ``collections``)."""
+    if op == "task":
+        task = await source.load_task(claim)
+        return {"task": wire.task_doc(task) if task else None}
+    if op == "plan":
+        plan = await source.load_plan(claim)
+        return {"plan": wire.plan_doc(plan) if plan else None}
+    if op == "batch":
+        files = await source.load_batch(claim)
+        return {"files": [wire.file_doc(job, resume) for job, resume in files]}
+    task = await source.load_task(claim)
+    if task is None:
+        return {"lease_lost": True}
+    try:
+        found = await as_seen_from(
+            ctx, who.endpoint_id, task, await source.collections(claim, task)
+        )
+    except FileFailed as exc:
+        return {"error": {"code": exc.code, "message": exc.message}}
+    return {"collections": wire.collections_doc(found)}
 
 
 async def renew(ctx: AppContext, who: AgentWorker, claim: Claim) -> dict[str, Any]:
@@ -182,26 +233,8 @@ async def job_operation(
         if op == "beat":
             return {"beat": wire.beat_doc(Beat(lease_kept=False))}
         return {"lease_lost": True}
-    if op == "task":
-        task = await source.load_task(claim)
-        return {"task": wire.task_doc(task) if task else None}
-    if op == "plan":
-        plan = await source.load_plan(claim)
-        return {"plan": wire.plan_doc(plan) if plan else None}
-    if op == "batch":
-        files = await source.load_batch(claim)
-        return {"files": [wire.file_doc(job, resume) for job, resume in files]}
-    if op == "collections":
-        task = await source.load_task(claim)
-        if task is None:
-            return {"lease_lost": True}
-        try:
-            found = await as_seen_from(
-                ctx, who.endpoint_id, task, await source.collections(claim, task)
-            )
-        except FileFailed as exc:
-            return {"error": {"code": exc.code, "message": exc.message}}
-        return {"collections": wire.collections_doc(found)}
+    if op in ("task", "plan", "batch", "collections"):
+        return await _operation_answer(ctx, who, source, claim, op)
     progress = wire.progress_of(
         body.get("progress"), claim.task_id, ctx.clock.now, await _batch_file_ids(ctx, claim)
     )

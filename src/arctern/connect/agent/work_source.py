@@ -23,11 +23,34 @@ from arctern.worker.leases import Claim
 from arctern.worker.progress import TaskProgress
 from arctern.worker.source import Beat, Collections, PlanCommit, PlanView, TaskView
 
+ClaimKey = tuple[str, uuid.UUID, int | None]
+
 
 class HttpWorkSource:
     def __init__(self, http: httpx.AsyncClient, worker: str) -> None:
         self.http = http
         self.worker = worker
+        # What the lease answer carried for each held job (its first reads: ``task``,
+        # ``plan`` or ``batch``, ``collections``), each answer used once.
+        self._carried: dict[ClaimKey, dict[str, dict[str, Any]]] = {}
+
+    @staticmethod
+    def _key(claim: Claim) -> ClaimKey:
+        return (claim.kind, claim.task_id, claim.batch_id)
+
+    async def _read(self, op: str, claim: Claim) -> dict[str, Any]:
+        """The answer of a reading operation: carried by the lease if it still is, else
+        asked for."""
+        carried = self._carried.get(self._key(claim))
+        if carried is not None and op in carried:
+            answer = carried.pop(op)
+            if not carried:
+                del self._carried[self._key(claim)]
+            return answer
+        return await self._job(op, claim)
+
+    def _forget(self, claim: Claim) -> None:
+        self._carried.pop(self._key(claim), None)
 
     @staticmethod
     def _claim_body(claim: Claim) -> dict[str, Any]:
@@ -47,7 +70,13 @@ class HttpWorkSource:
         raw = body.get("claim")
         if not isinstance(raw, dict):
             return None
-        return Claim(str(raw["kind"]), uuid.UUID(str(raw["task_id"])), raw.get("batch_id"))
+        claim = Claim(str(raw["kind"]), uuid.UUID(str(raw["task_id"])), raw.get("batch_id"))
+        reads = body.get("job")
+        if isinstance(reads, dict):  # servers before this answer carried no reads
+            self._carried[self._key(claim)] = {
+                op: answer for op, answer in reads.items() if isinstance(answer, dict)
+            }
+        return claim
 
     async def renew(self, claim: Claim) -> str | None:
         """Extend the lease; the reason to stop the job, or None to carry on."""
@@ -55,24 +84,25 @@ class HttpWorkSource:
         return str(stop) if stop else None
 
     async def release(self, claim: Claim) -> None:
+        self._forget(claim)
         await self._post("/work/release", claim)
 
     # -- reading ----------------------------------------------------------------------------
 
     async def load_task(self, claim: Claim) -> TaskView | None:
-        raw = (await self._job("task", claim)).get("task")
+        raw = (await self._read("task", claim)).get("task")
         return wire.task_of(raw) if isinstance(raw, dict) else None
 
     async def load_plan(self, claim: Claim) -> PlanView | None:
-        raw = (await self._job("plan", claim)).get("plan")
+        raw = (await self._read("plan", claim)).get("plan")
         return wire.plan_of(raw) if isinstance(raw, dict) else None
 
     async def load_batch(self, claim: Claim) -> list[tuple[FileJob, Resume | None]]:
-        files = (await self._job("batch", claim)).get("files") or []
+        files = (await self._read("batch", claim)).get("files") or []
         return [wire.file_of(raw) for raw in files]
 
     async def collections(self, claim: Claim, task: TaskView) -> Collections:
-        body = await self._job("collections", claim)
+        body = await self._read("collections", claim)
         if body.get("lease_lost"):
             raise FileFailed("ENDPOINT_ERROR", "this agent no longer holds the job")
         error = body.get("error")
@@ -111,16 +141,21 @@ class HttpWorkSource:
             raise Canceled(str(body["canceled"]))
 
     async def finish_batch(self, claim: Claim, progress: TaskProgress | None) -> None:
+        self._forget(claim)
         await self._job("finish", claim, progress=wire.progress_doc(progress))
 
     async def finalize(self, claim: Claim) -> None:
+        self._forget(claim)
         await self._job("finalize", claim)
 
     async def fail(self, claim: Claim, code: str, message: str) -> None:
+        self._forget(claim)
         await self._job("fail", claim, code=code, message=message)
 
     async def stop(self, claim: Claim, reason: str) -> None:
+        self._forget(claim)
         await self._job("stop", claim, reason=reason)
 
     async def crashed(self, claim: Claim, message: str) -> None:
+        self._forget(claim)
         await self._job("crashed", claim, message=message)
