@@ -343,8 +343,12 @@ def _children_cpu() -> float:
 
 def _make_datasets(the_lab: Lab, config: WanConfig) -> dict[str, tuple[int, int]]:
     shapes = {
-        "small": (config.small_files, 4096),
-        "large": (config.large_files, config.large_size),
+        name: shape
+        for name, shape in (
+            ("small", (config.small_files, 4096)),
+            ("large", (config.large_files, config.large_size)),
+        )
+        if shape[0] > 0  # --small-files 0 / --large-files 0: that part is not run
     }
     for name, (count, size) in shapes.items():
         folder = the_lab.laptop_root / name
@@ -517,8 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", default="400mbit", help="tbf rate of each host's link (400mbit)")
     p.add_argument("--rtt-ms", type=float, default=50.0, help="round trip to emulate (50)")
     p.add_argument("--loss", type=float, default=0.001, help="loss of the lossy run (0.001)")
-    p.add_argument("--small-files", type=int, default=2000, help="4 KiB files (2000)")
-    p.add_argument("--large-files", type=int, default=2, help="large files (2)")
+    p.add_argument("--small-files", type=int, default=2000, help="4 KiB files (2000; 0: none)")
+    p.add_argument("--large-files", type=int, default=2, help="large files (2; 0: none)")
     p.add_argument("--large-mib", type=int, default=256, help="size of each large file (256)")
     p.add_argument("--reps", type=int, default=2, help="runs per contender (2)")
     p.add_argument(
@@ -559,7 +563,9 @@ def main(argv: list[str] | None = None) -> int:
             if loss:
                 # With loss, large files only: what loss costs is throughput.
                 set_loss(the_lab, config.one_way_ms, loss)
-                shapes = {"large": shapes["large"]}
+                shapes = {key: shape for key, shape in shapes.items() if key == "large"}
+                if not shapes:
+                    break
             results["runs"][str(loss)] = measure(the_lab, config, shapes, loss)
     write_results(results, config.out)
     print(markdown(results))
