@@ -698,17 +698,32 @@ class Copier:
                 readable=verify,
             )
             durable: asyncio.Future[None] | None = None
+            # Unverified, a step's resume point is made durable while the next step is copied
+            # (one step behind; waiting cost a tenth of the speed). Verified, the copy waits
+            # for it — the wait overlaps the previous step's check, the slower part — and a
+            # step is a window: a crash then re-sends at most one window, as on the windowed
+            # path.
+            step_size = (
+                FAST_PATH_CHUNK
+                if hasher is None
+                else min(FAST_PATH_CHUNK, self.chunk_size * self.parallel_chunks)
+            )
+
+            async def copy_step(start: int, count: int, after: Awaitable[None] | None) -> None:
+                if after is not None:
+                    await after
+                if count:
+                    await asyncio.to_thread(_copy_range, src_fd, dst_fd, start, count, job)
+
             try:
                 checked = 0
                 while checked < job.size:
                     self.cancel.check()
                     start = progress.done
-                    count = min(FAST_PATH_CHUNK, job.size - start)
-                    steps: list[Awaitable[Any]] = []
-                    if count:
-                        steps.append(
-                            asyncio.to_thread(_copy_range, src_fd, dst_fd, start, count, job)
-                        )
+                    count = min(step_size, job.size - start)
+                    steps: list[Awaitable[Any]] = [
+                        copy_step(start, count, durable if hasher is not None else None)
+                    ]
                     if hasher is not None and checked < start:
                         # The step copied before, while this one is being copied.
                         steps.append(
@@ -730,8 +745,6 @@ class Copier:
                     if job.size > self.chunk_size:
                         self.sink.checkpoint(job, progress.done, state)
                     if job.size > self.chunk_size and progress.done < job.size:
-                        # Kernel copies are quick: this point is made durable while the next
-                        # step runs (waiting cost a tenth of the speed), one step behind at most.
                         if durable is not None:
                             await durable
                         durable = asyncio.ensure_future(
