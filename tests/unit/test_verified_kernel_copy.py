@@ -127,9 +127,7 @@ async def test_a_resumed_copy_hashes_and_checks_its_prefix(roots: tuple[Path, Pa
     assert result.checksum == hashlib.md5(payload).hexdigest()
 
 
-async def test_a_source_that_shrinks_fails_on_the_source_side(
-    roots: tuple[Path, Path], monkeypatch: Any
-) -> None:
+async def test_a_source_that_shrinks_fails_on_the_source_side(roots: tuple[Path, Path]) -> None:
     src, dst = roots
     payload = os.urandom(3 * STEP)
     (src / "f.bin").write_bytes(payload)

@@ -120,14 +120,15 @@ async def _job_reads(
 ) -> dict[str, Any]:
     """What a freshly leased job reads: the answers of its ``task``, ``plan`` or ``batch``,
     and ``collections`` operations."""
-    reads = {"task": await _operation_answer(ctx, who, source, claim, "task")}
-    if reads["task"]["task"] is None:
+    task = await source.load_task(claim)
+    reads = {"task": {"task": wire.task_doc(task) if task else None}}
+    if task is None:
         return reads
     if claim.kind == "plan":
         reads["plan"] = await _operation_answer(ctx, who, source, claim, "plan")
     else:
         reads["batch"] = await _operation_answer(ctx, who, source, claim, "batch")
-    reads["collections"] = await _operation_answer(ctx, who, source, claim, "collections")
+    reads["collections"] = await _collections_answer(ctx, who, source, claim, task)
     return reads
 
 
@@ -148,6 +149,13 @@ async def _operation_answer(
     task = await source.load_task(claim)
     if task is None:
         return {"lease_lost": True}
+    return await _collections_answer(ctx, who, source, claim, task)
+
+
+async def _collections_answer(
+    ctx: AppContext, who: AgentWorker, source: DatabaseWorkSource, claim: Claim, task: TaskView
+) -> dict[str, Any]:
+    """The ``collections`` answer: the task's collections as the agent sees them."""
     try:
         found = await as_seen_from(
             ctx, who.endpoint_id, task, await source.collections(claim, task)

@@ -666,7 +666,8 @@ class Copier:
         *,
         verify: bool = False,
     ) -> str | None:
-        """Kernel-side copy between two local files, in steps of ``FAST_PATH_CHUNK``.
+        """Kernel-side copy between two local files, in steps (``FAST_PATH_CHUNK``; a window
+        when a checksum is computed, see below).
 
         With an ``algorithm``, each step is hashed from the source (in the page cache) while
         the kernel copies the next one, and with ``verify`` the destination's bytes are read

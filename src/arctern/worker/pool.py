@@ -141,7 +141,8 @@ class WorkerPool:
         # costs next to no CPU, and a wake-up (work announced to this process) or any work
         # found brings the pace back at once. Only a pool that hears every announcement can
         # afford a long pause: by default a pool on PostgreSQL (NOTIFY reaches every
-        # process) or the one embedded in the API on SQLite (where work is submitted).
+        # process); the API passes the long pause to its embedded pool, where work is
+        # submitted, on SQLite too.
         if idle_interval is None:
             idle_interval = (
                 settings.worker_idle_seconds
