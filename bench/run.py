@@ -23,6 +23,7 @@ from bench.contenders import Contender, command_contenders
 from bench.datasets import Dataset, ensure_dataset, ensure_empty_tree, parse_size, tree_stats
 from bench.profiling import PySpy, summarize_raw
 from bench.tools import (
+    TRASH,
     Stopwatch,
     ensure_tools,
     flush,
@@ -33,8 +34,6 @@ from bench.tools import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-# Finished copies wait here until the end of the run (see bench.tools.set_aside).
-TRASH = "trash"
 
 DEFAULT_DATASETS = {
     "A": "20000x4KiB@20",

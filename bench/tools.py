@@ -62,6 +62,10 @@ def remove_tree(path: Path) -> None:
         subprocess.run(["rm", "-rf", "--", str(path)], check=True)
 
 
+# Finished copies wait in this folder of the work directory until the end of the run.
+TRASH = "trash"
+
+
 def set_aside(path: Path, trash: Path) -> None:
     """Take a finished copy out of the way without deleting its many small files yet.
 

@@ -40,6 +40,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.tools import TRASH, set_aside
+
 REPO = Path(__file__).resolve().parent.parent
 GRIDFTP_PORT = 2811
 DATA_PORT = 50500
@@ -397,7 +399,8 @@ def measure(
                 landed = _landed(the_lab.dtn_root / target)
                 if landed != (count, size):
                     raise RuntimeError(f"{contender.name} left {landed}, expected {(count, size)}")
-                shutil.rmtree(the_lab.dtn_root / target)
+                # Deleted with the lab: see bench.tools.set_aside.
+                set_aside(the_lab.dtn_root / target, the_lab.dtn_root.parent / TRASH)
                 runs.setdefault(contender.name, []).append(elapsed)
                 cpu.setdefault(contender.name, []).append((after - before) / (size / 2**30))
                 print(f"  {dataset} loss={loss:.1%} {contender.name}: {elapsed:.2f} s", flush=True)
