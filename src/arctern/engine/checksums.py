@@ -24,9 +24,19 @@ class Hasher(Protocol):
     def hexdigest(self) -> str: ...
 
 
+# The named constructors: ``hashlib.new(name)`` looks the name up on every call, a visible
+# cost when every one of thousands of 4 KiB files gets its own hasher.
+_HASHLIB = {
+    "md5": hashlib.md5,
+    "sha1": hashlib.sha1,
+    "sha256": hashlib.sha256,
+    "sha512": hashlib.sha512,
+}
+
+
 class _HashlibHasher:
     def __init__(self, name: str) -> None:
-        self._h = hashlib.new(name)
+        self._h = _HASHLIB[name]()
 
     def update(self, data: bytes | memoryview) -> None:
         self._h.update(data)

@@ -13,7 +13,7 @@ import os
 
 from arctern.connectors.access import AccessGuard
 from arctern.connectors.errors import ConnectorError
-from arctern.connectors.posix.connector import PosixConnector, map_os_error
+from arctern.connectors.posix.connector import HeldDirectories, PosixConnector, map_os_error
 from arctern.engine.checksums import new_hasher, same_checksum
 from arctern.engine.errors import ChecksumMismatch, FileFailed, mark_source_side
 from arctern.engine.options import FileJob
@@ -32,6 +32,7 @@ def copy_small_local(
     algorithm: str | None,
     verify: bool,
     preserve_timestamp: bool,
+    held: HeldDirectories | None = None,
 ) -> str | None:
     """Copy ``job`` (at most one chunk) and return its checksum when ``algorithm`` is set;
     ``verify`` reads the copy back and compares it (only when there is an ``algorithm``).
@@ -48,6 +49,7 @@ def copy_small_local(
         checksum=checksum,
         verify=verify,
         preserve_timestamp=preserve_timestamp,
+        held=held,
     )
     return checksum
 
@@ -79,10 +81,12 @@ def write_small(
     checksum: str | None,
     verify: bool,
     preserve_timestamp: bool,
+    held: HeldDirectories | None = None,
 ) -> None:
     """The destination half: a temporary file, read back and compared when ``verify`` (and
-    there is a checksum), then renamed into place."""
-    temp = destination.create_temp_blocking(job.destination_path, job.temp_key)
+    there is a checksum), then renamed into place. ``held``: the directories of the group
+    this file belongs to, looked up once for all of it."""
+    temp = destination.create_temp_blocking(job.destination_path, job.temp_key, held)
     try:
         temp.write(data)
         if verify and algorithm and checksum is not None:
@@ -118,29 +122,61 @@ def write_small_many(
     ``check_data``: the bytes came from elsewhere (a peer agent), so they are hashed and
     compared with the checksum the reading side computed before anything is written."""
     outcomes: list[BaseException | None] = []
-    for job, data, algorithm, checksum in work:
-        try:
-            if check_data and algorithm and checksum is not None:
-                received = new_hasher(algorithm)
-                received.update(data)
-                if not same_checksum(received.hexdigest(), checksum):
-                    raise ChecksumMismatch(
-                        f"checksum mismatch for {job.destination_path} in transit: "
-                        f"source {algorithm} {checksum}, received {received.hexdigest()}"
-                    )
-            write_small(
-                destination,
-                job,
-                data,
-                algorithm=algorithm,
-                checksum=checksum,
-                verify=verify,
-                preserve_timestamp=preserve_timestamp,
+    held = HeldDirectories()
+    try:
+        for job, data, algorithm, checksum in work:
+            outcomes.append(
+                _write_received(
+                    destination,
+                    job,
+                    data,
+                    algorithm,
+                    checksum,
+                    verify,
+                    preserve_timestamp,
+                    check_data,
+                    held,
+                )
             )
-            outcomes.append(None)
-        except Exception as exc:
-            outcomes.append(exc)
+    finally:
+        held.close()
     return outcomes
+
+
+def _write_received(
+    destination: PosixConnector,
+    job: FileJob,
+    data: bytes,
+    algorithm: str | None,
+    checksum: str | None,
+    verify: bool,
+    preserve_timestamp: bool,
+    check_data: bool,
+    held: HeldDirectories,
+) -> BaseException | None:
+    """One file of ``write_small_many``: its outcome, None when it was written."""
+    try:
+        if check_data and algorithm and checksum is not None:
+            received = new_hasher(algorithm)
+            received.update(data)
+            if not same_checksum(received.hexdigest(), checksum):
+                raise ChecksumMismatch(
+                    f"checksum mismatch for {job.destination_path} in transit: "
+                    f"source {algorithm} {checksum}, received {received.hexdigest()}"
+                )
+        write_small(
+            destination,
+            job,
+            data,
+            algorithm=algorithm,
+            checksum=checksum,
+            verify=verify,
+            preserve_timestamp=preserve_timestamp,
+            held=held,
+        )
+    except Exception as exc:  # reported per file to the caller
+        return exc
+    return None
 
 
 def _read_source(source: PosixConnector, job: FileJob) -> bytes:
@@ -193,6 +229,7 @@ def copy_group_local(
     not connectors, so that it can run in another process."""
     source = PosixConnector(source_root, guard=source_guard)
     destination = PosixConnector(destination_root, guard=destination_guard)
+    held = HeldDirectories()
     outcomes: list[str | BaseException | None] = []
     try:
         for job, algorithm in work:
@@ -205,11 +242,13 @@ def copy_group_local(
                         algorithm=algorithm,
                         verify=verify,
                         preserve_timestamp=preserve_timestamp,
+                        held=held,
                     )
                 )
             except Exception as exc:  # reported per file to the caller
                 outcomes.append(exc)
     finally:
+        held.close()
         source.release()
         destination.release()
     return outcomes

@@ -627,25 +627,53 @@ class PosixConnector:
 
         return await self._run(run, path)
 
-    def create_temp_blocking(self, path: str, temp_key: str | None) -> LocalTempFile:
+    def create_temp_blocking(
+        self, path: str, temp_key: str | None, held: HeldDirectories | None = None
+    ) -> LocalTempFile:
         """A fresh temporary file beside ``path``, held open with its directory (blocking).
 
         The engine's one-call path for small local files writes, reads back and commits it
         with plain system calls relative to the held directory, with no further lookups.
+        With ``held``, the directory is looked up once per group of files, not per file.
         """
         try:
+            if held is not None:
+                parts = _os_parts(path)
+                pfd = self._held_parent(parts, held)
+                if pfd is not None:
+                    name = parts[-1]
+                    self._check_access(parts, "rw")
+                    state, fd = self._create_temp(pfd, parts, temp_key, os.O_RDWR)
+                    return LocalTempFile(path, state, pfd, name, fd, owns_directory=False)
             with self._resolve(path, follow_last=False, need="rw") as (pfd, name, comps):
                 # No directory check here: the final rename refuses to replace one (EISDIR).
                 _refuse_root(name)
                 state, fd = self._create_temp(pfd, comps, temp_key, os.O_RDWR)
                 try:
-                    held = os.dup(pfd)
+                    directory = os.dup(pfd)
                 except OSError:
                     os.close(fd)
                     raise
-                return LocalTempFile(path, state, held, name, fd)
+                return LocalTempFile(path, state, directory, name, fd)
         except OSError as exc:
             raise map_os_error(exc, path) from exc
+
+    def _held_parent(self, parts: Sequence[str], held: HeldDirectories) -> int | None:
+        """The parent directory of ``parts`` from ``held``, opened there on first use (one
+        ``openat2``, which refuses symlinks); None when there is a symlink on the way (the
+        caller then walks the path) or ``parts`` names the root."""
+        if not parts or not self._beneath.available:
+            return None
+        if len(parts) == 1:
+            return self._held_root()
+        key = "/".join(parts[:-1])
+        fd = held.get(key)
+        if fd is None:
+            fd = self._beneath.open(self._held_root(), key, _DIR_FLAGS)
+            if fd is None:
+                return None
+            held.keep(key, fd)
+        return fd
 
     @staticmethod
     def _refuse_directory(pfd: int, name: str, path: str) -> None:
@@ -731,17 +759,53 @@ class PosixConnector:
         self.release()
 
 
+class HeldDirectories:
+    """Directories kept open while one thread writes a group of small files into them.
+
+    A group's files mostly share a directory: looking it up once instead of once per file
+    saves a path lookup, a ``dup`` and two ``close`` calls per file. Held only for one group
+    (milliseconds), like the single directory a write holds between its lookup and its
+    rename. ``close`` (always call it) closes them all.
+    """
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+
+    def get(self, key: str) -> int | None:
+        return self._fds.get(key)
+
+    def keep(self, key: str, fd: int) -> None:
+        self._fds[key] = fd
+
+    def close(self) -> None:
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
 class LocalTempFile:
     """An open temporary file and its directory; ``commit`` renames it to its final name.
 
     Used from one thread at a time. ``close`` (always call it) removes the temporary file
-    unless it was committed.
+    unless it was committed; it closes the directory too unless that belongs to someone else
+    (``owns_directory=False``: held for a group, or the connector's root).
     """
 
-    def __init__(self, path: str, state: WriteState, dir_fd: int, name: str, fd: int) -> None:
+    def __init__(
+        self,
+        path: str,
+        state: WriteState,
+        dir_fd: int,
+        name: str,
+        fd: int,
+        *,
+        owns_directory: bool = True,
+    ) -> None:
         self.path = path
         self.state = state
         self._dir_fd = dir_fd
+        self._owns_directory = owns_directory
         self._name = name
         self._temp = state.temp_path.rsplit("/", 1)[-1]
         self._fd = fd
@@ -778,7 +842,8 @@ class LocalTempFile:
             if not self._committed:
                 with contextlib.suppress(OSError):
                     os.unlink(self._temp, dir_fd=self._dir_fd)
-            os.close(self._dir_fd)
+            if self._owns_directory:
+                os.close(self._dir_fd)
             self._dir_fd = -1
 
 

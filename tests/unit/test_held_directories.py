@@ -1,0 +1,76 @@
+"""A group of small writes looks each directory up once, and stays confined and guarded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from arctern.connectors.access import AccessGuard
+from arctern.connectors.errors import PathOutsideRoot, PermissionDenied
+from arctern.connectors.posix.connector import TEMP_PREFIX, PosixConnector
+from arctern.engine.local import write_small_many
+from arctern.engine.options import FileJob
+
+
+def work(paths: list[str]) -> list[tuple[FileJob, bytes, str | None, str | None]]:
+    return [
+        (FileJob(f"/src{p}", p, len(p.encode()), 1_600_000_000.0), p.encode(), None, None)
+        for p in paths
+    ]
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_group_writes_into_several_directories_and_closes_them(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    for folder in ("a", "b/c"):
+        (root / folder).mkdir(parents=True)
+    connector = PosixConnector(str(root))
+    paths = [f"/a/f{i}" for i in range(5)] + ["/b/c/g", "/top", "/a/f5"]
+    connector.release()
+    before = open_fds()
+    outcomes = write_small_many(connector, work(paths), verify=True, preserve_timestamp=True)
+    connector.release()  # the root it held; the group's directories are closed already
+    assert outcomes == [None] * len(paths)
+    assert open_fds() == before
+    for p in paths:
+        assert (root / p.lstrip("/")).read_bytes() == p.encode()
+        assert (root / p.lstrip("/")).stat().st_mtime == 1_600_000_000.0
+    assert not [n for n in os.listdir(root / "a") if n.startswith(TEMP_PREFIX)]
+
+
+def test_a_directory_replaced_by_a_symlink_out_of_the_root_is_not_followed(
+    tmp_path: Path,
+) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "d").mkdir(parents=True)
+    outside.mkdir()
+    os.symlink(outside, root / "away")
+    os.symlink("d", root / "inside")  # a symlink that stays in the root is followed
+    connector = PosixConnector(str(root))
+    outcomes = write_small_many(
+        connector, work(["/d/x", "/away/y", "/inside/z"]), verify=False, preserve_timestamp=False
+    )
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], PathOutsideRoot), outcomes
+    assert outcomes[2] is None
+    assert os.listdir(outside) == []
+    assert sorted(os.listdir(root / "d")) == ["x", "z"]
+
+
+def test_the_guard_is_checked_for_every_file_of_a_held_directory(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "shared").mkdir(parents=True)
+    guard = AccessGuard(readable=["/shared/"], writable=["/shared/"], denied=["/shared/secret"])
+    connector = PosixConnector(str(root), guard=guard)
+    outcomes = write_small_many(
+        connector,
+        work(["/shared/ok", "/shared/secret", "/shared/ok2"]),
+        verify=False,
+        preserve_timestamp=False,
+    )
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], PermissionDenied), outcomes
+    assert sorted(os.listdir(root / "shared")) == ["ok", "ok2"]
