@@ -18,6 +18,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arctern.connectors.base import WriteState
+from arctern.db.bulk import BulkStatement
 from arctern.db.models.transfer import Task, TaskEvent
 from arctern.db.models.work import TaskFile
 from arctern.engine.options import FileJob
@@ -45,6 +46,24 @@ EVENT_CODES = {"TRANSIENT": "ENDPOINT_ERROR", "DIRECTORY_NOT_EMPTY": "ENDPOINT_E
 # A storm of one kind of fault is summarised, but per code, so that a rare kind (a checksum
 # mismatch among hundreds of I/O errors) is always recorded.
 MAX_EVENTS_PER_CODE_PER_FLUSH = 10
+
+_FILES = cast(Table, TaskFile.__table__)
+_BY_ID = update(_FILES).where(_FILES.c.id == bindparam("file_id"))
+# A file's outcome (the columns ``file_done`` sets), and a large file's resume point.
+_FILE_DONE = BulkStatement(
+    _BY_ID,
+    [
+        "state",
+        "error_code",
+        "error_message",
+        "checksum",
+        "checksum_algorithm",
+        "done_time",
+        "bytes_done",
+        "write_state",
+    ],
+)
+_CHECKPOINT = BulkStatement(_BY_ID, ["bytes_done", "write_state"])
 
 
 def event_code(code: str) -> str:
@@ -217,19 +236,16 @@ class TaskProgress:
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
-        # Core executemany by primary key: the ORM's bulk update costs several times more
-        # Python per row, and a batch flushes a thousand rows at a time.
-        files = cast(Table, TaskFile.__table__)
-        by_id = update(files).where(files.c.id == bindparam("file_id"))
+        # One driver executemany by primary key: a batch flushes a thousand rows at a time.
         if self.file_updates:
             rows = [{"file_id": key, **record} for key, record in self.file_updates.items()]
-            await session.execute(by_id, rows)
+            await _FILE_DONE.run(session, rows)
         if self.checkpoints:
             rows = [
                 {"file_id": key, "bytes_done": done, "write_state": state}
                 for key, (done, state) in self.checkpoints.items()
             ]
-            await session.execute(by_id, rows)
+            await _CHECKPOINT.run(session, rows)
         if self.events or self.dropped_events:
             rows = [
                 {

@@ -22,6 +22,7 @@ from sqlalchemy import Table, insert, select, update
 from arctern.connectors.access import AccessGuard
 from arctern.connectors.base import WriteState
 from arctern.context import NEW_WORK_TOPIC, AppContext
+from arctern.db.bulk import BulkStatement
 from arctern.db.engine import mark_changed
 from arctern.db.gateways import CredentialRequired, storage_options
 from arctern.db.grants import access_guard, applicable_rules, guard_from_rules
@@ -504,8 +505,8 @@ async def _insert_batch(session: Any, task_id: uuid.UUID, group: list[FileJob]) 
             .returning(WorkBatch.id)
         )
     ).scalar_one()
-    await session.execute(
-        insert(cast(Table, TaskFile.__table__)),  # Core executemany: no ORM cost per row
+    await _INSERT_PENDING.run(
+        session,
         [
             {
                 "task_id": task_id,
@@ -523,3 +524,22 @@ async def _insert_batch(session: Any, task_id: uuid.UUID, group: list[FileJob]) 
             for j in group
         ],
     )
+
+
+# A planned file's row (every column with a default is given).
+_INSERT_PENDING = BulkStatement(
+    insert(cast(Table, TaskFile.__table__)).inline(),
+    [
+        "task_id",
+        "batch_id",
+        "source_path",
+        "destination_path",
+        "size",
+        "mtime",
+        "state",
+        "is_directory",
+        "external_checksum",
+        "checksum_algorithm",
+        "bytes_done",
+    ],
+)
