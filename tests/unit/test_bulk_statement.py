@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from sqlalchemy import MetaData, Table, bindparam, insert, select, update
 
-from arctern.db.bulk import BulkStatement
+from arctern.db.bulk import BulkQuery, BulkStatement
 from arctern.db.engine import Database
 from arctern.db.models.work import TaskFile
 
@@ -92,5 +92,37 @@ async def test_inserts_and_updates_match_sqlalchemys(tmp_path: Path) -> None:
                 assert file.write_state is None
             else:
                 assert file.state == "pending" and file.checksum is None
+    finally:
+        await db.dispose()
+
+
+async def test_a_bulk_query_reads_what_sqlalchemy_reads(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'bulk.db'}")
+    try:
+        async with db.engine.begin() as connection:
+            await connection.run_sync(FILES.metadata.create_all)
+        task_id, other = uuid.uuid4(), uuid.uuid4()
+        async with db.session() as session:
+            await session.execute(insert(FILES), rows(task_id, "a") + rows(other, "b"))
+            await session.execute(
+                update(FILES).where(FILES.c.source_path.like("%3")).values(state="done")
+            )
+        columns = [FILES.c.id, FILES.c.source_path, FILES.c.mtime, FILES.c.is_directory,
+                   FILES.c.done_time, FILES.c.write_state, FILES.c.task_id]  # fmt: skip
+        statement = (
+            select(*columns)
+            .where(FILES.c.task_id == bindparam("task"), FILES.c.state == "pending")
+            .order_by(FILES.c.id)
+        )
+        query = BulkQuery(statement)
+        async with db.session() as session:
+            fast = await query.all(session, task=task_id)
+            usual = [tuple(row) for row in await session.execute(statement, {"task": task_id})]
+            none = await query.all(session, task=uuid.uuid4())
+        assert fast == usual
+        assert [row[1] for row in fast] == [f"/a/é {i}" for i in (0, 1, 2, 4)]
+        assert fast[1][4] == datetime(2026, 12, 4, 17, 0, 1, 123456, tzinfo=UTC)
+        assert fast[1][5] == {"temp_path": "/t1"} and fast[0][5] is None
+        assert none == []
     finally:
         await db.dispose()

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 
 from arctern.connectors.access import AccessGuard
 from arctern.connectors.base import WriteState
 from arctern.context import NEW_WORK_TOPIC, AppContext
-from arctern.db.bulk import BulkStatement
+from arctern.db.bulk import BulkQuery, BulkStatement
 from arctern.db.engine import mark_changed
 from arctern.db.gateways import CredentialRequired, storage_options
 from arctern.db.grants import access_guard, applicable_rules, guard_from_rules
@@ -184,20 +184,42 @@ class WorkSource(Protocol):
 PeerViews = Callable[[TaskView, Collections], Awaitable[Collections]]
 
 
-def job_of(row: Any) -> tuple[FileJob, Resume | None]:
-    """The engine's job (and resume point) for a TaskFile row."""
+# A batch's files still to copy, as plain tuples (a batch holds a thousand files).
+_PENDING_FILES = BulkQuery(
+    select(
+        TaskFile.id,
+        TaskFile.source_path,
+        TaskFile.destination_path,
+        TaskFile.size,
+        TaskFile.mtime,
+        TaskFile.external_checksum,
+        TaskFile.checksum_algorithm,
+        TaskFile.write_state,
+        TaskFile.bytes_done,
+    )
+    .where(TaskFile.batch_id == bindparam("batch_id"), TaskFile.state == "pending")
+    .order_by(TaskFile.id)
+)
+
+
+def job_of(
+    file_id: int,
+    source_path: str,
+    destination_path: str,
+    size: int,
+    mtime: float,
+    external_checksum: str | None,
+    checksum_algorithm: str | None,
+    write_state: dict[str, Any] | None,
+    bytes_done: int | None,
+) -> tuple[FileJob, Resume | None]:
+    """The engine's job (and resume point) for a row of ``_PENDING_FILES``."""
     job = FileJob(
-        source_path=row.source_path,
-        destination_path=row.destination_path,
-        size=row.size,
-        mtime=row.mtime,
-        external_checksum=row.external_checksum,
-        checksum_algorithm=row.checksum_algorithm,
-        key=row.id,
+        source_path, destination_path, size, mtime, external_checksum, checksum_algorithm, file_id
     )
     resume = None
-    if row.write_state:
-        resume = Resume(row.bytes_done or 0, WriteState(**row.write_state))
+    if write_state:
+        resume = Resume(bytes_done or 0, WriteState(**write_state))
     return job, resume
 
 
@@ -309,23 +331,8 @@ class DatabaseWorkSource:
 
     async def load_batch(self, claim: Claim) -> list[tuple[FileJob, Resume | None]]:
         async with self.ctx.db.session() as session:
-            # Plain rows, not ORM objects: a batch holds a thousand files.
-            rows = await session.execute(
-                select(
-                    TaskFile.id,
-                    TaskFile.source_path,
-                    TaskFile.destination_path,
-                    TaskFile.size,
-                    TaskFile.mtime,
-                    TaskFile.external_checksum,
-                    TaskFile.checksum_algorithm,
-                    TaskFile.write_state,
-                    TaskFile.bytes_done,
-                )
-                .where(TaskFile.batch_id == claim.batch_id, TaskFile.state == "pending")
-                .order_by(TaskFile.id)
-            )
-            return [job_of(row) for row in rows]
+            rows = await _PENDING_FILES.all(session, batch_id=claim.batch_id)
+        return [job_of(*row) for row in rows]
 
     async def collections(self, claim: Claim, task: TaskView) -> Collections:
         now = self.ctx.clock.now()
