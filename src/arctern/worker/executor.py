@@ -20,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from arctern.clock import Clock
@@ -575,8 +575,9 @@ class BatchJob(Job):
                 if self.cancel.cancelled:
                     return
                 outcomes = await copier.copy_group(members)
+            finished = self.clock.now()  # one time for the group: its rows share the value
             for job, outcome in zip(members, outcomes, strict=True):
-                self._record(job, outcome, options)
+                self._record(job, outcome, options, finished)
 
         await asyncio.gather(
             *(group(members) for members in split_jobs(small, GROUP_FILES, GROUP_BYTES)),
@@ -588,13 +589,16 @@ class BatchJob(Job):
         job: FileJob,
         outcome: CopyResult | FileFailed | Canceled,
         options: TransferOptions,
+        finished: datetime | None = None,
     ) -> None:
-        """Account for one file's outcome (buffered; written by the next flush)."""
+        """Account for one file's outcome (buffered; written by the next flush); ``finished``:
+        when it was done (now if not given)."""
         progress = self.progress
         assert job.key is not None
         file_id = job.key
         if isinstance(outcome, Canceled):
             return
+        when = finished or self.clock.now()
         if isinstance(outcome, FileFailed):
             if outcome.quota and options.fail_on_quota_errors:
                 self.fatal = (outcome.code, outcome.message)
@@ -605,6 +609,7 @@ class BatchJob(Job):
                 "skipped" if skipped else "failed",
                 error_code=outcome.code,
                 error_message=outcome.message,
+                done_time=when,
             )
             progress.add(
                 subtasks_pending=-1,
@@ -616,7 +621,7 @@ class BatchJob(Job):
             )
             return
         if outcome.status == "skipped":
-            progress.file_done(file_id, "unchanged")
+            progress.file_done(file_id, "unchanged", done_time=when)
             progress.add(subtasks_pending=-1, subtasks_succeeded=1, files_skipped=1)
         else:
             progress.file_done(
@@ -624,6 +629,7 @@ class BatchJob(Job):
                 "done",
                 checksum=outcome.checksum,
                 checksum_algorithm=outcome.algorithm.upper() if outcome.algorithm else None,
+                done_time=when,
             )
             progress.add(subtasks_pending=-1, subtasks_succeeded=1, files_transferred=1)
         if progress.nice_status not in (None, "OK"):

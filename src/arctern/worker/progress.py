@@ -138,14 +138,17 @@ class TaskProgress:
             return
         self.events.append(PendingEvent(code, description, details, is_error, self.clock_now()))
 
-    def file_done(self, file_id: int, state: str, **values: Any) -> None:
+    def file_done(
+        self, file_id: int, state: str, *, done_time: datetime | None = None, **values: Any
+    ) -> None:
+        """Buffer a file's outcome; ``values``: other columns ``_FILE_DONE`` writes."""
         record = {
             "state": state,
             "error_code": None,
             "error_message": None,
             "checksum": None,
             "checksum_algorithm": None,
-            "done_time": self.clock_now(),
+            "done_time": done_time or self.clock_now(),
             "bytes_done": 0,
             "write_state": None,
         }
