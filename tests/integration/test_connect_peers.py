@@ -290,7 +290,9 @@ def connections_to(address: str) -> int:
 
 
 def push_counting_connections(peers: Peers, size: int) -> int:
-    """Push one file laptop -> DTN; the most data connections the DTN held at once."""
+    """Push one file laptop -> DTN; the most data connections the DTN held at once (after
+    the laptop closed the idle ones an earlier task's jobs kept for each other)."""
+    wait_for(lambda: connections_to(peers.data_address) == 0, "idle data connections to close")
     name = f"par-{uuid.uuid4().hex[:6]}.bin"
     (peers.laptop_root / name).write_bytes(os.urandom(size))
     tc = peers.owner.tc

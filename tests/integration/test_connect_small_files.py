@@ -22,7 +22,7 @@ import pytest
 from arctern.connect import dataserver
 from arctern.connect.agent.home import AgentConfig, AgentHome, LocalCollection
 from arctern.connect.dataserver import DataServer
-from arctern.connect.remote_connector import RemoteConnector
+from arctern.connect.remote_connector import LinkPool, RemoteConnector
 from arctern.connectors.base import Connector
 from arctern.connectors.posix.connector import PosixConnector
 from arctern.engine.copier import Copier, CopyResult, FileFailed, RetryPolicy
@@ -41,6 +41,7 @@ class Channel:
     address: str
     fingerprint: str
     requests: list[str]
+    connections: list[str]  # the credential of each data connection the server accepted
 
 
 @pytest.fixture
@@ -60,8 +61,11 @@ async def channel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
         )
     )
 
+    connections: list[str] = []
+
     async def open_collection(token: str) -> Connector | None:
-        return PosixConnector(str(remote_root)) if token == "adt_good" else None
+        connections.append(token)
+        return PosixConnector(str(remote_root)) if token.startswith("adt_good") else None
 
     requests: list[str] = []
     run = dataserver._run
@@ -73,7 +77,7 @@ async def channel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     monkeypatch.setattr(dataserver, "_run", counting)
     server = DataServer(open_collection, *home.data_certificate())
     address = await server.start("127.0.0.1", 0)
-    yield Channel(remote_root, local_root, address, server.fingerprint, requests)
+    yield Channel(remote_root, local_root, address, server.fingerprint, requests, connections)
     await server.stop()
 
 
@@ -294,3 +298,40 @@ async def test_a_pushed_large_file_is_verified_where_it_lands(
     assert corrupted and sink.faults >= 1
     assert "fingerprints" in channel.requests
     assert "read" not in channel.requests  # nothing was sent back to be checked here
+
+
+async def test_the_jobs_of_a_task_share_their_data_connections(channel: Channel) -> None:
+    """Each job's connector opens links only when the pool has none for the same grant."""
+    (channel.local_root / "set").mkdir()
+    (channel.local_root / "set" / "a.dat").write_bytes(b"a" * 10)
+    pool = LinkPool(idle_seconds=30)
+
+    def connector(token: str, grant: str | None, links: LinkPool | None = pool) -> Any:
+        options = {"address": channel.address, "fingerprint": channel.fingerprint,
+                   "token": token, "streams": 2, "link_key": grant}  # fmt: skip
+        return RemoteConnector.from_options(options, links)
+
+    async def one_job(remote: RemoteConnector) -> None:
+        await remote.mkdir("/jobs", exist_ok=True)
+        await remote.close()
+
+    await one_job(connector("adt_good-1", "grant-A"))
+    assert channel.connections == ["adt_good-1"]
+    # The next job of the same task (a fresh credential, the same grant) uses the open link.
+    await one_job(connector("adt_good-2", "grant-A"))
+    assert channel.connections == ["adt_good-1"]
+    # Another grant (other task, other rules) or no pool: a connection of its own.
+    await one_job(connector("adt_good-3", "grant-B"))
+    await one_job(connector("adt_good-4", "grant-A", links=None))
+    await one_job(connector("adt_good-5", None))
+    assert channel.connections == ["adt_good-1", "adt_good-3", "adt_good-4", "adt_good-5"]
+    # A link the peer closed is not handed out again.
+    (stale,) = pool._idle[next(k for k in pool._idle if k.endswith("grant-B"))]
+    stale[1].writer.close()
+    await one_job(connector("adt_good-6", "grant-B"))
+    assert channel.connections[-1] == "adt_good-6"
+    # Idle links close after the pool's idle time.
+    pool.idle_seconds = 0
+    assert pool.take(next(iter(pool._idle))) is None
+    assert pool._idle == {}
+    await pool.close()

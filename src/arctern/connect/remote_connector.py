@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import ssl
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -55,6 +56,62 @@ class _Link:
             await self.writer.wait_closed()
 
 
+class LinkPool:
+    """Data connections kept open from one job of a task to the next.
+
+    Each job (a task's plan, each of its batches) opens its own connector; without this pool
+    every job would pay a TCP and a TLS handshake and the peer's check of the credential with
+    the deployment (0.2-0.4 s across a 50 ms link) and start again in TCP slow start. A link
+    is kept under the key of the grant it was opened with (``link_key``: the task, the
+    collection, the serving endpoint and the access rules, not the credential's expiry), so
+    it is only ever used again with the same authority. A task's next job starts within a
+    round trip or two of the last one's end, so idle links close after ``idle_seconds``:
+    the peer does not hold the connections of finished tasks for long.
+    """
+
+    def __init__(self, idle_seconds: float = 3.0, per_key: int = 8) -> None:
+        self.idle_seconds = idle_seconds
+        self.per_key = per_key
+        self._idle: dict[str, list[tuple[float, _Link]]] = {}
+
+    def take(self, key: str) -> _Link | None:
+        """An idle link opened under ``key`` that still looks open, if any."""
+        self._expire()
+        entries = self._idle.get(key, [])
+        while entries:
+            _since, link = entries.pop()
+            if not link.reader.at_eof() and not link.writer.is_closing():
+                return link
+            link.writer.close()
+        return None
+
+    def give(self, key: str, links: list[_Link]) -> None:
+        """Keep ``links`` (idle, in a known state) for the next job under ``key``."""
+        now = time.monotonic()
+        entries = self._idle.setdefault(key, [])
+        entries.extend((now, link) for link in links)
+        while len(entries) > self.per_key:
+            _since, extra = entries.pop(0)
+            extra.writer.close()
+        asyncio.get_running_loop().call_later(self.idle_seconds, self._expire)
+
+    def _expire(self) -> None:
+        limit = time.monotonic() - self.idle_seconds
+        for key, entries in list(self._idle.items()):
+            for since, link in list(entries):
+                if since <= limit:
+                    entries.remove((since, link))
+                    link.writer.close()
+            if not entries:
+                del self._idle[key]
+
+    async def close(self) -> None:
+        entries = [link for links in self._idle.values() for _since, link in links]
+        self._idle.clear()
+        for link in entries:
+            await link.close()
+
+
 class RemoteConnector:
     capabilities = Capabilities(write_at_offset=True, rename=True, set_mtime=True, local_path=False)
 
@@ -66,6 +123,8 @@ class RemoteConnector:
         streams: int = 4,
         *,
         small_files: bool = True,
+        links: LinkPool | None = None,
+        link_key: str | None = None,
     ) -> None:
         host, _, port = address.rpartition(":")
         self.host, self.port = host.strip("[]"), int(port)
@@ -75,17 +134,32 @@ class RemoteConnector:
         self.small_files = small_files
         self._idle: list[_Link] = []
         self._slots = asyncio.Semaphore(max(1, streams))
+        # Links shared with the task's other jobs (see ``LinkPool``), under this key.
+        self._pool = links if link_key else None
+        self._pool_key = f"{self.host}:{self.port}/{fingerprint}/{link_key}"
 
     @classmethod
-    def from_options(cls, options: dict[str, Any]) -> RemoteConnector:
-        """From the options of a ``remote`` collection view (``connect.work.as_seen_from``)."""
+    def from_options(
+        cls, options: dict[str, Any], links: LinkPool | None = None
+    ) -> RemoteConnector:
+        """From the options of a ``remote`` collection view (``connect.work.as_seen_from``);
+        ``links``: the pool to share data connections in with the task's other jobs."""
+        key = options.get("link_key")
         return cls(
             str(options["address"]),
             str(options["fingerprint"]),
             str(options["token"]),
             int(options.get("streams", 4)),
             small_files=bool(options.get("small_files", True)),
+            links=links,
+            link_key=key if isinstance(key, str) and key else None,
         )
+
+    async def _link(self) -> _Link:
+        if self._idle:
+            return self._idle.pop()
+        pooled = self._pool.take(self._pool_key) if self._pool is not None else None
+        return pooled or await self._open()
 
     async def _open(self) -> _Link:
         context = ssl.create_default_context()
@@ -122,7 +196,7 @@ class RemoteConnector:
         self, op: str, payload: bytes | memoryview = b"", **args: Any
     ) -> tuple[Any, bytes]:
         async with self._slots:
-            link = self._idle.pop() if self._idle else await self._open()
+            link = await self._link()
             try:
                 await write_frame(link.writer, {"op": op, **args}, payload)
                 answer, data = await asyncio.wait_for(read_frame(link.reader), CALL_TIMEOUT)
@@ -261,5 +335,8 @@ class RemoteConnector:
 
     async def close(self) -> None:
         links, self._idle = self._idle, []
+        if self._pool is not None:
+            self._pool.give(self._pool_key, links)
+            return
         for link in links:
             await link.close()

@@ -8,6 +8,8 @@ and destination are both collections of that endpoint. Lease owners are named
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -380,6 +382,9 @@ async def as_seen_from(
             "address": address,
             "fingerprint": fingerprint,
             "token": token,
+            # The grant without its expiry: the jobs of a task may share their data
+            # connections under it (``LinkPool``), never across tasks or access rules.
+            "link_key": _grant_key(task.id, collection.id, serving, guard),
             "streams": streams,
             # Groups of small files per frame need a POSIX collection on the serving side.
             "small_files": collection.connector in ("agent", "posix"),
@@ -394,6 +399,18 @@ async def as_seen_from(
         found.source_guard,
         found.destination_guard,
     )
+
+
+def _grant_key(
+    task_id: uuid.UUID, collection_id: uuid.UUID, serving: uuid.UUID, guard: AccessGuard | None
+) -> str:
+    grant = [
+        str(task_id),
+        str(collection_id),
+        str(serving),
+        None if guard is None else guard.to_doc(),
+    ]
+    return hashlib.sha256(json.dumps(grant, sort_keys=True).encode()).hexdigest()[:32]
 
 
 async def live_central_listener(session: AsyncSession, now: datetime) -> tuple[str, str] | None:

@@ -237,7 +237,14 @@ class Job:
 
 
 class PlanJob(Job):
-    """Walks the source into TaskFile rows and batches (or runs a delete task)."""
+    """Walks the source into TaskFile rows and batches (or runs a delete task).
+
+    ``on_new_work`` is called after each commit that made batches: the pool that runs the
+    plan can claim them at once (an agent would otherwise hear of them from the deployment,
+    a round trip later, or at its next idle poll).
+    """
+
+    on_new_work: Callable[[], None] | None = None
 
     async def run(self) -> None:
         task = await self.source.load_task(self.claim)
@@ -349,6 +356,8 @@ class PlanJob(Job):
         # Not merged back on failure: a commit that fails ends the job, and whoever plans
         # next resumes from the last durable position and counts from there.
         await self.source.commit_plan(self.claim, commit, self.progress.take())
+        if commit.batches and self.on_new_work is not None:
+            self.on_new_work()
 
     async def _delete(self, task: TaskView, connector: Connector, plan: PlanView) -> None:
         options = DeleteOptions.from_dict(task.options)

@@ -275,6 +275,7 @@ class WorkerPool:
         job: Job
         if claim.kind == "plan":
             job = PlanJob(self.clock, self.config, claim, self.source, self.factory, token)
+            job.on_new_work = self.wake
         else:
             job = BatchJob(
                 self.clock,

@@ -32,7 +32,7 @@ from arctern.connect.agent.home import AgentHome
 from arctern.connect.agent.operations import execute
 from arctern.connect.agent.work_source import HttpWorkSource
 from arctern.connect.dataserver import DataServer
-from arctern.connect.remote_connector import RemoteConnector
+from arctern.connect.remote_connector import LinkPool, RemoteConnector
 from arctern.connect.wire import guard_of
 from arctern.connectors.access import with_guard
 from arctern.connectors.base import Connector
@@ -86,6 +86,8 @@ class Agent:
         self.refused: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.pool: WorkerPool | None = None
+        # Data connections to peers, shared by the jobs of a task.
+        self.links = LinkPool()
 
     async def _start_data_server(self, client: AsyncAgentClient) -> None:
         """Accept data connections from peer agents (``--listen``)."""
@@ -130,7 +132,7 @@ class Agent:
             clock=Clock(),
             config=config,
             source=HttpWorkSource(client.http, name),
-            connector_factory=local_connectors(self.home),
+            connector_factory=local_connectors(self.home, self.links),
             poll_interval=IDLE_POLL_SECONDS,
         )
 
@@ -230,6 +232,7 @@ class Agent:
                 # Drain: running jobs persist their progress and hand their leases back.
                 with contextlib.suppress(Exception):
                     await self.pool.stop()
+            await self.links.close()
             for task in list(self._tasks):
                 task.cancel()
             if self.refused is None:
@@ -257,13 +260,14 @@ def worker_name() -> str:
     return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def local_connectors(home: AgentHome) -> ConnectorFactory:
+def local_connectors(home: AgentHome, links: LinkPool | None = None) -> ConnectorFactory:
     """Opens this agent's own collections, from its own configuration only: whatever the
-    deployment names, nothing outside the roots configured here can be reached."""
+    deployment names, nothing outside the roots configured here can be reached. Peers'
+    collections are reached over the data channel (sharing ``links`` between jobs)."""
 
     def factory(kind: str, root: str, options: dict[str, Any]) -> Connector:
         if kind == "remote":  # a peer's collection, over the data channel
-            return RemoteConnector.from_options(options)
+            return RemoteConnector.from_options(options, links)
         if kind != "agent":
             raise ConnectorError("this agent reaches only its own collections")
         local = home.load_config().root_of(root)
