@@ -73,6 +73,7 @@ class LinkPool:
         self.idle_seconds = idle_seconds
         self.per_key = per_key
         self._idle: dict[str, list[tuple[float, _Link]]] = {}
+        self._sweep: asyncio.TimerHandle | None = None
 
     def take(self, key: str) -> _Link | None:
         """An idle link opened under ``key`` that still looks open, if any."""
@@ -93,7 +94,14 @@ class LinkPool:
         while len(entries) > self.per_key:
             _since, extra = entries.pop(0)
             extra.writer.close()
-        asyncio.get_running_loop().call_later(self.idle_seconds, self._expire)
+        if self._sweep is None:
+            self._sweep = asyncio.get_running_loop().call_later(self.idle_seconds, self._swept)
+
+    def _swept(self) -> None:
+        self._sweep = None
+        self._expire()
+        if self._idle:
+            self._sweep = asyncio.get_running_loop().call_later(self.idle_seconds, self._swept)
 
     def _expire(self) -> None:
         limit = time.monotonic() - self.idle_seconds
@@ -106,6 +114,9 @@ class LinkPool:
                 del self._idle[key]
 
     async def close(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         entries = [link for links in self._idle.values() for _since, link in links]
         self._idle.clear()
         for link in entries:
@@ -156,10 +167,19 @@ class RemoteConnector:
         )
 
     async def _link(self) -> _Link:
-        if self._idle:
-            return self._idle.pop()
-        pooled = self._pool.take(self._pool_key) if self._pool is not None else None
-        return pooled or await self._open()
+        """An idle link (this connector's, or any of the task's jobs' with a pool), or a new
+        one."""
+        if self._pool is not None:
+            return self._pool.take(self._pool_key) or await self._open()
+        return self._idle.pop() if self._idle else await self._open()
+
+    def _put_back(self, link: _Link) -> None:
+        # Pooled links go back at once: a job running beside this one (the plan and its
+        # first batch) need not open a connection while this one's link sits idle.
+        if self._pool is not None:
+            self._pool.give(self._pool_key, [link])
+        else:
+            self._idle.append(link)
 
     async def _open(self) -> _Link:
         context = ssl.create_default_context()
@@ -203,7 +223,7 @@ class RemoteConnector:
             except (ChannelError, OSError, TimeoutError) as exc:
                 await link.close()
                 raise TransientError(f"data connection to the peer agent failed: {exc}") from None
-            self._idle.append(link)
+            self._put_back(link)
         if "error" in answer:
             error = answer["error"] if isinstance(answer["error"], dict) else {}
             cls = ERROR_KINDS.get(str(error.get("kind")), ConnectorError)
@@ -334,9 +354,6 @@ class RemoteConnector:
         return None if result is None else str(result)
 
     async def close(self) -> None:
-        links, self._idle = self._idle, []
-        if self._pool is not None:
-            self._pool.give(self._pool_key, links)
-            return
+        links, self._idle = self._idle, []  # pooled links are in the pool already
         for link in links:
             await link.close()
