@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from arctern import __version__
 from arctern.auth.app import create_auth_app
@@ -37,6 +39,40 @@ from arctern.web.routes import (
     too_large_page,
 )
 from arctern.worker.pool import WorkerPool
+
+# The APIs called with bearer tokens: they have no use for the browser session.
+TOKEN_APIS = ("/transfer/", "/agent/", "/https/", "/groups/", "/timers/", "/gcs/")
+
+
+class PageSessions(SessionMiddleware):
+    """The browser session (signed cookie) for pages only: the token APIs skip decoding and
+    re-signing it, a visible share of a ``get_task`` poll's time."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        secret_key: str,
+        session_cookie: str,
+        max_age: int,
+        same_site: Literal["lax", "strict", "none"],
+        https_only: bool,
+        skip_prefixes: tuple[str, ...],
+    ) -> None:
+        super().__init__(
+            app,
+            secret_key=secret_key,
+            session_cookie=session_cookie,
+            max_age=max_age,
+            same_site=same_site,
+            https_only=https_only,
+        )
+        self.skip_prefixes = skip_prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.skip_prefixes):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI:
@@ -63,7 +99,8 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
 
     app = FastAPI(title="Arctern", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(
-        SessionMiddleware,
+        PageSessions,
+        skip_prefixes=TOKEN_APIS,
         secret_key=settings.secret_key or "",
         session_cookie="arctern_session",
         same_site="lax",
@@ -81,15 +118,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
         routes=(
             RouteLimit("POST", re.compile(r"/files/upload/?"), settings.https_max_upload_bytes),
         ),
-        skip_prefixes=(
-            "/auth/",
-            "/transfer/",
-            "/agent/",
-            "/https/",
-            "/groups/",
-            "/timers/",
-            "/gcs/",
-        ),
+        skip_prefixes=("/auth/", *TOKEN_APIS),
     )
     # Outermost, so every answer carries the headers, refusals included.
     app.add_middleware(SecurityHeadersMiddleware, https=settings.base_url.startswith("https://"))
