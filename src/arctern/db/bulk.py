@@ -22,8 +22,32 @@ from sqlalchemy.sql.dml import UpdateBase
 
 _UNSET = object()
 
-# A column type's bind processor (None: the value goes to the driver as it is).
-Processor = Callable[[Any], Any] | None
+
+@dataclass(frozen=True)
+class _Bound:
+    """A statement compiled for one dialect with positional parameters."""
+
+    sql: str
+    names: list[str]  # the parameters, in order
+    literals: list[Any]  # each parameter's value in the statement (None for bindparams)
+    # (position, bind processor) of the parameters whose type converts values.
+    processors: list[tuple[int, Callable[[Any], Any]]]
+
+
+def _bind(statement: Any, dialect: Dialect, columns: Sequence[str] | None = None) -> _Bound | None:
+    """``statement`` compiled for ``dialect`` (``columns``: those an INSERT or UPDATE sets);
+    None for a driver with named parameters."""
+    compiled = statement.compile(dialect=dialect, column_keys=columns)
+    names = compiled.positiontup
+    if names is None:
+        return None
+    binds = compiled.binds
+    processors = []
+    for position, name in enumerate(names):
+        process = binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors.append((position, cast(Callable[[Any], Any], process)))
+    return _Bound(compiled.string, list(names), [binds[n].value for n in names], processors)
 
 
 class BulkStatement:
@@ -33,54 +57,35 @@ class BulkStatement:
     def __init__(self, statement: UpdateBase, columns: Sequence[str]) -> None:
         self.statement = statement
         self.columns = list(columns)
-        self._plans: dict[str, tuple[str, list[tuple[str, Processor]]] | None] = {}
-
-    def _plan(self, dialect: Dialect) -> tuple[str, list[tuple[str, Processor]]] | None:
-        """The SQL text and, in order, each parameter's name and processor; None for a
-        driver with named parameters (the rows then go through SQLAlchemy as usual)."""
-        if dialect.name not in self._plans:
-            compiled = self.statement.compile(dialect=dialect, column_keys=self.columns)
-            names = compiled.positiontup
-            plan = None
-            if names is not None:
-                binds = compiled.binds
-                order: list[tuple[str, Processor]] = []
-                for name in names:
-                    process = binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-                    order.append((name, cast(Processor, process)))
-                plan = (compiled.string, order)
-            self._plans[dialect.name] = plan
-        return self._plans[dialect.name]
+        self._bound: dict[str, _Bound | None] = {}
 
     async def run(self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
         connection = await session.connection()
-        plan = self._plan(connection.dialect)
-        if plan is None:
+        dialect = connection.dialect
+        if dialect.name not in self._bound:
+            self._bound[dialect.name] = _bind(self.statement, dialect, self.columns)
+        bound = self._bound[dialect.name]
+        if bound is None:
             await session.execute(self.statement, list(rows))
             return
-        sql, order = plan
-        names = [name for name, _process in order]
-        converted: list[tuple[int, Callable[[Any], Any]]] = [
-            (index, process) for index, (_name, process) in enumerate(order) if process is not None
-        ]
         # The last value each processor saw, and its result: rows of one flush mostly share
         # values (None, a state, the time the group finished), and processing one (a time's
         # conversion, a JSON dump) costs more than the rest of the row.
-        last: list[tuple[Any, Any]] = [(_UNSET, None)] * len(converted)
+        last: list[tuple[Any, Any]] = [(_UNSET, None)] * len(bound.processors)
         params: list[tuple[Any, ...]] = []
         for row in rows:
-            values = [row[name] for name in names]
-            for position, (index, process) in enumerate(converted):
-                value = values[index]
-                seen, result = last[position]
+            values = [row[name] for name in bound.names]
+            for slot, (position, process) in enumerate(bound.processors):
+                value = values[position]
+                seen, result = last[slot]
                 if value is not seen:
                     result = process(value)
-                    last[position] = (value, result)
-                values[index] = result
+                    last[slot] = (value, result)
+                values[position] = result
             params.append(tuple(values))
-        await connection.exec_driver_sql(sql, params)
+        await connection.exec_driver_sql(bound.sql, params)
 
 
 class BulkQuery:
@@ -90,59 +95,42 @@ class BulkQuery:
 
     def __init__(self, statement: Select[Any]) -> None:
         self.statement = statement
-        self._plans: dict[str, _QueryPlan | None] = {}
-
-    def _plan(self, dialect: Dialect) -> _QueryPlan | None:
-        if dialect.name not in self._plans:
-            compiled = self.statement.compile(dialect=dialect)
-            names = compiled.positiontup
-            plan = None
-            if names is not None:
-                binds = compiled.binds
-                parameters: list[tuple[str, Any, Processor]] = []
-                for name in names:
-                    bind = binds[name]
-                    process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-                    parameters.append((name, bind.value, cast(Processor, process)))
-                plan = _QueryPlan(compiled.string, parameters)
-            self._plans[dialect.name] = plan
-        return self._plans[dialect.name]
+        self._bound: dict[str, _Bound | None] = {}
+        # Result processors by column index, per dialect, found at the first execution.
+        self._readers: dict[str, list[tuple[int, Callable[[Any], Any]]]] = {}
 
     async def all(self, session: AsyncSession, **params: Any) -> list[tuple[Any, ...]]:
         """Every row, for ``params`` (the statement's named ``bindparam``s; its literal
         values are bound as they were given)."""
         connection = await session.connection()
-        plan = self._plan(connection.dialect)
-        if plan is None:
+        dialect = connection.dialect
+        if dialect.name not in self._bound:
+            self._bound[dialect.name] = _bind(self.statement, dialect)
+        bound = self._bound[dialect.name]
+        if bound is None:
             return [tuple(row) for row in await session.execute(self.statement, params)]
-        arguments = []
-        for name, value, process in plan.parameters:
-            given = params.get(name, value)
-            arguments.append(given if process is None or given is None else process(given))
-        result = await connection.exec_driver_sql(plan.sql, tuple(arguments))
-        if plan.columns is None:
+        arguments = [
+            params.get(name, literal)
+            for name, literal in zip(bound.names, bound.literals, strict=True)
+        ]
+        for position, process in bound.processors:
+            arguments[position] = process(arguments[position])
+        result = await connection.exec_driver_sql(bound.sql, tuple(arguments))
+        readers = self._readers.get(dialect.name)
+        if readers is None:
             # A type's reader may depend on the type code the driver reports for the column.
             codes = [entry[1] for entry in result.cursor.description]
-            plan.columns = []
+            readers = self._readers[dialect.name] = []
             for index, column in enumerate(self.statement.selected_columns):
-                impl = column.type.dialect_impl(connection.dialect)
-                reader = impl.result_processor(connection.dialect, codes[index])
+                reader = column.type.dialect_impl(dialect).result_processor(dialect, codes[index])
                 if reader is not None:
-                    plan.columns.append((index, cast(Callable[[Any], Any], reader)))
+                    readers.append((index, cast(Callable[[Any], Any], reader)))
         rows = [tuple(row) for row in result.fetchall()]
-        if plan.columns:
+        if readers:
             for position, row in enumerate(rows):
                 values = list(row)
-                for index, convert in plan.columns:
+                for index, convert in readers:
                     if values[index] is not None:
                         values[index] = convert(values[index])
                 rows[position] = tuple(values)
         return rows
-
-
-@dataclass
-class _QueryPlan:
-    sql: str
-    parameters: list[tuple[str, Any, Processor]]  # name, literal value, bind processor
-    # Result processors by column index, found at the first execution.
-    columns: list[tuple[int, Callable[[Any], Any]]] | None = None

@@ -125,58 +125,31 @@ def write_small_many(
     held = HeldDirectories()
     try:
         for job, data, algorithm, checksum in work:
-            outcomes.append(
-                _write_received(
+            try:
+                if check_data and algorithm and checksum is not None:
+                    received = new_hasher(algorithm)
+                    received.update(data)
+                    if not same_checksum(received.hexdigest(), checksum):
+                        raise ChecksumMismatch(
+                            f"checksum mismatch for {job.destination_path} in transit: "
+                            f"source {algorithm} {checksum}, received {received.hexdigest()}"
+                        )
+                write_small(
                     destination,
                     job,
                     data,
-                    algorithm,
-                    checksum,
-                    verify,
-                    preserve_timestamp,
-                    check_data,
-                    held,
+                    algorithm=algorithm,
+                    checksum=checksum,
+                    verify=verify,
+                    preserve_timestamp=preserve_timestamp,
+                    held=held,
                 )
-            )
+                outcomes.append(None)
+            except Exception as exc:  # reported per file to the caller
+                outcomes.append(exc)
     finally:
         held.close()
     return outcomes
-
-
-def _write_received(
-    destination: PosixConnector,
-    job: FileJob,
-    data: bytes,
-    algorithm: str | None,
-    checksum: str | None,
-    verify: bool,
-    preserve_timestamp: bool,
-    check_data: bool,
-    held: HeldDirectories,
-) -> BaseException | None:
-    """One file of ``write_small_many``: its outcome, None when it was written."""
-    try:
-        if check_data and algorithm and checksum is not None:
-            received = new_hasher(algorithm)
-            received.update(data)
-            if not same_checksum(received.hexdigest(), checksum):
-                raise ChecksumMismatch(
-                    f"checksum mismatch for {job.destination_path} in transit: "
-                    f"source {algorithm} {checksum}, received {received.hexdigest()}"
-                )
-        write_small(
-            destination,
-            job,
-            data,
-            algorithm=algorithm,
-            checksum=checksum,
-            verify=verify,
-            preserve_timestamp=preserve_timestamp,
-            held=held,
-        )
-    except Exception as exc:  # reported per file to the caller
-        return exc
-    return None
 
 
 def _read_source(source: PosixConnector, job: FileJob) -> bytes:

@@ -607,7 +607,6 @@ class BatchJob(Job):
         file_id = job.key
         if isinstance(outcome, Canceled):
             return
-        when = finished or self.clock.now()
         if isinstance(outcome, FileFailed):
             if outcome.quota and options.fail_on_quota_errors:
                 self.fatal = (outcome.code, outcome.message)
@@ -618,7 +617,7 @@ class BatchJob(Job):
                 "skipped" if skipped else "failed",
                 error_code=outcome.code,
                 error_message=outcome.message,
-                done_time=when,
+                done_time=finished,
             )
             progress.add(
                 subtasks_pending=-1,
@@ -630,7 +629,7 @@ class BatchJob(Job):
             )
             return
         if outcome.status == "skipped":
-            progress.file_done(file_id, "unchanged", done_time=when)
+            progress.file_done(file_id, "unchanged", done_time=finished)
             progress.add(subtasks_pending=-1, subtasks_succeeded=1, files_skipped=1)
         else:
             progress.file_done(
@@ -638,7 +637,7 @@ class BatchJob(Job):
                 "done",
                 checksum=outcome.checksum,
                 checksum_algorithm=outcome.algorithm.upper() if outcome.algorithm else None,
-                done_time=when,
+                done_time=finished,
             )
             progress.add(subtasks_pending=-1, subtasks_succeeded=1, files_transferred=1)
         if progress.nice_status not in (None, "OK"):
