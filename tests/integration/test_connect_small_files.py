@@ -22,8 +22,10 @@ import pytest
 from arctern.connect import dataserver
 from arctern.connect.agent.home import AgentConfig, AgentHome, LocalCollection
 from arctern.connect.dataserver import DataServer
-from arctern.connect.remote_connector import LinkPool, RemoteConnector
+from arctern.connect.links import Link, LinkPool
+from arctern.connect.remote_connector import RemoteConnector
 from arctern.connectors.base import Connector
+from arctern.connectors.errors import PermissionDenied, TransientError
 from arctern.connectors.posix.connector import PosixConnector
 from arctern.engine.copier import Copier, CopyResult, FileFailed, RetryPolicy
 from arctern.engine.errors import CancelToken
@@ -300,38 +302,161 @@ async def test_a_pushed_large_file_is_verified_where_it_lands(
     assert "read" not in channel.requests  # nothing was sent back to be checked here
 
 
+async def settled(condition: Any, what: str, timeout: float = 30.0) -> None:
+    """Wait for links opened in the background to come up."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+def links_under(pool: LinkPool, grant: str) -> list[Link]:
+    return [link for key in list(pool._links) if key.endswith(grant) for link in pool.links(key)]
+
+
+def remote(channel: Channel, token: str, grant: str | None, pool: LinkPool | None,
+           streams: int) -> RemoteConnector:  # fmt: skip
+    options = {"address": channel.address, "fingerprint": channel.fingerprint,
+               "token": token, "streams": streams, "link_key": grant}  # fmt: skip
+    return RemoteConnector.from_options(options, pool)
+
+
 async def test_the_jobs_of_a_task_share_their_data_connections(channel: Channel) -> None:
-    """Each job's connector opens links only when the pool has none for the same grant."""
-    (channel.local_root / "set").mkdir()
-    (channel.local_root / "set" / "a.dat").write_bytes(b"a" * 10)
+    """Each job's connector opens links only when the pool has none for the same grant; it
+    then opens as many as it may use at once (``streams``), for itself and the next job."""
     pool = LinkPool(idle_seconds=30)
 
-    def connector(token: str, grant: str | None, links: LinkPool | None = pool) -> Any:
-        options = {"address": channel.address, "fingerprint": channel.fingerprint,
-                   "token": token, "streams": 2, "link_key": grant}  # fmt: skip
-        return RemoteConnector.from_options(options, links)
+    async def one_job(
+        token: str, grant: str | None, links: LinkPool | None = pool, streams: int = 2
+    ) -> None:
+        connector = remote(channel, token, grant, links, streams)
+        await connector.mkdir("/jobs", exist_ok=True)
+        await connector.close()
 
-    async def one_job(remote: RemoteConnector) -> None:
-        await remote.mkdir("/jobs", exist_ok=True)
-        await remote.close()
-
-    await one_job(connector("adt_good-1", "grant-A"))
-    assert channel.connections == ["adt_good-1"]
-    # The next job of the same task (a fresh credential, the same grant) uses the open link.
-    await one_job(connector("adt_good-2", "grant-A"))
-    assert channel.connections == ["adt_good-1"]
-    # Another grant (other task, other rules) or no pool: a connection of its own.
-    await one_job(connector("adt_good-3", "grant-B"))
-    await one_job(connector("adt_good-4", "grant-A", links=None))
-    await one_job(connector("adt_good-5", None))
-    assert channel.connections == ["adt_good-1", "adt_good-3", "adt_good-4", "adt_good-5"]
-    # A link the peer closed is not handed out again.
-    (stale,) = pool._idle[next(k for k in pool._idle if k.endswith("grant-B"))]
-    stale[1].writer.close()
-    await one_job(connector("adt_good-6", "grant-B"))
+    await one_job("adt_good-1", "grant-A")
+    await settled(lambda: len(links_under(pool, "grant-A")) == 2, "the second link")
+    assert channel.connections == ["adt_good-1"] * 2
+    # The next job of the same task (a fresh credential, the same grant) uses the open links.
+    await one_job("adt_good-2", "grant-A")
+    assert channel.connections == ["adt_good-1"] * 2
+    # Another grant (other task, other rules) or no pool: connections of their own.
+    await one_job("adt_good-3", "grant-B")
+    await settled(lambda: len(links_under(pool, "grant-B")) == 2, "grant B's links")
+    # (One stream each: a connector's own links close with it, even those still opening.)
+    await one_job("adt_good-4", "grant-A", links=None, streams=1)
+    await one_job("adt_good-5", None, streams=1)
+    assert channel.connections == ["adt_good-1"] * 2 + ["adt_good-3"] * 2 + [
+        "adt_good-4",
+        "adt_good-5",
+    ]
+    # Links the peer closed are not used again.
+    for link in links_under(pool, "grant-B"):
+        link.writer.close()
+    await one_job("adt_good-6", "grant-B")
     assert channel.connections[-1] == "adt_good-6"
     # Idle links close after the pool's idle time.
+    await settled(lambda: len(links_under(pool, "grant-B")) == 2, "grant B's new links")
     pool.idle_seconds = 0
-    assert pool.take(next(iter(pool._idle))) is None
-    assert pool._idle == {}
+    pool.expire()
+    assert pool._links == {}
+    await pool.close()
+
+
+async def test_parallel_calls_share_the_links_being_opened(channel: Channel) -> None:
+    """Calls that find no idle link use those already being opened instead of each opening
+    more: four parallel calls of a four-stream connector make four connections, and the
+    next job finds them open."""
+    pool = LinkPool(idle_seconds=30)
+    first = remote(channel, "adt_good-p", "grant-P", pool, streams=4)
+    await asyncio.gather(*(first.mkdir(f"/p{i}", exist_ok=True) for i in range(4)))
+    await first.close()
+    await settled(lambda: len(links_under(pool, "grant-P")) == 4, "four links")
+    assert channel.connections == ["adt_good-p"] * 4
+    again = remote(channel, "adt_good-q", "grant-P", pool, streams=4)
+    await asyncio.gather(*(again.stat(f"/p{i}") for i in range(8)[:4]))
+    assert channel.connections == ["adt_good-p"] * 4
+    await pool.close()
+
+
+@pytest.fixture
+def held(monkeypatch: pytest.MonkeyPatch) -> dict[str, asyncio.Event]:
+    """Paths whose requests the peer holds until their event is set (or fails on, for a
+    path whose event is missing and name ends in ``boom``)."""
+    gates: dict[str, asyncio.Event] = {}
+    run = dataserver._run
+
+    async def gated(connector: Any, request: dict[str, Any], payload: bytes) -> Any:
+        path = str(request.get("path"))
+        if path.endswith("boom"):
+            raise RuntimeError("the peer agent crashed mid-request")
+        if path in gates:
+            await gates[path].wait()
+        return await run(connector, request, payload)
+
+    monkeypatch.setattr(dataserver, "_run", gated)
+    return gates
+
+
+async def test_calls_are_pipelined_on_a_link(channel: Channel, held: dict[str, Any]) -> None:
+    """One stream: further calls are written while the first waits for its answer, each
+    gets its own answer, and a caller that gives up does not disturb the others."""
+    for name, size in (("a", 1), ("b", 22), ("c", 333)):
+        (channel.remote_root / name).write_bytes(b"x" * size)
+    pool = LinkPool(idle_seconds=30)
+    connector = remote(channel, "adt_good-pipe", "grant-pipe", pool, streams=1)
+    # A one-stream connector allows one call at a time; three connectors of the same
+    # task's jobs share the one link.
+    others = [remote(channel, "adt_good-pipe", "grant-pipe", pool, streams=1) for _ in "bc"]
+    held["/a"] = asyncio.Event()
+    calls = [
+        asyncio.ensure_future(c.stat(f"/{name}"))
+        for c, name in zip([connector, *others], "abc", strict=True)
+    ]
+    await settled(lambda: sum(link.waiting for link in links_under(pool, "pipe")) == 3,
+                  "three calls written on the link")  # fmt: skip
+    assert channel.connections == ["adt_good-pipe"]
+    calls[1].cancel()  # b gives up while a is held: its answer is read and dropped
+    held["/a"].set()
+    assert (await calls[0]).size == 1
+    assert (await calls[2]).size == 333
+    assert calls[1].cancelled()
+    assert (await connector.stat("/b")).size == 22
+    assert channel.connections == ["adt_good-pipe"]
+    await pool.close()
+
+
+async def test_a_broken_link_fails_its_calls_and_is_replaced(
+    channel: Channel, held: dict[str, Any]
+) -> None:
+    """The peer drops the connection mid-request: every call waiting on that link fails as
+    a transient error (the copier retries those), and the next call opens a new link."""
+    (channel.remote_root / "a").write_bytes(b"a")
+    pool = LinkPool(idle_seconds=30)
+    jobs = [remote(channel, "adt_good-br", "grant-br", pool, streams=1) for _ in range(2)]
+    calls = [
+        asyncio.ensure_future(jobs[0].stat("/boom")),
+        asyncio.ensure_future(jobs[1].stat("/a")),
+    ]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(r, TransientError) for r in results), results
+    assert (await jobs[0].stat("/a")).size == 1
+    assert channel.connections == ["adt_good-br"] * 2
+    await pool.close()
+
+
+async def test_a_refused_link_fails_its_call_and_is_not_kept(channel: Channel) -> None:
+    """The credential is refused: the call that waited for a link fails with the peer's
+    refusal; no link is kept, and a later call tries again."""
+    pool = LinkPool(idle_seconds=30)
+    connector = remote(channel, "adt_bad", "grant-R", pool, streams=3)
+    with pytest.raises(PermissionDenied):
+        await connector.mkdir("/refused")
+    await settled(lambda: len(channel.connections) == 3 and not pool._opening.get("grant-R"),
+                  "three attempts")  # fmt: skip
+    assert links_under(pool, "grant-R") == []
+    with pytest.raises(PermissionDenied):
+        await connector.stat("/refused")
+    assert len(channel.connections) >= 4
+    assert not (channel.remote_root / "refused").exists()
     await pool.close()

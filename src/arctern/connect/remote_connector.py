@@ -3,8 +3,9 @@
 The agent running a transfer's job opens the other side's collection with this connector:
 TLS to the peer's announced address, its certificate pinned by fingerprint, a task
 credential on every connection. Up to ``streams`` connections are open at once, so the
-copier's parallel chunks of a large file travel over parallel TCP streams. A broken
-connection is a transient error: the copier retries, and resumes from its last durable point.
+copier's parallel chunks of a large file travel over parallel TCP streams, and calls are
+pipelined on them (``connect/links.py``). A broken connection is a transient error: the
+copier retries, and resumes from its last durable point.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import asyncio
 import contextlib
 import dataclasses
 import ssl
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +27,7 @@ from arctern.connect.datachannel import (
     use_congestion_control,
     write_frame,
 )
+from arctern.connect.links import CALL_TIMEOUT, Link, LinkPool
 from arctern.connect.relay import ERROR_KINDS
 from arctern.connectors.base import Capabilities, FileInfo, WriteState
 from arctern.connectors.errors import ConnectorError, PermissionDenied, TransientError
@@ -42,85 +43,6 @@ Spans = list[tuple[int, int]]
 Fingerprints = list[bytes]
 
 CONNECT_TIMEOUT = 20.0
-CALL_TIMEOUT = 120.0
-
-
-class _Link:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
-
-
-class LinkPool:
-    """Data connections kept open from one job of a task to the next.
-
-    Each job (a task's plan, each of its batches) opens its own connector; without this pool
-    every job would pay a TCP and a TLS handshake and the peer's check of the credential with
-    the deployment (0.2-0.4 s across a 50 ms link) and start again in TCP slow start. A link
-    is kept under the key of the grant it was opened with (``link_key``: the task, the
-    collection, the serving endpoint and the access rules, not the credential's expiry), so
-    it is only ever used again with the same authority. A task's next job starts within a
-    round trip or two of the last one's end, so idle links close after ``idle_seconds``:
-    the peer does not hold the connections of finished tasks for long.
-    """
-
-    def __init__(self, idle_seconds: float = 3.0, per_key: int = 8) -> None:
-        self.idle_seconds = idle_seconds
-        self.per_key = per_key
-        self._idle: dict[str, list[tuple[float, _Link]]] = {}
-        self._sweep: asyncio.TimerHandle | None = None
-
-    def take(self, key: str) -> _Link | None:
-        """An idle link opened under ``key`` that still looks open, if any."""
-        self._expire()
-        entries = self._idle.get(key, [])
-        while entries:
-            _since, link = entries.pop()
-            if not link.reader.at_eof() and not link.writer.is_closing():
-                return link
-            link.writer.close()
-        return None
-
-    def give(self, key: str, links: list[_Link]) -> None:
-        """Keep ``links`` (idle, in a known state) for the next job under ``key``."""
-        now = time.monotonic()
-        entries = self._idle.setdefault(key, [])
-        entries.extend((now, link) for link in links)
-        while len(entries) > self.per_key:
-            _since, extra = entries.pop(0)
-            extra.writer.close()
-        if self._sweep is None:
-            self._sweep = asyncio.get_running_loop().call_later(self.idle_seconds, self._swept)
-
-    def _swept(self) -> None:
-        self._sweep = None
-        self._expire()
-        if self._idle:
-            self._sweep = asyncio.get_running_loop().call_later(self.idle_seconds, self._swept)
-
-    def _expire(self) -> None:
-        limit = time.monotonic() - self.idle_seconds
-        for key, entries in list(self._idle.items()):
-            for since, link in list(entries):
-                if since <= limit:
-                    entries.remove((since, link))
-                    link.writer.close()
-            if not entries:
-                del self._idle[key]
-
-    async def close(self) -> None:
-        if self._sweep is not None:
-            self._sweep.cancel()
-            self._sweep = None
-        entries = [link for links in self._idle.values() for _since, link in links]
-        self._idle.clear()
-        for link in entries:
-            await link.close()
 
 
 class RemoteConnector:
@@ -143,10 +65,12 @@ class RemoteConnector:
         self.token = token
         # Whether the peer takes groups of small files per frame (its collection is POSIX).
         self.small_files = small_files
-        self._idle: list[_Link] = []
-        self._slots = asyncio.Semaphore(max(1, streams))
-        # Links shared with the task's other jobs (see ``LinkPool``), under this key.
-        self._pool = links if link_key else None
+        self._streams = max(1, streams)
+        self._slots = asyncio.Semaphore(self._streams)
+        # Links shared with the task's other jobs under the grant's key (see ``LinkPool``),
+        # or this connector's own.
+        self._own_pool = links is None or not link_key
+        self._pool = LinkPool() if self._own_pool or links is None else links
         self._pool_key = f"{self.host}:{self.port}/{fingerprint}/{link_key}"
 
     @classmethod
@@ -166,22 +90,7 @@ class RemoteConnector:
             link_key=key if isinstance(key, str) and key else None,
         )
 
-    async def _link(self) -> _Link:
-        """An idle link (this connector's, or any of the task's jobs' with a pool), or a new
-        one."""
-        if self._pool is not None:
-            return self._pool.take(self._pool_key) or await self._open()
-        return self._idle.pop() if self._idle else await self._open()
-
-    def _put_back(self, link: _Link) -> None:
-        # Pooled links go back at once: a job running beside this one (the plan and its
-        # first batch) need not open a connection while this one's link sits idle.
-        if self._pool is not None:
-            self._pool.give(self._pool_key, [link])
-        else:
-            self._idle.append(link)
-
-    async def _open(self) -> _Link:
+    async def _open(self) -> Link:
         context = ssl.create_default_context()
         # The peer's self-signed certificate is pinned below, by the fingerprint the
         # deployment relayed from it; there is no certificate authority to check names.
@@ -194,7 +103,7 @@ class RemoteConnector:
         except (OSError, TimeoutError) as exc:
             where = f"{self.host}:{self.port}"
             raise TransientError(f"cannot reach the peer agent at {where}: {exc}") from None
-        link = _Link(reader, writer)
+        link = Link(reader, writer)
         use_congestion_control(writer)  # this side sends when it pushes
         ssl_object = writer.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
@@ -216,14 +125,11 @@ class RemoteConnector:
         self, op: str, payload: bytes | memoryview = b"", **args: Any
     ) -> tuple[Any, bytes]:
         async with self._slots:
-            link = await self._link()
+            link = await self._pool.acquire(self._pool_key, self._open, limit=self._streams)
             try:
-                await write_frame(link.writer, {"op": op, **args}, payload)
-                answer, data = await asyncio.wait_for(read_frame(link.reader), CALL_TIMEOUT)
-            except (ChannelError, OSError, TimeoutError) as exc:
-                await link.close()
+                answer, data = await link.call({"op": op, **args}, payload, timeout=CALL_TIMEOUT)
+            except ChannelError as exc:
                 raise TransientError(f"data connection to the peer agent failed: {exc}") from None
-            self._put_back(link)
         if "error" in answer:
             error = answer["error"] if isinstance(answer["error"], dict) else {}
             cls = ERROR_KINDS.get(str(error.get("kind")), ConnectorError)
@@ -354,6 +260,6 @@ class RemoteConnector:
         return None if result is None else str(result)
 
     async def close(self) -> None:
-        links, self._idle = self._idle, []  # pooled links are in the pool already
-        for link in links:
-            await link.close()
+        # Shared links stay in the task's pool for its next job (they close when idle).
+        if self._own_pool:
+            await self._pool.close()

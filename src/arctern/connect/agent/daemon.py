@@ -28,11 +28,13 @@ import httpx
 from arctern.clock import Clock
 from arctern.config import Settings
 from arctern.connect.agent.client import AgentApiError, AsyncAgentClient, CredentialRefused
+from arctern.connect.agent.credentials import CredentialChecks
 from arctern.connect.agent.home import AgentHome
 from arctern.connect.agent.operations import execute
 from arctern.connect.agent.work_source import HttpWorkSource
 from arctern.connect.dataserver import DataServer
-from arctern.connect.remote_connector import LinkPool, RemoteConnector
+from arctern.connect.links import LinkPool
+from arctern.connect.remote_connector import RemoteConnector
 from arctern.connect.wire import guard_of
 from arctern.connectors.access import with_guard
 from arctern.connectors.base import Connector
@@ -93,14 +95,19 @@ class Agent:
         """Accept data connections from peer agents (``--listen``)."""
         assert self.listen is not None
 
+        async def ask(token: str) -> dict[str, Any] | None:
+            try:
+                return await client.verify_data_token(token)
+            except (httpx.HTTPError, AgentApiError, CredentialRefused):
+                return None
+
+        checks = CredentialChecks(ask)
+
         async def open_collection(token: str) -> Connector | None:
             """The deployment says what the credential opens; only roots configured here
             can be opened, under the task owner's grants."""
-            try:
-                answer = await client.verify_data_token(token)
-            except (httpx.HTTPError, AgentApiError, CredentialRefused):
-                return None
-            if not answer.get("valid"):
+            answer = await checks.check(token)
+            if answer is None:
                 return None
             root = self.home.load_config().root_of(str(answer.get("collection_id")))
             if root is None:
