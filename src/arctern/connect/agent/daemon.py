@@ -40,6 +40,7 @@ from arctern.connectors.access import with_guard
 from arctern.connectors.base import Connector
 from arctern.connectors.errors import ConnectorError, ObjectNotFound
 from arctern.connectors.posix.connector import PosixConnector
+from arctern.heap import freeze_startup_objects
 from arctern.worker.executor import ConnectorFactory, WorkerConfig
 from arctern.worker.pool import WorkerPool
 
@@ -200,6 +201,7 @@ class Agent:
                     if self.pool is None:
                         self.pool = self._start_pool(client, description)
                         await self.pool.start()
+                        freeze_startup_objects()
                 poll = asyncio.ensure_future(client.poll())
                 stopping = asyncio.ensure_future(self.stop.wait())
                 await asyncio.wait({poll, stopping}, return_when=asyncio.FIRST_COMPLETED)
