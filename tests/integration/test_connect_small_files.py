@@ -452,11 +452,14 @@ async def test_a_refused_link_fails_its_call_and_is_not_kept(channel: Channel) -
     connector = remote(channel, "adt_bad", "grant-R", pool, streams=3)
     with pytest.raises(PermissionDenied):
         await connector.mkdir("/refused")
-    await settled(lambda: len(channel.connections) == 3 and not pool._opening.get("grant-R"),
-                  "three attempts")  # fmt: skip
+    await settled(lambda: len(channel.connections) == 3 and not pool._opening, "three attempts")
     assert links_under(pool, "grant-R") == []
     with pytest.raises(PermissionDenied):
         await connector.stat("/refused")
     assert len(channel.connections) >= 4
     assert not (channel.remote_root / "refused").exists()
+    # Nothing of the failed key is kept once its callers have seen the failure.
+    await settled(lambda: not pool._opening, "the second attempts")
+    pool.expire()
+    assert pool._links == {} and pool._failure == {}
     await pool.close()

@@ -144,11 +144,12 @@ class LinkPool:
         started = False  # openings are started once per call: a refusal is not retried here
         while True:
             links = self.links(key)
-            opening = self._opening.setdefault(key, set())
+            opening = self._opening.get(key, set())
             free = [link for link in links if link.waiting == 0]
             if not free and not started and len(links) + len(opening) < limit:
                 started = True
                 self._failure.pop(key, None)
+                opening = self._opening.setdefault(key, set())
                 for _ in range(limit - len(links) - len(opening)):
                     task = asyncio.ensure_future(open_link())
                     task.add_done_callback(functools.partial(self._opened, key))
@@ -158,7 +159,6 @@ class LinkPool:
             if links:
                 return min(links, key=lambda link: link.waiting)
             if not opening:
-                self._opening.pop(key, None)
                 failure = self._failure.get(key)  # every caller waiting for it sees it
                 raise failure if failure is not None else ChannelError("no data connection")
             # asyncio.wait does not cancel the openings if this caller is cancelled.
@@ -168,6 +168,8 @@ class LinkPool:
         opening = self._opening.get(key)
         if opening is not None:
             opening.discard(task)
+            if not opening:
+                del self._opening[key]
         if task.cancelled():
             return
         failure = task.exception()
@@ -194,6 +196,9 @@ class LinkPool:
                 if link.waiting == 0 and link.idle_since <= limit:
                     link.fail(ChannelError("idle"))
             self.links(key)
+        # A failure is kept for the calls that waited on the openings; those have seen it.
+        for key in [key for key in self._failure if key not in self._opening]:
+            del self._failure[key]
 
     async def close(self) -> None:
         if self._sweep is not None:
