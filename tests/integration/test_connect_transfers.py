@@ -224,6 +224,8 @@ def test_cancel_while_the_agent_is_away(host: Host) -> None:
         assert task["status"] == "FAILED" and task["fatal_error"]["code"] == "CANCELED"
     finally:
         host.agent.start()
+        # Connected is not yet polling: the next test needs it present.
+        wait_for(lambda: serves(tc, host.raw), "the agent to serve again")
     assert not (host.results_root / "cancelled").exists()
 
 

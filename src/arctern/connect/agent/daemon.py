@@ -168,6 +168,8 @@ class Agent:
         client = AsyncAgentClient(
             config.deployment_url, self.home.load_credential(), self.poll_hold
         )
+        # Before connecting: once connected, the agent counts as present only while it polls.
+        freeze_startup_objects()
         backoff = 0.5
         connected = False
         try:
@@ -201,7 +203,6 @@ class Agent:
                     if self.pool is None:
                         self.pool = self._start_pool(client, description)
                         await self.pool.start()
-                        freeze_startup_objects()
                 poll = asyncio.ensure_future(client.poll())
                 stopping = asyncio.ensure_future(self.stop.wait())
                 await asyncio.wait({poll, stopping}, return_when=asyncio.FIRST_COMPLETED)
