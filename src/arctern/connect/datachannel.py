@@ -91,16 +91,11 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[dict[str, Any], byte
     return header, payload
 
 
-def frame_head(header: dict[str, Any], payload_size: int) -> bytes:
-    """A frame's sizes and header; its payload follows."""
-    encoded = json.dumps(header, separators=(",", ":")).encode()
-    return FRAME.pack(len(encoded), payload_size) + encoded
-
-
 async def write_frame(
     writer: asyncio.StreamWriter, header: dict[str, Any], payload: bytes | memoryview = b""
 ) -> None:
-    writer.write(frame_head(header, len(payload)))
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    writer.write(FRAME.pack(len(encoded), len(payload)) + encoded)
     if payload:
         writer.write(payload)
     await writer.drain()

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from arctern.connect.datachannel import ChannelError, frame_head, read_frame
+from arctern.connect.datachannel import ChannelError, read_frame, write_frame
 
 CALL_TIMEOUT = 120.0
 
@@ -63,15 +63,13 @@ class Link:
         if self.broken is not None:
             raise ChannelError(f"the data connection failed earlier: {self.broken}")
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        # Written whole in one step (no await in between), so frames never interleave.
-        self.writer.write(frame_head(header, len(payload)))
-        if payload:
-            self.writer.write(payload)
         self._answers.append(answer)
         if self._receiver is None:
             self._receiver = asyncio.ensure_future(self._receive())
         try:
-            await self.writer.drain()
+            # write_frame puts the whole frame in the buffer before its first await, so
+            # frames of concurrent calls never interleave and go out in the answers' order.
+            await write_frame(self.writer, header, payload)
             return await asyncio.wait_for(asyncio.shield(answer), timeout)
         except TimeoutError:
             self.fail(ChannelError(f"no answer from the peer agent in {timeout:.0f} s"))

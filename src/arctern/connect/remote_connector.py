@@ -69,8 +69,9 @@ class RemoteConnector:
         self._slots = asyncio.Semaphore(self._streams)
         # Links shared with the task's other jobs under the grant's key (see ``LinkPool``),
         # or this connector's own.
-        self._own_pool = links is None or not link_key
-        self._pool = LinkPool() if self._own_pool or links is None else links
+        shared = links if link_key else None
+        self._pool = shared or LinkPool()
+        self._own_pool = shared is None
         self._pool_key = f"{self.host}:{self.port}/{fingerprint}/{link_key}"
 
     @classmethod
