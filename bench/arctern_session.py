@@ -145,23 +145,7 @@ class ArcternSession:
             time.sleep(interval)
 
     def completed_at(self, task_id: str) -> float | None:
-        """When the server marked the task finished, as epoch seconds to the microsecond,
-        from its database (the task document carries whole seconds only); None if unset."""
-        import uuid
-
-        from sqlalchemy import create_engine, select
-
-        from arctern.db.models import Task
-
-        engine = create_engine(f"sqlite:///{self.database_path}")
-        try:
-            with engine.connect() as connection:
-                completed = connection.execute(
-                    select(Task.completion_time).where(Task.id == uuid.UUID(task_id))
-                ).scalar()
-        finally:
-            engine.dispose()
-        return completed.timestamp() if completed is not None else None
+        return completed_at(self.database_path, task_id)
 
     def relative(self, path: Path, root: Path) -> str:
         return "/" + path.relative_to(root).as_posix()
@@ -228,3 +212,23 @@ class ArcternContender:
         completed = self.session.completed_at(self.last_task["task_id"])
         if completed is not None:
             self.overrun = max(0.0, seen - completed)
+
+
+def completed_at(database_path: Path, task_id: str) -> float | None:
+    """When the server marked the task finished, as epoch seconds to the microsecond, from
+    its SQLite database (the task document carries whole seconds only); None if unset."""
+    import uuid
+
+    from sqlalchemy import create_engine, select
+
+    from arctern.db.models import Task
+
+    engine = create_engine(f"sqlite:///{database_path}")
+    try:
+        with engine.connect() as connection:
+            completed = connection.execute(
+                select(Task.completion_time).where(Task.id == uuid.UUID(task_id))
+            ).scalar()
+    finally:
+        engine.dispose()
+    return completed.timestamp() if completed is not None else None

@@ -9,6 +9,7 @@ the limit plus one chunk. The 413 is rendered by the application's own error for
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -78,7 +79,7 @@ class BodyLimit:
             return
 
         seen = 0
-        started = False
+        watch = _ResponseWatch(send)
 
         async def counting_receive() -> Message:
             nonlocal seen
@@ -89,18 +90,26 @@ class BodyLimit:
                     raise _BodyTooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, watch.send)
         except _BodyTooLarge:
-            if started:  # a streaming route already answered; nothing sensible to add
+            if watch.started:  # a streaming route already answered; nothing sensible to add
                 raise
             await self.render(Request(scope), limit)(scope, receive, send)
+
+
+class _ResponseWatch:
+    """Passes a response on and notes whether it has begun (a refusal can no longer be
+    sent once it has)."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -126,3 +135,84 @@ def too_large_message(limit: int) -> str:
     if limit % MIB == 0:
         return f"The request body exceeds the limit of {limit // MIB} MiB"
     return f"The request body exceeds the limit of {limit} bytes"
+
+
+# Renders a refused request body: (request, status, message) -> response.
+BodyErrorRenderer = Callable[[Request, int, str], Response]
+# Inflated bytes handed on per message: the limit below counts them as they stream.
+_INFLATE_STEP = 256 * 1024
+
+
+class _InvalidEncoding(Exception):
+    """Raised from the wrapped ``receive`` when a compressed body cannot be inflated."""
+
+
+class InflateRequests:
+    """Accepts request bodies sent with ``Content-Encoding: gzip``, inflating them as they
+    stream. Place it outside ``BodyLimit``: the limit then counts inflated bytes, and a small
+    body that inflates without end is refused once it passes the limit, never held whole.
+    Any other encoding is refused with 415, a corrupt stream with 400.
+    """
+
+    def __init__(self, app: ASGIApp, *, render: BodyErrorRenderer) -> None:
+        self.app = app
+        self.render = render
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        encoding = _header(scope, b"content-encoding")
+        if encoding is None or encoding.strip().lower() == b"identity":
+            await self.app(scope, receive, send)
+            return
+        if encoding.strip().lower() != b"gzip":
+            message = f"Unsupported request Content-Encoding: {encoding.decode('latin-1')}"
+            await self.render(Request(scope), 415, message)(scope, receive, send)
+            return
+        # The inflated body's length is not known: the application counts it as it comes.
+        headers = [
+            (name, value)
+            for name, value in scope.get("headers", [])
+            if name not in (b"content-encoding", b"content-length")
+        ]
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        pending = b""  # compressed input not yet inflated (held back by the step size)
+        more = True  # the client has more of the body to send
+        watch = _ResponseWatch(send)
+
+        async def inflating_receive() -> Message:
+            nonlocal pending, more
+            while True:
+                if pending:
+                    try:
+                        chunk = inflater.decompress(pending, _INFLATE_STEP)
+                    except zlib.error as exc:
+                        raise _InvalidEncoding(str(exc)) from None
+                    pending = inflater.unconsumed_tail
+                    if chunk:
+                        return {"type": "http.request", "body": chunk, "more_body": True}
+                if not more:
+                    if not inflater.eof:
+                        raise _InvalidEncoding("the gzip stream ends early")
+                    return {"type": "http.request", "body": b"", "more_body": False}
+                message = await receive()
+                if message["type"] != "http.request":
+                    return message  # a disconnect
+                pending += message.get("body", b"")
+                more = bool(message.get("more_body", False))
+
+        try:
+            await self.app({**scope, "headers": headers}, inflating_receive, watch.send)
+        except _InvalidEncoding as exc:
+            if watch.started:
+                raise
+            message = f"The request body is not valid gzip: {exc}"
+            await self.render(Request(scope), 400, message)(scope, receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return bytes(value)
+    return None

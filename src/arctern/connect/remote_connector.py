@@ -92,9 +92,12 @@ class RemoteConnector:
         )
 
     async def _open(self) -> Link:
-        context = ssl.create_default_context()
         # The peer's self-signed certificate is pinned below, by the fingerprint the
-        # deployment relayed from it; there is no certificate authority to check names.
+        # deployment relayed from it; there is no certificate authority to check names. A
+        # bare context, not ``create_default_context``: that loads the system's CA store
+        # (~20 ms of this event loop's time per connection) for nothing.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         try:

@@ -44,6 +44,12 @@ def too_large_response(request: Request, limit: int) -> Response:
     )
 
 
+def body_error_response(request: Request, status: int, message: str) -> Response:
+    """A refused request body (bad or unsupported encoding), in the Transfer API's format."""
+    code = "ClientError.UnsupportedMediaType" if status == 415 else "ClientError.BadRequest"
+    return error_response(status, code, message, resource(request))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ArcternError)
     async def arctern_error(request: Request, exc: ArcternError) -> JSONResponse:

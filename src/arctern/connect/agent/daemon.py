@@ -139,7 +139,7 @@ class Agent:
             settings=settings,
             clock=Clock(),
             config=config,
-            source=HttpWorkSource(client.http, name),
+            source=HttpWorkSource(client.http, name, compress=client.compress),
             connector_factory=local_connectors(self.home, self.links),
             poll_interval=IDLE_POLL_SECONDS,
         )

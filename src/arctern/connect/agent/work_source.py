@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from arctern.connect import wire
-from arctern.connect.agent.client import _check
+from arctern.connect.agent.client import _check, post_json
 from arctern.engine.copier import Resume
 from arctern.engine.errors import Canceled, FileFailed
 from arctern.engine.options import FileJob
@@ -27,9 +27,10 @@ ClaimKey = tuple[str, uuid.UUID, int | None]
 
 
 class HttpWorkSource:
-    def __init__(self, http: httpx.AsyncClient, worker: str) -> None:
+    def __init__(self, http: httpx.AsyncClient, worker: str, *, compress: bool = False) -> None:
         self.http = http
         self.worker = worker
+        self.compress = compress  # large bodies (plan commits, progress) go gzip-compressed
         # What the lease answer carried for each held job (its first reads: ``task``,
         # ``plan`` or ``batch``, ``collections``), each answer used once.
         self._carried: dict[ClaimKey, dict[str, dict[str, Any]]] = {}
@@ -58,7 +59,7 @@ class HttpWorkSource:
 
     async def _post(self, path: str, claim: Claim, **body: Any) -> dict[str, Any]:
         payload = {"worker": self.worker, "claim": self._claim_body(claim), **body}
-        return _check(await self.http.post(path, json=payload))
+        return _check(await post_json(self.http, path, payload, compress=self.compress))
 
     async def _job(self, op: str, claim: Claim, **body: Any) -> dict[str, Any]:
         return await self._post(f"/work/job/{op}", claim, **body)

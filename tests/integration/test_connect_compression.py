@@ -1,0 +1,150 @@
+"""Compressed agent traffic: a job's large bodies (a plan commit, a batch's files) travel
+gzip-compressed both ways, and a compressed body is held to the same limits, counted inflated.
+
+Runs the agent API in process (ASGI) against migrated SQLite and PostgreSQL databases, as
+``test_connect_work`` does.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from arctern.connect.agent.client import AgentApiError, AsyncAgentClient
+from arctern.connect.agent.work_source import HttpWorkSource
+from arctern.context import AppContext
+from arctern.db.models.work import TaskFile
+from arctern.engine.options import FileJob
+from arctern.worker.source import PlanCommit
+from tests.integration import test_connect_work
+from tests.integration.test_connect_work import agent
+from tests.integration.test_worker_scope import task
+from tests.scale.test_fair_share import user
+
+# The same databases and context as the work source's tests.
+database_url = test_connect_work.database_url
+ctx = test_connect_work.ctx
+
+# Long enough that a thousand of them (~4 MB of JSON) pass the agent API's default 1 MiB.
+LONG = "/".join(["deeply-nested-directory-name"] * 60)
+
+
+def _jobs(count: int) -> list[FileJob]:
+    return [
+        FileJob(f"/{LONG}/f{i:05d}", f"/copy/{LONG}/f{i:05d}", 4096, 1.7e9 + i)
+        for i in range(count)
+    ]
+
+
+async def test_a_large_plan_commit_and_its_batch_travel_compressed(ctx: AppContext) -> None:
+    owner = await user(ctx, "alice")
+    lab = await agent(ctx, "Lab DTN", "alice@alice.edu", 2)
+    try:
+        task_id = await task(ctx, owner, lab.collections[0], lab.collections[1])
+        sent: list[httpx.Request] = []
+        lab.http.event_hooks["request"] = [_record(sent)]
+        source = HttpWorkSource(lab.http, "w1", compress=True)
+        plan = await source.claim()
+        assert plan is not None and plan.kind == "plan"
+        jobs = _jobs(1000)
+        assert len(json.dumps([job.source_path for job in jobs])) > 1 << 20
+        await source.commit_plan(plan, PlanCommit(1, 0, final=True, batches=[jobs]), None)
+        commit = next(r for r in sent if r.url.path.endswith("/work/job/commit"))
+        assert commit.headers["content-encoding"] == "gzip"
+        assert len(commit.content) < 200_000  # what a fresh connection carries at once
+        async with ctx.db.session() as session:
+            stored = await session.scalar(
+                select(func.count()).select_from(TaskFile).where(TaskFile.task_id == task_id)
+            )
+        assert stored == 1000
+
+        # The lease carries the batch's files; the answer comes compressed.
+        answer = await lab.http.post(
+            "/work/lease", json={"worker": "w2"}, headers={"Accept-Encoding": "gzip"}
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-encoding"] == "gzip"
+        assert int(answer.headers["content-length"]) < 200_000
+        files = answer.json()["job"]["batch"]["files"]
+        assert [f["source_path"] for f in files] == [job.source_path for job in jobs]
+    finally:
+        await lab.http.aclose()
+
+
+def _record(sent: list[httpx.Request]):  # type: ignore[no-untyped-def]
+    async def hook(request: httpx.Request) -> None:
+        sent.append(request)
+
+    return hook
+
+
+@pytest.mark.parametrize(
+    ("body", "encoding", "status", "code"),
+    [
+        # 64 MiB of zeros in 64 KiB: refused once the inflated bytes pass the 1 MiB limit.
+        (
+            gzip.compress(b'{"worker": "' + b"0" * (64 << 20) + b'"}'),
+            "gzip",
+            413,
+            "RequestTooLarge",
+        ),
+        (b"not gzip at all", "gzip", 400, "BadRequest"),
+        (gzip.compress(b'{"worker": "w1"}')[:-6], "gzip", 400, "BadRequest"),
+        (b'{"worker": "w1"}', "br", 415, "UnsupportedMediaType"),
+    ],
+    ids=["bomb", "corrupt", "truncated", "unsupported"],
+)
+async def test_bad_compressed_bodies_get_clear_errors(
+    ctx: AppContext, body: bytes, encoding: str, status: int, code: str
+) -> None:
+    await user(ctx, "alice")
+    lab = await agent(ctx, "Lab DTN", "alice@alice.edu", 1)
+    try:
+        response = await lab.http.post(
+            "/work/lease",
+            content=body,
+            headers={"Content-Type": "application/json", "Content-Encoding": encoding},
+        )
+        assert response.status_code == status, response.text
+        doc = response.json()
+        assert doc["code"] == f"ClientError.{code}"
+        assert set(doc) >= {"code", "message", "request_id"}
+        # A well-formed compressed body on the same route is fine.
+        fine = await lab.http.post(
+            "/work/lease",
+            content=gzip.compress(b'{"worker": "w1"}'),
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+        assert fine.status_code == 200 and fine.json()["claim"] is None
+    finally:
+        await lab.http.aclose()
+
+
+async def test_the_agent_compresses_only_for_a_deployment_that_says_it_inflates(
+    ctx: AppContext,
+) -> None:
+    await user(ctx, "alice")
+    lab = await agent(ctx, "Lab DTN", "alice@alice.edu", 1)
+    client = AsyncAgentClient("http://deployment", "unused", poll_hold=1.0)
+    await client.http.aclose()
+    client.http = lab.http
+    try:
+        assert client.compress is False
+        description = await client.endpoint()
+        assert description["request_encodings"] == ["gzip"]
+        assert client.compress is True
+        sent: list[httpx.Request] = []
+        lab.http.event_hooks["request"] = [_record(sent)]
+        # A relayed request's answer (here: to a request that does not exist) goes
+        # compressed when large, plain when small.
+        for size, encoded in ((100, False), (100_000, True)):
+            with pytest.raises(AgentApiError):
+                await client.answer(str(uuid.uuid4()), {"padding": "x" * size})
+            assert ("content-encoding" in sent[-1].headers) is encoded
+    finally:
+        await lab.http.aclose()
