@@ -148,3 +148,50 @@ async def test_the_agent_compresses_only_for_a_deployment_that_says_it_inflates(
             assert ("content-encoding" in sent[-1].headers) is encoded
     finally:
         await lab.http.aclose()
+
+
+async def test_a_plan_commit_leases_the_next_job_when_the_pool_has_room(
+    ctx: AppContext,
+) -> None:
+    """With room in its pool, the agent's plan commit comes back with the batch it made
+    leased to the same worker: the next claim costs no round trip. A job leased that way
+    and not claimed soon is handed back, not started late."""
+    owner = await user(ctx, "alice")
+    lab = await agent(ctx, "Lab DTN", "alice@alice.edu", 2)
+    try:
+        task_id = await task(ctx, owner, lab.collections[0], lab.collections[1])
+        sent: list[httpx.Request] = []
+        lab.http.event_hooks["request"] = [_record(sent)]
+        now = [1000.0]
+        source = HttpWorkSource(lab.http, "w1", compress=True, monotonic=lambda: now[0])
+        plan = await source.claim()
+        assert plan is not None and plan.kind == "plan"
+        first = PlanCommit(1, 0, final=False, batches=[_jobs(3)])
+        await source.commit_plan(plan, first, None, lease_next=True)
+        asked = len(sent)
+        batch = await source.claim()
+        assert batch is not None and (batch.kind, batch.task_id) == ("batch", task_id)
+        assert len(sent) == asked  # no lease request: it came with the commit
+        files = await source.load_batch(batch)  # carried by the commit's answer too
+        assert len(files) == 3 and len(sent) == asked
+        assert await source.renew(batch) is None  # the lease is this worker's
+
+        # Without room nothing is leased ahead: the next claim asks for a lease.
+        await source.commit_plan(plan, PlanCommit(1, 0, final=False, batches=[_jobs(2)]), None)
+        asked = len(sent)
+        second = await source.claim()
+        assert [r.url.path for r in sent[asked:]] == ["/v1/work/lease"]
+        assert second is not None and second.kind == "batch" and second != batch
+
+        # Leased ahead but claimed late: handed back, then leased again the usual way.
+        await source.commit_plan(
+            plan, PlanCommit(1, 0, final=True, batches=[_jobs(1)]), None, lease_next=True
+        )
+        now[0] += 60.0
+        asked = len(sent)
+        again = await source.claim()
+        paths = [r.url.path for r in sent[asked:]]
+        assert paths == ["/v1/work/release", "/v1/work/lease"]
+        assert again is not None and again.kind == "batch"
+    finally:
+        await lab.http.aclose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import uuid
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ from arctern.worker.source import (
 )
 
 _WORKER_NAME = re.compile(r"[A-Za-z0-9._-]{1,80}")
+
+log = logging.getLogger("arctern.connect")
 
 
 @dataclass(frozen=True)
@@ -257,6 +260,14 @@ async def job_operation(
             await source.commit_plan(claim, wire.commit_of(body.get("commit")), progress)
         except Canceled as exc:
             return {"canceled": str(exc) or "FINISHED"}
+        if body.get("lease_next") is True:
+            # The agent's next job (most often the batch just committed) in the same answer:
+            # a round trip across a WAN link less before the first data moves. The commit
+            # stands whatever happens here; the agent then claims as usual.
+            try:
+                return {"next": await lease(ctx, who)}
+            except Exception:
+                log.exception("leasing the next job with a plan commit failed")
         return {}
     if op == "finish":
         await source.finish_batch(claim, progress)

@@ -245,6 +245,8 @@ class PlanJob(Job):
     """
 
     on_new_work: Callable[[], None] | None = None
+    # Whether the pool running the plan has room for another job now (set by the pool).
+    has_room: Callable[[], bool] | None = None
 
     async def run(self) -> None:
         task = await self.source.load_task(self.claim)
@@ -355,7 +357,10 @@ class PlanJob(Job):
         self.account_time()
         # Not merged back on failure: a commit that fails ends the job, and whoever plans
         # next resumes from the last durable position and counts from there.
-        await self.source.commit_plan(self.claim, commit, self.progress.take())
+        lease_next = bool(commit.batches) and self.has_room is not None and self.has_room()
+        await self.source.commit_plan(
+            self.claim, commit, self.progress.take(), lease_next=lease_next
+        )
         if commit.batches and self.on_new_work is not None:
             self.on_new_work()
 

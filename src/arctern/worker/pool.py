@@ -276,6 +276,7 @@ class WorkerPool:
         if claim.kind == "plan":
             job = PlanJob(self.clock, self.config, claim, self.source, self.factory, token)
             job.on_new_work = self.wake
+            job.has_room = lambda: len(self._running) < self.concurrency
         else:
             job = BatchJob(
                 self.clock,

@@ -160,9 +160,17 @@ class WorkSource(Protocol):
         read cancel/deadline and the owner's grants on the ``guarded`` collections."""
 
     async def commit_plan(
-        self, claim: Claim, commit: PlanCommit, progress: TaskProgress | None
+        self,
+        claim: Claim,
+        commit: PlanCommit,
+        progress: TaskProgress | None,
+        *,
+        lease_next: bool = False,
     ) -> None:
-        """Raises ``Canceled`` (FINISHED / LEASE_LOST) when the plan is no longer ours."""
+        """Raises ``Canceled`` (FINISHED / LEASE_LOST) when the plan is no longer ours.
+
+        ``lease_next``: the caller's pool has room for another job. A source whose claims
+        cost a round trip may lease it in the same call (its next ``claim`` returns it)."""
 
     async def finish_batch(self, claim: Claim, progress: TaskProgress | None) -> None:
         """The batch is copied: write its last progress, mark it done, finalize if complete."""
@@ -398,7 +406,12 @@ class DatabaseWorkSource:
         )
 
     async def commit_plan(
-        self, claim: Claim, commit: PlanCommit, progress: TaskProgress | None
+        self,
+        claim: Claim,
+        commit: PlanCommit,
+        progress: TaskProgress | None,
+        *,
+        lease_next: bool = False,  # a claim here costs no round trip: the pool claims
     ) -> None:
         now = self.ctx.clock.now()
         task_id = claim.task_id

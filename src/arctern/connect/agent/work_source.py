@@ -8,8 +8,9 @@ engine's (``worker/executor.py``), exactly as ``arctern worker`` runs them.
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -24,13 +25,26 @@ from arctern.worker.progress import TaskProgress
 from arctern.worker.source import Beat, Collections, PlanCommit, PlanView, TaskView
 
 ClaimKey = tuple[str, uuid.UUID, int | None]
+# A job leased with a plan commit is run if the pool claims within this long (a small share
+# of any lease), else handed back.
+NEXT_CLAIM_FRESH_SECONDS = 5.0
 
 
 class HttpWorkSource:
-    def __init__(self, http: httpx.AsyncClient, worker: str, *, compress: bool = False) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        worker: str,
+        *,
+        compress: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.http = http
         self.worker = worker
+        self.monotonic = monotonic
         self.compress = compress  # large bodies (plan commits, progress) go gzip-compressed
+        # A job leased along with a plan commit, and when: the next ``claim`` returns it.
+        self._next: tuple[Claim, float] | None = None
         # What the lease answer carried for each held job (its first reads: ``task``,
         # ``plan`` or ``batch``, ``collections``), each answer used once.
         self._carried: dict[ClaimKey, dict[str, dict[str, Any]]] = {}
@@ -67,7 +81,19 @@ class HttpWorkSource:
     # -- leases -----------------------------------------------------------------------------
 
     async def claim(self) -> Claim | None:
+        if self._next is not None:
+            claim, leased_at = self._next
+            self._next = None
+            if self.monotonic() - leased_at < NEXT_CLAIM_FRESH_SECONDS:
+                return claim
+            # Leased with a plan commit but not taken up soon (the pool was full): hand it
+            # back rather than start on a lease that may be running out.
+            await self.release(claim)
         body = _check(await self.http.post("/work/lease", json={"worker": self.worker}))
+        return self._accept(body)
+
+    def _accept(self, body: dict[str, Any]) -> Claim | None:
+        """The claim of a lease answer, keeping the reads it carries."""
         raw = body.get("claim")
         if not isinstance(raw, dict):
             return None
@@ -131,15 +157,31 @@ class HttpWorkSource:
         return wire.beat_of(body.get("beat") or {})
 
     async def commit_plan(
-        self, claim: Claim, commit: PlanCommit, progress: TaskProgress | None
+        self,
+        claim: Claim,
+        commit: PlanCommit,
+        progress: TaskProgress | None,
+        *,
+        lease_next: bool = False,
     ) -> None:
+        # At most one job leased ahead: the pool takes it with its next claim.
+        lease_next = lease_next and self._next is None
         body = await self._job(
-            "commit", claim, commit=wire.commit_doc(commit), progress=wire.progress_doc(progress)
+            "commit",
+            claim,
+            commit=wire.commit_doc(commit),
+            progress=wire.progress_doc(progress),
+            lease_next=lease_next,
         )
         if body.get("lease_lost"):
             raise Canceled("LEASE_LOST")
         if body.get("canceled"):
             raise Canceled(str(body["canceled"]))
+        leased = body.get("next")
+        if lease_next and isinstance(leased, dict):
+            following = self._accept(leased)
+            if following is not None:
+                self._next = (following, self.monotonic())
 
     async def finish_batch(self, claim: Claim, progress: TaskProgress | None) -> None:
         self._forget(claim)
