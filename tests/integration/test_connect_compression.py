@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -20,9 +23,10 @@ from arctern.connect.agent.work_source import HttpWorkSource
 from arctern.context import AppContext
 from arctern.db.models.work import TaskFile
 from arctern.engine.options import FileJob
+from arctern.worker.leases import Claim
 from arctern.worker.source import PlanCommit
 from tests.integration import test_connect_work
-from tests.integration.test_connect_work import agent
+from tests.integration.test_connect_work import AgentSide, agent
 from tests.integration.test_worker_scope import task
 from tests.scale.test_fair_share import user
 
@@ -41,16 +45,33 @@ def _jobs(count: int) -> list[FileJob]:
     ]
 
 
-async def test_a_large_plan_commit_and_its_batch_travel_compressed(ctx: AppContext) -> None:
+@dataclass
+class Planning:
+    """An agent holding the plan of a new task, recording the requests it sends."""
+
+    lab: AgentSide
+    task_id: uuid.UUID
+    sent: list[httpx.Request]
+    source: HttpWorkSource
+    plan: Claim
+
+
+async def planning(ctx: AppContext, monotonic: Callable[[], float] = time.monotonic) -> Planning:
     owner = await user(ctx, "alice")
     lab = await agent(ctx, "Lab DTN", "alice@alice.edu", 2)
+    task_id = await task(ctx, owner, lab.collections[0], lab.collections[1])
+    sent: list[httpx.Request] = []
+    lab.http.event_hooks["request"] = [_record(sent)]
+    source = HttpWorkSource(lab.http, "w1", compress=True, monotonic=monotonic)
+    plan = await source.claim()
+    assert plan is not None and plan.kind == "plan"
+    return Planning(lab, task_id, sent, source, plan)
+
+
+async def test_a_large_plan_commit_and_its_batch_travel_compressed(ctx: AppContext) -> None:
+    held = await planning(ctx)
+    lab, task_id, sent, source, plan = held.lab, held.task_id, held.sent, held.source, held.plan
     try:
-        task_id = await task(ctx, owner, lab.collections[0], lab.collections[1])
-        sent: list[httpx.Request] = []
-        lab.http.event_hooks["request"] = [_record(sent)]
-        source = HttpWorkSource(lab.http, "w1", compress=True)
-        plan = await source.claim()
-        assert plan is not None and plan.kind == "plan"
         jobs = _jobs(1000)
         assert len(json.dumps([job.source_path for job in jobs])) > 1 << 20
         await source.commit_plan(plan, PlanCommit(1, 0, final=True, batches=[jobs]), None)
@@ -156,16 +177,10 @@ async def test_a_plan_commit_leases_the_next_job_when_the_pool_has_room(
     """With room in its pool, the agent's plan commit comes back with the batch it made
     leased to the same worker: the next claim costs no round trip. A job leased that way
     and not claimed soon is handed back, not started late."""
-    owner = await user(ctx, "alice")
-    lab = await agent(ctx, "Lab DTN", "alice@alice.edu", 2)
+    now = [1000.0]
+    held = await planning(ctx, monotonic=lambda: now[0])
+    lab, task_id, sent, source, plan = held.lab, held.task_id, held.sent, held.source, held.plan
     try:
-        task_id = await task(ctx, owner, lab.collections[0], lab.collections[1])
-        sent: list[httpx.Request] = []
-        lab.http.event_hooks["request"] = [_record(sent)]
-        now = [1000.0]
-        source = HttpWorkSource(lab.http, "w1", compress=True, monotonic=lambda: now[0])
-        plan = await source.claim()
-        assert plan is not None and plan.kind == "plan"
         first = PlanCommit(1, 0, final=False, batches=[_jobs(3)])
         await source.commit_plan(plan, first, None, lease_next=True)
         asked = len(sent)
