@@ -198,6 +198,17 @@ async def test_a_plan_commit_leases_the_next_job_when_the_pool_has_room(
         assert [r.url.path for r in sent[asked:]] == ["/v1/work/lease"]
         assert second is not None and second.kind == "batch" and second != batch
 
+        # Leased ahead when the pool stops: handed back, leased again by the next claim.
+        await source.commit_plan(
+            plan, PlanCommit(1, 0, final=False, batches=[_jobs(1)]), None, lease_next=True
+        )
+        asked = len(sent)
+        await source.hand_back_ahead()
+        await source.hand_back_ahead()  # once only
+        third = await source.claim()
+        assert [r.url.path for r in sent[asked:]] == ["/v1/work/release", "/v1/work/lease"]
+        assert third is not None and third.kind == "batch" and third not in (batch, second)
+
         # Leased ahead but claimed late: handed back, then leased again the usual way.
         await source.commit_plan(
             plan, PlanCommit(1, 0, final=True, batches=[_jobs(1)]), None, lease_next=True

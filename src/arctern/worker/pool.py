@@ -207,6 +207,8 @@ class WorkerPool:
             for job in pending:
                 job.cancel()
         await self._cancel_loops()
+        with contextlib.suppress(Exception):  # else the lease runs out, as after a crash
+            await self.source.hand_back_ahead()
         await self._stop_helpers()
         if self.data_listener is not None:
             await self.data_listener.stop()

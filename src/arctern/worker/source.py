@@ -138,6 +138,9 @@ class WorkSource(Protocol):
     async def release(self, claim: Claim) -> None:
         """Hand a lease back at once (drain): another worker need not wait for its expiry."""
 
+    async def hand_back_ahead(self) -> None:
+        """The pool is stopping: hand back what was leased ahead and not claimed yet."""
+
     async def load_task(self, claim: Claim) -> TaskView | None: ...
 
     async def load_plan(self, claim: Claim) -> PlanView | None: ...
@@ -275,6 +278,9 @@ class DatabaseWorkSource:
         async with self.ctx.db.session() as session:
             await leases.release(session, claim, self.worker)
             mark_changed(session, NEW_WORK_TOPIC)
+
+    async def hand_back_ahead(self) -> None:
+        """Nothing: this source never leases ahead (a claim costs no round trip)."""
 
     async def holds(self, claim: Claim) -> bool:
         """Whether this worker holds ``claim``'s lease now (the agent API checks every call)."""

@@ -92,6 +92,12 @@ class HttpWorkSource:
         body = _check(await self.http.post("/work/lease", json={"worker": self.worker}))
         return self._accept(body)
 
+    async def hand_back_ahead(self) -> None:
+        if self._next is not None:
+            claim, _ = self._next
+            self._next = None
+            await self.release(claim)
+
     def _accept(self, body: dict[str, Any]) -> Claim | None:
         """The claim of a lease answer, keeping the reads it carries."""
         raw = body.get("claim")
