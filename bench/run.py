@@ -31,6 +31,7 @@ from bench.tools import (
     remove_tree,
     set_aside,
     tool_version,
+    warm_cache,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -247,6 +248,7 @@ def run_copies(
                     # contender's syncfs must not pay for that.
                     wait_quiet(session.pid)
                 flush(dst_root)  # nobody pays for the previous run's dirty pages
+                warm_cache(src)  # nor reads a source the previous one dropped from the cache
                 record: dict[str, Any] = {"dataset": key, "contender": name, "rep": rep}
                 # Only the first verify-on repetition is profiled, so the others stay clean.
                 scope = f"{key}" if name == report.ARCTERN_ON and rep == 0 else ""

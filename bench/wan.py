@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.arctern_session import completed_at
-from bench.tools import TRASH, set_aside
+from bench.tools import TRASH, set_aside, warm_cache
 
 REPO = Path(__file__).resolve().parent.parent
 GRIDFTP_PORT = 2811
@@ -429,6 +429,7 @@ def measure(
                 before = (
                     _cpu_seconds(the_lab.laptop_agent.process.pid) if arctern else _children_cpu()
                 )
+                warm_cache(the_lab.laptop_root / dataset)  # rclone drops what it read
                 started = time.perf_counter()
                 overrun = contender.copy(the_lab, dataset, target) or 0.0
                 elapsed = time.perf_counter() - started - overrun
