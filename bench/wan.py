@@ -223,7 +223,7 @@ PROBE_PORT = 5201
 PROBE_SECONDS = 6.0
 
 
-def link_capacity(the_lab: Lab, streams: int = 4, seconds: float = 6.0) -> float:
+def link_capacity(the_lab: Lab, streams: int = 4, seconds: float = PROBE_SECONDS) -> float:
     """Mbit/s that ``streams`` plain TCP streams carry from the laptop to the DTN
     (``bench.linkprobe``): what the emulated link can carry, whatever its tbf rate says."""
     receiver = subprocess.Popen(
@@ -606,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
             "measured_rtt_ms": the_lab.laptop.round_trip_ms(the_lab.dtn, 22),
         }
         results["link"]["capacity_mbit_per_s"] = max(
-            link_capacity(the_lab, seconds=PROBE_SECONDS) for _ in range(2)
+            link_capacity(the_lab) for _ in range(2)
         )
         print(
             f"round trip {results['link']['measured_rtt_ms']:.1f} ms, plain TCP "

@@ -113,13 +113,13 @@ class _ResponseWatch:
 
 
 def _content_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers", []):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+    value = _header(scope, b"content-length")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
 
 
 def _app_path(scope: Scope) -> str:
@@ -163,11 +163,12 @@ class InflateRequests:
             await self.app(scope, receive, send)
             return
         encoding = _header(scope, b"content-encoding")
-        if encoding is None or encoding.strip().lower() == b"identity":
+        coding = encoding.strip().lower() if encoding is not None else b"identity"
+        if coding == b"identity":
             await self.app(scope, receive, send)
             return
-        if encoding.strip().lower() != b"gzip":
-            message = f"Unsupported request Content-Encoding: {encoding.decode('latin-1')}"
+        if coding != b"gzip":
+            message = f"Unsupported request Content-Encoding: {coding.decode('latin-1')}"
             await self.render(Request(scope), 415, message)(scope, receive, send)
             return
         # The inflated body's length is not known: the application counts it as it comes.

@@ -247,7 +247,7 @@ class WorkerPool:
     async def _dispatch(self) -> None:
         pause = self.poll_interval
         while not self._stopping.is_set():
-            if len(self._running) >= self.concurrency:
+            if not self._has_room():
                 await asyncio.wait(list(self._running), return_when=asyncio.FIRST_COMPLETED)
                 continue
             # Cleared before claiming: a wake-up that arrives during the claim is kept.
@@ -269,6 +269,10 @@ class WorkerPool:
                 return
             self._launch(claim)
 
+    def _has_room(self) -> bool:
+        """Whether another job may run now."""
+        return len(self._running) < self.concurrency
+
     async def _claim(self) -> Claim | None:
         return await self.source.claim()
 
@@ -278,7 +282,7 @@ class WorkerPool:
         if claim.kind == "plan":
             job = PlanJob(self.clock, self.config, claim, self.source, self.factory, token)
             job.on_new_work = self.wake
-            job.has_room = lambda: len(self._running) < self.concurrency
+            job.has_room = self._has_room
         else:
             job = BatchJob(
                 self.clock,

@@ -83,12 +83,12 @@ class HttpWorkSource:
     async def claim(self) -> Claim | None:
         if self._next is not None:
             claim, leased_at = self._next
-            self._next = None
             if self.monotonic() - leased_at < NEXT_CLAIM_FRESH_SECONDS:
+                self._next = None
                 return claim
             # Leased with a plan commit but not taken up soon (the pool was full): hand it
             # back rather than start on a lease that may be running out.
-            await self.release(claim)
+            await self.hand_back_ahead()
         body = _check(await self.http.post("/work/lease", json={"worker": self.worker}))
         return self._accept(body)
 
