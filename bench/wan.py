@@ -605,9 +605,7 @@ def main(argv: list[str] | None = None) -> int:
             "one_way_ms": config.one_way_ms,
             "measured_rtt_ms": the_lab.laptop.round_trip_ms(the_lab.dtn, 22),
         }
-        results["link"]["capacity_mbit_per_s"] = max(
-            link_capacity(the_lab) for _ in range(2)
-        )
+        results["link"]["capacity_mbit_per_s"] = max(link_capacity(the_lab) for _ in range(2))
         print(
             f"round trip {results['link']['measured_rtt_ms']:.1f} ms, plain TCP "
             f"{results['link']['capacity_mbit_per_s']:.0f} Mbit/s",
