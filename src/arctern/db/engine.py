@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 
+from arctern.db import sqlite_driver
+
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,10 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
+            if make_url(url).get_driver_name() == "aiosqlite":
+                kwargs["module"] = sqlite_driver.dbapi()
+                # The adapter reads the transaction flag from the event loop's thread.
+                kwargs["connect_args"]["check_same_thread"] = False
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
