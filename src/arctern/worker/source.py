@@ -11,10 +11,11 @@ jobs through ``connect.agent.work_source.HttpWorkSource``, whose server side
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
@@ -42,6 +43,9 @@ from arctern.worker.leases import Claim
 from arctern.worker.progress import TaskProgress
 
 FINISHED = ("SUCCEEDED", "FAILED")
+# A job leased along with a plan commit is run if the pool claims within this long (a small
+# share of any lease), else handed back.
+NEXT_CLAIM_FRESH_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -172,8 +176,9 @@ class WorkSource(Protocol):
     ) -> None:
         """Raises ``Canceled`` (FINISHED / LEASE_LOST) when the plan is no longer ours.
 
-        ``lease_next``: the caller's pool has room for another job. A source whose claims
-        cost a round trip may lease it in the same call (its next ``claim`` returns it)."""
+        ``lease_next``: the caller's pool has room for another job. A source may lease it in
+        the same call (its next ``claim`` returns it): for an agent a round trip less, for
+        the database a claim less and, when it is a batch just planned, no rows read back."""
 
     async def finish_batch(self, claim: Claim, progress: TaskProgress | None) -> None:
         """The batch is copied: write its last progress, mark it done, finalize if complete."""
@@ -249,6 +254,7 @@ class DatabaseWorkSource:
         crash_retry_delay: float = 2.0,
         max_job_attempts: int = 5,
         peer_views: PeerViews | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ctx = ctx
         self.worker = worker
@@ -259,10 +265,22 @@ class DatabaseWorkSource:
         self.crash_retry_delay = crash_retry_delay
         self.max_job_attempts = max_job_attempts
         self.peer_views = peer_views
+        self.monotonic = monotonic
+        # A batch leased with a plan commit, and when: the next ``claim`` returns it.
+        self._next: tuple[Claim, float] | None = None
+        # The files of batches leased with the commit that planned them, with their row ids:
+        # the batch job takes them from here instead of reading its rows back.
+        self._planned_files: dict[int, list[tuple[FileJob, Resume | None]]] = {}
 
     # -- leases ---------------------------------------------------------------------------
 
     async def claim(self) -> Claim | None:
+        if self._next is not None:
+            ahead, leased_at = self._next
+            if self.monotonic() - leased_at < NEXT_CLAIM_FRESH_SECONDS:
+                self._next = None
+                return ahead
+            await self.hand_back_ahead()  # the pool was full for a while: not this lease
         now = self.ctx.clock.now()
         async with self.ctx.db.session() as session:
             await leases.adopt_new_tasks(session, now)
@@ -280,7 +298,11 @@ class DatabaseWorkSource:
             mark_changed(session, NEW_WORK_TOPIC)
 
     async def hand_back_ahead(self) -> None:
-        """Nothing: this source never leases ahead (a claim costs no round trip)."""
+        if self._next is not None:
+            claim, _ = self._next
+            self._next = None
+            self._planned_files.pop(claim.batch_id or 0, None)
+            await self.release(claim)
 
     async def holds(self, claim: Claim) -> bool:
         """Whether this worker holds ``claim``'s lease now (the agent API checks every call)."""
@@ -344,6 +366,9 @@ class DatabaseWorkSource:
         return PlanView(plan.item_index, plan.entries_done, plan.attempts, items)
 
     async def load_batch(self, claim: Claim) -> list[tuple[FileJob, Resume | None]]:
+        planned = self._planned_files.pop(claim.batch_id or 0, None)
+        if planned is not None:
+            return planned
         async with self.ctx.db.session() as session:
             rows = await _PENDING_FILES.all(session, batch_id=claim.batch_id)
         return [job_of(*row) for row in rows]
@@ -417,8 +442,11 @@ class DatabaseWorkSource:
         commit: PlanCommit,
         progress: TaskProgress | None,
         *,
-        lease_next: bool = False,  # a claim here costs no round trip: the pool claims
+        lease_next: bool = False,
     ) -> None:
+        """Make ``commit`` durable. ``lease_next``: also claim the next batch for this worker
+        (the pool has room) in the same transaction; when it is one just planned, its files
+        stay in memory for the batch job, which then reads no rows back."""
         now = self.ctx.clock.now()
         task_id = claim.task_id
         async with self.ctx.db.session() as session:
@@ -427,8 +455,9 @@ class DatabaseWorkSource:
                 raise Canceled("FINISHED")
             if not await leases.extend(session, claim, self.worker, now, self.lease):
                 raise Canceled("LEASE_LOST")
+            planned = {}
             for group in commit.batches:
-                await _insert_batch(session, task_id, group)
+                planned[await _insert_batch(session, task_id, group)] = group
             if commit.batches:
                 mark_changed(session, NEW_WORK_TOPIC)
             if commit.errors:
@@ -465,6 +494,33 @@ class DatabaseWorkSource:
                 await session.execute(update(Task).where(Task.id == task_id).values(planned=True))
             if progress is not None:
                 await progress.write(session)
+            if lease_next and planned and self._next is None:
+                await self._lease_next(session, now, planned)
+
+    async def _lease_next(
+        self, session: Any, now: datetime, planned: dict[int, list[FileJob]]
+    ) -> None:
+        """Claim as ``claim`` would (limits and order included), keeping the claim for the
+        pool's next ``claim`` and, for a batch of ``planned``, its files with their ids."""
+        leased = await leases.claim_batch(
+            session, self.worker, now, self.lease, self.limits, self.scope
+        )
+        if leased is None or leased.batch_id is None:
+            return
+        group = planned.get(leased.batch_id)
+        if group is not None:
+            ids = list(
+                await session.scalars(
+                    select(TaskFile.id)
+                    .where(TaskFile.batch_id == leased.batch_id)
+                    .order_by(TaskFile.id)
+                )
+            )
+            # Rows are numbered in the order they were inserted (one statement, one batch).
+            self._planned_files[leased.batch_id] = [
+                (replace(job, key=file_id), None) for job, file_id in zip(group, ids, strict=True)
+            ]
+        self._next = (leased, self.monotonic())
 
     async def finish_batch(self, claim: Claim, progress: TaskProgress | None) -> None:
         async with self.ctx.db.session() as session:
@@ -517,8 +573,9 @@ class DatabaseWorkSource:
         )
 
 
-async def _insert_batch(session: Any, task_id: uuid.UUID, group: list[FileJob]) -> None:
-    batch_id = (
+async def _insert_batch(session: Any, task_id: uuid.UUID, group: list[FileJob]) -> int:
+    """Insert a work batch and its files' rows; the batch's id."""
+    batch_id: int = (
         await session.execute(
             insert(WorkBatch)
             .values(
@@ -550,6 +607,7 @@ async def _insert_batch(session: Any, task_id: uuid.UUID, group: list[FileJob]) 
             for j in group
         ],
     )
+    return batch_id
 
 
 # A planned file's row (every column with a default is given).

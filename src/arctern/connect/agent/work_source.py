@@ -22,12 +22,16 @@ from arctern.engine.errors import Canceled, FileFailed
 from arctern.engine.options import FileJob
 from arctern.worker.leases import Claim
 from arctern.worker.progress import TaskProgress
-from arctern.worker.source import Beat, Collections, PlanCommit, PlanView, TaskView
+from arctern.worker.source import (
+    NEXT_CLAIM_FRESH_SECONDS,
+    Beat,
+    Collections,
+    PlanCommit,
+    PlanView,
+    TaskView,
+)
 
 ClaimKey = tuple[str, uuid.UUID, int | None]
-# A job leased with a plan commit is run if the pool claims within this long (a small share
-# of any lease), else handed back.
-NEXT_CLAIM_FRESH_SECONDS = 5.0
 
 
 class HttpWorkSource:

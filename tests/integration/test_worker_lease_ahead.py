@@ -1,0 +1,165 @@
+"""A plan commit on the database leases the batch it made to its own worker when the pool
+has room: the pool's next claim and the batch job's first read then cost no statement, the
+files come with their row ids, and a lease taken ahead is handed back when not used soon.
+
+Migrated SQLite and PostgreSQL databases, as ``test_connect_work``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event, select
+
+from arctern.context import AppContext
+from arctern.db.models.work import TaskFile, WorkBatch
+from arctern.engine.options import FileJob
+from arctern.worker.leases import Limits
+from arctern.worker.source import DatabaseWorkSource, PlanCommit
+from tests.integration import test_connect_work
+from tests.integration.test_worker_scope import collection, task
+from tests.scale.test_fair_share import user
+
+database_url = test_connect_work.database_url
+ctx = test_connect_work.ctx
+
+LEASE = timedelta(seconds=30)
+
+
+def _jobs(prefix: str, count: int) -> list[FileJob]:
+    return [
+        FileJob(f"/src/{prefix}{i}", f"/dst/{prefix}{i}", 100 + i, 1.7e9 + i, None, "md5")
+        for i in range(count)
+    ]
+
+
+@contextmanager
+def statements(ctx: AppContext) -> Iterator[list[str]]:
+    """The SQL statements run while the block runs."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    engine = ctx.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+async def _planning(
+    ctx: AppContext, monotonic: Callable[[], float], limits: Limits = Limits()
+) -> tuple[DatabaseWorkSource, Any, uuid.UUID]:
+    owner = await user(ctx, "alice")
+    src, dst = await collection(ctx, owner), await collection(ctx, owner)
+    task_id = await task(ctx, owner, src, dst)
+    source = DatabaseWorkSource(ctx, worker="w1", lease=LEASE, limits=limits, monotonic=monotonic)
+    plan = await source.claim()
+    assert plan is not None and plan.kind == "plan"
+    return source, plan, task_id
+
+
+async def _rows(ctx: AppContext, batch_id: int | None) -> list[tuple[Any, ...]]:
+    async with ctx.db.session() as session:
+        found = await session.execute(
+            select(TaskFile.id, TaskFile.source_path, TaskFile.destination_path, TaskFile.size)
+            .where(TaskFile.batch_id == batch_id)
+            .order_by(TaskFile.id)
+        )
+        return [tuple(row) for row in found]
+
+
+async def _lease_owner(ctx: AppContext, batch_id: int | None) -> str | None:
+    async with ctx.db.session() as session:
+        owner: str | None = await session.scalar(
+            select(WorkBatch.lease_owner).where(WorkBatch.id == batch_id)
+        )
+        return owner
+
+
+async def test_the_batch_just_planned_is_claimed_and_read_without_a_statement(
+    ctx: AppContext,
+) -> None:
+    now = [1000.0]
+    source, plan, task_id = await _planning(ctx, lambda: now[0])
+    planned = _jobs("a", 3)
+    await source.commit_plan(
+        plan, PlanCommit(1, 0, False, batches=[planned]), None, lease_next=True
+    )
+
+    with statements(ctx) as seen:
+        batch = await source.claim()
+        assert batch is not None and (batch.kind, batch.task_id) == ("batch", task_id)
+        files = await source.load_batch(batch)
+    assert seen == []
+    assert await _lease_owner(ctx, batch.batch_id) == "w1"
+    # The files as planned, each with its row's id (the key of its progress and temp name).
+    rows = await _rows(ctx, batch.batch_id)
+    assert [(j.key, j.source_path, j.destination_path, j.size) for j, _ in files] == rows
+    assert [(j.mtime, j.checksum_algorithm, resume) for j, resume in files] == [
+        (p.mtime, "md5", None) for p in planned
+    ]
+    # Read again (a retried job): from the database, the same files.
+    with statements(ctx) as seen:
+        again = await source.load_batch(batch)
+    assert len(seen) == 1 and again == files
+
+    # Without room nothing is leased ahead: the next claim runs the claim statements.
+    await source.commit_plan(plan, PlanCommit(1, 0, False, batches=[_jobs("b", 2)]), None)
+    with statements(ctx) as seen:
+        second = await source.claim()
+    assert second is not None and second.kind == "batch" and second != batch and seen
+    assert len(await source.load_batch(second)) == 2
+
+
+async def test_a_lease_taken_ahead_and_not_used_soon_is_handed_back(ctx: AppContext) -> None:
+    now = [1000.0]
+    source, plan, _task_id = await _planning(ctx, lambda: now[0])
+    await source.commit_plan(
+        plan, PlanCommit(1, 0, False, batches=[_jobs("a", 2)]), None, lease_next=True
+    )
+    now[0] += 60.0  # the pool was full for a minute
+    claimed = await source.claim()  # handed back, then claimed the usual way
+    assert claimed is not None and claimed.kind == "batch"
+    with statements(ctx) as seen:
+        files = await source.load_batch(claimed)
+    assert len(seen) == 1 and [j.source_path for j, _ in files] == ["/src/a0", "/src/a1"]
+
+    # The pool stops with a lease taken ahead: handed back at once, and once only.
+    await source.commit_plan(
+        plan, PlanCommit(1, 0, False, batches=[_jobs("b", 1)]), None, lease_next=True
+    )
+    async with ctx.db.session() as session:
+        ahead = await session.scalar(
+            select(WorkBatch.id).where(
+                WorkBatch.lease_owner == "w1", WorkBatch.id != claimed.batch_id
+            )
+        )
+    assert ahead is not None
+    await source.hand_back_ahead()
+    await source.hand_back_ahead()
+    assert await _lease_owner(ctx, ahead) is None
+    other = DatabaseWorkSource(ctx, worker="w2", lease=LEASE, limits=Limits())
+    taken = await other.claim()
+    assert taken is not None and taken.batch_id == ahead
+    assert len(await other.load_batch(taken)) == 1
+
+
+async def test_leasing_ahead_keeps_the_fair_share_limits(ctx: AppContext) -> None:
+    source, plan, _task_id = await _planning(ctx, lambda: 0.0, limits=Limits(per_user=1))
+    await source.commit_plan(
+        plan, PlanCommit(1, 0, False, batches=[_jobs("a", 1)]), None, lease_next=True
+    )
+    first = await source.claim()
+    assert first is not None and first.kind == "batch"
+    # Alice already has a batch running: the next one is not leased, ahead or otherwise.
+    await source.commit_plan(
+        plan, PlanCommit(1, 0, False, batches=[_jobs("b", 1)]), None, lease_next=True
+    )
+    assert await source.claim() is None
