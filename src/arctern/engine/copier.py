@@ -26,6 +26,7 @@ from arctern.connectors.errors import (
     QuotaExceeded,
     TransientError,
 )
+from arctern.connectors.posix.writeback import start_writeback
 from arctern.engine.checksums import (
     THREAD_THRESHOLD,
     Hasher,
@@ -775,6 +776,7 @@ def _copy_range(src_fd: int, dst_fd: int, offset: int, count: int, job: FileJob)
                 source_side=True,
             )
         offset += copied
+    start_writeback(dst_fd, end - count, count)
 
 
 # Read size of ``_check_range``: large enough that the per-call cost vanishes, small enough

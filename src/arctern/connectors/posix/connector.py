@@ -56,6 +56,7 @@ from arctern.connectors.errors import (
 from arctern.connectors.names import os_name, shown_name
 from arctern.connectors.paths import join_path, split_path
 from arctern.connectors.posix.beneath import BeneathOpener
+from arctern.connectors.posix.writeback import start_writeback
 
 T = TypeVar("T")
 
@@ -857,9 +858,12 @@ def _refuse_root(name: str) -> None:
 
 
 def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
-    """Write all of ``data`` at ``offset`` (``pwrite`` may write less than asked)."""
+    """Write all of ``data`` at ``offset`` (``pwrite`` may write less than asked), and start
+    writing it to disk if it is large (``start_writeback``)."""
     view = memoryview(data)
+    start, length = offset, len(view)
     while view:
         n = os.pwrite(fd, view, offset)
         view = view[n:]
         offset += n
+    start_writeback(fd, start, length)
