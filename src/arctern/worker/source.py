@@ -293,6 +293,8 @@ class DatabaseWorkSource:
         return claim
 
     async def release(self, claim: Claim) -> None:
+        # Whoever takes the batch next may have copied part of it: its rows are the truth.
+        self._planned_files.pop(claim.batch_id or 0, None)
         async with self.ctx.db.session() as session:
             await leases.release(session, claim, self.worker)
             mark_changed(session, NEW_WORK_TOPIC)
@@ -301,7 +303,6 @@ class DatabaseWorkSource:
         if self._next is not None:
             claim, _ = self._next
             self._next = None
-            self._planned_files.pop(claim.batch_id or 0, None)
             await self.release(claim)
 
     async def holds(self, claim: Claim) -> bool:
