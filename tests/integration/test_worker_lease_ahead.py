@@ -88,7 +88,8 @@ async def test_the_batch_just_planned_is_claimed_and_read_without_a_statement(
 ) -> None:
     now = [1000.0]
     source, plan, task_id = await _planning(ctx, lambda: now[0])
-    planned = _jobs("a", 3)
+    # The same file twice (two identical items): each entry gets a row of its own.
+    planned = [*_jobs("a", 3), _jobs("a", 1)[0]]
     await source.commit_plan(
         plan, PlanCommit(1, 0, False, batches=[planned]), None, lease_next=True
     )
@@ -102,6 +103,7 @@ async def test_the_batch_just_planned_is_claimed_and_read_without_a_statement(
     # The files as planned, each with its row's id (the key of its progress and temp name).
     rows = await _rows(ctx, batch.batch_id)
     assert [(j.key, j.source_path, j.destination_path, j.size) for j, _ in files] == rows
+    assert len(rows) == 4 and len({j.key for j, _ in files}) == 4
     assert [(j.mtime, j.checksum_algorithm, resume) for j, resume in files] == [
         (p.mtime, "md5", None) for p in planned
     ]

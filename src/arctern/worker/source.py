@@ -510,16 +510,19 @@ class DatabaseWorkSource:
             return
         group = planned.get(leased.batch_id)
         if group is not None:
-            ids = list(
-                await session.scalars(
-                    select(TaskFile.id)
-                    .where(TaskFile.batch_id == leased.batch_id)
-                    .order_by(TaskFile.id)
-                )
-            )
-            # Rows are numbered in the order they were inserted (one statement, one batch).
+            # Each planned file gets its row's id, matched by its paths (the order in which a
+            # database numbers the rows of one insert is not promised); identical entries
+            # take one row each.
+            ids: dict[tuple[str, str], list[int]] = {}
+            for file_id, source_path, destination_path in await session.execute(
+                select(TaskFile.id, TaskFile.source_path, TaskFile.destination_path)
+                .where(TaskFile.batch_id == leased.batch_id)
+                .order_by(TaskFile.id.desc())
+            ):
+                ids.setdefault((source_path, destination_path), []).append(file_id)
             self._planned_files[leased.batch_id] = [
-                (replace(job, key=file_id), None) for job, file_id in zip(group, ids, strict=True)
+                (replace(job, key=ids[job.source_path, job.destination_path].pop()), None)
+                for job in group
             ]
         self._next = (leased, self.monotonic())
 
