@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from arctern.connectors.access import AccessGuard
-from arctern.connectors.errors import PathOutsideRoot, PermissionDenied
-from arctern.connectors.posix.connector import TEMP_PREFIX, PosixConnector
+from arctern.connectors.errors import IsADirectory, PathOutsideRoot, PermissionDenied
+from arctern.connectors.posix.connector import TEMP_PREFIX, HeldDirectories, PosixConnector
 from arctern.engine.local import write_small_many
 from arctern.engine.options import FileJob
 
@@ -74,3 +74,73 @@ def test_the_guard_is_checked_for_every_file_of_a_held_directory(tmp_path: Path)
     assert outcomes[0] is None and outcomes[2] is None
     assert isinstance(outcomes[1], PermissionDenied), outcomes
     assert sorted(os.listdir(root / "shared")) == ["ok", "ok2"]
+
+
+def test_a_group_replaces_existing_files_and_refuses_a_directory_in_the_way(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    (root / "d" / "taken_by_dir").mkdir(parents=True)
+    (root / "d" / "old").write_bytes(b"previous contents")
+    other = root / "d" / "other-name"
+    other.write_bytes(b"linked")
+    os.link(other, root / "d" / "hardlinked")
+    connector = PosixConnector(str(root))
+    outcomes = write_small_many(
+        connector,
+        work(["/d/old", "/d/taken_by_dir", "/d/hardlinked", "/d/new"]),
+        verify=True,
+        preserve_timestamp=True,
+    )
+    assert outcomes[0] is None and outcomes[2] is None and outcomes[3] is None
+    assert isinstance(outcomes[1], IsADirectory), outcomes
+    assert (root / "d" / "old").read_bytes() == b"/d/old"
+    assert (root / "d" / "new").read_bytes() == b"/d/new"
+    # The name was replaced, not written through: the other link keeps its data.
+    assert (root / "d" / "hardlinked").read_bytes() == b"/d/hardlinked"
+    assert other.read_bytes() == b"linked"
+    assert (root / "d" / "taken_by_dir").is_dir()
+    assert sorted(os.listdir(root / "d")) == [
+        "hardlinked",
+        "new",
+        "old",
+        "other-name",
+        "taken_by_dir",
+    ]
+
+
+def test_a_file_being_written_has_no_name_until_it_is_committed(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "d").mkdir(parents=True)
+    connector = PosixConnector(str(root))
+    held = HeldDirectories()
+    try:
+        temp = connector.create_temp_blocking("/d/f", "file7", held)
+        try:
+            temp.write(b"data")
+            assert os.listdir(root / "d") == []
+        finally:
+            temp.close()  # not committed: nothing is left behind
+        assert os.listdir(root / "d") == []
+    finally:
+        held.close()
+        connector.release()
+
+
+def test_without_unnamed_files_a_group_uses_named_temporary_files(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "d").mkdir(parents=True)
+    connector = PosixConnector(str(root))
+    held = HeldDirectories()
+    held.unnamed_temps = False  # as on a file system without O_TMPFILE, or without /proc
+    try:
+        temp = connector.create_temp_blocking("/d/f", "file7", held)
+        temp.write(b"data")
+        assert os.listdir(root / "d") == [f"{TEMP_PREFIX}file7.part"]
+        temp.commit(None)
+        temp.close()
+        assert os.listdir(root / "d") == ["f"]
+        assert (root / "d" / "f").read_bytes() == b"data"
+    finally:
+        held.close()
+        connector.release()

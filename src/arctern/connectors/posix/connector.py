@@ -62,6 +62,7 @@ T = TypeVar("T")
 
 TEMP_PREFIX = ".arctern-"
 TEMP_SUFFIX = ".part"
+_PROC_FD = "/proc/self/fd"
 _MAX_SYMLINKS = 40
 _LIST_BATCH = 256
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -644,6 +645,9 @@ class PosixConnector:
                 if pfd is not None:
                     name = parts[-1]
                     self._check_access(parts, "rw")
+                    unnamed = _open_unnamed_temp(pfd, held)
+                    if unnamed is not None:
+                        return LocalTempFile(path, None, pfd, name, unnamed, owns_directory=False)
                     state, fd = self._create_temp(pfd, parts, temp_key, os.O_RDWR)
                     return LocalTempFile(path, state, pfd, name, fd, owns_directory=False)
             with self._resolve(path, follow_last=False, need="rw") as (pfd, name, comps):
@@ -767,10 +771,15 @@ class HeldDirectories:
     saves a path lookup, a ``dup`` and two ``close`` calls per file. Held only for one group
     (milliseconds), like the single directory a write holds between its lookup and its
     rename. ``close`` (always call it) closes them all.
+
+    ``unnamed_temps``: whether the group's files may be written as unnamed temporary files
+    (``_open_unnamed_temp``); cleared at the first file system that has none.
     """
 
     def __init__(self) -> None:
         self._fds: dict[str, int] = {}
+        # An unnamed file is given its name through /proc/self/fd (see LocalTempFile.commit).
+        self.unnamed_temps = os.path.isdir(_PROC_FD)
 
     def get(self, key: str) -> int | None:
         return self._fds.get(key)
@@ -786,17 +795,19 @@ class HeldDirectories:
 
 
 class LocalTempFile:
-    """An open temporary file and its directory; ``commit`` renames it to its final name.
+    """An open temporary file and its directory; ``commit`` gives it its final name.
 
-    Used from one thread at a time. ``close`` (always call it) removes the temporary file
-    unless it was committed; it closes the directory too unless that belongs to someone else
-    (``owns_directory=False``: held for a group, or the connector's root).
+    The file is either named (``state`` says where; ``close`` removes it unless committed)
+    or unnamed (``state`` is None: an ``O_TMPFILE`` file that vanishes with its descriptor,
+    even if the process is killed). Used from one thread at a time. ``close`` (always call
+    it) closes the directory too unless that belongs to someone else (``owns_directory=False``:
+    held for a group, or the connector's root).
     """
 
     def __init__(
         self,
         path: str,
-        state: WriteState,
+        state: WriteState | None,
         dir_fd: int,
         name: str,
         fd: int,
@@ -804,11 +815,10 @@ class LocalTempFile:
         owns_directory: bool = True,
     ) -> None:
         self.path = path
-        self.state = state
         self._dir_fd = dir_fd
         self._owns_directory = owns_directory
         self._name = name
-        self._temp = state.temp_path.rsplit("/", 1)[-1]
+        self._temp = None if state is None else state.temp_path.rsplit("/", 1)[-1]
         self._fd = fd
         self._committed = False
 
@@ -825,27 +835,64 @@ class LocalTempFile:
             raise map_os_error(exc, self.path) from exc
 
     def commit(self, mtime: float | None) -> None:
-        """Set the modification time and rename over the final name (EISDIR if a directory
-        stands there, which is reported, not replaced)."""
+        """Set the modification time and put the file under its final name, atomically
+        (EISDIR if a directory stands there, which is reported, not replaced)."""
         try:
             if mtime is not None:
                 os.utime(self._fd, (mtime, mtime))
-            os.replace(self._temp, self._name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+            if self._temp is None:
+                self._link_into_place()
+            else:
+                os.replace(self._temp, self._name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
         except OSError as exc:
             raise map_os_error(exc, self.path) from exc
         self._committed = True
+
+    def _link_into_place(self) -> None:
+        """Name an unnamed file: one ``linkat`` where the name is free (the common case of a
+        new copy, and cheaper than creating a named file and renaming it); where it is taken,
+        a temporary name first and a rename over the old file, as for a named file."""
+        data = f"{_PROC_FD}/{self._fd}"
+        try:
+            os.link(data, self._name, dst_dir_fd=self._dir_fd, follow_symlinks=True)
+            return
+        except FileExistsError:
+            pass
+        temp = f"{TEMP_PREFIX}{uuid.uuid4().hex}{TEMP_SUFFIX}"
+        os.link(data, temp, dst_dir_fd=self._dir_fd, follow_symlinks=True)
+        try:
+            os.replace(temp, self._name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp, dir_fd=self._dir_fd)
+            raise
 
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
         if self._dir_fd >= 0:
-            if not self._committed:
+            if not self._committed and self._temp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(self._temp, dir_fd=self._dir_fd)
             if self._owns_directory:
                 os.close(self._dir_fd)
             self._dir_fd = -1
+
+
+def _open_unnamed_temp(dir_fd: int, held: HeldDirectories) -> int | None:
+    """An unnamed temporary file (``O_TMPFILE``) in the directory ``dir_fd``, or None where
+    the file system has none (``held.unnamed_temps`` is then cleared for the group)."""
+    if not held.unnamed_temps:
+        return None
+    try:
+        return os.open(".", os.O_RDWR | os.O_TMPFILE | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
+    except OSError as exc:
+        # EOPNOTSUPP: no O_TMPFILE on this file system; EISDIR: a kernel without it at all.
+        if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            held.unnamed_temps = False
+            return None
+        raise
 
 
 def _is_temp_name(name: str) -> bool:
