@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -302,24 +302,30 @@ class PlanJob(Job):
             same_storage=task.source_endpoint_id == task.destination_endpoint_id,
         )
         buffer = _PlanBuffer(options)
+        commits = _CommitAhead(self._send)
         item_index = plan.item_index
         entries_done = plan.entries_done
-        for index in range(plan.item_index, len(plan.items)):
-            spec = plan.items[index]
-            skip = entries_done if index == plan.item_index else 0
-            position = 0
-            async for entry in planner.plan_item(spec):
-                position += 1
-                if position <= skip:
-                    continue  # committed by an earlier planner; its side effects are done
-                self.cancel.check()
-                await self._consume(entry, destination, buffer)
-                if buffer.entries >= self.config.plan_commit_entries or (
-                    time.monotonic() - buffer.started > self.config.flush_seconds
-                ):
-                    await self._commit(buffer, index, position, final=False)
-            item_index, entries_done = index + 1, 0
-        await self._commit(buffer, item_index, entries_done, final=True)
+        try:
+            for index in range(plan.item_index, len(plan.items)):
+                spec = plan.items[index]
+                skip = entries_done if index == plan.item_index else 0
+                position = 0
+                async for entry in planner.plan_item(spec):
+                    position += 1
+                    if position <= skip:
+                        continue  # committed by an earlier planner; its side effects are done
+                    self.cancel.check()
+                    await self._consume(entry, destination, buffer)
+                    if buffer.entries >= self.config.plan_commit_entries or (
+                        time.monotonic() - buffer.started > self.config.flush_seconds
+                    ):
+                        await commits.send(self._take(buffer, index, position, final=False))
+                item_index, entries_done = index + 1, 0
+            await commits.send(self._take(buffer, item_index, entries_done, final=True))
+            await commits.wait()
+        except BaseException:
+            await commits.settle()
+            raise
 
     async def _consume(self, entry: Any, destination: Connector, buffer: _PlanBuffer) -> None:
         if isinstance(entry, CopyFile):
@@ -346,11 +352,10 @@ class PlanJob(Job):
             buffer.counts["symlinks"] += 1
         buffer.entries += 1
 
-    async def _commit(
+    def _take(
         self, buffer: _PlanBuffer, item_index: int, entries_done: int, *, final: bool
-    ) -> None:
-        commit = buffer.take(self.config, self.progress, item_index, entries_done, final)
-        await self._send(commit)
+    ) -> PlanCommit:
+        return buffer.take(self.config, self.progress, item_index, entries_done, final)
 
     async def _send(self, commit: PlanCommit) -> None:
         """Make ``commit`` and the progress buffered so far durable, in one step."""
@@ -407,6 +412,37 @@ class PlanJob(Job):
         self.progress.add(subtasks_total=1, subtasks_failed=1)
         self.progress.event(event_code(code), "delete failed", message, is_error=True)
         return PlanErrorRow(path, path, code, message, is_directory=False, skipped=False)
+
+
+class _CommitAhead:
+    """Plan commits made one at a time, in order, while the walk goes on.
+
+    The walk and a commit use different resources (the source's directories; the database),
+    so the next thousand entries are listed while the last thousand are being written. At
+    most one commit is in flight: each waits for the one before, so the durable plan cursor
+    only ever moves forward over committed rows.
+    """
+
+    def __init__(self, send: Callable[[PlanCommit], Awaitable[None]]) -> None:
+        self._send = send
+        self._running: asyncio.Task[None] | None = None
+
+    async def send(self, commit: PlanCommit) -> None:
+        """Start ``commit`` once the one before it is durable (raising its error, if any)."""
+        await self.wait()
+        self._running = asyncio.ensure_future(self._send(commit))
+
+    async def wait(self) -> None:
+        """Until the commit in flight, if any, is durable."""
+        running, self._running = self._running, None
+        if running is not None:
+            await running
+
+    async def settle(self) -> None:
+        """After the walk failed: let the commit in flight end; the walk's error is the one
+        reported (a resumed plan starts from whatever position became durable)."""
+        with contextlib.suppress(Exception):
+            await self.wait()
 
 
 class _PlanBuffer:
