@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 # The PostgreSQL channel on which committed topics are announced to the other processes.
 CHANNEL = "arctern_changes"
+# How long a SQLite writer waits for another's transaction before "database is locked".
+SQLITE_BUSY_SECONDS = 30.0
 # How long to wait before listening again after the listening connection was lost.
 RELISTEN_SECONDS = 5.0
 
@@ -40,9 +42,9 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_SECONDS}
             if make_url(url).get_driver_name() == "aiosqlite":
-                kwargs["module"] = sqlite_driver.dbapi()
+                kwargs["module"] = sqlite_driver.dbapi(SQLITE_BUSY_SECONDS)
                 # The adapter reads the transaction flag from the event loop's thread.
                 kwargs["connect_args"]["check_same_thread"] = False
         else:
@@ -194,7 +196,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
     cursor.close()
 
 
