@@ -7,13 +7,25 @@ A real SQLite file through ``Database``, as the server uses it.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosqlite
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text, update
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from arctern.db import sqlite_driver
@@ -117,3 +129,91 @@ async def test_each_statement_is_one_trip_and_reading_ends_without_one(
     async with db.session() as session:
         names = list(await session.scalars(select(notes.c.name)))
     assert names == ["x"]
+
+
+async def test_writers_take_turns_in_the_order_they_asked(db: Database) -> None:
+    """A writer that asks while another's transaction is open waits its turn, and the
+    turns go in order: SQLite's busy handler would let a fast re-writer win every race."""
+    order: list[str] = []
+    first_open = asyncio.Event()
+    release_first = asyncio.Event()
+
+    async def first() -> None:
+        async with db.session() as session:
+            await session.execute(insert(notes).values(name="first", size=1))
+            first_open.set()
+            await release_first.wait()
+            order.append("first")
+
+    async def writer(name: str) -> None:
+        async with db.session() as session:
+            await session.execute(insert(notes).values(name=name, size=2))
+            order.append(name)
+
+    holder = asyncio.create_task(first())
+    await first_open.wait()
+    second = asyncio.create_task(writer("second"))
+    await asyncio.sleep(0.05)  # "second" is in line before "third" asks
+    third = asyncio.create_task(writer("third"))
+    await asyncio.sleep(0.05)
+    assert order == []  # both wait while the first transaction is open
+    # Reading is never held up by a writer's turn.
+    async with db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(notes)) == 0
+    release_first.set()
+    await asyncio.gather(holder, second, third)
+    assert order == ["first", "second", "third"]
+
+
+async def test_a_write_nested_in_another_writers_transaction_fails_as_locked(
+    tmp_path: Path,
+) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'nested.db'}")
+    database.engine.dialect.dbapi.write_gate.timeout = 0.2  # type: ignore[union-attr]
+    try:
+        async with database.engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+        with pytest.raises(RuntimeError):
+            async with database.session() as outer:
+                await outer.execute(insert(notes).values(name="outer", size=1))
+                with pytest.raises(OperationalError, match="database is locked"):
+                    async with database.session() as inner:
+                        await inner.execute(insert(notes).values(name="inner", size=1))
+                raise RuntimeError("give up the outer transaction too")
+        # Every turn was given back: writing works again.
+        async with database.session() as session:
+            await session.execute(insert(notes).values(name="after", size=1))
+        async with database.session() as session:
+            assert list(await session.scalars(select(notes.c.name))) == ["after"]
+    finally:
+        await database.dispose()
+
+
+async def test_a_writer_is_not_starved_by_one_that_writes_again_at_once(db: Database) -> None:
+    """The case that mattered: a planner commits back to back while a worker's claim waits
+    to write. The claim gets in after the transaction in progress, not after many."""
+    hog_commits = 0
+    stop = asyncio.Event()
+    warmed_up = asyncio.Event()
+
+    async def hog() -> None:
+        nonlocal hog_commits
+        while not stop.is_set():
+            async with db.session() as session:
+                await session.execute(
+                    insert(notes).values(name=f"hog{hog_commits}", size=hog_commits)
+                )
+                await asyncio.sleep(0.005)  # work inside the transaction
+            hog_commits += 1
+            if hog_commits == 3:
+                warmed_up.set()
+
+    running = asyncio.create_task(hog())
+    await warmed_up.wait()
+    asked_at = hog_commits
+    async with db.session() as session:
+        await session.execute(insert(notes).values(name="claim", size=-1))
+    got_in_after = hog_commits - asked_at
+    stop.set()
+    await running
+    assert got_in_after <= 2, f"waited for {got_in_after} transactions of the other writer"
