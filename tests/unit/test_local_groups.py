@@ -91,3 +91,25 @@ async def test_a_cancelled_copier_copies_no_group(tmp_path: Path) -> None:
     outcomes = await copier.copy_group([job(tmp_path / "src", "a", 1)])
     assert [type(o).__name__ for o in outcomes] == ["Canceled"]
     assert not (tmp_path / "dst" / "out").exists()
+
+
+def _imported_copy_code() -> tuple[int, bool]:
+    import sys
+
+    return os.getpid(), "arctern.engine.local" in sys.modules
+
+
+async def test_warm_starts_every_helper_before_the_first_call() -> None:
+    offload = ProcessOffload(2)
+    try:
+        offload.warm()
+        offload.warm()  # once started, warming again starts nothing more
+        executor = offload._executor
+        assert executor is not None
+        helpers = set(executor._processes)  # spawned by warm itself, not by a first call
+        assert len(helpers) == 2
+        pid, imported = await offload.run(_imported_copy_code)
+        assert pid in helpers and imported
+        assert set(executor._processes) == helpers
+    finally:
+        offload.shutdown()

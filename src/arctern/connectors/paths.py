@@ -24,13 +24,18 @@ def split_path(path: str) -> list[str]:
         raise InvalidPath("path contains a NUL byte")
     if not path.startswith("/"):
         raise InvalidPath(f"path must be absolute: {path!r}")
-    try:
-        encoded = path.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidPath("path is not valid UTF-8") from exc
-    if "\\" in path:
-        encoded = unescape_name(path)
-    if len(encoded) > MAX_PATH_BYTES:
+    # Plain ASCII without escapes (most paths): each character is one byte.
+    plain = path.isascii() and "\\" not in path
+    if plain:
+        length = len(path)
+    else:
+        try:
+            length = len(path.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise InvalidPath("path is not valid UTF-8") from exc
+        if "\\" in path:
+            length = len(unescape_name(path))
+    if length > MAX_PATH_BYTES:
         raise InvalidPath("path is too long")
     parts: list[str] = []
     for part in path.split("/"):
@@ -38,7 +43,7 @@ def split_path(path: str) -> list[str]:
             continue
         if part == "..":
             raise PathOutsideRoot(f"'..' is not allowed in paths: {path!r}")
-        if len(unescape_name(part)) > MAX_NAME_BYTES:
+        if (len(part) if plain else len(unescape_name(part))) > MAX_NAME_BYTES:
             raise InvalidPath(f"file name too long: {part[:40]!r}…")
         parts.append(part)
     return parts

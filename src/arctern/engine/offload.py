@@ -15,9 +15,15 @@ class Offload(Protocol):
 
     async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T: ...
 
+    def warm(self) -> None:
+        """Get ready for calls soon to come (start helpers), without waiting."""
+
 
 class ThreadOffload:
     """A worker thread of the event loop's default executor (shares the GIL)."""
 
     async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+
+    def warm(self) -> None:
+        """Nothing to start: the default executor's threads are cheap."""

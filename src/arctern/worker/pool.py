@@ -280,6 +280,8 @@ class WorkerPool:
         token = CancelToken()
         job: Job
         if claim.kind == "plan":
+            # Its batches will want the helpers: start them while the plan walks.
+            self._offload.warm()
             job = PlanJob(self.clock, self.config, claim, self.source, self.factory, token)
             job.on_new_work = self.wake
             job.has_room = self._has_room

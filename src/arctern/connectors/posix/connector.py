@@ -104,7 +104,10 @@ def map_os_error(exc: OSError, path: str) -> ConnectorError:
 def _os_parts(path: str) -> list[str]:
     """The components of a collection path in the ``os`` module's form (escapes decoded;
     a name in a non-canonical spelling is refused with ``InvalidPath``)."""
-    return [os_name(part) for part in split_path(path)]
+    parts = split_path(path)
+    if path.isascii() and "\\" not in path:
+        return parts  # already the os form: nothing to decode
+    return [os_name(part) for part in parts]
 
 
 def _shown_path(parts: Sequence[str]) -> str:
