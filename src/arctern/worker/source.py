@@ -48,6 +48,34 @@ FINISHED = ("SUCCEEDED", "FAILED")
 NEXT_CLAIM_FRESH_SECONDS = 5.0
 
 
+class LeasedAhead:
+    """The job a work source leased along with a plan commit, for the pool's next claim.
+
+    At most one is kept. ``pop`` says whether it is still fresh: one the pool did not take up
+    within ``NEXT_CLAIM_FRESH_SECONDS`` (it stayed full) is to be handed back rather than
+    started on a lease that may be running out.
+    """
+
+    def __init__(self, monotonic: Callable[[], float]) -> None:
+        self._monotonic = monotonic
+        self._kept: tuple[Claim, float] | None = None
+
+    @property
+    def kept(self) -> bool:
+        return self._kept is not None
+
+    def keep(self, claim: Claim) -> None:
+        self._kept = (claim, self._monotonic())
+
+    def pop(self) -> tuple[Claim, bool] | None:
+        """The job kept, if any, and whether it is fresh; nothing is kept afterwards."""
+        kept, self._kept = self._kept, None
+        if kept is None:
+            return None
+        claim, leased_at = kept
+        return claim, self._monotonic() - leased_at < NEXT_CLAIM_FRESH_SECONDS
+
+
 @dataclass(frozen=True)
 class TaskView:
     """What a job needs to know of its task."""
@@ -265,9 +293,8 @@ class DatabaseWorkSource:
         self.crash_retry_delay = crash_retry_delay
         self.max_job_attempts = max_job_attempts
         self.peer_views = peer_views
-        self.monotonic = monotonic
-        # A batch leased with a plan commit, and when: the next ``claim`` returns it.
-        self._next: tuple[Claim, float] | None = None
+        # A batch leased with a plan commit: the next ``claim`` returns it.
+        self._ahead = LeasedAhead(monotonic)
         # The files of batches leased with the commit that planned them, with their row ids:
         # the batch job takes them from here instead of reading its rows back.
         self._planned_files: dict[int, list[tuple[FileJob, Resume | None]]] = {}
@@ -275,12 +302,12 @@ class DatabaseWorkSource:
     # -- leases ---------------------------------------------------------------------------
 
     async def claim(self) -> Claim | None:
-        if self._next is not None:
-            ahead, leased_at = self._next
-            if self.monotonic() - leased_at < NEXT_CLAIM_FRESH_SECONDS:
-                self._next = None
-                return ahead
-            await self.hand_back_ahead()  # the pool was full for a while: not this lease
+        ahead = self._ahead.pop()
+        if ahead is not None:
+            leased, fresh = ahead
+            if fresh:
+                return leased
+            await self.release(leased)  # the pool was full for a while: not this lease
         now = self.ctx.clock.now()
         async with self.ctx.db.session() as session:
             await leases.adopt_new_tasks(session, now)
@@ -300,10 +327,9 @@ class DatabaseWorkSource:
             mark_changed(session, NEW_WORK_TOPIC)
 
     async def hand_back_ahead(self) -> None:
-        if self._next is not None:
-            claim, _ = self._next
-            self._next = None
-            await self.release(claim)
+        ahead = self._ahead.pop()
+        if ahead is not None:
+            await self.release(ahead[0])
 
     async def holds(self, claim: Claim) -> bool:
         """Whether this worker holds ``claim``'s lease now (the agent API checks every call)."""
@@ -495,7 +521,7 @@ class DatabaseWorkSource:
                 await session.execute(update(Task).where(Task.id == task_id).values(planned=True))
             if progress is not None:
                 await progress.write(session)
-            if lease_next and planned and self._next is None:
+            if lease_next and planned and not self._ahead.kept:
                 await self._lease_next(session, now, planned)
 
     async def _lease_next(
@@ -524,7 +550,7 @@ class DatabaseWorkSource:
                 (replace(job, key=ids[job.source_path, job.destination_path].pop()), None)
                 for job in group
             ]
-        self._next = (leased, self.monotonic())
+        self._ahead.keep(leased)
 
     async def finish_batch(self, claim: Claim, progress: TaskProgress | None) -> None:
         async with self.ctx.db.session() as session:

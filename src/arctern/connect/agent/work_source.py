@@ -23,9 +23,9 @@ from arctern.engine.options import FileJob
 from arctern.worker.leases import Claim
 from arctern.worker.progress import TaskProgress
 from arctern.worker.source import (
-    NEXT_CLAIM_FRESH_SECONDS,
     Beat,
     Collections,
+    LeasedAhead,
     PlanCommit,
     PlanView,
     TaskView,
@@ -45,10 +45,9 @@ class HttpWorkSource:
     ) -> None:
         self.http = http
         self.worker = worker
-        self.monotonic = monotonic
         self.compress = compress  # large bodies (plan commits, progress) go gzip-compressed
-        # A job leased along with a plan commit, and when: the next ``claim`` returns it.
-        self._next: tuple[Claim, float] | None = None
+        # A job leased along with a plan commit: the next ``claim`` returns it.
+        self._ahead = LeasedAhead(monotonic)
         # What the lease answer carried for each held job (its first reads: ``task``,
         # ``plan`` or ``batch``, ``collections``), each answer used once.
         self._carried: dict[ClaimKey, dict[str, dict[str, Any]]] = {}
@@ -85,22 +84,19 @@ class HttpWorkSource:
     # -- leases -----------------------------------------------------------------------------
 
     async def claim(self) -> Claim | None:
-        if self._next is not None:
-            claim, leased_at = self._next
-            if self.monotonic() - leased_at < NEXT_CLAIM_FRESH_SECONDS:
-                self._next = None
-                return claim
-            # Leased with a plan commit but not taken up soon (the pool was full): hand it
-            # back rather than start on a lease that may be running out.
-            await self.hand_back_ahead()
+        ahead = self._ahead.pop()
+        if ahead is not None:
+            leased, fresh = ahead
+            if fresh:
+                return leased
+            await self.release(leased)  # the pool was full for a while: not this lease
         body = _check(await self.http.post("/work/lease", json={"worker": self.worker}))
         return self._accept(body)
 
     async def hand_back_ahead(self) -> None:
-        if self._next is not None:
-            claim, _ = self._next
-            self._next = None
-            await self.release(claim)
+        ahead = self._ahead.pop()
+        if ahead is not None:
+            await self.release(ahead[0])
 
     def _accept(self, body: dict[str, Any]) -> Claim | None:
         """The claim of a lease answer, keeping the reads it carries."""
@@ -175,7 +171,7 @@ class HttpWorkSource:
         lease_next: bool = False,
     ) -> None:
         # At most one job leased ahead: the pool takes it with its next claim.
-        lease_next = lease_next and self._next is None
+        lease_next = lease_next and not self._ahead.kept
         body = await self._job(
             "commit",
             claim,
@@ -191,7 +187,7 @@ class HttpWorkSource:
         if lease_next and isinstance(leased, dict):
             following = self._accept(leased)
             if following is not None:
-                self._next = (following, self.monotonic())
+                self._ahead.keep(following)
 
     async def finish_batch(self, claim: Claim, progress: TaskProgress | None) -> None:
         self._forget(claim)
