@@ -23,7 +23,7 @@ from arctern.config import Settings
 from arctern.context import AppContext
 from arctern.db.models.work import TaskFile, WorkBatch
 from tests.scale.conftest import Deployment
-from tests.scale.inotify import RenameCounter
+from tests.scale.inotify import DeliveryCounter
 from tests.support.auth_flow import native_tokens
 
 FILES = 2000
@@ -96,7 +96,7 @@ async def test_three_workers_one_killed_task_succeeds_without_duplicates(
         (source / f"f{i:04}.dat").write_bytes(data)
     target = api.home / "demo" / "collection2" / "many-copy"
     target.mkdir()
-    renames = RenameCounter(target)
+    deliveries = DeliveryCounter(target)
 
     token = native_tokens(api).by_resource_server[TRANSFER_RS]["access_token"]
     tc = globus_sdk.TransferClient(
@@ -174,8 +174,8 @@ async def test_three_workers_one_killed_task_succeeds_without_duplicates(
         assert (target / name).read_bytes() == content, name
 
     # Each file delivered once, except files of the batches the dead worker held.
-    counts = renames.collect()
-    renames.close()
+    counts = deliveries.collect()
+    deliveries.close()
     assert set(counts) == set(expected)
     twice = {name for name, n in counts.items() if n > 1}
     assert twice <= orphaned_names, sorted(twice - orphaned_names)[:10]
