@@ -571,3 +571,45 @@ async def test_a_recursive_items_checksum_algorithm_applies_to_every_file(
     jobs = [e.job async for e in planner.plan_item(item) if isinstance(e, CopyFile)]
     assert len(jobs) == 4
     assert {job.checksum_algorithm for job in jobs} == {"SHA256"}
+
+
+async def test_the_walk_is_depth_first_with_a_directorys_files_before_its_subdirectories() -> None:
+    """The order an interrupted plan resumes by (it counts entries): fixed, whatever the
+    listing order, and the same at any depth."""
+    from arctern.engine.planner import CopyFile, MakeDir, Planner
+
+    conn = MemoryConnector()
+    for path in (
+        "/t/z.txt",
+        "/t/b/y.txt",
+        "/t/b/a/x.txt",
+        "/t/b/a/deeper/w.txt",
+        "/t/a/v.txt",
+        "/t/m.txt",
+        "/t/c/u.txt",
+    ):
+        await put(conn, path, b"x")
+    await conn.mkdir("/t/b/empty")
+    planner = Planner(conn, MemoryConnector(), TransferOptions())
+    walked = []
+    async for entry in planner.plan_item(ItemSpec("/t", "/o", recursive=True)):
+        if isinstance(entry, MakeDir):
+            walked.append(f"dir {entry.path}")
+        elif isinstance(entry, CopyFile):
+            walked.append(entry.job.destination_path)
+    assert walked == [
+        "dir /o",
+        "/o/m.txt",
+        "/o/z.txt",
+        "dir /o/a",
+        "/o/a/v.txt",
+        "dir /o/b",
+        "/o/b/y.txt",
+        "dir /o/b/a",
+        "/o/b/a/x.txt",
+        "dir /o/b/a/deeper",
+        "/o/b/a/deeper/w.txt",
+        "dir /o/b/empty",
+        "dir /o/c",
+        "/o/c/u.txt",
+    ]

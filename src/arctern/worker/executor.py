@@ -626,8 +626,12 @@ class BatchJob(Job):
                     return
                 outcomes = await copier.copy_group(members)
             finished = self.clock.now()  # one time for the group: its rows share the value
+            copied = unchanged = 0
             for job, outcome in zip(members, outcomes, strict=True):
-                self._record(job, outcome, options, finished)
+                kind = self._note(job, outcome, options, finished)
+                copied += kind == "done"
+                unchanged += kind == "unchanged"
+            self._count_successes(copied, unchanged)
 
         await asyncio.gather(
             *(group(members) for members in split_jobs(small, GROUP_FILES, GROUP_BYTES)),
@@ -639,15 +643,26 @@ class BatchJob(Job):
         job: FileJob,
         outcome: CopyResult | FileFailed | Canceled,
         options: TransferOptions,
-        finished: datetime | None = None,
     ) -> None:
-        """Account for one file's outcome (buffered; written by the next flush); ``finished``:
-        when it was done (now if not given)."""
+        """Account for one file's outcome (buffered; written by the next flush)."""
+        kind = self._note(job, outcome, options)
+        self._count_successes(kind == "done", kind == "unchanged")
+
+    def _note(
+        self,
+        job: FileJob,
+        outcome: CopyResult | FileFailed | Canceled,
+        options: TransferOptions,
+        finished: datetime | None = None,
+    ) -> str | None:
+        """Buffer one file's outcome; ``finished``: when it was done (now if not given).
+        A failure is counted here; a success is only reported ("done" or "unchanged") for
+        ``_count_successes``, which a group calls once for all its files."""
         progress = self.progress
         assert job.key is not None
         file_id = job.key
         if isinstance(outcome, Canceled):
-            return
+            return None
         if isinstance(outcome, FileFailed):
             if outcome.quota and options.fail_on_quota_errors:
                 self.fatal = (outcome.code, outcome.message)
@@ -668,19 +683,30 @@ class BatchJob(Job):
             progress.event(
                 event_code(outcome.code), outcome.message, job.source_path, is_error=True
             )
-            return
+            return None
         if outcome.status == "skipped":
             progress.file_done(file_id, "unchanged", done_time=finished)
-            progress.add(subtasks_pending=-1, subtasks_succeeded=1, files_skipped=1)
-        else:
-            progress.file_done(
-                file_id,
-                "done",
-                checksum=outcome.checksum,
-                checksum_algorithm=outcome.algorithm.upper() if outcome.algorithm else None,
-                done_time=finished,
-            )
-            progress.add(subtasks_pending=-1, subtasks_succeeded=1, files_transferred=1)
+            return "unchanged"
+        progress.file_done(
+            file_id,
+            "done",
+            checksum=outcome.checksum,
+            checksum_algorithm=outcome.algorithm.upper() if outcome.algorithm else None,
+            done_time=finished,
+        )
+        return "done"
+
+    def _count_successes(self, copied: int, unchanged: int) -> None:
+        """Count files copied, and files found current (the sync level), as succeeded."""
+        if not (copied or unchanged):
+            return
+        progress = self.progress
+        progress.add(
+            subtasks_pending=-(copied + unchanged),
+            subtasks_succeeded=copied + unchanged,
+            files_transferred=copied,
+            files_skipped=unchanged,
+        )
         if progress.nice_status not in (None, "OK"):
             progress.nice_status = "OK"
 
