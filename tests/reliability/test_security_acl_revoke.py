@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -73,6 +74,30 @@ def worker_process(server: LiveServer) -> Iterator[subprocess.Popen[bytes]]:
         with_group(proc, signal.SIGKILL)
         proc.wait(timeout=30)
         log.close()
+
+
+def freeze_between_writes(proc: subprocess.Popen[bytes], url: str) -> None:
+    """Stop the worker and its copy helpers (SIGSTOP) at a moment when it holds no write
+    transaction on a SQLite database: frozen inside one, it would keep every other writer
+    (the API deleting the rule) waiting until SQLite's busy timeout. If it is caught inside
+    one, it is let go and frozen again a moment later."""
+    path = url.split("///", 1)[1] if url.startswith("sqlite") else None
+    deadline = time.monotonic() + 60
+    while True:
+        with_group(proc, signal.SIGSTOP)
+        if path is None:
+            return
+        probe = sqlite3.connect(path, timeout=0)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.rollback()
+            return
+        except sqlite3.OperationalError:
+            with_group(proc, signal.SIGCONT)
+        finally:
+            probe.close()
+        assert time.monotonic() < deadline, "the worker never paused between writes"
+        time.sleep(0.002)
 
 
 def with_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
@@ -147,7 +172,7 @@ def test_rule_deleted_mid_task_fails_the_remaining_files(
             assert proc.poll() is None, server.home.joinpath("worker.log").read_text()
             assert time.monotonic() < deadline, "the worker never started copying"
             time.sleep(0.005)
-        with_group(proc, signal.SIGSTOP)  # the worker and its copy helpers
+        freeze_between_writes(proc, database_url(server))
         at_revocation = len(copied(target))
         owner.tc.delete_endpoint_acl_rule(collection, rule)
         with_group(proc, signal.SIGCONT)
