@@ -146,10 +146,13 @@ class WriteGate:
         line = self._lines.get(loop)
         if line is None:
             line = self._lines[loop] = asyncio.Lock()
-        try:
-            await asyncio.wait_for(line.acquire(), self.timeout)
-        except TimeoutError:
-            raise sqlite3.OperationalError("database is locked") from None
+        if not line.locked():
+            await line.acquire()  # nobody writing: taken at once, without a timer
+        else:
+            try:
+                await asyncio.wait_for(line.acquire(), self.timeout)
+            except TimeoutError:
+                raise sqlite3.OperationalError("database is locked") from None
         return _Turn(loop, line)
 
 
