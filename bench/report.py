@@ -398,6 +398,30 @@ def plot(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+# RESULTS.md holds the local run and, between these markers, the last WAN run (`--wan`).
+# Each kind of run rewrites only its own part, so one never erases the other's figures.
+WAN_MARKER_START = "<!-- wan results: written by python -m bench --wan -->"
+WAN_MARKER_END = "<!-- end of wan results -->"
+
+
+def wan_section(text: str) -> str:
+    """The WAN part of a RESULTS.md text, markers included, or "" when it has none."""
+    if WAN_MARKER_START not in text or WAN_MARKER_END not in text:
+        return ""
+    _, _, rest = text.partition(WAN_MARKER_START)
+    inner, _, _ = rest.partition(WAN_MARKER_END)
+    return WAN_MARKER_START + inner + WAN_MARKER_END + "\n"
+
+
+def with_wan_section(text: str, section: str) -> str:
+    """``text`` with its WAN part replaced by ``section`` (appended when it had none)."""
+    if wan_section(text):
+        head, _, rest = text.partition(WAN_MARKER_START)
+        _, _, tail = rest.partition(WAN_MARKER_END)
+        return head + section + tail.removeprefix("\n")
+    return text.rstrip("\n") + "\n\n" + section
+
+
 def write_outputs(
     results: dict[str, Any], out: Path, *, markdown_name: str = "RESULTS.md"
 ) -> dict[str, Path]:
@@ -409,5 +433,9 @@ def write_outputs(
     }
     paths["json"].write_text(json.dumps(results, indent=2, default=str) + "\n")
     plot(results, paths["png"])
-    paths["markdown"].write_text(markdown(results, paths["png"].name))
+    text = markdown(results, paths["png"].name)
+    previous = paths["markdown"].read_text() if paths["markdown"].exists() else ""
+    if kept := wan_section(previous):
+        text = with_wan_section(text, kept)
+    paths["markdown"].write_text(text)
     return paths

@@ -42,13 +42,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.arctern_session import completed_at
+from bench.report import WAN_MARKER_END, WAN_MARKER_START, with_wan_section
 from bench.tools import TRASH, set_aside, warm_cache
 
 REPO = Path(__file__).resolve().parent.parent
 GRIDFTP_PORT = 2811
 DATA_PORT = 50500
-WAN_MARKER_START = "<!-- wan results: written by python -m bench --wan -->"
-WAN_MARKER_END = "<!-- end of wan results -->"
 
 
 @dataclass
@@ -553,14 +552,7 @@ def write_results(results: dict[str, Any], out: Path) -> None:
     plot(results, out / "results-wan.png")
     target = out / "RESULTS.md"
     text = target.read_text() if target.exists() else ""
-    section = markdown(results)
-    if WAN_MARKER_START in text and WAN_MARKER_END in text:
-        head, _, rest = text.partition(WAN_MARKER_START)
-        _, _, tail = rest.partition(WAN_MARKER_END + "\n")
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    target.write_text(text)
+    target.write_text(with_wan_section(text, markdown(results)))
 
 
 def main(argv: list[str] | None = None) -> int:

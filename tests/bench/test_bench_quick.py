@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench.report import WAN_MARKER_END, WAN_MARKER_START
 
 REPO = Path(__file__).resolve().parents[2]
 CONTENDERS = {"cp -r", "rsync -a", "rclone copy", "rclone copy --checksum"}
@@ -20,6 +21,10 @@ ARCTERN = {"Arctern verify on", "Arctern verify off"}
 @pytest.mark.timeout(1260)
 def test_quick_benchmark_writes_table_json_and_plot(tmp_path: Path) -> None:
     out = tmp_path / "results"
+    out.mkdir()
+    # A WAN run's section from an earlier `--wan` run: the local run must keep it.
+    wan_part = f"{WAN_MARKER_START}\n## Across a WAN link\n\n| kept |\n{WAN_MARKER_END}\n"
+    (out / "RESULTS.md").write_text("# old local results\n\n" + wan_part)
     done = subprocess.run(
         [
             sys.executable,
@@ -65,4 +70,5 @@ def test_quick_benchmark_writes_table_json_and_plot(tmp_path: Path) -> None:
 
     markdown = (out / "RESULTS.md").read_text()
     assert "| Contender |" in markdown and "## Targets" in markdown
+    assert "old local results" not in markdown and markdown.endswith("\n\n" + wan_part)
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
