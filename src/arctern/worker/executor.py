@@ -712,8 +712,10 @@ class BatchJob(Job):
 
 
 # Small files per offloaded call: enough to make the hand-off negligible, few enough that a
-# cancel waits for little.
-GROUP_FILES = 100
+# cancel waits for little (250 files of 4 KiB: about 15 ms in a helper). Each group costs the
+# worker's event loop a round trip through the process pool; 250 instead of 100 took a
+# 20,000-file copy from 1.65-1.67 s to 1.55-1.56 s (alternating runs, medians of 9-11).
+GROUP_FILES = 250
 GROUP_BYTES = 32 << 20
 
 
