@@ -146,13 +146,10 @@ class WriteGate:
         line = self._lines.get(loop)
         if line is None:
             line = self._lines[loop] = asyncio.Lock()
-        if not line.locked():
-            await line.acquire()  # nobody writing: taken at once, without a timer
-        else:
-            try:
-                await asyncio.wait_for(line.acquire(), self.timeout)
-            except TimeoutError:
-                raise sqlite3.OperationalError("database is locked") from None
+        try:
+            await asyncio.wait_for(line.acquire(), self.timeout)
+        except TimeoutError:
+            raise sqlite3.OperationalError("database is locked") from None
         return _Turn(loop, line)
 
 
