@@ -56,7 +56,11 @@ class Settings(BaseSettings):
         ),
     )
     worker_batch_files: int = Field(
-        default=1000, description="Files per batch: the unit one worker leases and copies"
+        default=1000,
+        ge=1,
+        # worker.batch_files.MAX_BATCH_FILES: a file's row id numbers it within its batch.
+        le=1 << 20,
+        description="Files per batch: the unit one worker leases and copies",
     )
     worker_copy_processes: int = Field(
         default=2,

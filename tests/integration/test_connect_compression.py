@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from arctern.connect.agent.client import AgentApiError, AsyncAgentClient
 from arctern.connect.agent.work_source import HttpWorkSource
 from arctern.context import AppContext
-from arctern.db.models.work import TaskFile
+from arctern.db.models.work import WorkBatch
 from arctern.engine.options import FileJob
 from arctern.worker.leases import Claim
 from arctern.worker.source import PlanCommit
@@ -80,7 +80,7 @@ async def test_a_large_plan_commit_and_its_batch_travel_compressed(ctx: AppConte
         assert len(commit.content) < 200_000  # what a fresh connection carries at once
         async with ctx.db.session() as session:
             stored = await session.scalar(
-                select(func.count()).select_from(TaskFile).where(TaskFile.task_id == task_id)
+                select(func.sum(WorkBatch.file_count)).where(WorkBatch.task_id == task_id)
             )
         assert stored == 1000
 

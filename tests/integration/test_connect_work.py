@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from arctern.config import Settings
 from arctern.connect import endpoints, wire
@@ -27,6 +27,8 @@ from arctern.context import AppContext
 from arctern.db.migrate import upgrade
 from arctern.db.models.transfer import Task
 from arctern.db.models.work import TaskFile, WorkBatch
+from arctern.engine.options import FileJob
+from arctern.worker import batch_files
 from arctern.worker.leases import Claim, Limits
 from arctern.worker.progress import TaskProgress
 from arctern.worker.source import DatabaseWorkSource
@@ -184,25 +186,14 @@ async def test_job_reports_are_accepted_only_from_the_holder_for_its_own_files(
             batch_of = dict(
                 (await session.execute(select(WorkBatch.task_id, WorkBatch.id))).tuples().all()
             )
-            file_ids = {}
+            jobs = {}
             for task_id, batch_id in batch_of.items():
-                file_ids[task_id] = (
-                    await session.execute(
-                        insert(TaskFile)
-                        .values(
-                            task_id=task_id,
-                            batch_id=batch_id,
-                            source_path="/a",
-                            destination_path="/a",
-                            size=1,
-                            mtime=0.0,
-                            state="pending",
-                            is_directory=False,
-                            bytes_done=0,
-                        )
-                        .returning(TaskFile.id)
-                    )
-                ).scalar_one()
+                await session.execute(
+                    update(WorkBatch)
+                    .where(WorkBatch.id == batch_id)
+                    .values(files=[["/a", "/a", 1, 0.0, None, None]], file_count=1)
+                )
+                jobs[task_id] = FileJob("/a", "/a", 1, 0.0, key=batch_files.file_id(batch_id, 0))
         source = lab.source()
         held = await source.claim()
         assert held is not None and held.task_id == mine
@@ -212,16 +203,16 @@ async def test_job_reports_are_accepted_only_from_the_holder_for_its_own_files(
 
         # The holder reads its files and reports on them.
         files = await source.load_batch(held)
-        assert [job.key for job, _ in files] == [file_ids[mine]]
+        assert [job for job, _ in files] == [jobs[mine]]
         progress = TaskProgress(mine, ctx.clock.now)
-        progress.file_done(file_ids[mine], "done")
+        progress.file_done(jobs[mine], "done")
         progress.add(files_transferred=1, bytes_transferred=1)
         beat = await source.beat(held, progress, extend=True, guarded=[])
         assert beat.stop_reason is None
 
         # A report naming a file of another task's batch is refused whole.
         forged = TaskProgress(mine, ctx.clock.now)
-        forged.file_done(file_ids[theirs], "done")
+        forged.file_done(jobs[theirs], "done")
         forged.add(files_transferred=1000)
         response = await lab.http.post(
             "/work/job/beat",
@@ -263,7 +254,7 @@ async def test_job_reports_are_accepted_only_from_the_holder_for_its_own_files(
             doc = await session.get(Task, mine)
             assert doc is not None
             assert doc.status == "ACTIVE" and doc.files_transferred == 1
-        assert rows == {mine: "done", theirs: "pending"}
+        assert rows == {mine: "done"}  # a file of theirs gets a row only with its outcome
 
         # The holder finishes its batch; the task completes.
         await source.finish_batch(held, None)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from arctern.config import Settings
 from arctern.connectors.base import Connector
@@ -257,10 +257,15 @@ async def test_recursive_transfer_with_errors_fails_or_skips(
     assert task.files == 8 and task.files_transferred == 8 and task.directories == 2
     assert task.subtasks_failed == 1 and task.subtasks_succeeded == 8
     async with ctx.db.session() as session:
-        batches = await session.scalar(
-            select(func.count()).select_from(WorkBatch).where(WorkBatch.task_id == task_id)
-        )
-    assert batches == 3
+        batches = (
+            await session.execute(
+                select(WorkBatch.file_count, WorkBatch.state)
+                .where(WorkBatch.task_id == task_id)
+                .order_by(WorkBatch.id)
+            )
+        ).all()
+    # Eight files in batches of three, and the planner's error under a batch of its own.
+    assert sorted(batches) == [(0, "done"), (2, "done"), (3, "done"), (3, "done")]
 
     skip_id = await submit(ctx, who, src, dst, items, skip_source_errors=True)
     task = await wait_done(ctx, skip_id)
@@ -552,21 +557,11 @@ async def test_planning_commits_in_batches_and_resumes(
                 created_at=ctx.clock.now(),
             )
         )
-        batch = WorkBatch(task_id=task_id, state="pending", file_count=10, byte_count=0)
+        listed = [[f"/p/{i:02}", f"/p/{i:02}", len(b"%d" % i), 0.0, None, None] for i in range(10)]
+        batch = WorkBatch(
+            task_id=task_id, state="pending", file_count=10, byte_count=0, files=listed
+        )
         session.add(batch)
-        await session.flush()
-        for i in range(10):
-            session.add(
-                TaskFile(
-                    task_id=task_id,
-                    batch_id=batch.id,
-                    source_path=f"/p/{i:02}",
-                    destination_path=f"/p/{i:02}",
-                    size=len(b"%d" % i),
-                    mtime=0.0,
-                    state="pending",
-                )
-            )
         await session.execute(
             update(Task)
             .where(Task.id == task_id)

@@ -13,11 +13,12 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
 from arctern.context import AppContext
 from arctern.db.models.work import TaskFile, WorkBatch
 from arctern.engine.options import FileJob
+from arctern.worker import batch_files
 from arctern.worker.leases import Limits
 from arctern.worker.source import DatabaseWorkSource, PlanCommit
 from tests.integration import test_connect_work
@@ -65,14 +66,16 @@ async def _planning(
     return source, plan, task_id
 
 
-async def _rows(ctx: AppContext, batch_id: int | None) -> list[tuple[Any, ...]]:
+async def _listed(ctx: AppContext, batch_id: int | None) -> list[tuple[Any, ...]]:
+    """The files the batch row lists, with the row ids they are to have."""
+    assert batch_id is not None
     async with ctx.db.session() as session:
-        found = await session.execute(
-            select(TaskFile.id, TaskFile.source_path, TaskFile.destination_path, TaskFile.size)
-            .where(TaskFile.batch_id == batch_id)
-            .order_by(TaskFile.id)
+        jobs = await batch_files.batch_jobs(session, batch_id)
+        rows = await session.scalar(
+            select(func.count()).select_from(TaskFile).where(TaskFile.batch_id == batch_id)
         )
-        return [tuple(row) for row in found]
+    assert rows == 0, "a planned file has no row until it has an outcome"
+    return [(j.key, j.source_path, j.destination_path, j.size) for j in jobs]
 
 
 async def _lease_owner(ctx: AppContext, batch_id: int | None) -> str | None:
@@ -101,16 +104,17 @@ async def test_the_batch_just_planned_is_claimed_and_read_without_a_statement(
     assert seen == []
     assert await _lease_owner(ctx, batch.batch_id) == "w1"
     # The files as planned, each with its row's id (the key of its progress and temp name).
-    rows = await _rows(ctx, batch.batch_id)
-    assert [(j.key, j.source_path, j.destination_path, j.size) for j, _ in files] == rows
-    assert len(rows) == 4 and len({j.key for j, _ in files}) == 4
+    listed = await _listed(ctx, batch.batch_id)
+    assert [(j.key, j.source_path, j.destination_path, j.size) for j, _ in files] == listed
+    assert batch.batch_id is not None
+    assert [j.key for j, _ in files] == [batch_files.file_id(batch.batch_id, i) for i in range(4)]
     assert [(j.mtime, j.checksum_algorithm, resume) for j, resume in files] == [
         (p.mtime, "md5", None) for p in planned
     ]
     # Read again (a retried job): from the database, the same files.
     with statements(ctx) as seen:
         again = await source.load_batch(batch)
-    assert len(seen) == 1 and again == files
+    assert len(seen) == 2 and again == files  # the batch's list, and its files' rows
 
     # Without room nothing is leased ahead: the next claim runs the claim statements.
     await source.commit_plan(plan, PlanCommit(1, 0, False, batches=[_jobs("b", 2)]), None)
@@ -131,7 +135,7 @@ async def test_a_lease_taken_ahead_and_not_used_soon_is_handed_back(ctx: AppCont
     assert claimed is not None and claimed.kind == "batch"
     with statements(ctx) as seen:
         files = await source.load_batch(claimed)
-    assert len(seen) == 1 and [j.source_path for j, _ in files] == ["/src/a0", "/src/a1"]
+    assert len(seen) == 2 and [j.source_path for j, _ in files] == ["/src/a0", "/src/a1"]
 
     # The pool stops with a lease taken ahead: handed back at once, and once only.
     await source.commit_plan(

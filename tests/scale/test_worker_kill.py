@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from arctern.config import Settings
 from arctern.context import AppContext
 from arctern.db.models.work import TaskFile, WorkBatch
+from arctern.worker import batch_files
 from tests.scale.conftest import Deployment
 from tests.scale.inotify import DeliveryCounter
 from tests.support.auth_flow import native_tokens
@@ -135,10 +136,9 @@ async def test_three_workers_one_killed_task_succeeds_without_duplicates(
     victim.wait()
     async with ctx.db.session() as session:
         orphaned_names = {
-            Path(path).name
-            for path in await session.scalars(
-                select(TaskFile.destination_path).where(TaskFile.batch_id.in_(orphaned))
-            )
+            Path(job.destination_path).name
+            for batch_id in orphaned
+            for job in await batch_files.batch_jobs(session, batch_id)
         }
 
     # The survivors take the orphaned batches over once their leases expire.

@@ -100,10 +100,6 @@ class FakeSource:
         return Beat()
 
 
-def _id(row: dict[str, Any]) -> Any:
-    return row.get("file_id", row.get("id"))  # the TaskFile key of an executemany row
-
-
 async def test_concurrent_resume_points_share_flushes() -> None:
     source = FakeSource()
     clock: Any = SimpleNamespace(now=lambda: datetime.now(UTC))

@@ -267,10 +267,10 @@ def _time(value: Any, clock_now: Any) -> datetime:
 
 
 def progress_of(
-    doc: Any, task_id: uuid.UUID, clock_now: Any, file_ids: set[int]
+    doc: Any, task_id: uuid.UUID, clock_now: Any, files: dict[int, FileJob]
 ) -> TaskProgress | None:
     """The agent's progress report, checked: counters by name, only the files of the batch
-    it holds (``file_ids``), bounded strings."""
+    it holds (``files``, by row id), bounded strings."""
     if doc is None:
         return None
     if not isinstance(doc, dict):
@@ -294,8 +294,10 @@ def progress_of(
             ident = int(key)
         except (TypeError, ValueError):
             raise bad_request("a file key must be an integer") from None
-        if ident not in file_ids:
+        job = files.get(ident)
+        if job is None:
             raise bad_request(f"file {ident} is not in the batch this worker holds")
+        progress.files[ident] = job
         return ident
 
     for key, record in (doc.get("file_updates") or {}).items():

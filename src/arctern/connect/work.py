@@ -32,11 +32,11 @@ from arctern.connectors.access import AccessGuard
 from arctern.context import AppContext
 from arctern.db.models.connect import CentralDataListener, Endpoint
 from arctern.db.models.transfer import Collection, Task
-from arctern.db.models.work import TaskFile
 from arctern.engine.errors import Canceled, FileFailed
+from arctern.engine.options import FileJob
 from arctern.errors import NotFound
 from arctern.transfer.filters import bad_request
-from arctern.worker import leases
+from arctern.worker import batch_files, leases
 from arctern.worker.leases import Claim, Scope
 from arctern.worker.source import (
     Beat,
@@ -218,13 +218,13 @@ JOB_OPERATIONS = (
 )
 
 
-async def _batch_file_ids(ctx: AppContext, claim: Claim) -> set[int]:
-    if claim.kind != "batch":
-        return set()
+async def _batch_files(ctx: AppContext, claim: Claim) -> dict[int, FileJob]:
+    """The files of the batch ``claim`` holds, by row id (none for a plan)."""
+    if claim.kind != "batch" or claim.batch_id is None:
+        return {}
     async with ctx.db.session() as session:
-        return set(
-            await session.scalars(select(TaskFile.id).where(TaskFile.batch_id == claim.batch_id))
-        )
+        jobs = await batch_files.batch_jobs(session, claim.batch_id)
+    return {job.key: job for job in jobs if job.key is not None}
 
 
 async def job_operation(
@@ -248,9 +248,12 @@ async def job_operation(
         return {"lease_lost": True}
     if op in ("task", "plan", "batch", "collections"):
         return await _operation_answer(ctx, who, source, claim, op)
-    progress = wire.progress_of(
-        body.get("progress"), claim.task_id, ctx.clock.now, await _batch_file_ids(ctx, claim)
+    reported = body.get("progress")
+    names_files = isinstance(reported, dict) and bool(
+        reported.get("file_updates") or reported.get("checkpoints")
     )
+    files = await _batch_files(ctx, claim) if names_files else {}
+    progress = wire.progress_of(reported, claim.task_id, ctx.clock.now, files)
     if op == "beat":
         guarded = [_uuid(value) for value in body.get("guarded") or []]
         beat = await source.beat(claim, progress, extend=bool(body.get("extend")), guarded=guarded)

@@ -52,12 +52,21 @@ def _bind(statement: Any, dialect: Dialect, columns: Sequence[str] | None = None
 
 class BulkStatement:
     """``statement`` (an INSERT or UPDATE) run for many rows at once, each row a mapping of
-    the ``columns`` to set (and of any ``bindparam`` of the statement) to values."""
+    the ``columns`` to set (and of any ``bindparam`` of the statement) to values.
 
-    def __init__(self, statement: UpdateBase, columns: Sequence[str]) -> None:
+    ``statement`` may be a function of the dialect's name, for statements each dialect
+    spells its own way (an upsert)."""
+
+    def __init__(
+        self, statement: UpdateBase | Callable[[str], UpdateBase], columns: Sequence[str]
+    ) -> None:
         self.statement = statement
         self.columns = list(columns)
         self._bound: dict[str, _Bound | None] = {}
+
+    def _statement(self, dialect: Dialect) -> UpdateBase:
+        statement = self.statement
+        return statement if isinstance(statement, UpdateBase) else statement(dialect.name)
 
     async def run(self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
@@ -65,10 +74,10 @@ class BulkStatement:
         connection = await session.connection()
         dialect = connection.dialect
         if dialect.name not in self._bound:
-            self._bound[dialect.name] = _bind(self.statement, dialect, self.columns)
+            self._bound[dialect.name] = _bind(self._statement(dialect), dialect, self.columns)
         bound = self._bound[dialect.name]
         if bound is None:
-            await session.execute(self.statement, list(rows))
+            await session.execute(self._statement(dialect), list(rows))
             return
         # The last value each processor saw, and its result: rows of one flush mostly share
         # values (None, a state, the time the group finished), and processing one (a time's

@@ -237,7 +237,7 @@ class Job:
 
 
 class PlanJob(Job):
-    """Walks the source into TaskFile rows and batches (or runs a delete task).
+    """Walks the source into work batches (or runs a delete task).
 
     ``on_new_work`` is called after each commit that made batches: the pool that runs the
     plan can claim them at once (an agent would otherwise hear of them from the deployment,
@@ -659,8 +659,6 @@ class BatchJob(Job):
         A failure is counted here; a success is only reported ("done" or "unchanged") for
         ``_count_successes``, which a group calls once for all its files."""
         progress = self.progress
-        assert job.key is not None
-        file_id = job.key
         if isinstance(outcome, Canceled):
             return None
         if isinstance(outcome, FileFailed):
@@ -669,7 +667,7 @@ class BatchJob(Job):
                 self.cancel.cancel("QUOTA")
             skipped = options.skip_source_errors and outcome.source_side and not outcome.quota
             progress.file_done(
-                file_id,
+                job,
                 "skipped" if skipped else "failed",
                 error_code=outcome.code,
                 error_message=outcome.message,
@@ -685,10 +683,10 @@ class BatchJob(Job):
             )
             return None
         if outcome.status == "skipped":
-            progress.file_done(file_id, "unchanged", done_time=finished)
+            progress.file_done(job, "unchanged", done_time=finished)
             return "unchanged"
         progress.file_done(
-            file_id,
+            job,
             "done",
             checksum=outcome.checksum,
             checksum_algorithm=outcome.algorithm.upper() if outcome.algorithm else None,

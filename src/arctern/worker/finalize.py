@@ -179,13 +179,17 @@ async def _stop(
                 )
             ).all()
         )
-        stopped = await session.execute(
+        # Files still to copy: most have no row (``worker/batch_files.py``), but every one is
+        # counted pending, in the same transactions that plan and finish files.
+        count = int(
+            await session.scalar(select(Task.subtasks_pending).where(Task.id == task_id)) or 0
+        )
+        await session.execute(
             update(TaskFile)
             .where(TaskFile.task_id == task_id, TaskFile.state == "pending")
             .values(state="canceled", done_time=now, write_state=None, bytes_done=0)
             .execution_options(synchronize_session=False)
         )
-        count = int(stopped.rowcount or 0)  # type: ignore[attr-defined]
         await session.execute(
             update(Task)
             .where(Task.id == task_id)

@@ -14,14 +14,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, insert, literal_column, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import UpdateBase
 
 from arctern.connectors.base import WriteState
 from arctern.db.bulk import BulkStatement
 from arctern.db.models.transfer import Task, TaskEvent
 from arctern.db.models.work import TaskFile
 from arctern.engine.options import FileJob
+from arctern.worker.batch_files import FILE_ID_BITS
 
 COUNTERS = (
     "files",
@@ -48,22 +52,52 @@ EVENT_CODES = {"TRANSIENT": "ENDPOINT_ERROR", "DIRECTORY_NOT_EMPTY": "ENDPOINT_E
 MAX_EVENTS_PER_CODE_PER_FLUSH = 10
 
 _FILES = cast(Table, TaskFile.__table__)
-_BY_ID = update(_FILES).where(_FILES.c.id == bindparam("file_id"))
-# A file's outcome (the columns ``file_done`` sets), and a large file's resume point.
+# What a file's row is made of when its outcome or resume point creates it.
+_PLANNED_COLUMNS = [
+    "id",
+    "task_id",
+    "batch_id",
+    "source_path",
+    "destination_path",
+    "size",
+    "mtime",
+    "is_directory",
+    "external_checksum",
+]
+# The columns ``file_done`` sets.
+_OUTCOME_COLUMNS = [
+    "state",
+    "checksum_algorithm",
+    "error_code",
+    "error_message",
+    "checksum",
+    "done_time",
+    "bytes_done",
+    "write_state",
+]
+
+
+def _upsert(dialect: str, updated: list[str], *, only_pending: bool) -> UpdateBase:
+    """A file's row inserted, or ``updated`` if a resume point or an earlier holder of the
+    batch made it already (``only_pending``: and only while it has no outcome)."""
+    insert_of = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert_of(_FILES)
+    return statement.on_conflict_do_update(
+        index_elements=[_FILES.c.id],
+        set_={name: statement.excluded[name] for name in updated},
+        where=_FILES.c.state == literal_column("'pending'") if only_pending else None,
+    )
+
+
+# A file's outcome, and a large file's resume point (its row says "pending" until done).
 _FILE_DONE = BulkStatement(
-    _BY_ID,
-    [
-        "state",
-        "error_code",
-        "error_message",
-        "checksum",
-        "checksum_algorithm",
-        "done_time",
-        "bytes_done",
-        "write_state",
-    ],
+    lambda dialect: _upsert(dialect, _OUTCOME_COLUMNS, only_pending=False),
+    _PLANNED_COLUMNS + _OUTCOME_COLUMNS,
 )
-_CHECKPOINT = BulkStatement(_BY_ID, ["bytes_done", "write_state"])
+_CHECKPOINT = BulkStatement(
+    lambda dialect: _upsert(dialect, ["bytes_done", "write_state"], only_pending=True),
+    [*_PLANNED_COLUMNS, "checksum_algorithm", "state", "bytes_done", "write_state"],
+)
 
 
 def event_code(code: str) -> str:
@@ -90,6 +124,9 @@ class TaskProgress:
     nice_status: str | None = None
     file_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
     checkpoints: dict[int, tuple[int, dict[str, Any] | None]] = field(default_factory=dict)
+    # The planned file of each key of ``file_updates`` and ``checkpoints``: its row may not
+    # exist yet (``worker/batch_files.py``).
+    files: dict[int, FileJob] = field(default_factory=dict)
     events: list[PendingEvent] = field(default_factory=list)
     dropped_events: int = 0
     # Set by the owning job: flushes what is buffered now (coalescing concurrent calls).
@@ -114,6 +151,7 @@ class TaskProgress:
     def checkpoint(self, job: FileJob, bytes_done: int, state: WriteState | None) -> None:
         if job.key is not None:
             self.checkpoints[job.key] = (bytes_done, asdict(state) if state else None)
+            self.files[job.key] = job
 
     async def persist_checkpoint(
         self, job: FileJob, bytes_done: int, state: WriteState | None
@@ -139,9 +177,12 @@ class TaskProgress:
         self.events.append(PendingEvent(code, description, details, is_error, self.clock_now()))
 
     def file_done(
-        self, file_id: int, state: str, *, done_time: datetime | None = None, **values: Any
+        self, job: FileJob, state: str, *, done_time: datetime | None = None, **values: Any
     ) -> None:
         """Buffer a file's outcome; ``values``: other columns ``_FILE_DONE`` writes."""
+        file_id = job.key
+        assert file_id is not None, "a file's outcome needs the file's row id"
+        self.files[file_id] = job
         record = {
             "state": state,
             "error_code": None,
@@ -200,6 +241,7 @@ class TaskProgress:
             "nice_status",
             "file_updates",
             "checkpoints",
+            "files",
             "events",
             "dropped_events",
         ):
@@ -217,6 +259,8 @@ class TaskProgress:
         for key, point in other.checkpoints.items():
             if key not in self.file_updates:
                 self.checkpoints.setdefault(key, point)
+        for key, job in other.files.items():
+            self.files.setdefault(key, job)
         self.events = other.events + self.events
         self.dropped_events += other.dropped_events
 
@@ -239,13 +283,19 @@ class TaskProgress:
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
-        # One driver executemany by primary key: a batch flushes a thousand rows at a time.
+        # One driver executemany: a batch flushes a thousand rows at a time.
         if self.file_updates:
-            rows = [{"file_id": key, **record} for key, record in self.file_updates.items()]
+            rows = [{**self._planned(key), **record} for key, record in self.file_updates.items()]
             await _FILE_DONE.run(session, rows)
         if self.checkpoints:
             rows = [
-                {"file_id": key, "bytes_done": done, "write_state": state}
+                {
+                    **self._planned(key),
+                    "checksum_algorithm": self.files[key].checksum_algorithm,
+                    "state": "pending",
+                    "bytes_done": done,
+                    "write_state": state,
+                }
                 for key, (done, state) in self.checkpoints.items()
             ]
             await _CHECKPOINT.run(session, rows)
@@ -275,11 +325,27 @@ class TaskProgress:
             await session.execute(insert(TaskEvent), rows)
         return True
 
+    def _planned(self, key: int) -> dict[str, Any]:
+        """The planned columns of the row of file ``key``."""
+        job = self.files[key]
+        return {
+            "id": key,
+            "task_id": self.task_id,
+            "batch_id": key >> FILE_ID_BITS,
+            "source_path": job.source_path,
+            "destination_path": job.destination_path,
+            "size": job.size,
+            "mtime": job.mtime,
+            "is_directory": False,
+            "external_checksum": job.external_checksum,
+        }
+
     def _reset(self) -> None:
         self.deltas = {}
         self.active_seconds = 0.0
         self.nice_status = None
         self.file_updates = {}
         self.checkpoints = {}
+        self.files = {}
         self.events = []
         self.dropped_events = 0

@@ -14,16 +14,15 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import insert, select, update
 
 from arctern.connectors.access import AccessGuard
 from arctern.connectors.base import WriteState
 from arctern.context import NEW_WORK_TOPIC, AppContext
-from arctern.db.bulk import BulkQuery, BulkStatement
 from arctern.db.engine import mark_changed
 from arctern.db.gateways import CredentialRequired, storage_options
 from arctern.db.grants import access_guard, applicable_rules, guard_from_rules
@@ -32,7 +31,7 @@ from arctern.db.models.work import TaskFile, TaskPlan, WorkBatch
 from arctern.engine.copier import Resume
 from arctern.engine.errors import Canceled, FileFailed
 from arctern.engine.options import FileJob, ItemSpec
-from arctern.worker import leases
+from arctern.worker import batch_files, leases
 from arctern.worker.finalize import (
     ConnectorFactory,
     fail_task,
@@ -228,45 +227,6 @@ class WorkSource(Protocol):
 PeerViews = Callable[[TaskView, Collections], Awaitable[Collections]]
 
 
-# A batch's files still to copy, as plain tuples (a batch holds a thousand files).
-_PENDING_FILES = BulkQuery(
-    select(
-        TaskFile.id,
-        TaskFile.source_path,
-        TaskFile.destination_path,
-        TaskFile.size,
-        TaskFile.mtime,
-        TaskFile.external_checksum,
-        TaskFile.checksum_algorithm,
-        TaskFile.write_state,
-        TaskFile.bytes_done,
-    )
-    .where(TaskFile.batch_id == bindparam("batch_id"), TaskFile.state == "pending")
-    .order_by(TaskFile.id)
-)
-
-
-def job_of(
-    file_id: int,
-    source_path: str,
-    destination_path: str,
-    size: int,
-    mtime: float,
-    external_checksum: str | None,
-    checksum_algorithm: str | None,
-    write_state: dict[str, Any] | None,
-    bytes_done: int | None,
-) -> tuple[FileJob, Resume | None]:
-    """The engine's job (and resume point) for a row of ``_PENDING_FILES``."""
-    job = FileJob(
-        source_path, destination_path, size, mtime, external_checksum, checksum_algorithm, file_id
-    )
-    resume = None
-    if write_state:
-        resume = Resume(bytes_done or 0, WriteState(**write_state))
-    return job, resume
-
-
 class DatabaseWorkSource:
     """Leases from, and reports to, the shared database within ``scope``."""
 
@@ -295,9 +255,9 @@ class DatabaseWorkSource:
         self.peer_views = peer_views
         # A batch leased with a plan commit: the next ``claim`` returns it.
         self._ahead = LeasedAhead(monotonic)
-        # The files of batches leased with the commit that planned them, with their row ids:
-        # the batch job takes them from here instead of reading its rows back.
-        self._planned_files: dict[int, list[tuple[FileJob, Resume | None]]] = {}
+        # The files of batches leased with the commit that planned them: the batch job takes
+        # them from here instead of reading its batch back.
+        self._planned_files: dict[int, list[FileJob]] = {}
 
     # -- leases ---------------------------------------------------------------------------
 
@@ -395,10 +355,29 @@ class DatabaseWorkSource:
     async def load_batch(self, claim: Claim) -> list[tuple[FileJob, Resume | None]]:
         planned = self._planned_files.pop(claim.batch_id or 0, None)
         if planned is not None:
-            return planned
+            return [(job, None) for job in planned]
+        assert claim.batch_id is not None
         async with self.ctx.db.session() as session:
-            rows = await _PENDING_FILES.all(session, batch_id=claim.batch_id)
-        return [job_of(*row) for row in rows]
+            jobs = await batch_files.batch_jobs(session, claim.batch_id)
+            first, last = batch_files.id_range(claim.batch_id, len(jobs))
+            recorded = {
+                row.id: row
+                for row in await session.execute(
+                    select(
+                        TaskFile.id, TaskFile.state, TaskFile.bytes_done, TaskFile.write_state
+                    ).where(TaskFile.id.between(first, last))
+                )
+            }
+        files: list[tuple[FileJob, Resume | None]] = []
+        for job in jobs:
+            row = recorded.get(job.key)
+            if row is None:
+                files.append((job, None))
+            elif row.state == "pending":  # a large file's resume point
+                state = row.write_state
+                resume = Resume(row.bytes_done or 0, WriteState(**state)) if state else None
+                files.append((job, resume))
+        return files
 
     async def collections(self, claim: Claim, task: TaskView) -> Collections:
         now = self.ctx.clock.now()
@@ -484,30 +463,12 @@ class DatabaseWorkSource:
                 raise Canceled("LEASE_LOST")
             planned = {}
             for group in commit.batches:
-                planned[await _insert_batch(session, task_id, group)] = group
+                batch_id = await _insert_batch(session, task_id, group)
+                planned[batch_id] = batch_files.keyed(batch_id, group)
             if commit.batches:
                 mark_changed(session, NEW_WORK_TOPIC)
             if commit.errors:
-                await session.execute(
-                    insert(TaskFile),
-                    [
-                        {
-                            "task_id": task_id,
-                            "batch_id": None,
-                            "source_path": e.source_path,
-                            "destination_path": e.destination_path,
-                            "size": 0,
-                            "mtime": 0.0,
-                            "state": "skipped" if e.skipped else "failed",
-                            "is_directory": e.is_directory,
-                            "error_code": e.code,
-                            "error_message": e.message,
-                            "done_time": now,
-                            "bytes_done": 0,
-                        }
-                        for e in commit.errors
-                    ],
-                )
+                await _insert_errors(session, task_id, commit.errors, now)
             values: dict[str, Any] = {
                 "item_index": commit.item_index,
                 "entries_done": commit.entries_done,
@@ -528,7 +489,7 @@ class DatabaseWorkSource:
         self, session: Any, now: datetime, planned: dict[int, list[FileJob]]
     ) -> None:
         """Claim as ``claim`` would (limits and order included), keeping the claim for the
-        pool's next ``claim`` and, for a batch of ``planned``, its files with their ids."""
+        pool's next ``claim`` and, for a batch of ``planned``, its files."""
         leased = await leases.claim_batch(
             session, self.worker, now, self.lease, self.limits, self.scope
         )
@@ -536,20 +497,7 @@ class DatabaseWorkSource:
             return
         group = planned.get(leased.batch_id)
         if group is not None:
-            # Each planned file gets its row's id, matched by its paths (the order in which a
-            # database numbers the rows of one insert is not promised); identical entries
-            # take one row each.
-            ids: dict[tuple[str, str], list[int]] = {}
-            for file_id, source_path, destination_path in await session.execute(
-                select(TaskFile.id, TaskFile.source_path, TaskFile.destination_path)
-                .where(TaskFile.batch_id == leased.batch_id)
-                .order_by(TaskFile.id.desc())
-            ):
-                ids.setdefault((source_path, destination_path), []).append(file_id)
-            self._planned_files[leased.batch_id] = [
-                (replace(job, key=ids[job.source_path, job.destination_path].pop()), None)
-                for job in group
-            ]
+            self._planned_files[leased.batch_id] = group
         self._ahead.keep(leased)
 
     async def finish_batch(self, claim: Claim, progress: TaskProgress | None) -> None:
@@ -604,7 +552,7 @@ class DatabaseWorkSource:
 
 
 async def _insert_batch(session: Any, task_id: uuid.UUID, group: list[FileJob]) -> int:
-    """Insert a work batch and its files' rows; the batch's id."""
+    """Insert a work batch listing ``group``; the batch's id."""
     batch_id: int = (
         await session.execute(
             insert(WorkBatch)
@@ -614,46 +562,44 @@ async def _insert_batch(session: Any, task_id: uuid.UUID, group: list[FileJob]) 
                 file_count=len(group),
                 byte_count=sum(j.size for j in group),
                 attempts=0,
+                files=batch_files.files_doc(group),
             )
             .returning(WorkBatch.id)
         )
     ).scalar_one()
-    await _INSERT_PENDING.run(
-        session,
-        [
-            {
-                "task_id": task_id,
-                "batch_id": batch_id,
-                "source_path": j.source_path,
-                "destination_path": j.destination_path,
-                "size": j.size,
-                "mtime": j.mtime,
-                "state": "pending",
-                "is_directory": False,
-                "external_checksum": j.external_checksum,
-                "checksum_algorithm": j.checksum_algorithm,
-                "bytes_done": 0,
-            }
-            for j in group
-        ],
-    )
     return batch_id
 
 
-# A planned file's row (every column with a default is given).
-_INSERT_PENDING = BulkStatement(
-    insert(cast(Table, TaskFile.__table__)).inline(),
-    [
-        "task_id",
-        "batch_id",
-        "source_path",
-        "destination_path",
-        "size",
-        "mtime",
-        "state",
-        "is_directory",
-        "external_checksum",
-        "checksum_algorithm",
-        "bytes_done",
-    ],
-)
+async def _insert_errors(
+    session: Any, task_id: uuid.UUID, errors: list[PlanErrorRow], now: datetime
+) -> None:
+    """Record the planner's ``errors`` as failed (or skipped) files, under ids of a batch of
+    their own that is done at once."""
+    batch_id: int = (
+        await session.execute(
+            insert(WorkBatch)
+            .values(task_id=task_id, state="done", file_count=0, byte_count=0, attempts=0)
+            .returning(WorkBatch.id)
+        )
+    ).scalar_one()
+    await session.execute(
+        insert(TaskFile),
+        [
+            {
+                "id": batch_files.file_id(batch_id, index),
+                "task_id": task_id,
+                "batch_id": None,
+                "source_path": e.source_path,
+                "destination_path": e.destination_path,
+                "size": 0,
+                "mtime": 0.0,
+                "state": "skipped" if e.skipped else "failed",
+                "is_directory": e.is_directory,
+                "error_code": e.code,
+                "error_message": e.message,
+                "done_time": now,
+                "bytes_done": 0,
+            }
+            for index, e in enumerate(errors)
+        ],
+    )

@@ -38,7 +38,11 @@ class TaskPlan(Base):
 
 
 class WorkBatch(Base):
-    """A group of files copied by one worker under one lease."""
+    """A group of files copied by one worker under one lease.
+
+    ``files`` lists the planned files (``worker/batch_files.py``); a file has a
+    ``TaskFile`` row, with an id computed from the batch's, once it has an outcome or a
+    resume point. A batch of the planner's errors lists nothing and is done at once."""
 
     __tablename__ = "work_batches"
     __table_args__ = (Index("ix_work_batches_state_lease", "state", "lease_expires"),)
@@ -53,10 +57,12 @@ class WorkBatch(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     file_count: Mapped[int] = mapped_column(Integer, default=0)
     byte_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    files: Mapped[list[list[Any]] | None] = mapped_column(JSON, nullable=True)
 
 
 class TaskFile(Base):
-    """One file of a task (or one error found while planning, e.g. a missing source)."""
+    """One file of a task with an outcome or a resume point (or one error found while
+    planning, e.g. a missing source). Its id is ``batch_files.file_id`` of its batch."""
 
     __tablename__ = "task_files"
     __table_args__ = (

@@ -35,7 +35,7 @@ from arctern.db.engine import mark_changed
 from arctern.db.holds import UNFINISHED, held_tasks, task_held
 from arctern.db.models.auth import Identity
 from arctern.db.models.transfer import Collection, Task, TaskEvent, TaskItem
-from arctern.db.models.work import TaskFile
+from arctern.db.models.work import TaskFile, WorkBatch
 from arctern.errors import ArcternError, NotFound
 from arctern.transfer.filters import (
     Clauses,
@@ -54,6 +54,7 @@ from arctern.transfer.services.submission import (
     submit_delete,
     submit_transfer,
 )
+from arctern.worker import batch_files
 
 TASK_FILTER_FIELDS = frozenset(
     {"task_id", "type", "status", "label", "request_time", "completion_time"}
@@ -402,24 +403,30 @@ async def file_record_page(
 async def bytes_totals(
     ctx: AppContext, caller: Caller, task_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, int]:
-    """Bytes each task has to copy, from its planned file records (unchanged files excluded).
-
-    Only the caller's tasks are counted; a task without records yet has no entry."""
+    """Bytes each task has to copy: what its work batches list, less the files found
+    unchanged. Only the caller's tasks are counted; a task not planned yet has no entry."""
     if not task_ids:
         return {}
     async with ctx.db.session() as session:
-        rows = await session.execute(
+        planned = await session.execute(
+            select(WorkBatch.task_id, func.coalesce(func.sum(WorkBatch.byte_count), 0))
+            .join(Task, Task.id == WorkBatch.task_id)
+            .where(Task.owner_id == caller.identity_id, WorkBatch.task_id.in_(task_ids))
+            .group_by(WorkBatch.task_id)
+        )
+        totals = {row[0]: int(row[1]) for row in planned}
+        unchanged = await session.execute(
             select(TaskFile.task_id, func.coalesce(func.sum(TaskFile.size), 0))
-            .join(Task, Task.id == TaskFile.task_id)
             .where(
-                Task.owner_id == caller.identity_id,
-                TaskFile.task_id.in_(task_ids),
+                TaskFile.task_id.in_(list(totals)),
                 TaskFile.is_directory.is_(False),
-                TaskFile.state != "unchanged",
+                TaskFile.state == "unchanged",
             )
             .group_by(TaskFile.task_id)
         )
-        return {row[0]: int(row[1]) for row in rows}
+        for task_id, size in unchanged:
+            totals[task_id] -= int(size)
+        return totals
 
 
 async def task_items(ctx: AppContext, caller: Caller, task_id: object) -> list[TaskItem]:
@@ -436,20 +443,104 @@ async def task_items(ctx: AppContext, caller: Caller, task_id: object) -> list[T
 async def task_file_page(
     ctx: AppContext, caller: Caller, task_id: object, *, limit: int, offset: int
 ) -> tuple[list[TaskFile], int]:
-    """A page of the task's per-file records in every state, errors first; and their count."""
+    """A page of the task's files in every state, errors first; and their count.
+
+    Files with an outcome have rows; the others (pending, or canceled when the task ended
+    first) are read from their work batches' lists, after the rows."""
     errors_first = case((TaskFile.state.in_(("failed", "skipped")), 0), else_=1)
     async with ctx.db.session() as session:
         task = await _own_task(session, caller, task_id)
         condition = TaskFile.task_id == task.id
-        total = await session.scalar(select(func.count()).select_from(TaskFile).where(condition))
-        rows = await session.scalars(
-            select(TaskFile)
-            .where(condition)
-            .order_by(errors_first, TaskFile.id)
-            .limit(limit)
-            .offset(offset)
+        recorded = int(
+            await session.scalar(select(func.count()).select_from(TaskFile).where(condition)) or 0
         )
-        return list(rows), int(total or 0)
+        rows = list(
+            await session.scalars(
+                select(TaskFile)
+                .where(condition)
+                .order_by(errors_first, TaskFile.id)
+                .limit(limit)
+                .offset(offset)
+            )
+        )
+        unlisted = await _files_without_rows(session, task)
+        if len(rows) < limit:
+            rows += await unlisted.page(session, max(0, offset - recorded), limit - len(rows))
+        return rows, recorded + unlisted.count
+
+
+@dataclass
+class _FilesWithoutRows:
+    """A task's planned files that have no row yet, batch by batch."""
+
+    task: Task
+    batches: list[tuple[int, int]]  # (batch id, files it lists without a row)
+
+    @property
+    def count(self) -> int:
+        return sum(n for _, n in self.batches)
+
+    async def page(self, session: AsyncSession, skip: int, limit: int) -> list[TaskFile]:
+        state = "pending" if self.task.status in ("ACTIVE", "INACTIVE") else "canceled"
+        found: list[TaskFile] = []
+        for batch_id, missing in self.batches:
+            if len(found) >= limit:
+                break
+            if skip >= missing:
+                skip -= missing
+                continue
+            jobs = await batch_files.batch_jobs(session, batch_id)
+            first, last = batch_files.id_range(batch_id, len(jobs))
+            with_rows = set(
+                await session.scalars(select(TaskFile.id).where(TaskFile.id.between(first, last)))
+            )
+            for job in jobs:
+                if job.key in with_rows:
+                    continue
+                if skip:
+                    skip -= 1
+                    continue
+                found.append(
+                    TaskFile(
+                        id=job.key,
+                        task_id=self.task.id,
+                        batch_id=batch_id,
+                        source_path=job.source_path,
+                        destination_path=job.destination_path,
+                        size=job.size,
+                        mtime=job.mtime,
+                        state=state,
+                        is_directory=False,
+                        external_checksum=job.external_checksum,
+                        checksum_algorithm=job.checksum_algorithm,
+                    )
+                )
+                if len(found) >= limit:
+                    break
+        return found
+
+
+async def _files_without_rows(session: AsyncSession, task: Task) -> _FilesWithoutRows:
+    with_rows = dict(
+        (
+            await session.execute(
+                select(TaskFile.batch_id, func.count())
+                .where(TaskFile.task_id == task.id, TaskFile.batch_id.is_not(None))
+                .group_by(TaskFile.batch_id)
+            )
+        ).tuples()
+    )
+    listed = await session.execute(
+        select(WorkBatch.id, WorkBatch.file_count)
+        .where(WorkBatch.task_id == task.id, WorkBatch.file_count > 0)
+        .order_by(WorkBatch.id)
+    )
+    batches = [
+        (batch_id, count - with_rows.get(batch_id, 0))
+        for batch_id, count in listed
+        if count > with_rows.get(batch_id, 0)
+    ]
+    return _FilesWithoutRows(task, batches)
 
 
 async def rerun_task(ctx: AppContext, caller: Caller, task_id: object) -> Submitted:
