@@ -17,7 +17,7 @@ from arctern.connectors.base import Connector
 from arctern.connectors.errors import ConnectorError, PermissionDenied
 from arctern.connectors.memory.connector import MemoryConnector
 from arctern.connectors.posix.connector import PosixConnector
-from arctern.engine.local import copy_group_local
+from arctern.engine.local import JobFields, copy_group_local
 from arctern.engine.options import FileJob
 
 SECRET = b"private bytes"
@@ -156,9 +156,9 @@ async def test_live_guard_narrowing_applies_to_the_next_operation(root: Path) ->
 def test_copy_helpers_apply_the_pickled_guard(root: Path, tmp_path: Path) -> None:
     dest = tmp_path / "dest"
     dest.mkdir()
-    jobs: list[tuple[FileJob, str | None]] = [
-        (FileJob("/shared/link/secret.txt", "/out.txt", len(SECRET), 0.0), None),
-        (FileJob("/shared/ok.txt", "/ok.txt", 2, 0.0), None),
+    jobs: list[tuple[JobFields, str | None]] = [
+        (FileJob("/shared/link/secret.txt", "/out.txt", len(SECRET), 0.0).fields(), None),
+        (FileJob("/shared/ok.txt", "/ok.txt", 2, 0.0).fields(), None),
     ]
     guard = pickle.loads(pickle.dumps(guard_r()))
     outcomes = copy_group_local(

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import MetaData, Table, bindparam, insert, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from arctern.db.bulk import BulkQuery, BulkStatement
+from arctern.db.bulk import BulkStatement
 from arctern.db.engine import Database
 from arctern.db.models.work import TaskFile
 
@@ -96,33 +97,44 @@ async def test_inserts_and_updates_match_sqlalchemys(tmp_path: Path) -> None:
         await db.dispose()
 
 
-async def test_a_bulk_query_reads_what_sqlalchemy_reads(tmp_path: Path) -> None:
+async def test_tuple_rows_and_a_statement_per_dialect(tmp_path: Path) -> None:
+    """Rows given as tuples in the order of the columns, through an upsert that each dialect
+    spells its own way: the second run updates the rows the first inserted."""
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'bulk.db'}")
+    dialects: list[str] = []
+
+    def upsert(dialect: str) -> Any:
+        dialects.append(dialect)
+        statement = sqlite_insert(FILES)
+        return statement.on_conflict_do_update(
+            index_elements=[FILES.c.id], set_={"state": statement.excluded.state}
+        )
+
     try:
         async with db.engine.begin() as connection:
             await connection.run_sync(FILES.metadata.create_all)
-        task_id, other = uuid.uuid4(), uuid.uuid4()
+        task_id = uuid.uuid4()
+        columns = ["id", *COLUMNS]
+        statement = BulkStatement(upsert, columns)
+        first = [
+            (1000 + i, *(row[name] for name in COLUMNS)) for i, row in enumerate(rows(task_id, "t"))
+        ]
         async with db.session() as session:
-            await session.execute(insert(FILES), rows(task_id, "a") + rows(other, "b"))
-            await session.execute(
-                update(FILES).where(FILES.c.source_path.like("%3")).values(state="done")
-            )
-        columns = [FILES.c.id, FILES.c.source_path, FILES.c.mtime, FILES.c.is_directory,
-                   FILES.c.done_time, FILES.c.write_state, FILES.c.task_id]  # fmt: skip
-        statement = (
-            select(*columns)
-            .where(FILES.c.task_id == bindparam("task"), FILES.c.state == "pending")
-            .order_by(FILES.c.id)
+            await statement.run(session, first)
+        again = [(row[0], *row[1:6], "done", *row[7:]) for row in first[:3]]
+        async with db.session() as session:
+            await statement.run(session, again)
+        async with db.session() as session:
+            found = (await session.execute(select(FILES).order_by(FILES.c.id))).all()
+        assert dialects == ["sqlite"]  # built once per dialect
+        assert [(f.id, f.state) for f in found] == [
+            (1000, "done"), (1001, "done"), (1002, "done"), (1003, "pending"), (1004, "pending")
+        ]  # fmt: skip
+        by_name = dict(zip(columns, first[1], strict=True))
+        assert (found[1].source_path, found[1].done_time, found[1].write_state) == (
+            by_name["source_path"],
+            by_name["done_time"],
+            by_name["write_state"],
         )
-        query = BulkQuery(statement)
-        async with db.session() as session:
-            fast = await query.all(session, task=task_id)
-            usual = [tuple(row) for row in await session.execute(statement, {"task": task_id})]
-            none = await query.all(session, task=uuid.uuid4())
-        assert fast == usual
-        assert [row[1] for row in fast] == [f"/a/é {i}" for i in (0, 1, 2, 4)]
-        assert fast[1][4] == datetime(2026, 12, 4, 17, 0, 1, 123456, tzinfo=UTC)
-        assert fast[1][5] == {"temp_path": "/t1"} and fast[0][5] is None
-        assert none == []
     finally:
         await db.dispose()

@@ -17,7 +17,6 @@ from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import UpdateBase
 
 _UNSET = object()
@@ -68,7 +67,11 @@ class BulkStatement:
         statement = self.statement
         return statement if isinstance(statement, UpdateBase) else statement(dialect.name)
 
-    async def run(self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    async def run(
+        self, session: AsyncSession, rows: Sequence[Mapping[str, Any]] | Sequence[tuple[Any, ...]]
+    ) -> None:
+        """Run for ``rows``: mappings of names to values, or tuples of values in the order of
+        ``columns`` (a row of tuples costs less to make than a dictionary)."""
         if not rows:
             return
         connection = await session.connection()
@@ -76,16 +79,24 @@ class BulkStatement:
         if dialect.name not in self._bound:
             self._bound[dialect.name] = _bind(self._statement(dialect), dialect, self.columns)
         bound = self._bound[dialect.name]
+        as_tuples = isinstance(rows[0], tuple)
         if bound is None:
-            await session.execute(self._statement(dialect), list(rows))
+            mappings: list[Any] = list(rows)
+            if as_tuples:
+                mappings = [dict(zip(self.columns, row, strict=True)) for row in mappings]
+            await session.execute(self._statement(dialect), mappings)
             return
+        order = [self.columns.index(name) for name in bound.names] if as_tuples else []
         # The last value each processor saw, and its result: rows of one flush mostly share
         # values (None, a state, the time the group finished), and processing one (a time's
         # conversion, a JSON dump) costs more than the rest of the row.
         last: list[tuple[Any, Any]] = [(_UNSET, None)] * len(bound.processors)
         params: list[tuple[Any, ...]] = []
         for row in rows:
-            values = [row[name] for name in bound.names]
+            if as_tuples:
+                values = [row[index] for index in order]  # type: ignore[index]
+            else:
+                values = [row[name] for name in bound.names]  # type: ignore[call-overload]
             for slot, (position, process) in enumerate(bound.processors):
                 value = values[position]
                 seen, result = last[slot]
@@ -95,51 +106,3 @@ class BulkStatement:
                 values[position] = result
             params.append(tuple(values))
         await connection.exec_driver_sql(bound.sql, params)
-
-
-class BulkQuery:
-    """A SELECT of many rows, fetched as plain tuples from the driver: compiled once per
-    dialect, its parameters bound and its columns read with the types' own processors (only
-    for values that are not NULL), without SQLAlchemy's row objects."""
-
-    def __init__(self, statement: Select[Any]) -> None:
-        self.statement = statement
-        self._bound: dict[str, _Bound | None] = {}
-        # Result processors by column index, per dialect, found at the first execution.
-        self._readers: dict[str, list[tuple[int, Callable[[Any], Any]]]] = {}
-
-    async def all(self, session: AsyncSession, **params: Any) -> list[tuple[Any, ...]]:
-        """Every row, for ``params`` (the statement's named ``bindparam``s; its literal
-        values are bound as they were given)."""
-        connection = await session.connection()
-        dialect = connection.dialect
-        if dialect.name not in self._bound:
-            self._bound[dialect.name] = _bind(self.statement, dialect)
-        bound = self._bound[dialect.name]
-        if bound is None:
-            return [tuple(row) for row in await session.execute(self.statement, params)]
-        arguments = [
-            params.get(name, literal)
-            for name, literal in zip(bound.names, bound.literals, strict=True)
-        ]
-        for position, process in bound.processors:
-            arguments[position] = process(arguments[position])
-        result = await connection.exec_driver_sql(bound.sql, tuple(arguments))
-        readers = self._readers.get(dialect.name)
-        if readers is None:
-            # A type's reader may depend on the type code the driver reports for the column.
-            codes = [entry[1] for entry in result.cursor.description]
-            readers = self._readers[dialect.name] = []
-            for index, column in enumerate(self.statement.selected_columns):
-                reader = column.type.dialect_impl(dialect).result_processor(dialect, codes[index])
-                if reader is not None:
-                    readers.append((index, cast(Callable[[Any], Any], reader)))
-        rows = [tuple(row) for row in result.fetchall()]
-        if readers:
-            for position, row in enumerate(rows):
-                values = list(row)
-                for index, convert in readers:
-                    if values[index] is not None:
-                        values[index] = convert(values[index])
-                rows[position] = tuple(values)
-        return rows

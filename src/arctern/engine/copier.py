@@ -329,7 +329,7 @@ class Copier:
                     copy_group_local,
                     self.source.root,  # type: ignore[attr-defined]
                     self.destination.root,  # type: ignore[attr-defined]
-                    [(job, algorithm) for _index, job, algorithm in work],
+                    [(job.fields(), algorithm) for _index, job, algorithm in work],
                     verify=verify,
                     preserve_timestamp=self.options.preserve_timestamp,
                     # A snapshot of a non-owner's grants: the helper applies them as well.

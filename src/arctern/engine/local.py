@@ -187,31 +187,35 @@ def _verify(written: bytes, data: bytes, job: FileJob, algorithm: str, expected:
     )
 
 
+# A job's ``FileJob.fields()``: how a group of small files travels to a helper process.
+JobFields = tuple[str, str, int, float, str | None, str | None, int | None]
+
+
 def copy_group_local(
     source_root: str,
     destination_root: str,
-    work: list[tuple[FileJob, str | None]],
+    work: list[tuple[JobFields, str | None]],
     *,
     verify: bool,
     preserve_timestamp: bool,
     source_guard: AccessGuard | None = None,
     destination_guard: AccessGuard | None = None,
 ) -> list[str | BaseException | None]:
-    """``copy_small_local`` for each ``(job, algorithm)``; one outcome (checksum or the
-    exception) per job. Takes roots (and the picklable access guards of a non-owner's task),
-    not connectors, so that it can run in another process."""
+    """``copy_small_local`` for each ``(job fields, algorithm)``; one outcome (checksum or
+    the exception) per job. Takes roots (and the picklable access guards of a non-owner's
+    task), not connectors, and plain tuples, so that it runs in another process cheaply."""
     source = PosixConnector(source_root, guard=source_guard)
     destination = PosixConnector(destination_root, guard=destination_guard)
     held = HeldDirectories()
     outcomes: list[str | BaseException | None] = []
     try:
-        for job, algorithm in work:
+        for fields, algorithm in work:
             try:
                 outcomes.append(
                     copy_small_local(
                         source,
                         destination,
-                        job,
+                        FileJob(*fields),
                         algorithm=algorithm,
                         verify=verify,
                         preserve_timestamp=preserve_timestamp,

@@ -77,9 +77,13 @@ class ItemSpec:
     checksum_algorithm: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FileJob:
-    """One file to copy, as planned (and persisted by the worker)."""
+    """One file to copy, as planned (and persisted by the worker).
+
+    Not frozen: a frozen dataclass costs four times as much to make, and a transfer of small
+    files makes one per file. Nothing changes a job once planned but its ``key``, given
+    once, when the batch listing it is stored."""
 
     source_path: str
     destination_path: str
@@ -88,6 +92,19 @@ class FileJob:
     external_checksum: str | None = None
     checksum_algorithm: str | None = None
     key: int | None = None  # the worker's TaskFile id, echoed back in checkpoints
+
+    def fields(self) -> tuple[str, str, int, float, str | None, str | None, int | None]:
+        """The job as a plain tuple (``FileJob(*fields)`` makes it again): what crosses a
+        process boundary, pickled far faster than the object."""
+        return (
+            self.source_path,
+            self.destination_path,
+            self.size,
+            self.mtime,
+            self.external_checksum,
+            self.checksum_algorithm,
+            self.key,
+        )
 
     @property
     def temp_key(self) -> str | None:

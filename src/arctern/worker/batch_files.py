@@ -80,20 +80,11 @@ def planned_jobs(batch_id: int, doc: PlannedFiles | None) -> list[FileJob]:
     ]
 
 
-def keyed(batch_id: int, jobs: list[FileJob]) -> list[FileJob]:
-    """``jobs`` (in the order stored) keyed by their row ids."""
-    return [
-        FileJob(
-            job.source_path,
-            job.destination_path,
-            job.size,
-            job.mtime,
-            job.external_checksum,
-            job.checksum_algorithm,
-            file_id(batch_id, index),
-        )
-        for index, job in enumerate(jobs)
-    ]
+def assign_keys(batch_id: int, jobs: list[FileJob]) -> list[FileJob]:
+    """Key ``jobs`` (in the order stored) by their row ids, in place; ``jobs``."""
+    for index, job in enumerate(jobs):
+        job.key = file_id(batch_id, index)
+    return jobs
 
 
 async def batch_jobs(session: AsyncSession, batch_id: int) -> list[FileJob]:

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, literal_column, select, update
@@ -285,20 +286,25 @@ class TaskProgress:
             )
         # One driver executemany: a batch flushes a thousand rows at a time.
         if self.file_updates:
-            rows = [{**self._planned(key), **record} for key, record in self.file_updates.items()]
-            await _FILE_DONE.run(session, rows)
+            outcome = itemgetter(*_OUTCOME_COLUMNS)
+            await _FILE_DONE.run(
+                session,
+                [self._planned(key) + outcome(record) for key, record in self.file_updates.items()],
+            )
         if self.checkpoints:
-            rows = [
-                {
-                    **self._planned(key),
-                    "checksum_algorithm": self.files[key].checksum_algorithm,
-                    "state": "pending",
-                    "bytes_done": done,
-                    "write_state": state,
-                }
-                for key, (done, state) in self.checkpoints.items()
-            ]
-            await _CHECKPOINT.run(session, rows)
+            await _CHECKPOINT.run(
+                session,
+                [
+                    (
+                        *self._planned(key),
+                        self.files[key].checksum_algorithm,
+                        "pending",
+                        done,
+                        state,
+                    )
+                    for key, (done, state) in self.checkpoints.items()
+                ],
+            )
         if self.events or self.dropped_events:
             rows = [
                 {
@@ -325,20 +331,20 @@ class TaskProgress:
             await session.execute(insert(TaskEvent), rows)
         return True
 
-    def _planned(self, key: int) -> dict[str, Any]:
-        """The planned columns of the row of file ``key``."""
+    def _planned(self, key: int) -> tuple[Any, ...]:
+        """The planned columns (``_PLANNED_COLUMNS``) of the row of file ``key``."""
         job = self.files[key]
-        return {
-            "id": key,
-            "task_id": self.task_id,
-            "batch_id": key >> FILE_ID_BITS,
-            "source_path": job.source_path,
-            "destination_path": job.destination_path,
-            "size": job.size,
-            "mtime": job.mtime,
-            "is_directory": False,
-            "external_checksum": job.external_checksum,
-        }
+        return (
+            key,
+            self.task_id,
+            key >> FILE_ID_BITS,
+            job.source_path,
+            job.destination_path,
+            job.size,
+            job.mtime,
+            False,
+            job.external_checksum,
+        )
 
     def _reset(self) -> None:
         self.deltas = {}

@@ -464,7 +464,7 @@ class DatabaseWorkSource:
             planned = {}
             for group in commit.batches:
                 batch_id = await _insert_batch(session, task_id, group)
-                planned[batch_id] = batch_files.keyed(batch_id, group)
+                planned[batch_id] = batch_files.assign_keys(batch_id, group)
             if commit.batches:
                 mark_changed(session, NEW_WORK_TOPIC)
             if commit.errors:

@@ -521,15 +521,12 @@ class _FilesWithoutRows:
 
 
 async def _files_without_rows(session: AsyncSession, task: Task) -> _FilesWithoutRows:
-    with_rows = dict(
-        (
-            await session.execute(
-                select(TaskFile.batch_id, func.count())
-                .where(TaskFile.task_id == task.id, TaskFile.batch_id.is_not(None))
-                .group_by(TaskFile.batch_id)
-            )
-        ).tuples()
+    counted = await session.execute(
+        select(TaskFile.batch_id, func.count())
+        .where(TaskFile.task_id == task.id, TaskFile.batch_id.is_not(None))
+        .group_by(TaskFile.batch_id)
     )
+    with_rows: dict[int | None, int] = {batch_id: count for batch_id, count in counted}
     listed = await session.execute(
         select(WorkBatch.id, WorkBatch.file_count)
         .where(WorkBatch.task_id == task.id, WorkBatch.file_count > 0)

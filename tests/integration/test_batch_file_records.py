@@ -1,0 +1,96 @@
+"""Planned files live in their batch's list until they have an outcome: what the worker,
+the task page, cancel and the byte totals make of files with and without rows."""
+
+from __future__ import annotations
+
+import uuid
+
+from arctern.connectors.base import WriteState
+from arctern.context import AppContext
+from arctern.db.models.transfer import Task
+from arctern.db.models.work import TaskFile
+from arctern.engine.copier import Resume
+from arctern.transfer.services import tasks as task_service
+from arctern.transfer.services.common import Caller
+from arctern.worker.finalize import finalize_stopped
+from arctern.worker.progress import TaskProgress
+from arctern.worker.source import PlanCommit, PlanErrorRow
+from tests.integration import test_connect_work
+from tests.integration.test_worker_lease_ahead import _jobs, _planning
+
+database_url = test_connect_work.database_url
+ctx = test_connect_work.ctx
+
+
+def listed(rows: list[TaskFile]) -> list[tuple[str, str]]:
+    return [(row.source_path, row.state) for row in rows]
+
+
+async def test_files_without_rows_are_copied_listed_counted_and_canceled(
+    ctx: AppContext,
+) -> None:
+    source, plan, task_id = await _planning(ctx, lambda: 0.0)
+    async with ctx.db.session() as session:
+        task = await session.get(Task, task_id)
+        assert task is not None
+        caller = Caller(task.owner_id, "owner")
+    planned = TaskProgress(task_id, ctx.clock.now)
+    planned.add(files=5, subtasks_total=6, subtasks_pending=5, subtasks_failed=1)
+    missing = PlanErrorRow("/src/gone", "/dst/gone", "FILE_NOT_FOUND", "gone", False, False)
+    commit = PlanCommit(1, 0, True, batches=[_jobs("a", 3), _jobs("b", 2)], errors=[missing])
+    await source.commit_plan(plan, commit, planned)
+
+    page, total = await task_service.task_file_page(ctx, caller, task_id, limit=10, offset=0)
+    assert total == 6
+    assert listed(page) == [
+        ("/src/gone", "failed"),
+        *((f"/src/{name}", "pending") for name in ("a0", "a1", "a2", "b0", "b1")),
+    ]
+    totals = await task_service.bytes_totals(ctx, caller, [task_id])
+    assert totals == {task_id: (100 + 101 + 102) + (100 + 101)}
+
+    # A worker copies a1 and buffers a resume point of a2: both get rows, nothing else.
+    claim = await source.claim()
+    assert claim is not None and claim.kind == "batch"
+    jobs = [job for job, _ in await source.load_batch(claim)]
+    assert [job.source_path for job in jobs] == ["/src/a0", "/src/a1", "/src/a2"]
+    progress = TaskProgress(task_id, ctx.clock.now)
+    progress.file_done(jobs[1], "done", checksum="c1", checksum_algorithm="MD5")
+    progress.add(subtasks_pending=-1, subtasks_succeeded=1)
+    point = WriteState(temp_path="/dst/.a2.part")
+    progress.checkpoint(jobs[2], 50, point)
+    await source.beat(claim, progress, extend=False, guarded=[])
+
+    # Rows first (errors first, then in plan order), then the files without one.
+    first, total = await task_service.task_file_page(ctx, caller, task_id, limit=3, offset=0)
+    rest, _ = await task_service.task_file_page(ctx, caller, task_id, limit=10, offset=3)
+    assert total == 6
+    assert listed(first) == [("/src/gone", "failed"), ("/src/a1", "done"), ("/src/a2", "pending")]
+    assert listed(rest) == [("/src/a0", "pending"), ("/src/b0", "pending"), ("/src/b1", "pending")]
+    done = await task_service.task_file_records(ctx, caller, task_id, state="done", marker=None)
+    assert [(r.source_path, r.checksum) for r in done[0]] == [("/src/a1", "c1")]
+
+    # Whoever takes the batch over copies a0 afresh and resumes a2; a1 is done.
+    again = await source.load_batch(claim)
+    assert [(job.source_path, resume) for job, resume in again] == [
+        ("/src/a0", None),
+        ("/src/a2", Resume(50, point)),
+    ]
+    assert [job.key for job, _ in again] == [jobs[0].key, jobs[2].key]
+
+    # A cancel counts every file still pending, with a row or without.
+    assert await finalize_stopped(ctx, task_id, "CANCELED", None)
+    async with ctx.db.session() as session:
+        ended = await session.get(Task, task_id)
+        assert ended is not None
+        assert (ended.subtasks_canceled, ended.subtasks_pending) == (4, 0)
+    page, total = await task_service.task_file_page(ctx, caller, task_id, limit=10, offset=0)
+    assert total == 6
+    assert listed(page) == [
+        ("/src/gone", "failed"),
+        ("/src/a1", "done"),
+        ("/src/a2", "canceled"),
+        *((f"/src/{name}", "canceled") for name in ("a0", "b0", "b1")),
+    ]
+    other = Caller(uuid.uuid4(), "someone else")
+    assert await task_service.bytes_totals(ctx, other, [task_id]) == {}
