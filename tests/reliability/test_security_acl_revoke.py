@@ -85,6 +85,9 @@ def freeze_between_writes(proc: subprocess.Popen[bytes], url: str) -> None:
     deadline = time.monotonic() + 60
     while True:
         with_group(proc, signal.SIGSTOP)
+        # kill() returns before the signal takes effect: a thread still running could begin
+        # a write right after the probe below and be frozen holding it.
+        wait_stopped(proc)
         if path is None:
             return
         probe = sqlite3.connect(path, timeout=0)
@@ -98,6 +101,35 @@ def freeze_between_writes(proc: subprocess.Popen[bytes], url: str) -> None:
             probe.close()
         assert time.monotonic() < deadline, "the worker never paused between writes"
         time.sleep(0.002)
+
+
+def wait_stopped(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Until every thread of every process in ``proc``'s group is stopped."""
+    deadline = time.monotonic() + timeout
+    while not all(_stopped(pid) for pid in _group_members(proc.pid)):
+        assert time.monotonic() < deadline, "the worker's processes never stopped"
+        time.sleep(0.001)
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError, IndexError):
+                # Fields after the command name, which may itself hold spaces or parentheses.
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == pgid:
+                    members.append(int(entry.name))
+    return members
+
+
+def _stopped(pid: int) -> bool:
+    try:
+        threads = list(Path(f"/proc/{pid}/task").iterdir())
+        states = [(t / "stat").read_text().rsplit(")", 1)[1].split()[0] for t in threads]
+    except OSError:
+        return True  # gone
+    return all(state in ("T", "t", "Z", "X") for state in states)
 
 
 def with_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
