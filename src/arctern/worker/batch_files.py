@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arctern.db.models.work import WorkBatch
+from arctern.db.models.work import TaskFile, WorkBatch
 from arctern.engine.options import FileJob
 
 # Bits of a file id that number the file within its batch: a batch lists at most 2**20 files
@@ -32,6 +32,11 @@ PlannedFiles = list[list[Any]]
 def file_id(batch_id: int, index: int) -> int:
     """The id of the row of the ``index``-th file of batch ``batch_id``."""
     return (batch_id << FILE_ID_BITS) | index
+
+
+def batch_of(file_id: int) -> int:
+    """The batch of the file whose row id is ``file_id``."""
+    return file_id >> FILE_ID_BITS
 
 
 def id_range(batch_id: int, count: int) -> tuple[int, int]:
@@ -59,24 +64,10 @@ def files_doc(jobs: list[FileJob]) -> PlannedFiles:
 
 def planned_jobs(batch_id: int, doc: PlannedFiles | None) -> list[FileJob]:
     """The batch's files as stored, each keyed by its row id."""
+    # Unpacked by name, so that a list of the wrong shape fails here, not in a copy.
     return [
-        FileJob(
-            source_path,
-            destination_path,
-            size,
-            mtime,
-            external_checksum,
-            checksum_algorithm,
-            file_id(batch_id, index),
-        )
-        for index, (
-            source_path,
-            destination_path,
-            size,
-            mtime,
-            external_checksum,
-            checksum_algorithm,
-        ) in enumerate(doc or [])
+        FileJob(source, destination, size, mtime, external, algorithm, file_id(batch_id, index))
+        for index, (source, destination, size, mtime, external, algorithm) in enumerate(doc or [])
     ]
 
 
@@ -91,3 +82,19 @@ async def batch_jobs(session: AsyncSession, batch_id: int) -> list[FileJob]:
     """Every file batch ``batch_id`` lists, keyed by its row id."""
     listed = await session.scalar(select(WorkBatch.files).where(WorkBatch.id == batch_id))
     return planned_jobs(batch_id, listed)
+
+
+async def jobs_with_rows(
+    session: AsyncSession, batch_id: int
+) -> list[tuple[FileJob, Row[Any] | None]]:
+    """Every file batch ``batch_id`` lists, with its row (``state``, ``bytes_done``,
+    ``write_state``) if it has one."""
+    jobs = await batch_jobs(session, batch_id)
+    first, last = id_range(batch_id, len(jobs))
+    rows = await session.execute(
+        select(TaskFile.id, TaskFile.state, TaskFile.bytes_done, TaskFile.write_state).where(
+            TaskFile.id.between(first, last)
+        )
+    )
+    recorded = {row.id: row for row in rows}
+    return [(job, recorded.get(job.key)) for job in jobs]

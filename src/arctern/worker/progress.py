@@ -26,7 +26,7 @@ from arctern.db.bulk import BulkStatement
 from arctern.db.models.transfer import Task, TaskEvent
 from arctern.db.models.work import TaskFile
 from arctern.engine.options import FileJob
-from arctern.worker.batch_files import FILE_ID_BITS
+from arctern.worker.batch_files import batch_of
 
 COUNTERS = (
     "files",
@@ -337,7 +337,7 @@ class TaskProgress:
         return (
             key,
             self.task_id,
-            key >> FILE_ID_BITS,
+            batch_of(key),
             job.source_path,
             job.destination_path,
             job.size,

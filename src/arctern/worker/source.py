@@ -358,19 +358,9 @@ class DatabaseWorkSource:
             return [(job, None) for job in planned]
         assert claim.batch_id is not None
         async with self.ctx.db.session() as session:
-            jobs = await batch_files.batch_jobs(session, claim.batch_id)
-            first, last = batch_files.id_range(claim.batch_id, len(jobs))
-            recorded = {
-                row.id: row
-                for row in await session.execute(
-                    select(
-                        TaskFile.id, TaskFile.state, TaskFile.bytes_done, TaskFile.write_state
-                    ).where(TaskFile.id.between(first, last))
-                )
-            }
+            listed = await batch_files.jobs_with_rows(session, claim.batch_id)
         files: list[tuple[FileJob, Resume | None]] = []
-        for job in jobs:
-            row = recorded.get(job.key)
+        for job, row in listed:
             if row is None:
                 files.append((job, None))
             elif row.state == "pending":  # a large file's resume point

@@ -489,13 +489,8 @@ class _FilesWithoutRows:
             if skip >= missing:
                 skip -= missing
                 continue
-            jobs = await batch_files.batch_jobs(session, batch_id)
-            first, last = batch_files.id_range(batch_id, len(jobs))
-            with_rows = set(
-                await session.scalars(select(TaskFile.id).where(TaskFile.id.between(first, last)))
-            )
-            for job in jobs:
-                if job.key in with_rows:
+            for job, row in await batch_files.jobs_with_rows(session, batch_id):
+                if row is not None:
                     continue
                 if skip:
                     skip -= 1
