@@ -13,14 +13,15 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
 from arctern.context import AppContext
 from arctern.db.models.work import TaskFile, WorkBatch
 from arctern.engine.options import FileJob
 from arctern.worker import batch_files
-from arctern.worker.leases import Limits
-from arctern.worker.source import DatabaseWorkSource, PlanCommit
+from arctern.worker.leases import Claim, Limits
+from arctern.worker.progress import TaskProgress
+from arctern.worker.source import DatabaseWorkSource, PlanCommit, PlannedBatches
 from tests.integration import test_connect_work
 from tests.integration.test_worker_scope import collection, task
 from tests.scale.test_fair_share import user
@@ -116,12 +117,63 @@ async def test_the_batch_just_planned_is_claimed_and_read_without_a_statement(
         again = await source.load_batch(batch)
     assert len(seen) == 2 and again == files  # the batch's list, and its files' rows
 
-    # Without room nothing is leased ahead: the next claim runs the claim statements.
+    # Without room nothing is leased ahead: the next claim runs the claim statements, and
+    # the batch's first lease still starts from the files planned here, without a read.
     await source.commit_plan(plan, PlanCommit(1, 0, False, batches=[_jobs("b", 2)]), None)
     with statements(ctx) as seen:
         second = await source.claim()
     assert second is not None and second.kind == "batch" and second != batch and seen
-    assert len(await source.load_batch(second)) == 2
+    with statements(ctx) as seen:
+        files = await source.load_batch(second)
+    assert seen == [] and [j.source_path for j, _ in files] == ["/src/b0", "/src/b1"]
+
+
+async def test_a_batch_planned_here_but_leased_elsewhere_first_is_read_back(
+    ctx: AppContext,
+) -> None:
+    """Files kept from planning serve only a batch's first lease: once another worker held
+    it, it may have copied some, and the rows say which."""
+    now = [1000.0]
+    source, plan, _task_id = await _planning(ctx, lambda: now[0])
+    await source.commit_plan(plan, PlanCommit(1, 0, False, batches=[_jobs("a", 3)]), None)
+    other = DatabaseWorkSource(ctx, worker="w2", lease=LEASE, limits=Limits())
+    taken = await other.claim()
+    assert taken is not None and taken.kind == "batch" and taken.first_lease
+    copied = (await other.load_batch(taken))[0][0]
+    progress = TaskProgress(taken.task_id, ctx.clock.now)
+    progress.file_done(copied, "done")
+    await other.finish_batch(taken, progress)  # as if copied, then given back unfinished
+    async with ctx.db.session() as session:
+        await session.execute(
+            update(WorkBatch).where(WorkBatch.id == taken.batch_id).values(state="pending")
+        )
+
+    again = await source.claim()
+    assert again is not None and again.batch_id == taken.batch_id and not again.first_lease
+    with statements(ctx) as seen:
+        files = await source.load_batch(again)
+    assert len(seen) == 2
+    assert [j.source_path for j, _ in files] == ["/src/a1", "/src/a2"]
+
+
+def test_planned_batches_keep_the_most_recent_files_up_to_the_bound() -> None:
+    kept = PlannedBatches(max_files=5)
+    for batch_id in (1, 2, 3):
+        kept.keep(batch_id, _jobs(f"b{batch_id}-", 2))
+
+    def first(batch_id: int) -> Claim:
+        return Claim("batch", uuid.uuid4(), batch_id, first_lease=True)
+
+    assert kept.take(first(1)) is None  # the oldest went first
+    retried = Claim("batch", uuid.uuid4(), 2, first_lease=False)
+    assert kept.take(retried) is None  # not a first lease: read back
+    assert kept.take(first(2)) is None  # and no longer kept
+    taken = kept.take(first(3))
+    assert taken is not None and [j.source_path for j in taken] == ["/src/b3-0", "/src/b3-1"]
+    kept.keep(4, _jobs("c", 5))
+    kept.drop(4)
+    kept.keep(5, _jobs("d", 5))  # room again after the drop: nothing else to push out
+    assert kept.take(first(5)) is not None
 
 
 async def test_a_lease_taken_ahead_and_not_used_soon_is_handed_back(ctx: AppContext) -> None:

@@ -86,23 +86,28 @@ class BulkStatement:
                 mappings = [dict(zip(self.columns, row, strict=True)) for row in mappings]
             await session.execute(self._statement(dialect), mappings)
             return
-        order = [self.columns.index(name) for name in bound.names] if as_tuples else []
-        # The last value each processor saw, and its result: rows of one flush mostly share
-        # values (None, a state, the time the group finished), and processing one (a time's
-        # conversion, a JSON dump) costs more than the rest of the row.
-        last: list[tuple[Any, Any]] = [(_UNSET, None)] * len(bound.processors)
-        params: list[tuple[Any, ...]] = []
-        for row in rows:
-            if as_tuples:
-                values = [row[index] for index in order]  # type: ignore[index]
-            else:
-                values = [row[name] for name in bound.names]  # type: ignore[call-overload]
-            for slot, (position, process) in enumerate(bound.processors):
-                value = values[position]
-                seen, result = last[slot]
-                if value is not seen:
-                    result = process(value)
-                    last[slot] = (value, result)
-                values[position] = result
-            params.append(tuple(values))
-        await connection.exec_driver_sql(bound.sql, params)
+        columns: list[Sequence[Any]]
+        if as_tuples:
+            given = list(zip(*rows, strict=True))  # one tuple per column of ``columns``
+            columns = [given[self.columns.index(name)] for name in bound.names]
+        else:
+            columns = [[row[name] for row in rows] for name in bound.names]  # type: ignore[call-overload]
+        for position, process in bound.processors:
+            columns[position] = _processed(columns[position], process)
+        await connection.exec_driver_sql(bound.sql, list(zip(*columns, strict=True)))
+
+
+def _processed(values: Sequence[Any], process: Callable[[Any], Any]) -> list[Any]:
+    """``process`` applied to each of ``values``, once per run of the same object: the rows of
+    one flush mostly share values (None, a state, the time a group finished), and processing
+    one (a time's conversion, a JSON dump) costs more than the rest of the row. Column by
+    column, so that the columns without a processor are never touched in Python."""
+    out: list[Any] = []
+    append = out.append
+    seen: Any = _UNSET
+    result: Any = None
+    for value in values:
+        if value is not seen:
+            seen, result = value, process(value)
+        append(result)
+    return out

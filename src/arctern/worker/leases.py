@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +35,8 @@ class Claim:
     kind: str  # "plan" | "batch"
     task_id: uuid.UUID
     batch_id: int | None = None
+    # A batch leased for the first time: nobody can have copied any of its files yet.
+    first_lease: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -321,12 +323,14 @@ async def claim_batch(
         update(WorkBatch)
         .where(WorkBatch.id == candidate, _free(WorkBatch.lease_expires, _NOW))
         .values(lease_owner=owner, lease_expires=now + lease, attempts=WorkBatch.attempts + 1)
-        .returning(WorkBatch.id, WorkBatch.task_id)
+        .returning(WorkBatch.id, WorkBatch.task_id, WorkBatch.attempts)
         .execution_options(synchronize_session=False),
         {"now": now},
     )
     found = row.first()
-    return Claim("batch", found.task_id, found.id) if found is not None else None
+    if found is None:
+        return None
+    return Claim("batch", found.task_id, found.id, first_lease=found.attempts == 1)
 
 
 async def extend(

@@ -45,6 +45,45 @@ FINISHED = ("SUCCEEDED", "FAILED")
 # A job leased along with a plan commit is run if the pool claims within this long (a small
 # share of any lease), else handed back.
 NEXT_CLAIM_FRESH_SECONDS = 5.0
+# Files of batches this process planned, kept for their first lease (``PlannedBatches``).
+PLANNED_FILES_KEPT = 100_000
+
+
+class PlannedBatches:
+    """The files of the batches this process planned most recently, at most ``max_files``.
+
+    A batch leased for the first time by this process's pool starts from them instead of
+    reading its list back and decoding it (for 20,000 small files, a twentieth of the
+    worker's time). Only a first lease may: after any other, a holder before may have
+    copied files, and the rows say which. The oldest are dropped first; a batch another
+    worker leased is simply never taken.
+    """
+
+    def __init__(self, max_files: int = PLANNED_FILES_KEPT) -> None:
+        self.max_files = max_files
+        self._batches: dict[int, list[FileJob]] = {}
+        self._files = 0
+
+    def keep(self, batch_id: int, jobs: list[FileJob]) -> None:
+        self._batches[batch_id] = jobs
+        self._files += len(jobs)
+        while self._files > self.max_files:
+            oldest = next(iter(self._batches))
+            self._files -= len(self._batches.pop(oldest))
+
+    def take(self, claim: Claim) -> list[FileJob] | None:
+        """The files of ``claim``'s batch if kept and this is its first lease; either way
+        they are kept no longer."""
+        jobs = self._batches.pop(claim.batch_id or 0, None)
+        if jobs is None:
+            return None
+        self._files -= len(jobs)
+        return jobs if claim.first_lease else None
+
+    def drop(self, batch_id: int | None) -> None:
+        jobs = self._batches.pop(batch_id or 0, None)
+        if jobs is not None:
+            self._files -= len(jobs)
 
 
 class LeasedAhead:
@@ -255,9 +294,9 @@ class DatabaseWorkSource:
         self.peer_views = peer_views
         # A batch leased with a plan commit: the next ``claim`` returns it.
         self._ahead = LeasedAhead(monotonic)
-        # The files of batches leased with the commit that planned them: the batch job takes
-        # them from here instead of reading its batch back.
-        self._planned_files: dict[int, list[FileJob]] = {}
+        # The files of batches planned here: a first lease takes them from here instead of
+        # reading its batch back.
+        self._planned = PlannedBatches()
 
     # -- leases ---------------------------------------------------------------------------
 
@@ -281,7 +320,7 @@ class DatabaseWorkSource:
 
     async def release(self, claim: Claim) -> None:
         # Whoever takes the batch next may have copied part of it: its rows are the truth.
-        self._planned_files.pop(claim.batch_id or 0, None)
+        self._planned.drop(claim.batch_id)
         async with self.ctx.db.session() as session:
             await leases.release(session, claim, self.worker)
             mark_changed(session, NEW_WORK_TOPIC)
@@ -353,7 +392,7 @@ class DatabaseWorkSource:
         return PlanView(plan.item_index, plan.entries_done, plan.attempts, items)
 
     async def load_batch(self, claim: Claim) -> list[tuple[FileJob, Resume | None]]:
-        planned = self._planned_files.pop(claim.batch_id or 0, None)
+        planned = self._planned.take(claim)
         if planned is not None:
             return [(job, None) for job in planned]
         assert claim.batch_id is not None
@@ -441,17 +480,18 @@ class DatabaseWorkSource:
         lease_next: bool = False,
     ) -> None:
         """Make ``commit`` durable. ``lease_next``: also claim the next batch for this worker
-        (the pool has room) in the same transaction; when it is one just planned, its files
-        stay in memory for the batch job, which then reads no rows back."""
+        (the pool has room) in the same transaction. The files of the batches planned stay in
+        memory for their first lease here (``PlannedBatches``)."""
         now = self.ctx.clock.now()
         task_id = claim.task_id
+        planned: dict[int, list[FileJob]] = {}
+        leased: Claim | None = None
         async with self.ctx.db.session() as session:
             status = await session.scalar(select(Task.status).where(Task.id == task_id))
             if status in FINISHED:
                 raise Canceled("FINISHED")
             if not await leases.extend(session, claim, self.worker, now, self.lease):
                 raise Canceled("LEASE_LOST")
-            planned = {}
             for group in commit.batches:
                 batch_id = await _insert_batch(session, task_id, group)
                 planned[batch_id] = batch_files.assign_keys(batch_id, group)
@@ -473,22 +513,16 @@ class DatabaseWorkSource:
             if progress is not None:
                 await progress.write(session)
             if lease_next and planned and not self._ahead.kept:
-                await self._lease_next(session, now, planned)
-
-    async def _lease_next(
-        self, session: Any, now: datetime, planned: dict[int, list[FileJob]]
-    ) -> None:
-        """Claim as ``claim`` would (limits and order included), keeping the claim for the
-        pool's next ``claim`` and, for a batch of ``planned``, its files."""
-        leased = await leases.claim_batch(
-            session, self.worker, now, self.lease, self.limits, self.scope
-        )
-        if leased is None or leased.batch_id is None:
-            return
-        group = planned.get(leased.batch_id)
-        if group is not None:
-            self._planned_files[leased.batch_id] = group
-        self._ahead.keep(leased)
+                # Claimed as ``claim`` would (limits and order included), for the pool's
+                # next ``claim``.
+                leased = await leases.claim_batch(
+                    session, self.worker, now, self.lease, self.limits, self.scope
+                )
+        # Only once durable: a batch id of a transaction rolled back may be given again.
+        for batch_id, jobs in planned.items():
+            self._planned.keep(batch_id, jobs)
+        if leased is not None:
+            self._ahead.keep(leased)
 
     async def finish_batch(self, claim: Claim, progress: TaskProgress | None) -> None:
         async with self.ctx.db.session() as session:
