@@ -94,3 +94,35 @@ async def test_files_without_rows_are_copied_listed_counted_and_canceled(
     ]
     other = Caller(uuid.uuid4(), "someone else")
     assert await task_service.bytes_totals(ctx, other, [task_id]) == {}
+
+
+async def test_an_outcome_replaces_a_resume_point_whole(ctx: AppContext) -> None:
+    """A file copied after its resume point was recorded keeps one row, with the outcome's
+    columns and the resume point cleared, whether the outcome is plain or an error."""
+    source, plan, task_id = await _planning(ctx, lambda: 0.0)
+    await source.commit_plan(plan, PlanCommit(1, 0, True, batches=[_jobs("a", 3)]), None)
+    claim = await source.claim()
+    assert claim is not None and claim.kind == "batch"
+    jobs = [job for job, _ in await source.load_batch(claim)]
+    progress = TaskProgress(task_id, ctx.clock.now)
+    for job in jobs[:2]:
+        progress.checkpoint(job, 50, WriteState(temp_path=f"/dst/.{job.key}.part"))
+    await source.beat(claim, progress, extend=False, guarded=[])
+
+    progress.file_done(jobs[0], "done", checksum="c0", checksum_algorithm="MD5")
+    progress.file_done(jobs[1], "failed", error_code="PERMISSION_DENIED", error_message="no")
+    progress.file_done(jobs[2], "unchanged")
+    await source.beat(claim, progress, extend=False, guarded=[])
+
+    async with ctx.db.session() as session:
+        rows = [await session.get(TaskFile, job.key) for job in jobs]
+    assert [
+        (r.source_path, r.state, r.checksum, r.error_code, r.bytes_done, r.write_state)
+        for r in rows
+        if r is not None
+    ] == [
+        ("/src/a0", "done", "c0", None, 0, None),
+        ("/src/a1", "failed", None, "PERMISSION_DENIED", 0, None),
+        ("/src/a2", "unchanged", None, None, 0, None),
+    ]
+    assert all(r is not None and not r.is_directory and r.batch_id == claim.batch_id for r in rows)

@@ -15,7 +15,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, literal_column, select, update
+from sqlalchemy import Table, false, insert, literal_column, null, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -62,7 +62,6 @@ _PLANNED_COLUMNS = [
     "destination_path",
     "size",
     "mtime",
-    "is_directory",
     "external_checksum",
 ]
 # The columns ``file_done`` sets.
@@ -78,11 +77,24 @@ _OUTCOME_COLUMNS = [
 ]
 
 
-def _upsert(dialect: str, updated: list[str], *, only_pending: bool) -> UpdateBase:
+def _upsert(
+    dialect: str, updated: list[str], *, only_pending: bool, plain: bool = False
+) -> UpdateBase:
     """A file's row inserted, or ``updated`` if a resume point or an earlier holder of the
-    batch made it already (``only_pending``: and only while it has no outcome)."""
+    batch made it already (``only_pending``: and only while it has no outcome).
+    ``plain``: the columns a plain outcome leaves at their defaults are written as such in
+    the statement, not bound per row (binding a value costs SQLite about as much as storing
+    it)."""
     insert_of = postgresql_insert if dialect == "postgresql" else sqlite_insert
     statement = insert_of(_FILES)
+    if plain:
+        statement = statement.values(
+            is_directory=false(),
+            error_code=null(),
+            error_message=null(),
+            bytes_done=literal_column("0"),
+            write_state=null(),
+        )
     return statement.on_conflict_do_update(
         index_elements=[_FILES.c.id],
         set_={name: statement.excluded[name] for name in updated},
@@ -93,12 +105,29 @@ def _upsert(dialect: str, updated: list[str], *, only_pending: bool) -> UpdateBa
 # A file's outcome, and a large file's resume point (its row says "pending" until done).
 _FILE_DONE = BulkStatement(
     lambda dialect: _upsert(dialect, _OUTCOME_COLUMNS, only_pending=False),
-    _PLANNED_COLUMNS + _OUTCOME_COLUMNS,
+    [*_PLANNED_COLUMNS, "is_directory", *_OUTCOME_COLUMNS],
+)
+# An outcome without an error or a resume point (a file copied, or found current): that of
+# most files of most transfers.
+_PLAIN_COLUMNS = ["state", "checksum_algorithm", "checksum", "done_time"]
+_PLAIN_OUTCOME = BulkStatement(
+    lambda dialect: _upsert(dialect, _OUTCOME_COLUMNS, only_pending=False, plain=True),
+    _PLANNED_COLUMNS + _PLAIN_COLUMNS,
 )
 _CHECKPOINT = BulkStatement(
     lambda dialect: _upsert(dialect, ["bytes_done", "write_state"], only_pending=True),
-    [*_PLANNED_COLUMNS, "checksum_algorithm", "state", "bytes_done", "write_state"],
+    [*_PLANNED_COLUMNS, "is_directory", "checksum_algorithm", "state", "bytes_done", "write_state"],
 )
+
+
+def _is_plain(record: dict[str, Any]) -> bool:
+    """Whether ``record`` leaves every column ``_PLAIN_OUTCOME`` does not bind at its default."""
+    return (
+        record["error_code"] is None
+        and record["error_message"] is None
+        and record["write_state"] is None
+        and not record["bytes_done"]
+    )
 
 
 def event_code(code: str) -> str:
@@ -284,19 +313,26 @@ class TaskProgress:
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
-        # One driver executemany: a batch flushes a thousand rows at a time.
+        # One driver executemany each: a batch flushes a thousand rows at a time.
         if self.file_updates:
             outcome = itemgetter(*_OUTCOME_COLUMNS)
-            await _FILE_DONE.run(
-                session,
-                [self._planned(key) + outcome(record) for key, record in self.file_updates.items()],
-            )
+            plain_outcome = itemgetter(*_PLAIN_COLUMNS)
+            plain: list[tuple[Any, ...]] = []
+            other: list[tuple[Any, ...]] = []
+            for key, record in self.file_updates.items():
+                if _is_plain(record):
+                    plain.append(self._planned(key) + plain_outcome(record))
+                else:
+                    other.append((*self._planned(key), False, *outcome(record)))
+            await _PLAIN_OUTCOME.run(session, plain)
+            await _FILE_DONE.run(session, other)
         if self.checkpoints:
             await _CHECKPOINT.run(
                 session,
                 [
                     (
                         *self._planned(key),
+                        False,
                         self.files[key].checksum_algorithm,
                         "pending",
                         done,
@@ -342,7 +378,6 @@ class TaskProgress:
             job.destination_path,
             job.size,
             job.mtime,
-            False,
             job.external_checksum,
         )
 
