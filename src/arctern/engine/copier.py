@@ -95,7 +95,7 @@ class Resume:
     state: WriteState | None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per file: not frozen, which costs 1 µs per object made
 class CopyResult:
     status: Literal["done", "skipped"]  # skipped: the sync level found nothing to do
     checksum: str | None

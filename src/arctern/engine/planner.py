@@ -25,7 +25,7 @@ class MakeDir:
     counted: bool
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per file: not frozen, which costs more than the rest of it
 class CopyFile:
     job: FileJob
 

@@ -158,8 +158,16 @@ def _group_name(gid: int) -> str:
         return str(gid)
 
 
-def _info(name: str, path: str, st: os.stat_result, link_target: str | None = None) -> FileInfo:
-    """The ``FileInfo`` of ``os``-form ``name`` at collection path ``path`` (already text)."""
+def _info(
+    name: str,
+    path: str,
+    st: os.stat_result,
+    link_target: str | None = None,
+    *,
+    shown: str | None = None,
+) -> FileInfo:
+    """The ``FileInfo`` of ``os``-form ``name`` at collection path ``path`` (already text);
+    ``shown``: the name's text form, when the caller has it already."""
     mode = st.st_mode
     kind: FileType
     if stat_mod.S_ISLNK(mode):
@@ -171,7 +179,7 @@ def _info(name: str, path: str, st: os.stat_result, link_target: str | None = No
     else:
         kind = _special_kind(mode)[0]
     return FileInfo(
-        name=shown_name(name),
+        name=shown_name(name) if shown is None else shown,
         path=path,
         type=kind,
         size=st.st_size,
@@ -429,8 +437,8 @@ class PosixConnector:
                             )
                         except FileNotFoundError:
                             continue
-                        shown = base + shown_name(entry.name)
-                        batch.append(_info(entry.name, shown, st, target))
+                        shown = shown_name(entry.name)
+                        batch.append(_info(entry.name, base + shown, st, target, shown=shown))
                         if len(batch) >= _LIST_BATCH:
                             yield batch
                             batch = []
