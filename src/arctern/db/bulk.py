@@ -28,7 +28,6 @@ class _Bound:
 
     sql: str
     names: list[str]  # the parameters, in order
-    literals: list[Any]  # each parameter's value in the statement (None for bindparams)
     # (position, bind processor) of the parameters whose type converts values.
     processors: list[tuple[int, Callable[[Any], Any]]]
 
@@ -46,7 +45,7 @@ def _bind(statement: Any, dialect: Dialect, columns: Sequence[str] | None = None
         process = binds[name].type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
             processors.append((position, cast(Callable[[Any], Any], process)))
-    return _Bound(compiled.string, list(names), [binds[n].value for n in names], processors)
+    return _Bound(compiled.string, list(names), processors)
 
 
 class BulkStatement:

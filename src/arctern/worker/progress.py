@@ -82,14 +82,13 @@ def _upsert(
 ) -> UpdateBase:
     """A file's row inserted, or ``updated`` if a resume point or an earlier holder of the
     batch made it already (``only_pending``: and only while it has no outcome).
-    ``plain``: the columns a plain outcome leaves at their defaults are written as such in
-    the statement, not bound per row (binding a value costs SQLite about as much as storing
-    it)."""
+    Constants are written in the statement, not bound per row (binding a value costs SQLite
+    about as much as storing it): a planned file is never a directory, and ``plain``: the
+    columns a plain outcome leaves at their defaults."""
     insert_of = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert_of(_FILES)
+    statement = insert_of(_FILES).values(is_directory=false())
     if plain:
         statement = statement.values(
-            is_directory=false(),
             error_code=null(),
             error_message=null(),
             bytes_done=literal_column("0"),
@@ -105,7 +104,7 @@ def _upsert(
 # A file's outcome, and a large file's resume point (its row says "pending" until done).
 _FILE_DONE = BulkStatement(
     lambda dialect: _upsert(dialect, _OUTCOME_COLUMNS, only_pending=False),
-    [*_PLANNED_COLUMNS, "is_directory", *_OUTCOME_COLUMNS],
+    _PLANNED_COLUMNS + _OUTCOME_COLUMNS,
 )
 # An outcome without an error or a resume point (a file copied, or found current): that of
 # most files of most transfers.
@@ -116,7 +115,7 @@ _PLAIN_OUTCOME = BulkStatement(
 )
 _CHECKPOINT = BulkStatement(
     lambda dialect: _upsert(dialect, ["bytes_done", "write_state"], only_pending=True),
-    [*_PLANNED_COLUMNS, "is_directory", "checksum_algorithm", "state", "bytes_done", "write_state"],
+    [*_PLANNED_COLUMNS, "checksum_algorithm", "state", "bytes_done", "write_state"],
 )
 
 
@@ -323,7 +322,7 @@ class TaskProgress:
                 if _is_plain(record):
                     plain.append(self._planned(key) + plain_outcome(record))
                 else:
-                    other.append((*self._planned(key), False, *outcome(record)))
+                    other.append(self._planned(key) + outcome(record))
             await _PLAIN_OUTCOME.run(session, plain)
             await _FILE_DONE.run(session, other)
         if self.checkpoints:
@@ -332,7 +331,6 @@ class TaskProgress:
                 [
                     (
                         *self._planned(key),
-                        False,
                         self.files[key].checksum_algorithm,
                         "pending",
                         done,

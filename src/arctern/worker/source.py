@@ -74,16 +74,15 @@ class PlannedBatches:
     def take(self, claim: Claim) -> list[FileJob] | None:
         """The files of ``claim``'s batch if kept and this is its first lease; either way
         they are kept no longer."""
-        jobs = self._batches.pop(claim.batch_id or 0, None)
-        if jobs is None:
-            return None
-        self._files -= len(jobs)
+        jobs = self.drop(claim.batch_id)
         return jobs if claim.first_lease else None
 
-    def drop(self, batch_id: int | None) -> None:
+    def drop(self, batch_id: int | None) -> list[FileJob] | None:
+        """Keep the files of ``batch_id`` no longer; those files, if they were kept."""
         jobs = self._batches.pop(batch_id or 0, None)
         if jobs is not None:
             self._files -= len(jobs)
+        return jobs
 
 
 class LeasedAhead:

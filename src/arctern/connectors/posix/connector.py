@@ -158,16 +158,9 @@ def _group_name(gid: int) -> str:
         return str(gid)
 
 
-def _info(
-    name: str,
-    path: str,
-    st: os.stat_result,
-    link_target: str | None = None,
-    *,
-    shown: str | None = None,
-) -> FileInfo:
-    """The ``FileInfo`` of ``os``-form ``name`` at collection path ``path`` (already text);
-    ``shown``: the name's text form, when the caller has it already."""
+def _info(name: str, path: str, st: os.stat_result, link_target: str | None = None) -> FileInfo:
+    """The ``FileInfo`` of the entry named ``name`` at collection path ``path`` (both already
+    text: ``shown_name``)."""
     mode = st.st_mode
     kind: FileType
     if stat_mod.S_ISLNK(mode):
@@ -179,7 +172,7 @@ def _info(
     else:
         kind = _special_kind(mode)[0]
     return FileInfo(
-        name=shown_name(name) if shown is None else shown,
+        name=name,
         path=path,
         type=kind,
         size=st.st_size,
@@ -405,7 +398,7 @@ class PosixConnector:
         def run() -> FileInfo:
             with self._resolve(path, follow_last=True, need="r") as (fd, name, comps):
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-                return _info(comps[-1] if comps else "", _shown_path(comps), st)
+                return _info(shown_name(comps[-1]) if comps else "", _shown_path(comps), st)
 
         return await self._run(run, path)
 
@@ -416,7 +409,8 @@ class PosixConnector:
             with self._resolve(path, follow_last=False, need="r") as (fd, name, comps):
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 target = os.readlink(name, dir_fd=fd) if stat_mod.S_ISLNK(st.st_mode) else None
-                return _info(comps[-1] if comps else "", _shown_path(comps), st, target)
+                name = shown_name(comps[-1]) if comps else ""
+                return _info(name, _shown_path(comps), st, target)
 
         return await self._run(run, path)
 
@@ -438,7 +432,7 @@ class PosixConnector:
                         except FileNotFoundError:
                             continue
                         shown = shown_name(entry.name)
-                        batch.append(_info(entry.name, base + shown, st, target, shown=shown))
+                        batch.append(_info(shown, base + shown, st, target))
                         if len(batch) >= _LIST_BATCH:
                             yield batch
                             batch = []
