@@ -214,6 +214,19 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "×",
                 )
             )
+    b_verifying = _best(summary.get("B", {}), verifying_only=True)
+    ratio, detail = versus("B", ARCTERN_ON, b_verifying[0]) if b_verifying else (None, "")
+    targets.append(
+        _target(
+            "B-verifying",
+            f"B: Arctern (verify on) ÷ fastest verifying ({b_verifying[0] if b_verifying else '-'})",
+            "≤ 1.0×",
+            ratio,
+            1.0,
+            "×",
+            detail=detail,
+        )
+    )
     best_verify = _best(summary.get("C", {}), verifying_only=True)
     ratio, detail = versus("C", ARCTERN_ON, best_verify[0]) if best_verify else (None, "")
     targets.append(
