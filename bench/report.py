@@ -32,6 +32,7 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             if not runs:
                 continue
             good = [r["seconds"] for r in runs if r["ok"]]
+            cpu = [r["cpu_s"] for r in runs if r["ok"] and r.get("cpu_s") is not None]
             row: dict[str, Any] = {
                 "verifies": meta["verifies"],
                 "runs": len(runs),
@@ -46,6 +47,7 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
                     max_s=max(good),
                     mib_s=dataset["bytes"] / MiB / median if median > 0 else None,
                     files_s=dataset["files"] / median if median > 0 else None,
+                    cpu_s=statistics.median(cpu) if cpu else None,
                 )
             rows[name] = row
         for name, row in rows.items():
@@ -345,14 +347,14 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
         lines += [
             f"### {key}: {ds['description']} ({format_size(ds['bytes'])}, {ds['files']:,} files)",
             "",
-            "| Contender | Verifies | Median s | Min–max s | MiB/s | Files/s | Arctern (verify on) ÷ this | OK runs |",
-            "|---|---|---:|---:|---:|---:|---:|---:|",
+            "| Contender | Verifies | Median s | Min–max s | CPU s | MiB/s | Files/s | Arctern (verify on) ÷ this | OK runs |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for name, row in rows.items():
             spread = f"{row['min_s']:.2f}–{row['max_s']:.2f}" if row.get("median_s") else "–"
             lines.append(
                 f"| {name} | {'yes' if row['verifies'] else 'no'} | {_fmt(row.get('median_s'), '.2f')} | "
-                f"{spread} | {_fmt(row.get('mib_s'), '.0f')} | {_fmt(row.get('files_s'), ',.0f')} | "
+                f"{spread} | {_fmt(row.get('cpu_s'), '.2f')} | {_fmt(row.get('mib_s'), '.0f')} | {_fmt(row.get('files_s'), ',.0f')} | "
                 f"{_fmt(row.get('arctern_ratio'), '.2f')} | {row['ok_runs']}/{row['runs']} |"
             )
         errors = [f"{n}: {e}" for n, r in rows.items() for e in r["errors"]]

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from bench import report, service
 from bench.arctern_session import ArcternContender, ArcternSession, ArcternUnavailable
 from bench.contenders import Contender, command_contenders
 from bench.datasets import Dataset, ensure_dataset, ensure_empty_tree, parse_size, tree_stats
+from bench.idle import cpu_seconds
 from bench.profiling import PySpy, summarize_raw
 from bench.tools import (
     TRASH,
@@ -240,6 +242,15 @@ def wait_quiet(pid: int, *, timeout: float = 30.0) -> None:
         before = now
 
 
+def cpu_used(contender: Contender, session: ArcternSession | None) -> float:
+    """CPU seconds used so far by what does ``contender``'s copies: the server and its helper
+    processes for Arctern, the finished child processes of this one for a command."""
+    if isinstance(contender, ArcternContender) and session is not None:
+        return cpu_seconds(session.pid)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_copies(
     cfg: Config,
     datasets: dict[str, Dataset],
@@ -270,7 +281,9 @@ def run_copies(
                 try:
                     with profiled(cfg, session.pid if session else None, scope):
                         watch = Stopwatch()
+                        cpu_before = cpu_used(contenders[name], session)
                         contenders[name].copy(src, dst)
+                        record["cpu_s"] = round(cpu_used(contenders[name], session) - cpu_before, 3)
                         flush(dst)
                         # Arctern's run ends when the server records it finished, not at
                         # the poll that sees it (the flush after it is still counted).

@@ -86,3 +86,21 @@ def test_the_target_reports_the_paired_ratio_and_says_when_the_disk_was_noisy() 
     assert (target["met"], target["measured"]) == (False, "1.5×")
     assert "3 repetitions: 0.60–1.50×" in target["detail"]
     assert "rsync -a itself took 1.00–2.50 s (a noisy disk)" in target["detail"]
+
+
+def test_a_contenders_cpu_is_the_median_of_its_successful_runs() -> None:
+    runs = [
+        {**_run("rsync -a", 0, 1.0), "cpu_s": 0.9},
+        {**_run("rsync -a", 1, 1.0), "cpu_s": 1.1},
+        {**_run("rsync -a", 2, 1.0), "cpu_s": 1.0},
+        {**_run("rsync -a", 3, 9.0, ok=False), "cpu_s": 50.0},
+        _run("Arctern verify on", 0, 1.5),  # measured before CPU was recorded
+    ]
+    results: dict[str, Any] = {
+        "datasets": {"A": {"bytes": 1 << 20, "files": 10}},
+        "contenders": {"Arctern verify on": {"verifies": True}, "rsync -a": {"verifies": True}},
+        "runs": runs,
+    }
+    rows = summarize(results)["A"]
+    assert rows["rsync -a"]["cpu_s"] == pytest.approx(1.0)
+    assert rows["Arctern verify on"]["cpu_s"] is None
