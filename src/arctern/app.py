@@ -26,7 +26,7 @@ from arctern.connect.api import create_agent_app
 from arctern.context import AppContext
 from arctern.gcs import create_gcs_app
 from arctern.groups import create_groups_app
-from arctern.heap import freeze_startup_objects
+from arctern.heap import settle_heap
 from arctern.http_limits import BodyLimit, RouteLimit
 from arctern.https_access import create_https_app
 from arctern.metrics import metrics_allowed
@@ -91,7 +91,7 @@ def create_app(settings: Settings, *, run_worker: bool | None = None) -> FastAPI
         await ctx.db.listen()
         if pool is not None:
             await pool.start()
-        freeze_startup_objects()
+        settle_heap()
         try:
             yield
         finally:

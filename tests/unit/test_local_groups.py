@@ -113,3 +113,25 @@ async def test_warm_starts_every_helper_before_the_first_call() -> None:
         assert set(executor._processes) == helpers
     finally:
         offload.shutdown()
+
+
+def _collector_state() -> tuple[tuple[int, int, int], int, bool]:
+    """In a helper: its collector's thresholds, frozen objects, and whether the copy code is
+    imported."""
+    import gc
+    import sys
+
+    return gc.get_threshold(), gc.get_freeze_count(), "arctern.engine.local" in sys.modules
+
+
+async def test_a_helper_starts_with_the_copy_code_loaded_and_its_heap_settled() -> None:
+    from arctern.heap import YOUNG_GENERATION_THRESHOLD
+
+    offload = ProcessOffload(1)
+    try:
+        thresholds, frozen, imported = await offload.run(_collector_state)
+    finally:
+        offload.shutdown()
+    assert thresholds[0] == YOUNG_GENERATION_THRESHOLD
+    assert frozen > 10_000  # the copy code's modules, frozen out of full collections
+    assert imported

@@ -68,7 +68,7 @@ def worker(
 
 async def _serve(settings: Settings) -> None:
     from arctern.context import AppContext
-    from arctern.heap import freeze_startup_objects
+    from arctern.heap import settle_heap
     from arctern.worker.pool import WorkerPool
 
     ctx = AppContext.from_settings(settings)
@@ -79,7 +79,7 @@ async def _serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await ctx.db.listen()  # new work stored by API hosts or other workers wakes this one
     await pool.start()
-    freeze_startup_objects()
+    settle_heap()
     typer.echo(
         f"Worker {pool.name} running {pool.concurrency} job(s) at a time on "
         f"{settings.resolved_database_url}",

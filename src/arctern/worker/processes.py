@@ -44,15 +44,15 @@ class ProcessOffload:
             executor = self._executor = ProcessPoolExecutor(
                 self.processes,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_exit_with_parent,
+                initializer=_start_helper,
                 initargs=(os.getpid(),),
             )
         return executor
 
     def warm(self) -> None:
-        """Start the helpers now, if they are not running, and have each import the copy
-        code: a spawned helper takes 0.15 to 0.3 s to be ready, which the first group of a
-        transfer would otherwise wait for. Returns at once."""
+        """Start the helpers now, if they are not running: a spawned helper takes 0.15 to
+        0.3 s to be ready (``_start_helper``), which the first group of a transfer would
+        otherwise wait for. Returns at once."""
         if self._executor is not None:
             return
         executor = self._started()
@@ -79,8 +79,18 @@ class ProcessOffload:
 
 
 def _ready() -> None:
-    """In a helper: import what copying groups of small files needs."""
+    """Nothing: submitting it makes the pool start its helpers (``_start_helper``)."""
+
+
+def _start_helper(parent: int) -> None:
+    """In a new helper, before its first call: tie it to the worker process, import what
+    copying groups of small files needs, and settle its heap as the worker's (a helper
+    allocates per file too)."""
+    _exit_with_parent(parent)
     import arctern.engine.local  # noqa: F401
+    from arctern.heap import settle_heap
+
+    settle_heap()
 
 
 def _exit_with_parent(parent: int) -> None:

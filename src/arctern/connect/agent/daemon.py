@@ -40,7 +40,7 @@ from arctern.connectors.access import with_guard
 from arctern.connectors.base import Connector
 from arctern.connectors.errors import ConnectorError, ObjectNotFound
 from arctern.connectors.posix.connector import PosixConnector
-from arctern.heap import freeze_startup_objects
+from arctern.heap import settle_heap
 from arctern.worker.executor import ConnectorFactory, WorkerConfig
 from arctern.worker.pool import WorkerPool
 
@@ -169,7 +169,7 @@ class Agent:
             config.deployment_url, self.home.load_credential(), self.poll_hold
         )
         # Before connecting: once connected, the agent counts as present only while it polls.
-        freeze_startup_objects()
+        settle_heap()
         backoff = 0.5
         connected = False
         try:
