@@ -216,32 +216,22 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "×",
                 )
             )
-    b_verifying = _best(summary.get("B", {}), verifying_only=True)
-    ratio, detail = versus("B", ARCTERN_ON, b_verifying[0]) if b_verifying else (None, "")
-    targets.append(
-        _target(
-            "B-verifying",
-            f"B: Arctern (verify on) ÷ fastest verifying ({b_verifying[0] if b_verifying else '-'})",
-            "≤ 1.0×",
-            ratio,
-            1.0,
-            "×",
-            detail=detail,
+    for key in ("B", "C"):
+        fastest_verifying = _best(summary.get(key, {}), verifying_only=True)
+        ratio, detail = (
+            versus(key, ARCTERN_ON, fastest_verifying[0]) if fastest_verifying else (None, "")
         )
-    )
-    best_verify = _best(summary.get("C", {}), verifying_only=True)
-    ratio, detail = versus("C", ARCTERN_ON, best_verify[0]) if best_verify else (None, "")
-    targets.append(
-        _target(
-            "C-verifying",
-            f"C: Arctern (verify on) ÷ fastest verifying ({best_verify[0] if best_verify else '-'})",
-            "≤ 1.0×",
-            ratio,
-            1.0,
-            "×",
-            detail=detail,
+        targets.append(
+            _target(
+                f"{key}-verifying",
+                f"{key}: Arctern (verify on) ÷ fastest verifying ({fastest_verifying[0] if fastest_verifying else '-'})",
+                "≤ 1.0×",
+                ratio,
+                1.0,
+                "×",
+                detail=detail,
+            )
         )
-    )
     latency = service.get("latency", {}).get("median_ms")
     targets.append(
         _target(

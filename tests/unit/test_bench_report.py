@@ -42,6 +42,15 @@ def _run(contender: str, rep: int, seconds: float, *, ok: bool = True) -> dict[s
     return {"dataset": "A", "contender": contender, "rep": rep, "seconds": seconds, "ok": ok}
 
 
+def _results(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A run's results with dataset A and two contenders, Arctern and rsync."""
+    return {
+        "datasets": {"A": {"bytes": 1 << 20, "files": 10}},
+        "contenders": {"Arctern verify on": {"verifies": True}, "rsync -a": {"verifies": True}},
+        "runs": runs,
+    }
+
+
 # Arctern took 1.5x rsync's time in two repetitions of three. The disk was slow for both in
 # the first and for rsync alone in the last: a ratio of medians (1.5 s / 2.0 s) says 0.75x.
 NOISY_RUNS = [
@@ -75,11 +84,7 @@ def test_a_repetition_that_failed_on_either_side_is_left_out() -> None:
 
 
 def test_the_target_reports_the_paired_ratio_and_says_when_the_disk_was_noisy() -> None:
-    results: dict[str, Any] = {
-        "datasets": {"A": {"bytes": 1 << 20, "files": 10}},
-        "contenders": {"Arctern verify on": {"verifies": True}, "rsync -a": {"verifies": True}},
-        "runs": NOISY_RUNS,
-    }
+    results = _results(NOISY_RUNS)
     results["summary"] = summarize(results)
     assert results["summary"]["A"]["rsync -a"]["arctern_ratio"] == pytest.approx(1.5)
     target = next(t for t in evaluate_targets(results) if t["id"] == "A-rsync")
@@ -96,11 +101,6 @@ def test_a_contenders_cpu_is_the_median_of_its_successful_runs() -> None:
         {**_run("rsync -a", 3, 9.0, ok=False), "cpu_s": 50.0},
         _run("Arctern verify on", 0, 1.5),  # measured before CPU was recorded
     ]
-    results: dict[str, Any] = {
-        "datasets": {"A": {"bytes": 1 << 20, "files": 10}},
-        "contenders": {"Arctern verify on": {"verifies": True}, "rsync -a": {"verifies": True}},
-        "runs": runs,
-    }
-    rows = summarize(results)["A"]
+    rows = summarize(_results(runs))["A"]
     assert rows["rsync -a"]["cpu_s"] == pytest.approx(1.0)
     assert rows["Arctern verify on"]["cpu_s"] is None
