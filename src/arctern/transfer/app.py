@@ -102,6 +102,7 @@ def create_transfer_app(ctx: AppContext, verifier: TokenVerifier) -> FastAPI:
     app.add_middleware(BodyLimit, render=too_large_response, routes=SUBMISSION_ROUTES)
     install_error_handlers(app)
     authenticate = make_authenticator(verifier)
-    for module in (endpoints, operations, tasks, bookmarks, admin):
+    # Routes are matched in order, and status polls are the most frequent request.
+    for module in (tasks, endpoints, operations, bookmarks, admin):
         app.include_router(module.create_router(ctx, authenticate), prefix=API_PREFIX)
     return app

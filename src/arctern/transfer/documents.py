@@ -13,7 +13,13 @@ from typing import Any
 from arctern import __version__
 from arctern.connect.endpoints import BUILTIN_ENDPOINT_ID, BUILTIN_ENDPOINT_NAME
 from arctern.connectors.base import SPECIAL_TYPES, FileInfo
-from arctern.db.models.transfer import AclRule, Bookmark, Collection, Task, TaskEvent
+from arctern.db.models.transfer import (
+    AclRule,
+    Bookmark,
+    Collection,
+    TaskEvent,
+    TaskRecord,
+)
 from arctern.transfer.services.guests import GUEST_CONNECTORS, entity_type_of
 
 
@@ -233,7 +239,7 @@ def result_document(
     return doc
 
 
-def effective_rate(task: Task, now: datetime) -> int:
+def effective_rate(task: TaskRecord, now: datetime) -> int:
     """Bytes per second over the task's life so far (or until it completed)."""
     end = task.completion_time or now
     elapsed = (end - task.request_time).total_seconds()
@@ -243,7 +249,7 @@ def effective_rate(task: Task, now: datetime) -> int:
 
 
 def task_document(
-    task: Task,
+    task: TaskRecord,
     *,
     owner_username: str,
     names: dict[uuid.UUID, str],

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from arctern.context import AppContext
-from arctern.db.models.transfer import Task, TaskItem
+from arctern.db.models.transfer import TaskItem, TaskRecord
 from arctern.errors import ArcternError, NotFound
 from arctern.transfer.services import tasks as task_service
 from arctern.transfer.services.common import Caller
@@ -36,7 +36,7 @@ TABS: tuple[tuple[str, str, str], ...] = (
 class TaskRow:
     """What the activity pages show about one task."""
 
-    task: Task
+    task: TaskRecord
     title: str
     source_name: str
     destination_name: str

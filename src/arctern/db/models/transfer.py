@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Row,
     String,
     Text,
 )
@@ -250,6 +251,12 @@ class Task(Base):
     faults: Mapped[int] = mapped_column(Integer, default=0)
     # Seconds the task spent actually moving data, for effective_bytes_per_second.
     active_seconds: Mapped[float] = mapped_column(default=0.0)
+
+
+# A task as its documents and pages read it: the ORM object, or a result row with every
+# column of ``tasks`` labelled by its attribute name. A status poll reads the row: building
+# an ORM object from it cost more than the query.
+TaskRecord = Task | Row[*tuple[Any, ...]]
 
 
 class TaskItem(Base):

@@ -27,7 +27,13 @@ from arctern.context import NEW_WORK_TOPIC, AppContext
 from arctern.db.engine import mark_changed
 from arctern.db.holds import UNFINISHED, holds, in_force
 from arctern.db.models.auth import Identity
-from arctern.db.models.transfer import PAUSE_OPERATIONS, Collection, PauseRule, Task
+from arctern.db.models.transfer import (
+    PAUSE_OPERATIONS,
+    Collection,
+    PauseRule,
+    Task,
+    TaskRecord,
+)
 from arctern.errors import Conflict, NotFound, PermissionDenied
 from arctern.transfer.documents import iso
 from arctern.transfer.filters import bad_request, parse_datetime
@@ -318,7 +324,7 @@ def limited_rule_document(view: RuleView) -> dict[str, Any]:
     }
 
 
-async def pause_info(ctx: AppContext, task: Task) -> dict[str, Any]:
+async def pause_info(ctx: AppContext, task: TaskRecord) -> dict[str, Any]:
     """Why a task is held: the rules holding it and an administrator's pause of the task."""
     rules: list[dict[str, Any]] = []
     if task.status in UNFINISHED:

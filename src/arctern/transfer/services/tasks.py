@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    RowMapping,
+    Row,
     and_,
     bindparam,
     case,
@@ -34,7 +34,7 @@ from arctern.db.base import UTCDateTime
 from arctern.db.engine import mark_changed
 from arctern.db.holds import UNFINISHED, held_tasks, task_held
 from arctern.db.models.auth import Identity
-from arctern.db.models.transfer import Collection, Task, TaskEvent, TaskItem
+from arctern.db.models.transfer import Collection, Task, TaskEvent, TaskItem, TaskRecord
 from arctern.db.models.work import TaskFile, WorkBatch
 from arctern.errors import ArcternError, NotFound
 from arctern.transfer.filters import (
@@ -72,7 +72,7 @@ RECORDS_PAGE = 1000
 class TaskView:
     """A task plus the names its document shows."""
 
-    task: Task
+    task: TaskRecord
     owner_username: str
     endpoint_names: dict[uuid.UUID, str]
     # A pause rule holds it (``db.holds``); an administrator's own pause is on the task.
@@ -241,21 +241,19 @@ async def get_task(ctx: AppContext, caller: Caller, task_id: object) -> TaskView
         raise task_not_found(task_id) from None
     params = {"task_id": key, "owner_id": caller.identity_id, "now": ctx.clock.now()}
 
-    def load(connection: Connection) -> RowMapping | None:
-        return connection.execute(_TASK_DOCUMENT, params).mappings().first()
+    def load(connection: Connection) -> Row[*tuple[Any, ...]] | None:
+        return connection.execute(_TASK_DOCUMENT, params).first()
 
     row = await ctx.db.lookup(load)
     if row is None:
         raise task_not_found(task_id)
-    # A detached Task built from the row: no session, no identity map, same attributes.
-    task = Task(**{key: row[key] for key in _TASK_ATTRIBUTES})
     names = {}
-    if row["source_name"] is not None:
-        names[task.source_endpoint_id] = row["source_name"]
-    if row["destination_name"] is not None and task.destination_endpoint_id is not None:
-        names[task.destination_endpoint_id] = row["destination_name"]
-    held = bool(row["held_by_rule"]) and task.status in UNFINISHED
-    return TaskView(task, row["owner_username"] or caller.username, names, held)
+    if row.source_name is not None:
+        names[row.source_endpoint_id] = row.source_name
+    if row.destination_name is not None and row.destination_endpoint_id is not None:
+        names[row.destination_endpoint_id] = row.destination_name
+    held = bool(row.held_by_rule) and row.status in UNFINISHED
+    return TaskView(row, row.owner_username or caller.username, names, held)
 
 
 async def update_task(
