@@ -53,6 +53,8 @@ class OidcProvider:
     client_id: str
     client_secret: str
     process: subprocess.Popen[bytes]
+    # The provider's output, read when it fails to start; removed when it stops.
+    log: Path
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -61,6 +63,7 @@ class OidcProvider:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+        self.log.unlink(missing_ok=True)
 
 
 def start_provider(redirect_uri: str, timeout: float = 60.0) -> OidcProvider:
@@ -82,11 +85,13 @@ def start_provider(redirect_uri: str, timeout: float = 60.0) -> OidcProvider:
             ["node", "server.mjs"], cwd=HERE, env=env, stdout=sink, stderr=subprocess.STDOUT
         )
     issuer = f"http://127.0.0.1:{port}"
-    provider = OidcProvider(issuer, client_id, client_secret, process)
+    provider = OidcProvider(issuer, client_id, client_secret, process, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the OpenID provider exited: {log.read_text()}")
+            output = log.read_text()
+            provider.stop()
+            raise RuntimeError(f"the OpenID provider exited: {output}")
         try:
             if httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=2).is_success:
                 return provider
