@@ -118,8 +118,11 @@ class LiveServer:
             cert, key = self_signed(self.home, self.host)
             args += ["--tls-cert", str(cert), "--tls-key", str(key)]
         args += self.extra_args
-        log = (self.home / "server.log").open("ab")
-        self.process = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        # The child keeps its own descriptor of the log; this process needs none.
+        with (self.home / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                args, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
