@@ -405,8 +405,7 @@ async def test_calls_are_pipelined_on_a_link(channel: Channel, held: dict[str, A
         (channel.remote_root / name).write_bytes(b"x" * size)
     pool = LinkPool(idle_seconds=30)
     connector = remote(channel, "adt_good-pipe", "grant-pipe", pool, streams=1)
-    # A one-stream connector allows one call at a time; three connectors of the same
-    # task's jobs share the one link.
+    # Three connectors of the same task's jobs share the one link.
     others = [remote(channel, "adt_good-pipe", "grant-pipe", pool, streams=1) for _ in "bc"]
     held["/a"] = asyncio.Event()
     calls = [
@@ -423,6 +422,38 @@ async def test_calls_are_pipelined_on_a_link(channel: Channel, held: dict[str, A
     assert calls[1].cancelled()
     assert (await connector.stat("/b")).size == 22
     assert channel.connections == ["adt_good-pipe"]
+    await pool.close()
+
+
+async def test_only_data_calls_wait_for_a_connector_stream(
+    channel: Channel, held: dict[str, Any]
+) -> None:
+    """A one-stream connector reads one file at a time, but its namespace calls (a plan's
+    mkdirs, stats) are all written on the link at once: across a wide-area link, one after
+    another they would cost a round trip each."""
+    for name in "ab":
+        (channel.remote_root / name).write_bytes(b"x" * 10)
+    pool = LinkPool(idle_seconds=30)
+    connector = remote(channel, "adt_good-ns", "grant-ns", pool, streams=1)
+    held["/a"] = asyncio.Event()
+    stats = [asyncio.ensure_future(connector.stat(f"/{name}")) for name in "aab"]
+    mkdir = asyncio.ensure_future(connector.mkdir("/made", exist_ok=True))
+    await settled(lambda: sum(link.waiting for link in links_under(pool, "ns")) == 4,
+                  "four namespace calls written on the one link")  # fmt: skip
+    held["/a"].set()
+    assert [info.size for info in await asyncio.gather(*stats)] == [10, 10, 10]
+    await mkdir
+    assert (channel.remote_root / "made").is_dir()
+
+    held["/a"] = asyncio.Event()
+    reads = [asyncio.ensure_future(connector.read(f"/{name}", 0, 10)) for name in "ab"]
+    await settled(lambda: sum(link.waiting for link in links_under(pool, "ns")) == 1,
+                  "the first read written")  # fmt: skip
+    await asyncio.sleep(0.1)
+    assert sum(link.waiting for link in links_under(pool, "ns")) == 1  # the second waits
+    held["/a"].set()
+    assert await asyncio.gather(*reads) == [b"x" * 10, b"x" * 10]
+    assert channel.connections == ["adt_good-ns"]
     await pool.close()
 
 

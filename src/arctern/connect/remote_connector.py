@@ -45,6 +45,15 @@ Fingerprints = list[bytes]
 CONNECT_TIMEOUT = 20.0
 
 
+# Calls that move or read file data: at most ``streams`` of a connector's run at once (each
+# may hold a chunk in memory on both ends). The others (mkdir, stat, rename, ...) are small
+# and pipelined on the links without that bound, which their callers set: a plan's mkdirs
+# (``worker.executor.DIRECTORIES_IN_FLIGHT``) would otherwise take a round trip per four.
+_DATA_OPERATIONS = frozenset(
+    {"read", "write", "read_small", "write_small", "fingerprints", "checksum"}
+)
+
+
 class RemoteConnector:
     capabilities = Capabilities(write_at_offset=True, rename=True, set_mtime=True, local_path=False)
 
@@ -128,12 +137,19 @@ class RemoteConnector:
     async def _call(
         self, op: str, payload: bytes | memoryview = b"", **args: Any
     ) -> tuple[Any, bytes]:
-        async with self._slots:
-            link = await self._pool.acquire(self._pool_key, self._open, limit=self._streams)
-            try:
-                answer, data = await link.call({"op": op, **args}, payload, timeout=CALL_TIMEOUT)
-            except ChannelError as exc:
-                raise TransientError(f"data connection to the peer agent failed: {exc}") from None
+        if op in _DATA_OPERATIONS:
+            async with self._slots:
+                return await self._exchange(op, payload, args)
+        return await self._exchange(op, payload, args)
+
+    async def _exchange(
+        self, op: str, payload: bytes | memoryview, args: dict[str, Any]
+    ) -> tuple[Any, bytes]:
+        link = await self._pool.acquire(self._pool_key, self._open, limit=self._streams)
+        try:
+            answer, data = await link.call({"op": op, **args}, payload, timeout=CALL_TIMEOUT)
+        except ChannelError as exc:
+            raise TransientError(f"data connection to the peer agent failed: {exc}") from None
         if "error" in answer:
             error = answer["error"] if isinstance(answer["error"], dict) else {}
             cls = ERROR_KINDS.get(str(error.get("kind")), ConnectorError)

@@ -303,6 +303,7 @@ class PlanJob(Job):
         )
         buffer = _PlanBuffer(options)
         commits = _CommitAhead(self._send)
+        directories = _DirectoriesAhead(DIRECTORIES_IN_FLIGHT)
         item_index = plan.item_index
         entries_done = plan.entries_done
         try:
@@ -315,30 +316,37 @@ class PlanJob(Job):
                     if position <= skip:
                         continue  # committed by an earlier planner; its side effects are done
                     self.cancel.check()
-                    await self._consume(entry, destination, buffer)
+                    await self._consume(entry, destination, buffer, directories)
                     if buffer.entries >= self.config.plan_commit_entries or (
                         time.monotonic() - buffer.started > self.config.flush_seconds
                     ):
+                        # A batch must not start before its directories exist, and a failed
+                        # mkdir belongs to the commit that covers its entry.
+                        await directories.wait()
                         await commits.send(self._take(buffer, index, position, final=False))
                 item_index, entries_done = index + 1, 0
+            await directories.wait()
             await commits.send(self._take(buffer, item_index, entries_done, final=True))
             await commits.wait()
         except BaseException:
+            await directories.settle()
             await commits.settle()
             raise
 
-    async def _consume(self, entry: Any, destination: Connector, buffer: _PlanBuffer) -> None:
+    async def _consume(
+        self,
+        entry: Any,
+        destination: Connector,
+        buffer: _PlanBuffer,
+        directories: _DirectoriesAhead,
+    ) -> None:
         if isinstance(entry, CopyFile):
             buffer.add_file(entry.job)
-        elif isinstance(entry, MakeDir | DeleteExtra):
-            try:
-                await apply_namespace_entry(destination, entry)
-            except ConnectorError as exc:
-                path = entry.path
-                buffer.add_error(path, path, exc.code, str(exc), True, source_side=False)
-                return
-            if isinstance(entry, MakeDir) and entry.counted:
-                buffer.counts["directories"] += 1
+        elif isinstance(entry, MakeDir):
+            await directories.start(lambda: self._make_directory(entry, destination, buffer))
+        elif isinstance(entry, DeleteExtra):
+            await directories.wait()  # in the walk's order with the directories before it
+            await self._apply(entry, destination, buffer)
         elif isinstance(entry, PlanError):
             buffer.add_error(
                 entry.source_path,
@@ -351,6 +359,25 @@ class PlanJob(Job):
         elif isinstance(entry, SkippedSymlink):
             buffer.counts["symlinks"] += 1
         buffer.entries += 1
+
+    async def _make_directory(
+        self, entry: MakeDir, destination: Connector, buffer: _PlanBuffer
+    ) -> None:
+        if await self._apply(entry, destination, buffer) and entry.counted:
+            buffer.counts["directories"] += 1
+
+    @staticmethod
+    async def _apply(
+        entry: MakeDir | DeleteExtra, destination: Connector, buffer: _PlanBuffer
+    ) -> bool:
+        """Carry out ``entry``; False (and an error row buffered) if the destination refused."""
+        try:
+            await apply_namespace_entry(destination, entry)
+        except ConnectorError as exc:
+            path = entry.path
+            buffer.add_error(path, path, exc.code, str(exc), True, source_side=False)
+            return False
+        return True
 
     def _take(
         self, buffer: _PlanBuffer, item_index: int, entries_done: int, *, final: bool
@@ -443,6 +470,56 @@ class _CommitAhead:
         reported (a resumed plan starts from whatever position became durable)."""
         with contextlib.suppress(Exception):
             await self.wait()
+
+
+# Directories created at once while a plan walks on: enough to keep a wide-area link's
+# round trips overlapped, few enough to bound what a failing destination piles up.
+DIRECTORIES_IN_FLIGHT = 32
+
+
+class _DirectoriesAhead:
+    """The destination's directories, created while the walk goes on.
+
+    Across a wide-area link each mkdir is a round trip: one after another, a tree of a
+    thousand directories would wait a thousand round trips before its files moved. A planned
+    mkdir creates its parents and accepts an existing directory, so mkdirs do not depend on
+    each other's order; up to ``limit`` run at once, and ``wait`` (before each plan commit,
+    and before anything that must follow them in the walk's order) lets them all end.
+    A destination's refusal is the operation's own to record; any other error is raised
+    by ``wait``.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._slots = asyncio.Semaphore(limit)
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def start(self, operation: Callable[[], Awaitable[None]]) -> None:
+        """Run ``operation()`` once a slot is free (waiting for one if all are taken)."""
+        await self._slots.acquire()
+        self._running.add(asyncio.ensure_future(self._run(operation)))
+
+    async def _run(self, operation: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await operation()
+        finally:
+            self._slots.release()
+
+    async def wait(self) -> None:
+        """Until every operation started so far has ended; then the first error, if any."""
+        running, self._running = self._running, set()
+        if not running:
+            return
+        for outcome in await asyncio.gather(*running, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def settle(self) -> None:
+        """After the walk failed: stop what is still running; the walk's error is the one
+        reported (a resumed plan makes these directories again: mkdir is idempotent)."""
+        running, self._running = self._running, set()
+        for operation in running:
+            operation.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
 
 class _PlanBuffer:
