@@ -613,3 +613,71 @@ async def test_the_walk_is_depth_first_with_a_directorys_files_before_its_subdir
         "dir /o/c",
         "/o/c/u.txt",
     ]
+
+
+class _SlowListings(MemoryConnector):
+    """A source whose listings take a while (a remote agent's, or object storage's): counts
+    how many are in flight at once; listing ``/t/d07`` is refused."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.most = 0
+
+    async def list(self, path: str):  # type: ignore[no-untyped-def]
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await asyncio.sleep(0.01)
+            if path == "/t/d07":
+                raise PermissionDenied(f"Permission denied: {path}")
+            entries = [info async for info in super().list(path)]
+        finally:
+            self.in_flight -= 1
+        for info in entries:
+            yield info
+
+
+async def test_a_remote_sources_listings_are_fetched_ahead_in_the_walks_order() -> None:
+    """Each listing of a remote source is a round trip: the walk fetches those of the next
+    directories while it goes on (a bounded number at once), and its order, its entries and
+    a refused listing's place in it are those of a walk that lists one at a time."""
+    from arctern.engine.planner import LISTINGS_AHEAD, CopyFile, MakeDir, PlanError, Planner
+
+    source = _SlowListings()
+    for d in range(40):
+        await put(source, f"/t/d{d:02}/f.txt", b"x")
+        await put(source, f"/t/d{d:02}/sub/g.txt", b"y")
+
+    async def walk(planner: Planner) -> list[str]:
+        walked = []
+        async for entry in planner.plan_item(ItemSpec("/t", "/o", recursive=True)):
+            if isinstance(entry, MakeDir):
+                walked.append(f"dir {entry.path}")
+            elif isinstance(entry, CopyFile):
+                walked.append(entry.job.destination_path)
+            elif isinstance(entry, PlanError):
+                walked.append(f"error {entry.source_path} {entry.code}")
+        return walked
+
+    walked = await walk(Planner(source, MemoryConnector(), TransferOptions()))
+    assert 1 < source.most <= LISTINGS_AHEAD
+    expected = ["dir /o"]
+    for d in range(40):
+        expected.append(f"dir /o/d{d:02}")
+        if d == 7:
+            expected.append("error /t/d07 PERMISSION_DENIED")
+            continue
+        expected += [f"/o/d{d:02}/f.txt", f"dir /o/d{d:02}/sub", f"/o/d{d:02}/sub/g.txt"]
+    assert walked == expected
+
+    # A walk given up half way leaves no listing running behind it.
+    walking = Planner(source, MemoryConnector(), TransferOptions()).plan_item(
+        ItemSpec("/t", "/o", recursive=True)
+    )
+    async for entry in walking:
+        if isinstance(entry, CopyFile) and entry.job.destination_path == "/o/d03/f.txt":
+            break
+    await walking.aclose()  # type: ignore[attr-defined]
+    await asyncio.sleep(0.05)
+    assert source.in_flight == 0

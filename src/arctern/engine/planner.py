@@ -7,6 +7,7 @@ Only one directory listing is held in memory at a time per level of depth.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -83,6 +84,53 @@ async def _sorted_listing(connector: Connector, path: str) -> list[FileInfo]:
     entries = [info async for info in connector.list(path)]
     entries.sort(key=lambda info: info.name)
     return entries
+
+
+# Listings of a source that is not a local file system, fetched ahead of the walk: across
+# a wide-area link (or from object storage) each listing is a round trip, and a tree's
+# directories listed one after another would wait that many. At most this many are fetched
+# or held at once: those of the directories the walk enters next.
+LISTINGS_AHEAD = 16
+
+
+class _ListingsAhead:
+    """The listings of the next directories of a walk, fetched while it goes on."""
+
+    def __init__(self, connector: Connector, limit: int) -> None:
+        self._connector = connector
+        self.limit = limit
+        self._fetching: dict[str, asyncio.Task[list[FileInfo]]] = {}
+
+    def expect(self, upcoming: list[str]) -> None:
+        """``upcoming``: the directories the walk enters next, soonest first. The first
+        ``limit`` are fetched; listings of any others are dropped (fetched again later)."""
+        wanted = upcoming[: self.limit]
+        keep = set(wanted)
+        for path in [path for path in self._fetching if path not in keep]:
+            self._fetching.pop(path).cancel()
+        for path in wanted:
+            if path not in self._fetching:
+                fetching = asyncio.ensure_future(_sorted_listing(self._connector, path))
+                fetching.add_done_callback(_retrieved)
+                self._fetching[path] = fetching
+
+    async def take(self, path: str) -> list[FileInfo]:
+        """The sorted listing of ``path``: the one fetched ahead, else fetched now."""
+        fetching = self._fetching.pop(path, None)
+        if fetching is None:
+            return await _sorted_listing(self._connector, path)
+        return await fetching
+
+    def close(self) -> None:
+        for fetching in self._fetching.values():
+            fetching.cancel()
+        self._fetching.clear()
+
+
+def _retrieved(fetching: asyncio.Task[list[FileInfo]]) -> None:
+    """Mark a dropped listing's failure as seen (``take`` raises it when it is used)."""
+    if not fetching.cancelled():
+        fetching.exception()
 
 
 class Planner:
@@ -179,63 +227,71 @@ class Planner:
         rules = self.options.filter_rules
         # (source, destination, the directories above, whether to announce it with MakeDir)
         stack: list[tuple[str, str, frozenset[str], bool]] = [(src_dir, dst_dir, ancestors, False)]
-        while stack:
-            src, dst, above, announce = stack.pop()
-            if announce:
-                yield MakeDir(dst, counted=True)
-            try:
-                entries = await _sorted_listing(self.source, src)
-            except ConnectorError as exc:
-                yield PlanError(src, dst, exc.code, str(exc), is_directory=True)
-                continue
-            kept: set[str] = set()
-            subdirs: list[FileInfo] = []
-            for info in entries:
-                if info.type == "link":
-                    if self.options.recursive_symlinks != "copy":
-                        yield SkippedSymlink(info.path)
-                        continue
-                    try:
-                        target = await self.source.stat(info.path)
-                    except ConnectorError as exc:
-                        yield PlanError(info.path, _child(dst, info.name), exc.code, str(exc))
-                        continue
-                    if target.type == "dir" and target.path in above:
-                        yield SkippedSymlink(info.path)  # a link back up the tree: no loop
-                        continue
-                    info = FileInfo(
-                        name=info.name,
-                        # Where the link leads (stat resolves it): detects loops further down.
-                        path=target.path,
-                        type=target.type,
-                        size=target.size,
-                        mtime=target.mtime,
-                    )
-                is_dir = info.type == "dir"
-                if not is_included(rules, info.name, is_dir):
+        # A local file system lists faster than a task could be handed over to list ahead.
+        limit = 0 if self.source.capabilities.local_path else LISTINGS_AHEAD
+        ahead = _ListingsAhead(self.source, limit)
+        try:
+            while stack:
+                src, dst, above, announce = stack.pop()
+                if announce:
+                    yield MakeDir(dst, counted=True)
+                try:
+                    entries = await ahead.take(src)
+                except ConnectorError as exc:
+                    yield PlanError(src, dst, exc.code, str(exc), is_directory=True)
                     continue
-                kept.add(info.name)
-                if is_dir:
-                    subdirs.append(info)
-                elif info.type in SPECIAL_TYPES:
-                    yield _special_error(info, _child(src, info.name), _child(dst, info.name))
-                else:
-                    yield CopyFile(
-                        FileJob(
-                            source_path=_child(src, info.name),
-                            destination_path=_child(dst, info.name),
-                            size=info.size,
-                            mtime=info.mtime,
-                            checksum_algorithm=algorithm,
+                kept: set[str] = set()
+                subdirs: list[FileInfo] = []
+                for info in entries:
+                    if info.type == "link":
+                        if self.options.recursive_symlinks != "copy":
+                            yield SkippedSymlink(info.path)
+                            continue
+                        try:
+                            target = await self.source.stat(info.path)
+                        except ConnectorError as exc:
+                            yield PlanError(info.path, _child(dst, info.name), exc.code, str(exc))
+                            continue
+                        if target.type == "dir" and target.path in above:
+                            yield SkippedSymlink(info.path)  # a link back up the tree: no loop
+                            continue
+                        info = FileInfo(
+                            name=info.name,
+                            # Where the link leads (stat resolves it): detects loops further down.
+                            path=target.path,
+                            type=target.type,
+                            size=target.size,
+                            mtime=target.mtime,
                         )
+                    is_dir = info.type == "dir"
+                    if not is_included(rules, info.name, is_dir):
+                        continue
+                    kept.add(info.name)
+                    if is_dir:
+                        subdirs.append(info)
+                    elif info.type in SPECIAL_TYPES:
+                        yield _special_error(info, _child(src, info.name), _child(dst, info.name))
+                    else:
+                        yield CopyFile(
+                            FileJob(
+                                source_path=_child(src, info.name),
+                                destination_path=_child(dst, info.name),
+                                size=info.size,
+                                mtime=info.mtime,
+                                checksum_algorithm=algorithm,
+                            )
+                        )
+                if self.options.delete_destination_extra:
+                    async for extra in self._extras(dst, kept):
+                        yield extra
+                for info in reversed(subdirs):  # popped in name order
+                    stack.append(
+                        (_child(src, info.name), _child(dst, info.name), above | {info.path}, True)
                     )
-            if self.options.delete_destination_extra:
-                async for extra in self._extras(dst, kept):
-                    yield extra
-            for info in reversed(subdirs):  # popped in name order
-                stack.append(
-                    (_child(src, info.name), _child(dst, info.name), above | {info.path}, True)
-                )
+                if ahead.limit:
+                    ahead.expect([pending[0] for pending in reversed(stack[-ahead.limit :])])
+        finally:
+            ahead.close()
 
     async def _extras(self, dst_dir: str, kept: set[str]) -> AsyncIterator[PlanEntry]:
         try:
