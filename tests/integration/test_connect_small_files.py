@@ -113,14 +113,16 @@ async def copy_all(
     return list(await copier.copy_group(jobs))
 
 
-def copier_for(channel: Channel, *, push: bool, sink: MemorySink) -> Copier:
+def copier_for(
+    channel: Channel, *, push: bool, sink: MemorySink, sync_level: int | None = None
+) -> Copier:
     remote = RemoteConnector(channel.address, channel.fingerprint, "adt_good", streams=4)
     local = PosixConnector(str(channel.local_root))
     source, destination = (local, remote) if push else (remote, local)
     return Copier(
         source,
         destination,
-        TransferOptions(verify_checksum=True, preserve_timestamp=True),
+        TransferOptions(verify_checksum=True, preserve_timestamp=True, sync_level=sync_level),
         sink,
         CancelToken(),
         retry=RetryPolicy(max_attempts=2, base_delay=0.01),
@@ -158,6 +160,50 @@ async def test_a_group_of_small_files_costs_one_frame_each_way(
     assert sink.bytes_transferred == sum(map(len, files.values()))
     # One frame for the whole group (plus the connection's greeting, not counted here).
     assert channel.requests == ["write_small" if push else "read_small"]
+
+
+@pytest.mark.parametrize("push", [True, False], ids=["push", "pull"])
+async def test_a_sync_looks_up_a_groups_destinations_at_once(channel: Channel, push: bool) -> None:
+    """Sync level 2 (size and modification time): the group's destinations are looked up
+    together (pipelined on the links, not a round trip each), files found current are left
+    untouched and reported as skipped, and the others still travel as one group."""
+    source_root, destination_root = (
+        (channel.local_root, channel.remote_root)
+        if push
+        else (channel.remote_root, channel.local_root)
+    )
+    files = dataset(source_root, 12)
+    copy = destination_root / "copy" / "set"
+    copy.mkdir(parents=True)
+    current = {"set/f001.dat", "set/f004.dat", "set/f009.dat"}
+    for name in current:  # same size and time, other bytes: only a sync skip leaves them so
+        (destination_root / "copy" / name).write_bytes(b"\0" * len(files[name]))
+        when = (source_root / name).stat().st_mtime
+        os.utime(destination_root / "copy" / name, (when, when))
+    (copy / "f002.dat").write_bytes(b"\0" * len(files["set/f002.dat"]))  # same size, older
+    os.utime(copy / "f002.dat", (1_000_000, 1_000_000))
+    (copy / "f003.dat").write_bytes(b"short")  # other size
+    sink = MemorySink()
+    copier = copier_for(channel, push=push, sink=sink, sync_level=2)
+    try:
+        outcomes = await copy_all(copier, jobs_for(files, source_root))
+    finally:
+        await copier.source.close()
+        await copier.destination.close()
+
+    statuses = {
+        name: o.status if isinstance(o, CopyResult) else repr(o)
+        for name, o in zip(files, outcomes, strict=True)
+    }
+    assert statuses == {name: "skipped" if name in current else "done" for name in files}
+    for name, data in files.items():
+        landed = (destination_root / "copy" / name).read_bytes()
+        assert landed == (b"\0" * len(data) if name in current else data), name
+    assert sink.bytes_transferred == sum(len(files[name]) for name in set(files) - current)
+    if push:  # a lookup of each destination, then the files to copy as one group
+        assert sorted(channel.requests) == ["stat"] * 12 + ["write_small"]
+    else:
+        assert channel.requests == ["read_small"]
 
 
 async def test_failures_stay_per_file(channel: Channel) -> None:

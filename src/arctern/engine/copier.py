@@ -50,6 +50,9 @@ from arctern.engine.small import SmallFileEnd, small_file_end
 
 DEFAULT_CHUNK_SIZE = 8 << 20
 FAST_PATH_CHUNK = 64 << 20
+# Destinations a group of small files looks up at once for its sync check: a group's worth
+# (``worker.executor.GROUP_FILES``), pipelined on the data connections of a remote one.
+SYNC_LOOKUPS_AT_ONCE = 256
 
 
 class ProgressSink(Protocol):
@@ -290,13 +293,13 @@ class Copier:
 
     def groupable(self, job: FileJob, resume: Resume | None) -> bool:
         """Whether ``job`` may go through ``copy_group``: at most one chunk, between two local
-        collections (or ends that take groups), not resuming a partial copy, and no sync
-        check to make first."""
+        collections (or ends that take groups), not resuming a partial copy, and no checksum
+        to compare first (sync level 3, a read of both files each)."""
         return (
             (self._fast_path or self._ends is not None)
             and resume is None
             and job.size <= self.chunk_size
-            and self.options.sync_level is None
+            and self.options.sync_level != 3
         )
 
     async def copy_group(self, jobs: list[FileJob]) -> list[CopyResult | FileFailed | Canceled]:
@@ -320,6 +323,20 @@ class Copier:
         verify = self.options.verify_checksum
         if self.cancel.cancelled:
             return [Canceled(self.cancel.reason)] * len(jobs)
+        unsure: list[tuple[int, FileJob, str | None]] = []
+        unsure_why: list[BaseException] = []
+        if self.options.sync_level is not None and work:
+            current = await self._current_at_destination([job for _i, job, _a in work])
+            to_copy: list[tuple[int, FileJob, str | None]] = []
+            for entry, found in zip(work, current, strict=True):
+                if found is True:
+                    outcomes[entry[0]] = CopyResult("skipped", None, None, entry[1].size)
+                elif found is False:
+                    to_copy.append(entry)
+                else:  # the check failed: the file goes one by one, as below
+                    unsure.append(entry)
+                    unsure_why.append(found)
+            work = to_copy
         results: list[str | BaseException | None] = []
         if work and self._ends is not None:
             results = await self._copy_group_ends(work, self._ends)
@@ -339,6 +356,8 @@ class Copier:
             except Exception as exc:  # the helper process died: every file goes one by one
                 results = [TransientError(f"local copy helper failed: {exc}")] * len(work)
         moved = checked = 0
+        work += unsure
+        results += unsure_why
         for (index, job, wanted), result in zip(work, results, strict=True):
             if not isinstance(result, BaseException):
                 moved += job.size
@@ -362,6 +381,19 @@ class Copier:
         final = [outcome for outcome in outcomes if outcome is not None]
         assert len(final) == len(jobs)
         return final
+
+    async def _current_at_destination(self, jobs: list[FileJob]) -> list[bool | BaseException]:
+        """For each job, whether the sync level (0 to 2: metadata only) finds its destination
+        current, or why that could not be told. The destinations are looked up at once:
+        across a wide-area link, one after another they would cost a round trip each."""
+        looking = asyncio.Semaphore(SYNC_LOOKUPS_AT_ONCE)
+
+        async def current(job: FileJob) -> bool:
+            async with looking:
+                # The algorithm only matters at sync level 3, which is never grouped.
+                return await self._up_to_date(job, "MD5")
+
+        return list(await asyncio.gather(*map(current, jobs), return_exceptions=True))
 
     async def _copy_group_ends(
         self,
