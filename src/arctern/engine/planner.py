@@ -230,6 +230,11 @@ class Planner:
         # A local file system lists faster than a task could be handed over to list ahead.
         limit = 0 if self.source.capabilities.local_path else LISTINGS_AHEAD
         ahead = _ListingsAhead(self.source, limit)
+        # The destination's own listings, to find what it has beyond the source's.
+        extras_limit = 0 if self.destination.capabilities.local_path else LISTINGS_AHEAD
+        if not self.options.delete_destination_extra:
+            extras_limit = 0
+        extras_ahead = _ListingsAhead(self.destination, extras_limit)
         try:
             while stack:
                 src, dst, above, announce = stack.pop()
@@ -282,7 +287,7 @@ class Planner:
                             )
                         )
                 if self.options.delete_destination_extra:
-                    async for extra in self._extras(dst, kept):
+                    async for extra in self._extras(dst, kept, extras_ahead):
                         yield extra
                 for info in reversed(subdirs):  # popped in name order
                     stack.append(
@@ -290,12 +295,18 @@ class Planner:
                     )
                 if ahead.limit:
                     ahead.expect([pending[0] for pending in reversed(stack[-ahead.limit :])])
+                if extras_ahead.limit:
+                    upcoming = reversed(stack[-extras_ahead.limit :])
+                    extras_ahead.expect([pending[1] for pending in upcoming])
         finally:
             ahead.close()
+            extras_ahead.close()
 
-    async def _extras(self, dst_dir: str, kept: set[str]) -> AsyncIterator[PlanEntry]:
+    async def _extras(
+        self, dst_dir: str, kept: set[str], listings: _ListingsAhead
+    ) -> AsyncIterator[PlanEntry]:
         try:
-            existing = await _sorted_listing(self.destination, dst_dir)
+            existing = await listings.take(dst_dir)
         except ObjectNotFound:
             return
         except ConnectorError as exc:
