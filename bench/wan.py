@@ -62,6 +62,7 @@ class WanConfig:
     workdir: Path
     out: Path
     all_small: bool = False
+    tree_dirs: int = 0
 
 
 @dataclass
@@ -264,7 +265,7 @@ class WanContender:
     copy: Callable[[Lab, str, str], float | None]
     verifies: bool
     note: str
-    datasets: tuple[str, ...] = ("small", "large")
+    datasets: tuple[str, ...] = ("small", "large", "tree")
 
 
 def _on_laptop(the_lab: Lab, *args: str, timeout: float = 3600) -> None:
@@ -355,7 +356,7 @@ CONTENDERS = [
         _gridftp(["-pp", "-cc", "4", "-fast"]),
         False,
         "pipelined, 4 files at once, no integrity check",
-        ("small",),
+        ("small", "tree"),
     ),
     WanContender(
         "Arctern verify on",
@@ -381,12 +382,17 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+# The tree dataset: this many 4 KiB files in each of ``--tree-dirs`` directories.
+TREE_FILES_PER_DIR = 10
+
+
 def _make_datasets(the_lab: Lab, config: WanConfig) -> dict[str, tuple[int, int]]:
     shapes = {
         name: shape
         for name, shape in (
             ("small", (config.small_files, 4096)),
             ("large", (config.large_files, config.large_size)),
+            ("tree", (config.tree_dirs * TREE_FILES_PER_DIR, 4096)),
         )
         if shape[0] > 0  # --small-files 0 / --large-files 0: that part is not run
     }
@@ -395,7 +401,13 @@ def _make_datasets(the_lab: Lab, config: WanConfig) -> dict[str, tuple[int, int]
         folder.mkdir()
         chunk = os.urandom(min(size, 8 << 20))
         for i in range(count):
-            with (folder / f"f{i:05}.dat").open("wb") as out:
+            if name == "tree":  # d0000/f000.dat ...: a directory per TREE_FILES_PER_DIR files
+                where = folder / f"d{i // TREE_FILES_PER_DIR:04}"
+                where.mkdir(exist_ok=True)
+                path = where / f"f{i % TREE_FILES_PER_DIR:03}.dat"
+            else:
+                path = folder / f"f{i:05}.dat"
+            with path.open("wb") as out:
                 left = size
                 while left:
                     piece = chunk[: min(left, len(chunk))]
@@ -563,6 +575,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loss", type=float, default=0.001, help="loss of the lossy run (0.001)")
     p.add_argument("--small-files", type=int, default=2000, help="4 KiB files (2000; 0: none)")
     p.add_argument("--large-files", type=int, default=2, help="large files (2; 0: none)")
+    p.add_argument(
+        "--tree-dirs",
+        type=int,
+        default=200,
+        help=f"directories of {TREE_FILES_PER_DIR} x 4 KiB files (200; 0: none)",
+    )
     p.add_argument("--large-mib", type=int, default=256, help="size of each large file (256)")
     p.add_argument("--reps", type=int, default=2, help="runs per contender (2)")
     p.add_argument(
@@ -584,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir=a.workdir,
         out=a.out,
         all_small=a.all_small,
+        tree_dirs=a.tree_dirs,
     )
     results: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
