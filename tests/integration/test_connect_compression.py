@@ -221,3 +221,37 @@ async def test_a_plan_commit_leases_the_next_job_when_the_pool_has_room(
         assert again is not None and again.kind == "batch"
     finally:
         await lab.http.aclose()
+
+
+async def test_a_finished_batch_leases_the_next_job_in_its_report(ctx: AppContext) -> None:
+    """The report of a finished batch comes back with the agent's next job leased (the
+    finished job's place in the pool frees with it): no claim round trip between batches.
+    Once nothing is left, the answer leases nothing and the next claim asks as usual."""
+    held = await planning(ctx)
+    lab, task_id, sent, source, plan = held.lab, held.task_id, held.sent, held.source, held.plan
+    try:
+        await source.commit_plan(
+            plan, PlanCommit(1, 0, final=True, batches=[_jobs(2), _jobs(3)]), None
+        )
+        await source.finalize(plan)
+        first = await source.claim()
+        assert first is not None and (first.kind, first.task_id) == ("batch", task_id)
+        await source.finish_batch(first, None, lease_next=True)
+        asked = len(sent)
+        second = await source.claim()
+        assert len(sent) == asked  # it came with the report of the first
+        assert second is not None and second.kind == "batch" and second != first
+        assert len(await source.load_batch(second)) in (2, 3) and len(sent) == asked
+        assert await source.renew(second) is None  # the lease is this worker's
+
+        await source.finish_batch(second, None, lease_next=True)  # nothing left to lease
+        asked = len(sent)
+        assert await source.claim() is None
+        assert [r.url.path for r in sent[asked:]] == ["/v1/work/lease"]
+        async with ctx.db.session() as session:
+            states = set(
+                await session.scalars(select(WorkBatch.state).where(WorkBatch.task_id == task_id))
+            )
+        assert states == {"done"}
+    finally:
+        await lab.http.aclose()

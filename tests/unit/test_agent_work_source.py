@@ -3,6 +3,7 @@ four across a WAN link), each once, and asks for them when they are not carried.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -12,6 +13,7 @@ import httpx
 from arctern.connect import wire
 from arctern.connect.agent.work_source import HttpWorkSource
 from arctern.engine.options import ItemSpec
+from arctern.worker.leases import Claim
 from arctern.worker.source import Collections, CollectionView, PlanView, TaskView
 
 TASK = TaskView(
@@ -91,3 +93,37 @@ async def test_a_job_handed_back_forgets_what_it_did_not_read() -> None:
     await source.release(claim)
     assert await source.load_task(claim) == TASK
     assert asked == ["/work/lease", "/work/release", "/work/job/task"]
+
+
+async def test_reports_in_flight_at_once_ask_for_one_next_job_between_them() -> None:
+    """Two batches finish at once: only one report asks for the pool's next job, so a job
+    leased ahead is never displaced by a second one (which would sit leased and unrun until
+    its lease ran out); the pool's next claim takes it without asking."""
+    both_sent = asyncio.Event()
+    reports: list[bool] = []
+    asked: list[str] = []
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        if request.url.path != "/work/job/finish":
+            return httpx.Response(200, json={"claim": None, "lease_seconds": 30})
+        wants = json.loads(request.content).get("lease_next") is True
+        reports.append(wants)
+        if len(reports) == 2:
+            both_sent.set()
+        await both_sent.wait()
+        if not wants:
+            return httpx.Response(200, json={})
+        batch = {"kind": "batch", "task_id": str(TASK.id), "batch_id": 7}
+        return httpx.Response(200, json={"next": {"claim": batch, "lease_seconds": 30}})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handle), base_url="http://api")
+    source = HttpWorkSource(http, "agent-worker")
+    finished = [Claim("batch", TASK.id, batch_id) for batch_id in (1, 2)]
+    await asyncio.gather(*(source.finish_batch(c, None, lease_next=True) for c in finished))
+    assert sorted(reports) == [False, True]
+    following = await source.claim()
+    assert following == Claim("batch", TASK.id, 7)
+    assert "/work/lease" not in asked
+    assert await source.claim() is None  # nothing more kept: this one asks
+    assert asked[-1] == "/work/lease"

@@ -263,18 +263,13 @@ async def job_operation(
             await source.commit_plan(claim, wire.commit_of(body.get("commit")), progress)
         except Canceled as exc:
             return {"canceled": str(exc) or "FINISHED"}
-        if body.get("lease_next") is True:
-            # The agent's next job (most often the batch just committed) in the same answer:
-            # a round trip across a WAN link less before the first data moves. The commit
-            # stands whatever happens here; the agent then claims as usual.
-            try:
-                return {"next": await lease(ctx, who)}
-            except Exception:
-                log.exception("leasing the next job with a plan commit failed")
-        return {}
+        # The agent's next job (most often the batch just committed) in the same answer:
+        # a round trip across a WAN link less before the first data moves.
+        return await _lease_next(ctx, who, body)
     if op == "finish":
+        # Likewise the job that takes the finished batch's place in the agent's pool.
         await source.finish_batch(claim, progress)
-        return {}
+        return await _lease_next(ctx, who, body)
     message = str(body.get("message") or "")[:4096]
     if op == "fail":
         code = str(body.get("code") or "ENDPOINT_ERROR")[:64]
@@ -282,6 +277,18 @@ async def job_operation(
         return {}
     await source.crashed(claim, message)
     return {}
+
+
+async def _lease_next(ctx: AppContext, who: AgentWorker, body: dict[str, Any]) -> dict[str, Any]:
+    """The answer of a report that asked for the agent's next job (``lease_next``): that
+    job, leased. The report stands whatever happens here; the agent then claims as usual."""
+    if body.get("lease_next") is not True:
+        return {}
+    try:
+        return {"next": await lease(ctx, who)}
+    except Exception:
+        log.exception("leasing the next job with a job's report failed")
+        return {}
 
 
 def _reason(body: dict[str, Any]) -> str:

@@ -598,6 +598,10 @@ class BatchJob(Job):
     ``group_slots`` limits how many run at once; the pool shares both among its jobs.
     """
 
+    # Whether the report of the finished batch asks for the pool's next job (set by the
+    # pool: its place frees with that report).
+    lease_next_on_finish = False
+
     def __init__(
         self,
         clock: Clock,
@@ -653,7 +657,9 @@ class BatchJob(Job):
             self.account_time()
             snapshot = self.progress.take()
             try:
-                await self.source.finish_batch(self.claim, snapshot)
+                await self.source.finish_batch(
+                    self.claim, snapshot, lease_next=self.lease_next_on_finish
+                )
             except BaseException:
                 self.progress.merge(snapshot)
                 raise

@@ -296,6 +296,7 @@ class WorkerPool:
                 group_slots=self._group_slots,
                 offload=self._offload,
             )
+            job.lease_next_on_finish = not self._stopping.is_set()
         runner = asyncio.create_task(self._run_job(job), name=f"{self.name}-{claim.kind}")
         self._running[runner] = token
         runner.add_done_callback(self._finished)

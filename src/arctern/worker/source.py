@@ -245,8 +245,13 @@ class WorkSource(Protocol):
         the same call (its next ``claim`` returns it): for an agent a round trip less, for
         the database a claim less and, when it is a batch just planned, no rows read back."""
 
-    async def finish_batch(self, claim: Claim, progress: TaskProgress | None) -> None:
-        """The batch is copied: write its last progress, mark it done, finalize if complete."""
+    async def finish_batch(
+        self, claim: Claim, progress: TaskProgress | None, *, lease_next: bool = False
+    ) -> None:
+        """The batch is copied: write its last progress, mark it done, finalize if complete.
+
+        ``lease_next``: as for ``commit_plan``; the job's place in its pool frees with this
+        call, so a source may lease the pool's next job in the same call."""
 
     async def finalize(self, claim: Claim) -> None:
         """SUCCEEDED/FAILED if nothing of the task is outstanding."""
@@ -523,7 +528,10 @@ class DatabaseWorkSource:
         if leased is not None:
             self._ahead.keep(leased)
 
-    async def finish_batch(self, claim: Claim, progress: TaskProgress | None) -> None:
+    async def finish_batch(
+        self, claim: Claim, progress: TaskProgress | None, *, lease_next: bool = False
+    ) -> None:
+        # ``lease_next`` is not taken up: a claim on the database costs no round trip.
         async with self.ctx.db.session() as session:
             if progress is not None:
                 await progress.write(session)

@@ -48,6 +48,9 @@ class HttpWorkSource:
         self.compress = compress  # large bodies (plan commits, progress) go gzip-compressed
         # A job leased along with a plan commit: the next ``claim`` returns it.
         self._ahead = LeasedAhead(monotonic)
+        # A report in flight that asked for the next job: at most one asks at a time, so a
+        # job leased ahead is never displaced by another (and left to run out its lease).
+        self._asking_ahead = False
         # What the lease answer carried for each held job (its first reads: ``task``,
         # ``plan`` or ``batch``, ``collections``), each answer used once.
         self._carried: dict[ClaimKey, dict[str, dict[str, Any]]] = {}
@@ -170,28 +173,44 @@ class HttpWorkSource:
         *,
         lease_next: bool = False,
     ) -> None:
-        # At most one job leased ahead: the pool takes it with its next claim.
-        lease_next = lease_next and not self._ahead.kept
-        body = await self._job(
+        body = await self._reporting(
             "commit",
             claim,
+            lease_next,
             commit=wire.commit_doc(commit),
             progress=wire.progress_doc(progress),
-            lease_next=lease_next,
         )
         if body.get("lease_lost"):
             raise Canceled("LEASE_LOST")
         if body.get("canceled"):
             raise Canceled(str(body["canceled"]))
-        leased = body.get("next")
-        if lease_next and isinstance(leased, dict):
+
+    async def _reporting(
+        self, op: str, claim: Claim, lease_next: bool, **body: Any
+    ) -> dict[str, Any]:
+        """A job's report; with ``lease_next``, asking for the pool's next job in the same
+        call unless one is kept or being asked for already. That job is kept for the pool's
+        next ``claim``."""
+        asking = lease_next and not self._ahead.kept and not self._asking_ahead
+        if not asking:
+            return await self._job(op, claim, **body)
+        self._asking_ahead = True
+        try:
+            answer = await self._job(op, claim, lease_next=True, **body)
+        finally:
+            self._asking_ahead = False
+        leased = answer.get("next")
+        if isinstance(leased, dict):
             following = self._accept(leased)
             if following is not None:
                 self._ahead.keep(following)
+        return answer
 
-    async def finish_batch(self, claim: Claim, progress: TaskProgress | None) -> None:
+    async def finish_batch(
+        self, claim: Claim, progress: TaskProgress | None, *, lease_next: bool = False
+    ) -> None:
         self._forget(claim)
-        await self._job("finish", claim, progress=wire.progress_doc(progress))
+        await self._reporting("finish", claim, lease_next, progress=wire.progress_doc(progress))
 
     async def finalize(self, claim: Claim) -> None:
         self._forget(claim)
