@@ -206,6 +206,43 @@ async def test_a_sync_looks_up_a_groups_destinations_at_once(channel: Channel, p
         assert channel.requests == ["read_small"]
 
 
+@pytest.mark.parametrize("push", [True, False], ids=["push", "pull"])
+async def test_a_checksum_sync_compares_each_file_where_it_lies(
+    channel: Channel, push: bool
+) -> None:
+    """Sync level 3: a file whose copy has the same checksum is left alone, one with other
+    bytes (same size, same time) is copied. The remote side's checksums are computed by
+    the peer on its own disk: no file is read across the link to be compared."""
+    source_root, destination_root = (
+        (channel.local_root, channel.remote_root)
+        if push
+        else (channel.remote_root, channel.local_root)
+    )
+    files = dataset(source_root, 8)
+    copy = destination_root / "copy" / "set"
+    copy.mkdir(parents=True)
+    same = {"set/f000.dat", "set/f005.dat"}
+    for name, data in files.items():  # every copy has the source's size and time
+        landed = destination_root / "copy" / name
+        landed.write_bytes(data if name in same else bytes(len(data)))
+        when = (source_root / name).stat().st_mtime
+        os.utime(landed, (when, when))
+    copier = copier_for(channel, push=push, sink=MemorySink(), sync_level=3)
+    try:
+        outcomes = await copy_all(copier, jobs_for(files, source_root))
+    finally:
+        await copier.source.close()
+        await copier.destination.close()
+
+    statuses = [o.status if isinstance(o, CopyResult) else repr(o) for o in outcomes]
+    assert statuses == ["skipped" if name in same else "done" for name in files]
+    for name, data in files.items():
+        assert (destination_root / "copy" / name).read_bytes() == data
+    assert "read" not in channel.requests
+    assert channel.requests.count("checksum") == len(files)
+    assert channel.requests.count("write_small" if push else "read_small") == 1
+
+
 async def test_failures_stay_per_file(channel: Channel) -> None:
     """Pull: after planning, one source file shrinks and one disappears; push: one
     destination name is a directory. The others arrive; the failed ones are retried alone

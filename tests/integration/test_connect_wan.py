@@ -181,3 +181,51 @@ def test_a_lossy_link_still_delivers_identical_bytes(wan: Wan) -> None:
         print(f"32 MiB over 50 ms, 0.1% loss: {elapsed:.1f} s ({rate:.0f} Mbit/s end to end)")
     finally:
         wan.set_link(loss=0.0)
+
+
+TREE_DIRECTORIES = 200
+
+
+@pytest.mark.parametrize("direction", ["push", "pull"])
+def test_a_tree_crosses_without_a_round_trip_per_directory(wan: Wan, direction: str) -> None:
+    """A tree of many directories: pushed, each planned mkdir is a round trip; pulled, each
+    listing is. Made one after another they alone would take ``directories x RTT``. Then a
+    sync (level 2, size and time) of the same tree finds every file current; file by file,
+    its destination lookups alone would take ``files x RTT / 4``."""
+    if direction == "push":
+        src, dst = wan.laptop_collection, wan.dtn_collection
+        src_root, dst_root = wan.laptop_root, wan.dtn_root
+    else:
+        src, dst = wan.dtn_collection, wan.laptop_collection
+        src_root, dst_root = wan.dtn_root, wan.laptop_root
+    folder = src_root / f"tree-{uuid.uuid4().hex[:6]}"
+    for d in range(TREE_DIRECTORIES):
+        (folder / f"d{d:03}" / "sub").mkdir(parents=True)
+        for i in range(3):
+            (folder / f"d{d:03}" / f"f{i}.dat").write_bytes(os.urandom(512))
+    files = 3 * TREE_DIRECTORIES
+    rtt = 2 * ONE_WAY_MS / 1000
+
+    def transfer(**options: object) -> tuple[dict[str, object], float]:
+        tdata = globus_sdk.TransferData(
+            source_endpoint=src, destination_endpoint=dst, verify_checksum=True, **options
+        )
+        tdata.add_item(f"/{folder.name}/", f"/in/{folder.name}/", recursive=True)
+        started = time.monotonic()
+        task = wait_task(wan.owner.tc, wan.owner.tc.submit_transfer(tdata)["task_id"], 600)
+        return task, time.monotonic() - started
+
+    task, elapsed = transfer(label=f"tree {direction}")
+    assert task["status"] == "SUCCEEDED", task
+    assert task["files_transferred"] == files
+    assert task["directories"] == 2 * TREE_DIRECTORIES + 1
+    assert tree(dst_root / "in" / folder.name) == tree(folder)
+    assert all((dst_root / "in" / folder.name / f"d{d:03}" / "sub").is_dir() for d in (0, 199))
+    print(f"tree {direction}: {TREE_DIRECTORIES * 2} directories in {elapsed:.1f} s")
+    assert elapsed < 2 * TREE_DIRECTORIES * rtt / 2, elapsed
+
+    task, elapsed = transfer(label=f"tree sync {direction}", sync_level=2)
+    assert task["status"] == "SUCCEEDED", task
+    assert (task["files_transferred"], task["files_skipped"]) == (0, files)
+    print(f"sync {direction}: {files} files found current in {elapsed:.1f} s")
+    assert elapsed < files * rtt / 4, elapsed

@@ -31,6 +31,7 @@ from arctern.connect.links import CALL_TIMEOUT, Link, LinkPool
 from arctern.connect.relay import ERROR_KINDS
 from arctern.connectors.base import Capabilities, FileInfo, WriteState
 from arctern.connectors.errors import ConnectorError, PermissionDenied, TransientError
+from arctern.engine.checksums import ALGORITHMS
 from arctern.engine.local import SmallRead, SmallWrite
 from arctern.engine.options import FileJob
 
@@ -45,17 +46,24 @@ Fingerprints = list[bytes]
 CONNECT_TIMEOUT = 20.0
 
 
-# Calls that move or read file data: at most ``streams`` of a connector's run at once (each
-# may hold a chunk in memory on both ends). The others (mkdir, stat, rename, ...) are small
-# and pipelined on the links without that bound, which their callers set: a plan's mkdirs
-# (``worker.executor.DIRECTORIES_IN_FLIGHT``) would otherwise take a round trip per four.
-_DATA_OPERATIONS = frozenset(
-    {"read", "write", "read_small", "write_small", "fingerprints", "checksum"}
-)
+# Calls that move file data: at most ``streams`` of a connector's run at once (each may hold
+# a chunk in memory on both ends). The others (mkdir, stat, checksum, ...) carry little and
+# are pipelined on the links without that bound, which their callers set: a plan's mkdirs
+# (``worker.executor.DIRECTORIES_IN_FLIGHT``) or a group's sync checks would otherwise take a
+# round trip per four.
+_DATA_OPERATIONS = frozenset({"read", "write", "read_small", "write_small", "fingerprints"})
 
 
 class RemoteConnector:
-    capabilities = Capabilities(write_at_offset=True, rename=True, set_mtime=True, local_path=False)
+    # The peer computes a checksum on its own disk (``dataserver``): a sync at level 3 does
+    # not bring the file across. A peer from before that answers None, and the copier reads.
+    capabilities = Capabilities(
+        write_at_offset=True,
+        rename=True,
+        set_mtime=True,
+        local_path=False,
+        native_checksums=ALGORITHMS,
+    )
 
     def __init__(
         self,

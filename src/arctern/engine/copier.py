@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import xxhash
 
-from arctern.connectors.base import Connector, FileInfo, WriteState
+from arctern.connectors.base import Connector, WriteState
 from arctern.connectors.errors import (
     ConnectorError,
     ObjectNotFound,
@@ -28,6 +28,7 @@ from arctern.connectors.errors import (
 )
 from arctern.connectors.posix.writeback import start_writeback
 from arctern.engine.checksums import (
+    DEFAULT_ALGORITHM,
     THREAD_THRESHOLD,
     Hasher,
     UnsupportedAlgorithm,
@@ -293,13 +294,11 @@ class Copier:
 
     def groupable(self, job: FileJob, resume: Resume | None) -> bool:
         """Whether ``job`` may go through ``copy_group``: at most one chunk, between two local
-        collections (or ends that take groups), not resuming a partial copy, and no checksum
-        to compare first (sync level 3, a read of both files each)."""
+        collections (or ends that take groups), and not resuming a partial copy."""
         return (
             (self._fast_path or self._ends is not None)
             and resume is None
             and job.size <= self.chunk_size
-            and self.options.sync_level != 3
         )
 
     async def copy_group(self, jobs: list[FileJob]) -> list[CopyResult | FileFailed | Canceled]:
@@ -326,7 +325,9 @@ class Copier:
         unsure: list[tuple[int, FileJob, str | None]] = []
         unsure_why: list[BaseException] = []
         if self.options.sync_level is not None and work:
-            current = await self._current_at_destination([job for _i, job, _a in work])
+            current = await self._current_at_destination(
+                [(job, algorithm) for _i, job, algorithm in work]
+            )
             to_copy: list[tuple[int, FileJob, str | None]] = []
             for entry, found in zip(work, current, strict=True):
                 if found is True:
@@ -382,18 +383,21 @@ class Copier:
         assert len(final) == len(jobs)
         return final
 
-    async def _current_at_destination(self, jobs: list[FileJob]) -> list[bool | BaseException]:
-        """For each job, whether the sync level (0 to 2: metadata only) finds its destination
-        current, or why that could not be told. The destinations are looked up at once:
-        across a wide-area link, one after another they would cost a round trip each."""
+    async def _current_at_destination(
+        self, work: list[tuple[FileJob, str | None]]
+    ) -> list[bool | BaseException]:
+        """For each ``(job, algorithm)``, whether the sync level finds its destination
+        current, or why that could not be told. The files are looked up (and at level 3
+        checksummed, each where it lies) at once: across a wide-area link, one after another
+        they would cost a round trip each."""
         looking = asyncio.Semaphore(SYNC_LOOKUPS_AT_ONCE)
 
-        async def current(job: FileJob) -> bool:
+        async def current(job: FileJob, algorithm: str | None) -> bool:
             async with looking:
-                # The algorithm only matters at sync level 3, which is never grouped.
-                return await self._up_to_date(job, "MD5")
+                return await self._up_to_date(job, algorithm or DEFAULT_ALGORITHM)
 
-        return list(await asyncio.gather(*map(current, jobs), return_exceptions=True))
+        checks = (current(job, algorithm) for job, algorithm in work)
+        return list(await asyncio.gather(*checks, return_exceptions=True))
 
     async def _copy_group_ends(
         self,
@@ -482,22 +486,26 @@ class Copier:
             # Copy only when the source is newer; sub-second differences are filesystem noise.
             return not job.mtime > dst.mtime + 1.0
         try:
-            src_sum = await self._checksum_of(self.source, job.source_path, job.size, algorithm)
+            src_sum = await self._native_or_read(self.source, job.source_path, job.size, algorithm)
         except ConnectorError as exc:
             mark_source_side(exc)
             raise
-        dst_sum = await self._native_or_read(self.destination, job.destination_path, dst, algorithm)
+        dst_sum = await self._native_or_read(
+            self.destination, job.destination_path, dst.size, algorithm
+        )
         return same_checksum(src_sum, dst_sum)
 
     async def _native_or_read(
-        self, connector: Connector, path: str, info: FileInfo, algorithm: str
+        self, connector: Connector, path: str, size: int, algorithm: str
     ) -> str:
+        """The checksum of ``path`` as ``connector`` computes it where the file lies (an
+        object store, a peer agent), else read and hashed here."""
         native = None
         if algorithm in connector.capabilities.native_checksums:
             native = await connector.checksum(path, algorithm)
         if native is not None:
             return native
-        return await self._checksum_of(connector, path, info.size, algorithm)
+        return await self._checksum_of(connector, path, size, algorithm)
 
     async def _checksum_of(self, connector: Connector, path: str, size: int, algo: str) -> str:
         hasher = new_hasher(algo)
@@ -532,7 +540,7 @@ class Copier:
     ) -> None:
         if native:
             info = await self.destination.stat(path)
-            actual = await self._native_or_read(self.destination, path, info, algorithm)
+            actual = await self._native_or_read(self.destination, path, info.size, algorithm)
         else:
             actual = await self._checksum_of(self.destination, path, job.size, algorithm)
         if not same_checksum(actual, expected):
