@@ -27,7 +27,7 @@ from arctern.connect.remote_connector import RemoteConnector
 from arctern.connectors.base import Connector
 from arctern.connectors.errors import PermissionDenied, TransientError
 from arctern.connectors.posix.connector import PosixConnector
-from arctern.engine.copier import Copier, CopyResult, FileFailed, RetryPolicy
+from arctern.engine.copier import Copier, CopyResult, FileFailed, Resume, RetryPolicy
 from arctern.engine.errors import CancelToken
 from arctern.engine.options import FileJob, TransferOptions
 from arctern.engine.runner import MemorySink
@@ -383,6 +383,33 @@ async def test_a_pushed_large_file_is_verified_where_it_lands(
     assert corrupted and sink.faults >= 1
     assert "fingerprints" in channel.requests
     assert "read" not in channel.requests  # nothing was sent back to be checked here
+
+
+async def test_a_resumed_push_is_verified_by_the_peer(channel: Channel) -> None:
+    """A push resumed after a crash (its first chunk already in the peer's temporary file)
+    sends the rest, and the whole temporary file is then checksummed by the peer on its own
+    disk: the part written before the crash is not read back across the link."""
+    data = os.urandom(12 << 20)
+    (channel.local_root / "big.bin").write_bytes(data)
+    (channel.remote_root / "copy").mkdir()
+    job = FileJob("/big.bin", "/copy/big.bin", len(data), 1.7e9, checksum_algorithm="MD5", key=1)
+    first = RemoteConnector(channel.address, channel.fingerprint, "adt_good", streams=1)
+    try:  # the job before the crash: one chunk written, its resume point kept
+        state = await first.begin_write(job.destination_path, job.size, temp_key="k")
+        await first.write(state, 0, data[: 8 << 20])
+    finally:
+        await first.close()
+    channel.requests.clear()
+    copier = copier_for(channel, push=True, sink=MemorySink())
+    try:
+        result = await copier.copy(job, Resume(8 << 20, state))
+    finally:
+        await copier.destination.close()
+    assert isinstance(result, CopyResult) and result.status == "done", result
+    assert (channel.remote_root / "copy" / "big.bin").read_bytes() == data
+    assert channel.requests.count("write") == 1  # only the rest was sent
+    assert "checksum" in channel.requests
+    assert "read" not in channel.requests
 
 
 async def settled(condition: Any, what: str, timeout: float = 30.0) -> None:

@@ -264,7 +264,9 @@ class Copier:
         if verify and readable_temp:
             assert progress.state is not None and checksum is not None
             if not verified:  # resumed: the prefix was not read back as it was written
-                await self._verify(progress.state.temp_path, job, algorithm, checksum)
+                # Checksummed where it lies if the destination can (a peer agent: nothing
+                # comes back across the link), else read back here.
+                await self._verify(progress.state.temp_path, job, algorithm, checksum, native=True)
         await self._commit(job, progress)
         if verify and not readable_temp:
             assert checksum is not None
