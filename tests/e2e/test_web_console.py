@@ -150,6 +150,9 @@ def test_confidential_app_secret_shown_once(
     page.click("button:has-text('Generate new client secret')")
     second = page.inner_text("[data-testid=client-secret]").strip()
     assert second and second != secret
+    # The answer to the POST renames its history entry to the app's plain address (a script,
+    # run once the page has loaded): coming back there shows no secret.
+    page.wait_for_url(re.compile(rf"/apps/{client_id}$"))
     page.goto(page.url)
     expect(page.locator("[data-testid=client-secret]")).to_have_count(0)
     expect(page.locator("text=2 active")).to_be_visible()
