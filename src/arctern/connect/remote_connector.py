@@ -57,12 +57,15 @@ _DATA_OPERATIONS = frozenset({"read", "write", "read_small", "write_small", "fin
 class RemoteConnector:
     # The peer computes a checksum on its own disk (``dataserver``): a sync at level 3 does
     # not bring the file across. A peer from before that answers None, and the copier reads.
+    # Only for files it reads well within a call's time limit (``CALL_TIMEOUT``), even with
+    # a few such calls queued on the link before it; larger ones are read chunk by chunk.
     capabilities = Capabilities(
         write_at_offset=True,
         rename=True,
         set_mtime=True,
         local_path=False,
         native_checksums=ALGORITHMS,
+        native_checksum_max_size=256 << 20,
     )
 
     def __init__(

@@ -41,6 +41,8 @@ class Capabilities:
     write_at_offset: bool = True  # random-access writes (POSIX); else multipart parts (S3)
     rename: bool = True  # atomic rename; S3 emulates with copy + delete
     native_checksums: tuple[str, ...] = ()  # algorithms the store computes itself
+    # Largest file it computes them for (None: any); a bigger one is read and hashed here.
+    native_checksum_max_size: int | None = None
     set_mtime: bool = True
     local_path: bool = False  # exposes real filesystem paths (copy_file_range fast path)
     min_part_size: int = 0

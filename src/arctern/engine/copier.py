@@ -503,7 +503,9 @@ class Copier:
         """The checksum of ``path`` as ``connector`` computes it where the file lies (an
         object store, a peer agent), else read and hashed here."""
         native = None
-        if algorithm in connector.capabilities.native_checksums:
+        capabilities = connector.capabilities
+        largest = capabilities.native_checksum_max_size
+        if algorithm in capabilities.native_checksums and (largest is None or size <= largest):
             native = await connector.checksum(path, algorithm)
         if native is not None:
             return native
