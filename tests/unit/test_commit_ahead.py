@@ -4,6 +4,8 @@ commits stay in order, one at a time, and a failed commit stops the walk."""
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import timedelta
 
 import pytest
 
@@ -67,3 +69,22 @@ async def test_settle_waits_for_the_commit_in_flight_and_keeps_the_walks_error()
     await commits.send(commit(0))
     await commits.settle()  # does not raise: the caller re-raises its own error
     assert finished.is_set()
+
+
+async def test_a_commit_carries_what_its_entries_counted() -> None:
+    """The counts of a commit's entries travel in the commit itself (``PlanJob`` sends them
+    in the commit's own report, never in a heartbeat that might reach the deployment after
+    the final commit handed the plan in, and be dropped there)."""
+    from arctern.engine.options import TransferOptions
+    from arctern.worker.executor import WorkerConfig, _PlanBuffer
+    from arctern.worker.progress import TaskProgress
+
+    buffer = _PlanBuffer(TransferOptions())
+    buffer.counts["directories"] = 3
+    buffer.add_error("/a", "/b", "PERMISSION_DENIED", "denied", False, source_side=True)
+    counted = TaskProgress(uuid.uuid4(), lambda: None)
+    commit = buffer.take(WorkerConfig("w", timedelta(seconds=30)), counted, 1, 0, True)
+    assert commit.counted is counted
+    assert counted.deltas["directories"] == 3 and counted.deltas["subtasks_failed"] == 1
+    assert [event.code for event in counted.events] == ["PERMISSION_DENIED"]
+    assert buffer.counts["directories"] == 0  # the next commit starts from nothing

@@ -382,17 +382,20 @@ class PlanJob(Job):
     def _take(
         self, buffer: _PlanBuffer, item_index: int, entries_done: int, *, final: bool
     ) -> PlanCommit:
-        return buffer.take(self.config, self.progress, item_index, entries_done, final)
+        counted = TaskProgress(self.claim.task_id, self.clock.now)
+        return buffer.take(self.config, counted, item_index, entries_done, final)
 
     async def _send(self, commit: PlanCommit) -> None:
-        """Make ``commit`` and the progress buffered so far durable, in one step."""
+        """Make ``commit``, what it counts and the progress buffered so far durable, in one
+        step."""
         self.account_time()
+        progress = self.progress.take()
+        if commit.counted is not None:
+            progress.merge(commit.counted)
         # Not merged back on failure: a commit that fails ends the job, and whoever plans
         # next resumes from the last durable position and counts from there.
         lease_next = bool(commit.batches) and self.has_room is not None and self.has_room()
-        await self.source.commit_plan(
-            self.claim, commit, self.progress.take(), lease_next=lease_next
-        )
+        await self.source.commit_plan(self.claim, commit, progress, lease_next=lease_next)
         if commit.batches and self.on_new_work is not None:
             self.on_new_work()
 
@@ -559,7 +562,7 @@ class _PlanBuffer:
         final: bool,
     ) -> PlanCommit:
         """The buffered output as a commit (cut into work batches), counted into
-        ``progress``; the buffer starts again empty."""
+        ``progress``, which the commit carries; the buffer starts again empty."""
         for e in self.errors[:5]:
             progress.event(event_code(e.code), e.message, e.source_path, is_error=True)
         n_files = len(self.files)
@@ -579,6 +582,7 @@ class _PlanBuffer:
             final,
             batches=split_jobs(self.files, config.batch_files, config.batch_bytes),
             errors=self.errors,
+            counted=progress,
         )
         self.files = []
         self.errors = []

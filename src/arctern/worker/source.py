@@ -198,6 +198,10 @@ class PlanCommit:
     final: bool
     batches: list[list[FileJob]] = field(default_factory=list)
     errors: list[PlanErrorRow] = field(default_factory=list)
+    # What its entries add to the task's counters and events: they travel with the commit
+    # (``worker.executor.PlanJob``), never with a heartbeat that might reach the deployment
+    # after the final commit has handed the plan's lease in, and be dropped there.
+    counted: TaskProgress | None = field(default=None, compare=False, repr=False)
 
 
 class WorkSource(Protocol):
