@@ -642,7 +642,14 @@ async def test_a_remote_sources_listings_are_fetched_ahead_in_the_walks_order() 
     """Each listing of a remote source is a round trip: the walk fetches those of the next
     directories while it goes on (a bounded number at once), and its order, its entries and
     a refused listing's place in it are those of a walk that lists one at a time."""
-    from arctern.engine.planner import LISTINGS_AHEAD, CopyFile, MakeDir, PlanError, Planner
+    from arctern.engine.planner import (
+        LISTINGS_AHEAD,
+        SUBDIRECTORIES_AHEAD,
+        CopyFile,
+        MakeDir,
+        PlanError,
+        Planner,
+    )
 
     source = _SlowListings()
     for d in range(40):
@@ -661,7 +668,7 @@ async def test_a_remote_sources_listings_are_fetched_ahead_in_the_walks_order() 
         return walked
 
     walked = await walk(Planner(source, MemoryConnector(), TransferOptions()))
-    assert 1 < source.most <= LISTINGS_AHEAD
+    assert 1 < source.most <= LISTINGS_AHEAD * (1 + SUBDIRECTORIES_AHEAD)
     expected = ["dir /o"]
     for d in range(40):
         expected.append(f"dir /o/d{d:02}")

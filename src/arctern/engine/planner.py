@@ -93,26 +93,53 @@ async def _sorted_listing(connector: Connector, path: str) -> list[FileInfo]:
 LISTINGS_AHEAD = 16
 
 
+# Of a directory listed ahead, this many subdirectories are listed ahead too: the walk
+# enters them right after it, and a subdirectory found only when the walk reaches its parent
+# would cost a round trip of its own (a tree of directories that each hold one: one per level).
+SUBDIRECTORIES_AHEAD = 4
+
+
 class _ListingsAhead:
-    """The listings of the next directories of a walk, fetched while it goes on."""
+    """The listings of the next directories of a walk, fetched while it goes on: those of
+    the directories it enters next, and of the first few subdirectories of each."""
 
     def __init__(self, connector: Connector, limit: int) -> None:
         self._connector = connector
         self.limit = limit
         self._fetching: dict[str, asyncio.Task[list[FileInfo]]] = {}
+        # The subdirectories listed ahead from each directory listed ahead.
+        self._below: dict[str, list[str]] = {}
 
     def expect(self, upcoming: list[str]) -> None:
         """``upcoming``: the directories the walk enters next, soonest first. The first
-        ``limit`` are fetched; listings of any others are dropped (fetched again later)."""
+        ``limit`` are fetched (with their first subdirectories); listings of any others are
+        dropped (fetched again later)."""
         wanted = upcoming[: self.limit]
         keep = set(wanted)
+        for path in wanted:
+            keep.update(self._below.get(path, ()))
         for path in [path for path in self._fetching if path not in keep]:
             self._fetching.pop(path).cancel()
+        self._below = {path: below for path, below in self._below.items() if path in keep}
         for path in wanted:
             if path not in self._fetching:
-                fetching = asyncio.ensure_future(_sorted_listing(self._connector, path))
-                fetching.add_done_callback(_retrieved)
-                self._fetching[path] = fetching
+                self._start(path, look_below=True)
+
+    def _start(self, path: str, *, look_below: bool) -> None:
+        fetching = asyncio.ensure_future(self._fetch(path, look_below))
+        fetching.add_done_callback(_retrieved)
+        self._fetching[path] = fetching
+
+    async def _fetch(self, path: str, look_below: bool) -> list[FileInfo]:
+        entries = await _sorted_listing(self._connector, path)
+        if look_below:
+            below = [_child(path, info.name) for info in entries if info.type == "dir"]
+            below = below[:SUBDIRECTORIES_AHEAD]
+            self._below[path] = below
+            for subdirectory in below:
+                if subdirectory not in self._fetching:
+                    self._start(subdirectory, look_below=False)
+        return entries
 
     async def take(self, path: str) -> list[FileInfo]:
         """The sorted listing of ``path``: the one fetched ahead, else fetched now."""
@@ -125,6 +152,7 @@ class _ListingsAhead:
         for fetching in self._fetching.values():
             fetching.cancel()
         self._fetching.clear()
+        self._below.clear()
 
 
 def _retrieved(fetching: asyncio.Task[list[FileInfo]]) -> None:
