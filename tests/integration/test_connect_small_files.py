@@ -114,6 +114,13 @@ async def copy_all(
     return list(await copier.copy_group(jobs))
 
 
+def roots(channel: Channel, push: bool) -> tuple[Path, Path]:
+    """The source and destination roots of a push (local to remote) or a pull."""
+    if push:
+        return channel.local_root, channel.remote_root
+    return channel.remote_root, channel.local_root
+
+
 def copier_for(
     channel: Channel, *, push: bool, sink: MemorySink, sync_level: int | None = None
 ) -> Copier:
@@ -134,11 +141,7 @@ def copier_for(
 async def test_a_group_of_small_files_costs_one_frame_each_way(
     channel: Channel, push: bool
 ) -> None:
-    source_root, destination_root = (
-        (channel.local_root, channel.remote_root)
-        if push
-        else (channel.remote_root, channel.local_root)
-    )
+    source_root, destination_root = roots(channel, push)
     (destination_root / "copy" / "set").mkdir(parents=True)
     files = dataset(source_root)
     sink = MemorySink()
@@ -168,11 +171,7 @@ async def test_a_sync_looks_up_a_groups_destinations_at_once(channel: Channel, p
     """Sync level 2 (size and modification time): the group's destinations are looked up
     together (pipelined on the links, not a round trip each), files found current are left
     untouched and reported as skipped, and the others still travel as one group."""
-    source_root, destination_root = (
-        (channel.local_root, channel.remote_root)
-        if push
-        else (channel.remote_root, channel.local_root)
-    )
+    source_root, destination_root = roots(channel, push)
     files = dataset(source_root, 12)
     copy = destination_root / "copy" / "set"
     copy.mkdir(parents=True)
@@ -214,11 +213,7 @@ async def test_a_checksum_sync_compares_each_file_where_it_lies(
     """Sync level 3: a file whose copy has the same checksum is left alone, one with other
     bytes (same size, same time) is copied. The remote side's checksums are computed by
     the peer on its own disk: no file is read across the link to be compared."""
-    source_root, destination_root = (
-        (channel.local_root, channel.remote_root)
-        if push
-        else (channel.remote_root, channel.local_root)
-    )
+    source_root, destination_root = roots(channel, push)
     files = dataset(source_root, 8)
     copy = destination_root / "copy" / "set"
     copy.mkdir(parents=True)

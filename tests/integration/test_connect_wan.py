@@ -120,6 +120,14 @@ def wan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wan]:
         network.destroy()
 
 
+def ends(wan: Wan, direction: str) -> tuple[str, str, Path, Path]:
+    """Source and destination collections and roots: the laptop pushes to the DTN, or pulls
+    from it (it runs both transfers: it cannot be reached)."""
+    if direction == "push":
+        return wan.laptop_collection, wan.dtn_collection, wan.laptop_root, wan.dtn_root
+    return wan.dtn_collection, wan.laptop_collection, wan.dtn_root, wan.laptop_root
+
+
 def test_the_link_has_the_emulated_round_trip(wan: Wan) -> None:
     rtt = wan.laptop_host.round_trip_ms(wan.dtn_host, DATA_PORT)
     print(f"laptop -> DTN round trip {rtt:.1f} ms")
@@ -130,12 +138,7 @@ def test_the_link_has_the_emulated_round_trip(wan: Wan) -> None:
 def test_many_small_files_cross_in_groups(wan: Wan, direction: str) -> None:
     """The laptop runs both transfers (it cannot be reached): it pushes to the DTN, or pulls
     from it. One round trip per file would take ``files x RTT`` at least; groups take a few."""
-    if direction == "push":
-        src, dst = wan.laptop_collection, wan.dtn_collection
-        src_root, dst_root = wan.laptop_root, wan.dtn_root
-    else:
-        src, dst = wan.dtn_collection, wan.laptop_collection
-        src_root, dst_root = wan.dtn_root, wan.laptop_root
+    src, dst, src_root, dst_root = ends(wan, direction)
     folder = src_root / f"small-{uuid.uuid4().hex[:6]}"
     folder.mkdir()
     for i in range(SMALL_FILES):
@@ -192,12 +195,7 @@ def test_a_tree_crosses_without_a_round_trip_per_directory(wan: Wan, direction: 
     listing is. Made one after another they alone would take ``directories x RTT``. Then a
     sync (level 2, size and time) of the same tree finds every file current; file by file,
     its destination lookups alone would take ``files x RTT / 4``."""
-    if direction == "push":
-        src, dst = wan.laptop_collection, wan.dtn_collection
-        src_root, dst_root = wan.laptop_root, wan.dtn_root
-    else:
-        src, dst = wan.dtn_collection, wan.laptop_collection
-        src_root, dst_root = wan.dtn_root, wan.laptop_root
+    src, dst, src_root, dst_root = ends(wan, direction)
     folder = src_root / f"tree-{uuid.uuid4().hex[:6]}"
     for d in range(TREE_DIRECTORIES):
         (folder / f"d{d:03}" / "sub").mkdir(parents=True)
