@@ -35,7 +35,7 @@ from arctern.connect.relay import error_answer
 from arctern.connectors.base import Connector, WriteState
 from arctern.connectors.errors import ConnectorError, ObjectNotFound
 from arctern.connectors.posix.connector import PosixConnector
-from arctern.engine.checksums import THREAD_THRESHOLD, UnsupportedAlgorithm, new_hasher
+from arctern.engine.checksums import UnsupportedAlgorithm, hash_into, new_hasher
 from arctern.engine.copier import chunk_fingerprint
 from arctern.engine.local import read_small_many, write_small_many
 
@@ -213,10 +213,7 @@ async def _checksum(connector: Connector, path: str, algorithm: str) -> str:
         return native
     offset = 0
     while data := await connector.read(path, offset, CHECKSUM_READ):
-        if len(data) >= THREAD_THRESHOLD:
-            await asyncio.to_thread(hasher.update, data)
-        else:
-            hasher.update(data)
+        await hash_into(hasher, data)
         offset += len(data)
     return hasher.hexdigest()
 

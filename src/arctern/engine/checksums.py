@@ -5,6 +5,7 @@ MD5 is the Globus compatibility default; the CRC family is rendered as 8 hex dig
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import zlib
 from typing import Protocol
@@ -22,6 +23,14 @@ class Hasher(Protocol):
     def update(self, data: bytes | memoryview) -> None: ...
 
     def hexdigest(self) -> str: ...
+
+
+async def hash_into(hasher: Hasher, data: bytes) -> None:
+    """``hasher.update(data)``, in a worker thread when ``data`` is large enough."""
+    if len(data) >= THREAD_THRESHOLD:
+        await asyncio.to_thread(hasher.update, data)
+    else:
+        hasher.update(data)
 
 
 # The named constructors: ``hashlib.new(name)`` looks the name up on every call, a visible

@@ -32,6 +32,7 @@ from arctern.engine.checksums import (
     THREAD_THRESHOLD,
     Hasher,
     UnsupportedAlgorithm,
+    hash_into,
     new_hasher,
     normalize_algorithm,
     same_checksum,
@@ -530,7 +531,7 @@ class Copier:
                 offset += len(data)
                 if offset < size:
                     pending = fetch(offset)
-                await _hash(hasher, data)
+                await hash_into(hasher, data)
                 self.sink.count(bytes_checksummed=len(data))
         finally:
             if pending is not None:
@@ -700,7 +701,7 @@ class Copier:
                 raise FileFailed(
                     "FILE_SIZE_CHANGED", f"{path} shrank during the transfer", source_side=True
                 )
-            await _hash(hasher, data)
+            await hash_into(hasher, data)
             offset += len(data)
 
     async def _copy_file_range(
@@ -958,16 +959,9 @@ def _posix_pair(source: Connector, destination: Connector) -> bool:
     return isinstance(source, PosixConnector) and isinstance(destination, PosixConnector)
 
 
-async def _hash(hasher: Hasher, data: bytes) -> None:
-    if len(data) >= THREAD_THRESHOLD:
-        await asyncio.to_thread(hasher.update, data)
-    else:
-        hasher.update(data)
-
-
 async def _hash_all(hasher: Hasher, chunks: list[bytes]) -> None:
     for data in chunks:
-        await _hash(hasher, data)
+        await hash_into(hasher, data)
 
 
 # Re-exported for callers that classify engine outcomes.
