@@ -110,6 +110,13 @@ class _ListingsAhead:
         # The subdirectories listed ahead from each directory listed ahead.
         self._below: dict[str, list[str]] = {}
 
+    @classmethod
+    def of(cls, connector: Connector, *, wanted: bool = True) -> _ListingsAhead:
+        """Listings of ``connector`` ahead of the walk, unless not ``wanted`` or it is a local
+        file system (which lists faster than a task could be handed over to list ahead)."""
+        listed_ahead = wanted and not connector.capabilities.local_path
+        return cls(connector, LISTINGS_AHEAD if listed_ahead else 0)
+
     def expect(self, upcoming: list[str]) -> None:
         """``upcoming``: the directories the walk enters next, soonest first. The first
         ``limit`` are fetched (with their first subdirectories); listings of any others are
@@ -255,14 +262,11 @@ class Planner:
         rules = self.options.filter_rules
         # (source, destination, the directories above, whether to announce it with MakeDir)
         stack: list[tuple[str, str, frozenset[str], bool]] = [(src_dir, dst_dir, ancestors, False)]
-        # A local file system lists faster than a task could be handed over to list ahead.
-        limit = 0 if self.source.capabilities.local_path else LISTINGS_AHEAD
-        ahead = _ListingsAhead(self.source, limit)
+        ahead = _ListingsAhead.of(self.source)
         # The destination's own listings, to find what it has beyond the source's.
-        extras_limit = 0 if self.destination.capabilities.local_path else LISTINGS_AHEAD
-        if not self.options.delete_destination_extra:
-            extras_limit = 0
-        extras_ahead = _ListingsAhead(self.destination, extras_limit)
+        extras_ahead = _ListingsAhead.of(
+            self.destination, wanted=self.options.delete_destination_extra
+        )
         try:
             while stack:
                 src, dst, above, announce = stack.pop()
