@@ -19,6 +19,14 @@ from arctern.engine.checksums import digest
 from arctern.engine.copier import Copier, Resume, RetryPolicy
 from arctern.engine.errors import CancelToken, FileFailed
 from arctern.engine.options import DeleteOptions, FileJob, ItemSpec, TransferOptions
+from arctern.engine.planner import (
+    LISTINGS_AHEAD,
+    SUBDIRECTORIES_AHEAD,
+    CopyFile,
+    MakeDir,
+    PlanError,
+    Planner,
+)
 from arctern.engine.runner import MemorySink, run_delete, run_transfer
 
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.001, max_delay=0.01)
@@ -564,8 +572,6 @@ async def test_recursive_symlinks(tmp_path: Path, mode: str) -> None:
 async def test_a_recursive_items_checksum_algorithm_applies_to_every_file(
     source: MemoryConnector,
 ) -> None:
-    from arctern.engine.planner import CopyFile, Planner
-
     planner = Planner(source, MemoryConnector(), TransferOptions(verify_checksum=True))
     item = ItemSpec("/data", "/out", recursive=True, checksum_algorithm="SHA256")
     jobs = [e.job async for e in planner.plan_item(item) if isinstance(e, CopyFile)]
@@ -573,11 +579,22 @@ async def test_a_recursive_items_checksum_algorithm_applies_to_every_file(
     assert {job.checksum_algorithm for job in jobs} == {"SHA256"}
 
 
+async def walk(planner: Planner) -> list[str]:
+    """The entries of a walk of ``/t`` into ``/o``, in order, as short labels."""
+    walked = []
+    async for entry in planner.plan_item(ItemSpec("/t", "/o", recursive=True)):
+        if isinstance(entry, MakeDir):
+            walked.append(f"dir {entry.path}")
+        elif isinstance(entry, CopyFile):
+            walked.append(entry.job.destination_path)
+        elif isinstance(entry, PlanError):
+            walked.append(f"error {entry.source_path} {entry.code}")
+    return walked
+
+
 async def test_the_walk_is_depth_first_with_a_directorys_files_before_its_subdirectories() -> None:
     """The order an interrupted plan resumes by (it counts entries): fixed, whatever the
     listing order, and the same at any depth."""
-    from arctern.engine.planner import CopyFile, MakeDir, Planner
-
     conn = MemoryConnector()
     for path in (
         "/t/z.txt",
@@ -590,13 +607,7 @@ async def test_the_walk_is_depth_first_with_a_directorys_files_before_its_subdir
     ):
         await put(conn, path, b"x")
     await conn.mkdir("/t/b/empty")
-    planner = Planner(conn, MemoryConnector(), TransferOptions())
-    walked = []
-    async for entry in planner.plan_item(ItemSpec("/t", "/o", recursive=True)):
-        if isinstance(entry, MakeDir):
-            walked.append(f"dir {entry.path}")
-        elif isinstance(entry, CopyFile):
-            walked.append(entry.job.destination_path)
+    walked = await walk(Planner(conn, MemoryConnector(), TransferOptions()))
     assert walked == [
         "dir /o",
         "/o/m.txt",
@@ -642,30 +653,11 @@ async def test_a_remote_sources_listings_are_fetched_ahead_in_the_walks_order() 
     """Each listing of a remote source is a round trip: the walk fetches those of the next
     directories while it goes on (a bounded number at once), and its order, its entries and
     a refused listing's place in it are those of a walk that lists one at a time."""
-    from arctern.engine.planner import (
-        LISTINGS_AHEAD,
-        SUBDIRECTORIES_AHEAD,
-        CopyFile,
-        MakeDir,
-        PlanError,
-        Planner,
-    )
 
     source = _SlowListings()
     for d in range(40):
         await put(source, f"/t/d{d:02}/f.txt", b"x")
         await put(source, f"/t/d{d:02}/sub/g.txt", b"y")
-
-    async def walk(planner: Planner) -> list[str]:
-        walked = []
-        async for entry in planner.plan_item(ItemSpec("/t", "/o", recursive=True)):
-            if isinstance(entry, MakeDir):
-                walked.append(f"dir {entry.path}")
-            elif isinstance(entry, CopyFile):
-                walked.append(entry.job.destination_path)
-            elif isinstance(entry, PlanError):
-                walked.append(f"error {entry.source_path} {entry.code}")
-        return walked
 
     walked = await walk(Planner(source, MemoryConnector(), TransferOptions()))
     assert 1 < source.most <= LISTINGS_AHEAD * (1 + SUBDIRECTORIES_AHEAD)
