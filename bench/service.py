@@ -71,7 +71,7 @@ def latency_breakdown(
     from sqlalchemy import create_engine, func, select
 
     from arctern.db.models import Task
-    from arctern.db.models.work import TaskFile, TaskPlan
+    from arctern.db.models.work import TaskFile, TaskFileRun, TaskPlan
 
     stages: dict[str, list[float]] = {
         "client call -> API stored the task (GET submission_id, POST)": [],
@@ -91,9 +91,14 @@ def latency_breakdown(
                 adopted = conn.execute(
                     select(TaskPlan.created_at).where(TaskPlan.task_id == tid)
                 ).scalar()
-                copied = conn.execute(
-                    select(func.max(TaskFile.done_time)).where(TaskFile.task_id == tid)
-                ).scalar()
+                # A file done has a row, or (most often) a place in a run.
+                done_times = [
+                    conn.execute(
+                        select(func.max(table.done_time)).where(table.task_id == tid)
+                    ).scalar()
+                    for table in (TaskFile, TaskFileRun)
+                ]
+                copied = max((t for t in done_times if t is not None), default=None)
                 if not (adopted and copied and row.completion_time):
                     continue
                 requested = row.request_time.timestamp()

@@ -12,6 +12,7 @@ from arctern.db.models.work import TaskFile
 from arctern.engine.copier import Resume
 from arctern.transfer.services import tasks as task_service
 from arctern.transfer.services.common import Caller
+from arctern.worker import batch_files
 from arctern.worker.finalize import finalize_stopped
 from arctern.worker.progress import TaskProgress
 from arctern.worker.source import PlanCommit, PlanErrorRow
@@ -49,7 +50,7 @@ async def test_files_without_rows_are_copied_listed_counted_and_canceled(
     totals = await task_service.bytes_totals(ctx, caller, [task_id])
     assert totals == {task_id: (100 + 101 + 102) + (100 + 101)}
 
-    # A worker copies a1 and buffers a resume point of a2: both get rows, nothing else.
+    # A worker copies a1 (recorded in a run) and buffers a resume point of a2 (a row).
     claim = await source.claim()
     assert claim is not None and claim.kind == "batch"
     jobs = [job for job, _ in await source.load_batch(claim)]
@@ -61,12 +62,15 @@ async def test_files_without_rows_are_copied_listed_counted_and_canceled(
     progress.checkpoint(jobs[2], 50, point)
     await source.beat(claim, progress, extend=False, guarded=[])
 
-    # Rows first (errors first, then in plan order), then the files without one.
-    first, total = await task_service.task_file_page(ctx, caller, task_id, limit=3, offset=0)
-    rest, _ = await task_service.task_file_page(ctx, caller, task_id, limit=10, offset=3)
+    # Rows first (errors first, then in plan order), then the runs' files, then the files
+    # without a record; pages cut across all three.
+    first, total = await task_service.task_file_page(ctx, caller, task_id, limit=2, offset=0)
+    middle, _ = await task_service.task_file_page(ctx, caller, task_id, limit=2, offset=2)
+    rest, _ = await task_service.task_file_page(ctx, caller, task_id, limit=10, offset=4)
     assert total == 6
-    assert listed(first) == [("/src/gone", "failed"), ("/src/a1", "done"), ("/src/a2", "pending")]
-    assert listed(rest) == [("/src/a0", "pending"), ("/src/b0", "pending"), ("/src/b1", "pending")]
+    assert listed(first) == [("/src/gone", "failed"), ("/src/a2", "pending")]
+    assert listed(middle) == [("/src/a1", "done"), ("/src/a0", "pending")]
+    assert listed(rest) == [("/src/b0", "pending"), ("/src/b1", "pending")]
     done = await task_service.task_file_records(ctx, caller, task_id, state="done", marker=None)
     assert [(r.source_path, r.checksum) for r in done[0]] == [("/src/a1", "c1")]
 
@@ -88,8 +92,8 @@ async def test_files_without_rows_are_copied_listed_counted_and_canceled(
     assert total == 6
     assert listed(page) == [
         ("/src/gone", "failed"),
-        ("/src/a1", "done"),
         ("/src/a2", "canceled"),
+        ("/src/a1", "done"),
         *((f"/src/{name}", "canceled") for name in ("a0", "b0", "b1")),
     ]
     other = Caller(uuid.uuid4(), "someone else")
@@ -97,8 +101,9 @@ async def test_files_without_rows_are_copied_listed_counted_and_canceled(
 
 
 async def test_an_outcome_replaces_a_resume_point_whole(ctx: AppContext) -> None:
-    """A file copied after its resume point was recorded keeps one row, with the outcome's
-    columns and the resume point cleared, whether the outcome is plain or an error."""
+    """A file copied after its resume point was recorded has one record, with the outcome's
+    columns and the resume point gone: a run's place (its row deleted) when it succeeded,
+    its row rewritten otherwise."""
     source, plan, task_id = await _planning(ctx, lambda: 0.0)
     await source.commit_plan(plan, PlanCommit(1, 0, True, batches=[_jobs("a", 3)]), None)
     claim = await source.claim()
@@ -115,14 +120,81 @@ async def test_an_outcome_replaces_a_resume_point_whole(ctx: AppContext) -> None
     await source.beat(claim, progress, extend=False, guarded=[])
 
     async with ctx.db.session() as session:
-        rows = [await session.get(TaskFile, job.key) for job in jobs]
+        assert await session.get(TaskFile, jobs[0].key) is None
+        rows = await batch_files.recorded_files(session, task_id)
     assert [
         (r.source_path, r.state, r.checksum, r.error_code, r.bytes_done, r.write_state)
         for r in rows
-        if r is not None
     ] == [
         ("/src/a0", "done", "c0", None, 0, None),
         ("/src/a1", "failed", None, "PERMISSION_DENIED", 0, None),
         ("/src/a2", "unchanged", None, None, 0, None),
     ]
-    assert all(r is not None and not r.is_directory and r.batch_id == claim.batch_id for r in rows)
+    assert all(not r.is_directory and r.batch_id == claim.batch_id for r in rows)
+    assert [r.id for r in rows] == [job.key for job in jobs]
+
+
+async def test_successful_files_page_through_runs_and_rows_in_id_order(
+    ctx: AppContext,
+) -> None:
+    """Files done are listed by id whether a run or a row (a file done before runs existed)
+    records them, every page starting after the marker, none twice, directories never."""
+    source, plan, task_id = await _planning(ctx, lambda: 0.0)
+    commit = PlanCommit(1, 0, True, batches=[_jobs("a", 6), _jobs("b", 2)])
+    await source.commit_plan(plan, commit, None)
+    first = await source.claim()
+    assert first is not None and first.batch_id is not None
+    jobs = [job for job, _ in await source.load_batch(first)]
+    progress = TaskProgress(task_id, ctx.clock.now)
+    for index in (0, 1, 3, 4):
+        progress.file_done(jobs[index], "done", checksum=f"c{index}", checksum_algorithm="MD5")
+    progress.file_done(jobs[2], "failed", error_code="PERMISSION_DENIED", error_message="no")
+    await source.beat(first, progress, extend=False, guarded=[])
+    second = await source.claim()
+    assert second is not None and second.batch_id is not None
+    later = [job for job, _ in await source.load_batch(second)]
+    async with ctx.db.session() as session:
+        legacy = TaskFile(
+            id=later[1].key,
+            task_id=task_id,
+            batch_id=second.batch_id,
+            source_path=later[1].source_path,
+            destination_path=later[1].destination_path,
+            size=later[1].size,
+            state="done",
+            checksum="legacy",
+            checksum_algorithm="MD5",
+        )
+        directory = TaskFile(
+            id=batch_files.file_id(second.batch_id, 5),
+            task_id=task_id,
+            source_path="/src/d/",
+            destination_path="/dst/d/",
+            state="done",
+            is_directory=True,
+        )
+        session.add_all([legacy, directory])
+    async with ctx.db.session() as session:
+        runs = await batch_files.run_counts(session, task_id)
+        assert runs == {first.batch_id: 4}  # two runs: files 0-1 and 3-4
+        listed_ids: list[int] = []
+        marker: int | None = None
+        while True:
+            page = await batch_files.succeeded_files(session, task_id, after=marker, limit=2)
+            if not page:
+                break
+            listed_ids += [row.id for row in page]
+            marker = page[-1].id
+        everything = await batch_files.succeeded_files(session, task_id, after=None, limit=100)
+    expected = [jobs[i].key for i in (0, 1, 3, 4)] + [later[1].key]
+    assert listed_ids == expected
+    assert [(r.source_path, r.checksum) for r in everything] == [
+        ("/src/a0", "c0"),
+        ("/src/a1", "c1"),
+        ("/src/a3", "c3"),
+        ("/src/a4", "c4"),
+        ("/src/b1", "legacy"),
+    ]
+    # The files without a record are still the batch's to copy.
+    again = await source.load_batch(first)
+    assert [job.source_path for job, _ in again] == ["/src/a5"]

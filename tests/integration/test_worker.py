@@ -29,6 +29,7 @@ from arctern.db.models.auth import Identity, IdentityProvider
 from arctern.db.models.transfer import Collection, Task, TaskEvent, TaskItem
 from arctern.db.models.work import TaskFile, TaskPlan, WorkBatch
 from arctern.engine.copier import RetryPolicy
+from arctern.worker import batch_files
 from arctern.worker.executor import WorkerConfig
 from arctern.worker.pool import WorkerPool
 
@@ -167,11 +168,9 @@ async def wait_done(ctx: AppContext, task_id: uuid.UUID, timeout: float = 20) ->
 
 
 async def files_of(ctx: AppContext, task_id: uuid.UUID) -> list[TaskFile]:
+    """Every file of the task with a record (a row, or a place in a run of files done)."""
     async with ctx.db.session() as session:
-        rows = await session.scalars(
-            select(TaskFile).where(TaskFile.task_id == task_id).order_by(TaskFile.id)
-        )
-        return list(rows)
+        return await batch_files.recorded_files(session, task_id)
 
 
 async def event_codes(ctx: AppContext, task_id: uuid.UUID) -> list[str]:

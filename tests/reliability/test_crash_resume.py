@@ -11,12 +11,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from arctern.config import Settings
 from arctern.context import AppContext
 from arctern.db.models.transfer import Task
 from arctern.db.models.work import TaskFile
+from arctern.worker import batch_files
 from arctern.worker.executor import WorkerConfig
 from tests.reliability.conftest import Session, database_url, login, part_files
 from tests.support.server import LiveServer
@@ -70,8 +71,7 @@ async def _rows(server: LiveServer, task_id: str) -> tuple[list[TaskFile], Task]
     ctx = AppContext.from_settings(Settings(home=server.home, database_url=database_url(server)))
     try:
         async with ctx.db.session() as session:
-            query = select(TaskFile).where(TaskFile.task_id == uuid.UUID(task_id))
-            rows = list((await session.scalars(query)).all())
+            rows = await batch_files.recorded_files(session, uuid.UUID(task_id))
             task = await session.get(Task, uuid.UUID(task_id))
             assert task is not None
             return rows, task
@@ -91,12 +91,12 @@ async def _progress(server: LiveServer, task_id: str) -> tuple[int, int]:
             big = await session.scalar(
                 select(TaskFile.bytes_done).where(mine, TaskFile.source_path == "/crash/big.bin")
             )
-            small = await session.scalar(
-                select(func.count())
-                .select_from(TaskFile)
-                .where(mine, TaskFile.state == "done", TaskFile.source_path.like("/crash/small/%"))
+            recorded = await batch_files.recorded_files(session, uuid.UUID(task_id))
+            small = sum(
+                row.state == "done" and row.source_path.startswith("/crash/small/")
+                for row in recorded
             )
-            return big or 0, small or 0
+            return big or 0, small
     finally:
         await ctx.db.dispose()
 

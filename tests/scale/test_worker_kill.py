@@ -17,11 +17,11 @@ from typing import Any
 
 import globus_sdk
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from arctern.config import Settings
 from arctern.context import AppContext
-from arctern.db.models.work import TaskFile, WorkBatch
+from arctern.db.models.work import WorkBatch
 from arctern.worker import batch_files
 from tests.scale.conftest import Deployment
 from tests.scale.inotify import DeliveryCounter
@@ -70,12 +70,8 @@ async def lease_holders(ctx: AppContext) -> set[str]:
 
 async def files_done(ctx: AppContext, task_id: uuid.UUID) -> int:
     async with ctx.db.session() as session:
-        count = await session.scalar(
-            select(func.count())
-            .select_from(TaskFile)
-            .where(TaskFile.task_id == task_id, TaskFile.state == "done")
-        )
-        return int(count or 0)
+        recorded = await batch_files.recorded_files(session, task_id)
+        return sum(row.state == "done" for row in recorded)
 
 
 async def test_three_workers_one_killed_task_succeeds_without_duplicates(
@@ -192,13 +188,10 @@ async def test_three_workers_one_killed_task_succeeds_without_duplicates(
                 select(WorkBatch.id, WorkBatch.state, WorkBatch.attempts, WorkBatch.file_count)
             )
         )
-        rows = list(
-            await session.execute(
-                select(TaskFile.destination_path, TaskFile.state).where(
-                    TaskFile.task_id == task_uuid
-                )
-            )
-        )
+        rows = [
+            (row.destination_path, row.state)
+            for row in await batch_files.recorded_files(session, task_uuid)
+        ]
     assert len(batches) >= FILES // BATCH_FILES
     assert all(state == "done" for _id, state, _attempts, _n in batches)
     assert all(0 < n <= BATCH_FILES for *_rest, n in batches)

@@ -8,16 +8,25 @@ row's id is computed from its batch and its place in the list, so writing an out
 row read back, the same file always lands on the same row (an insert, or an update if a
 resume point made the row earlier), and rows list in plan order. Errors found while planning
 get ids the same way, from a batch of their own that is done at once.
+
+Files copied successfully need no row of their own either: a run of consecutive files of a
+batch is one ``TaskFileRun`` (the first file's id, how many, their checksums). Readers take
+rows and runs together: ``jobs_with_rows`` for a batch taken over, ``succeeded_files`` and
+``run_files_page`` for listings.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import heapq
+import uuid
+from collections.abc import Iterable
+from operator import attrgetter
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, func, literal_column, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arctern.db.models.work import TaskFile, WorkBatch
+from arctern.db.models.work import TaskFile, TaskFileRun, WorkBatch
 from arctern.engine.options import FileJob
 
 # Bits of a file id that number the file within its batch: a batch lists at most 2**20 files
@@ -84,17 +93,187 @@ async def batch_jobs(session: AsyncSession, batch_id: int) -> list[FileJob]:
     return planned_jobs(batch_id, listed)
 
 
+class _Succeeded(NamedTuple):
+    """What ``jobs_with_rows`` gives for a file recorded in a run (a row's columns)."""
+
+    state: str = "done"
+    bytes_done: int = 0
+    write_state: None = None
+
+
 async def jobs_with_rows(
     session: AsyncSession, batch_id: int
-) -> list[tuple[FileJob, Row[Any] | None]]:
-    """Every file batch ``batch_id`` lists, with its row (``state``, ``bytes_done``,
-    ``write_state``) if it has one."""
+) -> list[tuple[FileJob, Row[Any] | _Succeeded | None]]:
+    """Every file batch ``batch_id`` lists, with its record (``state``, ``bytes_done``,
+    ``write_state``) if it has one: its row, or its run's."""
     jobs = await batch_jobs(session, batch_id)
     first, last = id_range(batch_id, len(jobs))
+    # Rows and runs in one statement: a run reads as its first file's id, with its count. A
+    # row is what a file has to say beyond "done" (a resume point, an outcome): it wins.
     rows = await session.execute(
-        select(TaskFile.id, TaskFile.state, TaskFile.bytes_done, TaskFile.write_state).where(
-            TaskFile.id.between(first, last)
+        union_all(
+            select(
+                TaskFile.id,
+                TaskFile.state,
+                TaskFile.bytes_done,
+                TaskFile.write_state,
+                literal_column("1").label("count"),
+                literal_column("0").label("in_run"),
+            ).where(TaskFile.id.between(first, last)),
+            select(
+                TaskFileRun.id,
+                literal_column("'done'"),
+                literal_column("0"),
+                null(),
+                TaskFileRun.count,
+                literal_column("1"),
+            ).where(TaskFileRun.batch_id == batch_id),
         )
     )
-    recorded = {row.id: row for row in rows}
+    recorded: dict[int | None, Row[Any] | _Succeeded] = {}
+    succeeded = _Succeeded()
+    for row in rows:
+        if row.in_run:
+            for key in range(row.id, row.id + row.count):
+                recorded.setdefault(key, succeeded)
+        else:
+            recorded[row.id] = row
     return [(job, recorded.get(job.key)) for job in jobs]
+
+
+def run_files(run: TaskFileRun, jobs: list[FileJob]) -> list[TaskFile]:
+    """The files of ``run`` as (unsaved) rows, from its batch's ``jobs``."""
+    first = run.id - file_id(run.batch_id, 0)
+    members = jobs[first : first + run.count]
+    return [
+        TaskFile(
+            id=run.id + offset,
+            task_id=run.task_id,
+            batch_id=run.batch_id,
+            source_path=job.source_path,
+            destination_path=job.destination_path,
+            size=job.size,
+            mtime=job.mtime,
+            state="done",
+            is_directory=False,
+            external_checksum=job.external_checksum,
+            checksum_algorithm=run.checksum_algorithm,
+            checksum=checksum,
+            done_time=run.done_time,
+            bytes_done=0,
+        )
+        for offset, (job, checksum) in enumerate(zip(members, run.checksums, strict=False))
+    ]
+
+
+class _BatchLists:
+    """Batches' planned files, each read once however many runs refer to it."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._jobs: dict[int, list[FileJob]] = {}
+
+    async def files_of(self, run: TaskFileRun) -> list[TaskFile]:
+        jobs = self._jobs.get(run.batch_id)
+        if jobs is None:
+            jobs = self._jobs[run.batch_id] = await batch_jobs(self.session, run.batch_id)
+        return run_files(run, jobs)
+
+
+async def succeeded_files(
+    session: AsyncSession, task_id: uuid.UUID, *, after: int | None, limit: int
+) -> list[TaskFile]:
+    """Up to ``limit`` files of the task copied successfully, by id (from ``after`` on, not
+    included): rows and runs together. Directories are never listed."""
+    rows_query = select(TaskFile).where(
+        TaskFile.task_id == task_id, TaskFile.state == "done", TaskFile.is_directory.is_(False)
+    )
+    runs_query = select(TaskFileRun).where(TaskFileRun.task_id == task_id)
+    if after is not None:
+        rows_query = rows_query.where(TaskFile.id > after)
+        # A run lies within one batch: one that ends after ``after`` starts at most a
+        # batch's width before it (the first condition is the index's).
+        runs_query = runs_query.where(
+            TaskFileRun.id > after - MAX_BATCH_FILES,
+            TaskFileRun.id + TaskFileRun.count > after + 1,
+        )
+    rows = list(await session.scalars(rows_query.order_by(TaskFile.id).limit(limit)))
+    lists = _BatchLists(session)
+    in_runs: list[TaskFile] = []
+    for run in await session.scalars(runs_query.order_by(TaskFileRun.id).limit(limit)):
+        if len(in_runs) >= limit:
+            break
+        in_runs += [f for f in await lists.files_of(run) if after is None or f.id > after]
+    return _once_each(heapq.merge(rows, in_runs, key=attrgetter("id")))[:limit]
+
+
+async def files_in_runs(session: AsyncSession, task_id: uuid.UUID) -> int:
+    """How many files of the task its runs record."""
+    counted = await session.scalar(
+        select(func.coalesce(func.sum(TaskFileRun.count), 0)).where(TaskFileRun.task_id == task_id)
+    )
+    return int(counted or 0)
+
+
+async def run_counts(session: AsyncSession, task_id: uuid.UUID) -> dict[int, int]:
+    """How many files the task's runs record, per batch."""
+    counted = await session.execute(
+        select(TaskFileRun.batch_id, func.sum(TaskFileRun.count))
+        .where(TaskFileRun.task_id == task_id)
+        .group_by(TaskFileRun.batch_id)
+    )
+    return {batch_id: int(count) for batch_id, count in counted}
+
+
+async def run_files_page(
+    session: AsyncSession, task_id: uuid.UUID, *, skip: int, limit: int
+) -> list[TaskFile]:
+    """Files recorded in the task's runs, by id: ``limit`` of them after the first ``skip``."""
+    found: list[TaskFile] = []
+    if limit <= 0:
+        return found
+    mine = TaskFileRun.task_id == task_id
+    # Where the page starts, from the runs' sizes only (a run's checksums stay unread).
+    spans = await session.execute(
+        select(TaskFileRun.id, TaskFileRun.count).where(mine).order_by(TaskFileRun.id)
+    )
+    start: int | None = None
+    for run_id, count in spans:
+        if skip < count:
+            start = run_id
+            break
+        skip -= count
+    if start is None:
+        return found
+    lists = _BatchLists(session)
+    runs = await session.scalars(
+        select(TaskFileRun)
+        .where(mine, TaskFileRun.id >= start)
+        .order_by(TaskFileRun.id)
+        .limit(limit)  # a run records at least one file
+    )
+    for run in runs:
+        found += (await lists.files_of(run))[skip : skip + limit - len(found)]
+        skip = 0
+        if len(found) >= limit:
+            break
+    return found
+
+
+async def recorded_files(session: AsyncSession, task_id: uuid.UUID) -> list[TaskFile]:
+    """Every file of the task with a record (a row or a place in a run), by id."""
+    rows = await session.scalars(
+        select(TaskFile).where(TaskFile.task_id == task_id).order_by(TaskFile.id)
+    )
+    in_runs = await run_files_page(session, task_id, skip=0, limit=1 << 62)
+    return _once_each(heapq.merge(rows, in_runs, key=attrgetter("id")))
+
+
+def _once_each(files: Iterable[TaskFile]) -> list[TaskFile]:
+    """``files`` (by id) without repeats: a file recorded twice (a run written by a holder
+    whose report arrived late, beside a later holder's) is listed once."""
+    out: list[TaskFile] = []
+    for row in files:
+        if not out or row.id != out[-1].id:
+            out.append(row)
+    return out

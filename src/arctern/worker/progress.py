@@ -8,6 +8,7 @@ is a large file's resume point, made durable after each window (``persist_checkp
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -15,7 +16,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Table, false, insert, literal_column, null, select, update
+from sqlalchemy import Table, bindparam, delete, false, insert, literal_column, null, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +25,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from arctern.connectors.base import WriteState
 from arctern.db.bulk import BulkStatement
 from arctern.db.models.transfer import Task, TaskEvent
-from arctern.db.models.work import TaskFile
+from arctern.db.models.work import TaskFile, TaskFileRun
 from arctern.engine.options import FileJob
 from arctern.worker.batch_files import batch_of
 
@@ -53,6 +54,7 @@ EVENT_CODES = {"TRANSIENT": "ENDPOINT_ERROR", "DIRECTORY_NOT_EMPTY": "ENDPOINT_E
 MAX_EVENTS_PER_CODE_PER_FLUSH = 10
 
 _FILES = cast(Table, TaskFile.__table__)
+_RUNS = cast(Table, TaskFileRun.__table__)
 # What a file's row is made of when its outcome or resume point creates it.
 _PLANNED_COLUMNS = [
     "id",
@@ -117,6 +119,56 @@ _CHECKPOINT = BulkStatement(
     lambda dialect: _upsert(dialect, ["bytes_done", "write_state"], only_pending=True),
     [*_PLANNED_COLUMNS, "checksum_algorithm", "state", "bytes_done", "write_state"],
 )
+
+
+# A file recorded in a run had, at most, a resume point's row (a large file): it goes, so
+# that the file is not listed twice or its finished upload cleaned up as abandoned.
+_SUPERSEDED_RESUME_POINTS = (
+    delete(_FILES)
+    .where(_FILES.c.id.between(bindparam("first"), bindparam("last")))
+    .where(_FILES.c.state == literal_column("'pending'"))
+)
+
+
+@functools.cache
+def _insert_runs(dialect: str) -> UpdateBase:
+    """Runs inserted; one already there (the same files, recorded by an earlier holder of
+    the batch whose report arrived late) is kept."""
+    insert_of = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return insert_of(_RUNS).on_conflict_do_nothing(index_elements=[_RUNS.c.id])
+
+
+def succeeded_runs(
+    task_id: uuid.UUID, succeeded: list[tuple[int, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Files copied successfully (``file_done`` records by file id) as runs: consecutive
+    ids of one batch with the same checksum algorithm."""
+    runs: list[dict[str, Any]] = []
+    run: dict[str, Any] | None = None
+    following = -1
+    for key, record in sorted(succeeded, key=itemgetter(0)):
+        algorithm = record["checksum_algorithm"]
+        if (
+            run is None
+            or key != following
+            or batch_of(key) != run["batch_id"]
+            or algorithm != run["checksum_algorithm"]
+        ):
+            run = {
+                "id": key,
+                "task_id": task_id,
+                "batch_id": batch_of(key),
+                "count": 0,
+                "checksum_algorithm": algorithm,
+                "checksums": [],
+                "done_time": record["done_time"],
+            }
+            runs.append(run)
+        run["count"] += 1
+        run["checksums"].append(record["checksum"])
+        run["done_time"] = max(run["done_time"], record["done_time"])
+        following = key + 1
+    return runs
 
 
 def _is_plain(record: dict[str, Any]) -> bool:
@@ -318,13 +370,17 @@ class TaskProgress:
             plain_outcome = itemgetter(*_PLAIN_COLUMNS)
             plain: list[tuple[Any, ...]] = []
             other: list[tuple[Any, ...]] = []
+            succeeded: list[tuple[int, dict[str, Any]]] = []
             for key, record in self.file_updates.items():
-                if _is_plain(record):
-                    plain.append(self._planned(key) + plain_outcome(record))
-                else:
+                if not _is_plain(record):
                     other.append(self._planned(key) + outcome(record))
+                elif record["state"] == "done":
+                    succeeded.append((key, record))
+                else:
+                    plain.append(self._planned(key) + plain_outcome(record))
             await _PLAIN_OUTCOME.run(session, plain)
             await _FILE_DONE.run(session, other)
+            await self._write_runs(session, succeeded)
         if self.checkpoints:
             await _CHECKPOINT.run(
                 session,
@@ -364,6 +420,19 @@ class TaskProgress:
                 )
             await session.execute(insert(TaskEvent), rows)
         return True
+
+    async def _write_runs(
+        self, session: AsyncSession, succeeded: list[tuple[int, dict[str, Any]]]
+    ) -> None:
+        if not succeeded:
+            return
+        runs = succeeded_runs(self.task_id, succeeded)
+        await session.execute(
+            _SUPERSEDED_RESUME_POINTS,
+            [{"first": run["id"], "last": run["id"] + run["count"] - 1} for run in runs],
+        )
+        dialect = (await session.connection()).dialect.name
+        await session.execute(_insert_runs(dialect), runs)
 
     def _planned(self, key: int) -> tuple[Any, ...]:
         """The planned columns (``_PLANNED_COLUMNS``) of the row of file ``key``."""

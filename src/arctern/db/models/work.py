@@ -93,3 +93,27 @@ class TaskFile(Base):
     # ``write_state`` (``WriteState`` as JSON).
     bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
     write_state: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class TaskFileRun(Base):
+    """Files copied successfully, as one row: ``count`` consecutive files of one batch from
+    the file id ``id`` on, their checksums in order (``batch_files.py``).
+
+    A file's path and size are in its batch's list already, and a group of small files
+    ends together: one row per run instead of one per file keeps a transfer's records (and
+    their writing) proportional to its groups, not its files. A file with anything else to
+    record (an error, a resume point, found unchanged) has a ``TaskFile`` row instead."""
+
+    __tablename__ = "task_file_runs"
+    __table_args__ = (
+        Index("ix_task_file_runs_task", "task_id", "id"),
+        Index("ix_task_file_runs_batch", "batch_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=False)
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    batch_id: Mapped[int] = mapped_column(ForeignKey("work_batches.id", ondelete="CASCADE"))
+    count: Mapped[int] = mapped_column(Integer)
+    checksum_algorithm: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    checksums: Mapped[list[str | None]] = mapped_column(JSON)
+    done_time: Mapped[datetime] = mapped_column(UTCDateTime())

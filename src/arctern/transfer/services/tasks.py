@@ -391,13 +391,15 @@ async def task_file_records(
 async def file_record_page(
     session: AsyncSession, task: Task, *, state: str, marker: int | None
 ) -> tuple[list[TaskFile], int | None]:
-    query = select(TaskFile).where(TaskFile.task_id == task.id, TaskFile.state == state)
-    if state == "done":
-        # Successful transfers list files only, never directories.
-        query = query.where(TaskFile.is_directory.is_(False))
-    if marker is not None:
-        query = query.where(TaskFile.id > marker)
-    rows = list(await session.scalars(query.order_by(TaskFile.id).limit(RECORDS_PAGE + 1)))
+    if state == "done":  # files only, never directories; most of them recorded in runs
+        rows = await batch_files.succeeded_files(
+            session, task.id, after=marker, limit=RECORDS_PAGE + 1
+        )
+    else:
+        query = select(TaskFile).where(TaskFile.task_id == task.id, TaskFile.state == state)
+        if marker is not None:
+            query = query.where(TaskFile.id > marker)
+        rows = list(await session.scalars(query.order_by(TaskFile.id).limit(RECORDS_PAGE + 1)))
     more = len(rows) > RECORDS_PAGE
     rows = rows[:RECORDS_PAGE]
     return rows, (int(rows[-1].id) if more and rows else None)
@@ -448,8 +450,9 @@ async def task_file_page(
 ) -> tuple[list[TaskFile], int]:
     """A page of the task's files in every state, errors first; and their count.
 
-    Files with an outcome have rows; the others (pending, or canceled when the task ended
-    first) are read from their work batches' lists, after the rows."""
+    Files with an outcome have rows (errors first), or a place in a run of files copied
+    successfully, listed after the rows; the others (pending, or canceled when the task
+    ended first) are read from their work batches' lists, last."""
     errors_first = case((TaskFile.state.in_(("failed", "skipped")), 0), else_=1)
     async with ctx.db.session() as session:
         task = await _own_task(session, caller, task_id)
@@ -466,6 +469,12 @@ async def task_file_page(
                 .offset(offset)
             )
         )
+        in_runs = await batch_files.files_in_runs(session, task.id)
+        if len(rows) < limit:
+            rows += await batch_files.run_files_page(
+                session, task.id, skip=max(0, offset - recorded), limit=limit - len(rows)
+            )
+        recorded += in_runs
         unlisted = await _files_without_rows(session, task)
         if len(rows) < limit:
             rows += await unlisted.page(session, max(0, offset - recorded), limit - len(rows))
@@ -525,6 +534,8 @@ async def _files_without_rows(session: AsyncSession, task: Task) -> _FilesWithou
         .group_by(TaskFile.batch_id)
     )
     with_rows: dict[int | None, int] = {batch_id: count for batch_id, count in counted}
+    for batch_id, count in (await batch_files.run_counts(session, task.id)).items():
+        with_rows[batch_id] = with_rows.get(batch_id, 0) + count
     listed = await session.execute(
         select(WorkBatch.id, WorkBatch.file_count)
         .where(WorkBatch.task_id == task.id, WorkBatch.file_count > 0)
