@@ -5,6 +5,7 @@ to run tasks (finished tasks are inserted as rows where a test needs them)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -654,6 +655,33 @@ def test_skipped_errors_successful_transfers_and_recent_collections(env: Env) ->
     ]
     recent = [e["id"] for e in tc.endpoint_search(filter_scope="recently-used")]
     assert set(recent) >= {env.c1, env.c2}
+
+
+def test_successful_transfers_of_a_real_copy_page_through_its_runs(env: Env) -> None:
+    """Files copied in groups are recorded as runs: the listing pages through them by marker
+    (three batches, several runs each), every file once, in plan order, with its checksum."""
+    folder = env.server.home / "demo" / "collection1" / f"many-{uuid.uuid4().hex[:6]}"
+    folder.mkdir()
+    names = [f"f{n:04d}.txt" for n in range(2400)]
+    for name in names:
+        (folder / name).write_text(name)
+    tc = env.owner.tc
+    tdata = globus_sdk.TransferData(
+        source_endpoint=env.c1, destination_endpoint=env.c2, verify_checksum=True
+    )
+    tdata.add_item(f"/{folder.name}/", env.scratch + "many/", recursive=True)
+    task_id = tc.submit_transfer(tdata)["task_id"]
+    doc = wait_done(tc, task_id, timeout=180)
+    assert doc["status"] == "SUCCEEDED" and doc["files_transferred"] == 2400, doc
+    first = tc.task_successful_transfers(task_id)
+    assert len(first["DATA"]) == 1000 and first["next_marker"] is not None
+    done = list(tc.paginated.task_successful_transfers(task_id).items())
+    # The walk is in name order, and so are the files' ids.
+    assert [d["destination_path"] for d in done] == [f"{env.scratch}many/{n}" for n in names]
+    assert all(d["checksum_algorithm"] == "MD5" and len(d["checksum"]) == 32 for d in done)
+    sample = next(d for d in done if d["source_path"].endswith("/f0123.txt"))
+    assert sample["size"] == len("f0123.txt")
+    assert sample["checksum"] == hashlib.md5(b"f0123.txt").hexdigest()
 
 
 def test_delete_task(env: Env) -> None:
