@@ -108,8 +108,8 @@ _FILE_DONE = BulkStatement(
     lambda dialect: _upsert(dialect, _OUTCOME_COLUMNS, only_pending=False),
     _PLANNED_COLUMNS + _OUTCOME_COLUMNS,
 )
-# An outcome without an error or a resume point (a file copied, or found current): that of
-# most files of most transfers.
+# An outcome without an error or a resume point other than a copy (a file found current by
+# a sync, most files of a sync run again); files copied go into runs (``succeeded_runs``).
 _PLAIN_COLUMNS = ["state", "checksum_algorithm", "checksum", "done_time"]
 _PLAIN_OUTCOME = BulkStatement(
     lambda dialect: _upsert(dialect, _OUTCOME_COLUMNS, only_pending=False, plain=True),
