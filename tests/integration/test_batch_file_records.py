@@ -186,6 +186,11 @@ async def test_successful_files_page_through_runs_and_rows_in_id_order(
             listed_ids += [row.id for row in page]
             marker = page[-1].id
         everything = await batch_files.succeeded_files(session, task_id, after=None, limit=100)
+        # Pages that cut through a run: by marker, and by position in the runs' files.
+        cut = await batch_files.succeeded_files(session, task_id, after=jobs[0].key, limit=2)
+        middle = await batch_files.run_files_page(session, task_id, skip=1, limit=2)
+        tail = await batch_files.run_files_page(session, task_id, skip=3, limit=5)
+        beyond = await batch_files.run_files_page(session, task_id, skip=4, limit=5)
     expected = [jobs[i].key for i in (0, 1, 3, 4)] + [later[1].key]
     assert listed_ids == expected
     assert [(r.source_path, r.checksum) for r in everything] == [
@@ -195,6 +200,10 @@ async def test_successful_files_page_through_runs_and_rows_in_id_order(
         ("/src/a4", "c4"),
         ("/src/b1", "legacy"),
     ]
+    assert [r.source_path for r in cut] == ["/src/a1", "/src/a3"]
+    assert [r.source_path for r in middle] == ["/src/a1", "/src/a3"]
+    assert [r.source_path for r in tail] == ["/src/a4"]
+    assert beyond == []
     # The files without a record are still the batch's to copy.
     again = await source.load_batch(first)
     assert [job.source_path for job, _ in again] == ["/src/a5"]

@@ -188,23 +188,43 @@ async def succeeded_files(
     rows_query = select(TaskFile).where(
         TaskFile.task_id == task_id, TaskFile.state == "done", TaskFile.is_directory.is_(False)
     )
-    runs_query = select(TaskFileRun).where(TaskFileRun.task_id == task_id)
+    spans_query = select(TaskFileRun.id, TaskFileRun.count).where(TaskFileRun.task_id == task_id)
     if after is not None:
         rows_query = rows_query.where(TaskFile.id > after)
         # A run lies within one batch: one that ends after ``after`` starts at most a
         # batch's width before it (the first condition is the index's).
-        runs_query = runs_query.where(
+        spans_query = spans_query.where(
             TaskFileRun.id > after - MAX_BATCH_FILES,
             TaskFileRun.id + TaskFileRun.count > after + 1,
         )
     rows = list(await session.scalars(rows_query.order_by(TaskFile.id).limit(limit)))
+    # The runs that hold the page's files, from their sizes; only those are read whole.
+    needed: list[int] = []
+    files = 0
+    for run_id, count in await session.execute(spans_query.order_by(TaskFileRun.id).limit(limit)):
+        needed.append(run_id)
+        files += count if after is None else run_id + count - max(run_id, after + 1)
+        if files >= limit:
+            break
     lists = _BatchLists(session)
     in_runs: list[TaskFile] = []
-    for run in await session.scalars(runs_query.order_by(TaskFileRun.id).limit(limit)):
-        if len(in_runs) >= limit:
-            break
+    for run in await _runs_between(session, task_id, needed):
         in_runs += [f for f in await lists.files_of(run) if after is None or f.id > after]
     return _once_each(heapq.merge(rows, in_runs, key=attrgetter("id")))[:limit]
+
+
+async def _runs_between(
+    session: AsyncSession, task_id: uuid.UUID, ids: list[int]
+) -> list[TaskFileRun]:
+    """The task's runs from the first of ``ids`` (in order) to the last, read whole."""
+    if not ids:
+        return []
+    runs = await session.scalars(
+        select(TaskFileRun)
+        .where(TaskFileRun.task_id == task_id, TaskFileRun.id.between(ids[0], ids[-1]))
+        .order_by(TaskFileRun.id)
+    )
+    return list(runs)
 
 
 async def files_in_runs(session: AsyncSession, task_id: uuid.UUID) -> int:
@@ -232,31 +252,29 @@ async def run_files_page(
     found: list[TaskFile] = []
     if limit <= 0:
         return found
-    mine = TaskFileRun.task_id == task_id
-    # Where the page starts, from the runs' sizes only (a run's checksums stay unread).
+    # Where the page starts and ends, from the runs' sizes; only those runs are read whole.
     spans = await session.execute(
-        select(TaskFileRun.id, TaskFileRun.count).where(mine).order_by(TaskFileRun.id)
-    )
-    start: int | None = None
-    for run_id, count in spans:
-        if skip < count:
-            start = run_id
-            break
-        skip -= count
-    if start is None:
-        return found
-    lists = _BatchLists(session)
-    runs = await session.scalars(
-        select(TaskFileRun)
-        .where(mine, TaskFileRun.id >= start)
+        select(TaskFileRun.id, TaskFileRun.count)
+        .where(TaskFileRun.task_id == task_id)
         .order_by(TaskFileRun.id)
-        .limit(limit)  # a run records at least one file
     )
-    for run in runs:
-        found += (await lists.files_of(run))[skip : skip + limit - len(found)]
-        skip = 0
-        if len(found) >= limit:
+    needed: list[int] = []
+    first_skip = files = 0
+    for run_id, count in spans:
+        if not needed and skip >= count:
+            skip -= count
+            continue
+        if not needed:
+            first_skip, files = skip, count - skip
+        else:
+            files += count
+        needed.append(run_id)
+        if files >= limit:
             break
+    lists = _BatchLists(session)
+    for run in await _runs_between(session, task_id, needed):
+        found += (await lists.files_of(run))[first_skip : first_skip + limit - len(found)]
+        first_skip = 0
     return found
 
 
