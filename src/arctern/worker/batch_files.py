@@ -166,20 +166,6 @@ def run_files(run: TaskFileRun, jobs: list[FileJob]) -> list[TaskFile]:
     ]
 
 
-class _BatchLists:
-    """Batches' planned files, each read once however many runs refer to it."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-        self._jobs: dict[int, list[FileJob]] = {}
-
-    async def files_of(self, run: TaskFileRun) -> list[TaskFile]:
-        jobs = self._jobs.get(run.batch_id)
-        if jobs is None:
-            jobs = self._jobs[run.batch_id] = await batch_jobs(self.session, run.batch_id)
-        return run_files(run, jobs)
-
-
 async def succeeded_files(
     session: AsyncSession, task_id: uuid.UUID, *, after: int | None, limit: int
 ) -> list[TaskFile]:
@@ -198,41 +184,11 @@ async def succeeded_files(
             TaskFileRun.id + TaskFileRun.count > after + 1,
         )
     rows = list(await session.scalars(rows_query.order_by(TaskFile.id).limit(limit)))
-    # The runs that hold the page's files, from their sizes; only those are read whole.
-    needed: list[int] = []
-    files = 0
-    for run_id, count in await session.execute(spans_query.order_by(TaskFileRun.id).limit(limit)):
-        needed.append(run_id)
-        files += count if after is None else run_id + count - max(run_id, after + 1)
-        if files >= limit:
-            break
-    lists = _BatchLists(session)
-    in_runs: list[TaskFile] = []
-    for run in await _runs_between(session, task_id, needed):
-        in_runs += [f for f in await lists.files_of(run) if after is None or f.id > after]
+    spans = list(await session.execute(spans_query.order_by(TaskFileRun.id).limit(limit)))
+    # The first run may begin at or before ``after``: its files up to there are skipped.
+    skip = max(0, after + 1 - spans[0][0]) if after is not None and spans else 0
+    in_runs = await _files_of_runs(session, task_id, spans, skip=skip, limit=limit)
     return _once_each(heapq.merge(rows, in_runs, key=attrgetter("id")))[:limit]
-
-
-async def _runs_between(
-    session: AsyncSession, task_id: uuid.UUID, ids: list[int]
-) -> list[TaskFileRun]:
-    """The task's runs from the first of ``ids`` (in order) to the last, read whole."""
-    if not ids:
-        return []
-    runs = await session.scalars(
-        select(TaskFileRun)
-        .where(TaskFileRun.task_id == task_id, TaskFileRun.id.between(ids[0], ids[-1]))
-        .order_by(TaskFileRun.id)
-    )
-    return list(runs)
-
-
-async def files_in_runs(session: AsyncSession, task_id: uuid.UUID) -> int:
-    """How many files of the task its runs record."""
-    counted = await session.scalar(
-        select(func.coalesce(func.sum(TaskFileRun.count), 0)).where(TaskFileRun.task_id == task_id)
-    )
-    return int(counted or 0)
 
 
 async def run_counts(session: AsyncSession, task_id: uuid.UUID) -> dict[int, int]:
@@ -249,15 +205,27 @@ async def run_files_page(
     session: AsyncSession, task_id: uuid.UUID, *, skip: int, limit: int
 ) -> list[TaskFile]:
     """Files recorded in the task's runs, by id: ``limit`` of them after the first ``skip``."""
-    found: list[TaskFile] = []
-    if limit <= 0:
-        return found
-    # Where the page starts and ends, from the runs' sizes; only those runs are read whole.
     spans = await session.execute(
         select(TaskFileRun.id, TaskFileRun.count)
         .where(TaskFileRun.task_id == task_id)
         .order_by(TaskFileRun.id)
     )
+    return await _files_of_runs(session, task_id, spans, skip=skip, limit=limit)
+
+
+async def _files_of_runs(
+    session: AsyncSession,
+    task_id: uuid.UUID,
+    spans: Iterable[tuple[int, int]],
+    *,
+    skip: int,
+    limit: int,
+) -> list[TaskFile]:
+    """``limit`` of the files that the runs ``spans`` ((id, count), by id) record, after the
+    first ``skip``. Where the page starts and ends comes from the runs' sizes: only the runs
+    that hold its files are read whole (with their checksums), and their batches' lists."""
+    if limit <= 0:
+        return []
     needed: list[int] = []
     first_skip = files = 0
     for run_id, count in spans:
@@ -271,9 +239,19 @@ async def run_files_page(
         needed.append(run_id)
         if files >= limit:
             break
-    lists = _BatchLists(session)
-    for run in await _runs_between(session, task_id, needed):
-        found += (await lists.files_of(run))[first_skip : first_skip + limit - len(found)]
+    if not needed:
+        return []
+    runs = await session.scalars(
+        select(TaskFileRun)
+        .where(TaskFileRun.task_id == task_id, TaskFileRun.id.between(needed[0], needed[-1]))
+        .order_by(TaskFileRun.id)
+    )
+    found: list[TaskFile] = []
+    lists: dict[int, list[FileJob]] = {}  # each batch's list read once
+    for run in runs:
+        if run.batch_id not in lists:
+            lists[run.batch_id] = await batch_jobs(session, run.batch_id)
+        found += run_files(run, lists[run.batch_id])[first_skip : first_skip + limit - len(found)]
         first_skip = 0
     return found
 

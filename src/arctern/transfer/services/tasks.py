@@ -469,13 +469,13 @@ async def task_file_page(
                 .offset(offset)
             )
         )
-        in_runs = await batch_files.files_in_runs(session, task.id)
+        in_runs = await batch_files.run_counts(session, task.id)
         if len(rows) < limit:
             rows += await batch_files.run_files_page(
                 session, task.id, skip=max(0, offset - recorded), limit=limit - len(rows)
             )
-        recorded += in_runs
-        unlisted = await _files_without_rows(session, task)
+        recorded += sum(in_runs.values())
+        unlisted = await _files_without_rows(session, task, in_runs)
         if len(rows) < limit:
             rows += await unlisted.page(session, max(0, offset - recorded), limit - len(rows))
         return rows, recorded + unlisted.count
@@ -527,14 +527,18 @@ class _FilesWithoutRows:
         return found
 
 
-async def _files_without_rows(session: AsyncSession, task: Task) -> _FilesWithoutRows:
+async def _files_without_rows(
+    session: AsyncSession, task: Task, in_runs: dict[int, int]
+) -> _FilesWithoutRows:
+    """The task's planned files without a record; ``in_runs``: files its runs record, per
+    batch (``batch_files.run_counts``)."""
     counted = await session.execute(
         select(TaskFile.batch_id, func.count())
         .where(TaskFile.task_id == task.id, TaskFile.batch_id.is_not(None))
         .group_by(TaskFile.batch_id)
     )
     with_rows: dict[int | None, int] = {batch_id: count for batch_id, count in counted}
-    for batch_id, count in (await batch_files.run_counts(session, task.id)).items():
+    for batch_id, count in in_runs.items():
         with_rows[batch_id] = with_rows.get(batch_id, 0) + count
     listed = await session.execute(
         select(WorkBatch.id, WorkBatch.file_count)
